@@ -1,0 +1,81 @@
+//! Bodies of the control commands: authentication and close.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// `B001` body: the token and an optional device label.
+///
+/// The seed's older clients send `{"client_id":..,"token":..}`; `client_id`
+/// is read as the device label.
+///
+/// ```
+/// use jim_model::AuthRequest;
+///
+/// let old = AuthRequest::from_slice(br#"{"client_id":"ios-1","token":"abc"}"#)?;
+/// assert_eq!(old.device.as_deref(), Some("ios-1"));
+/// # Ok::<(), jim_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    /// A signed token (or, in development mode, the user id).
+    pub token: String,
+    /// Free text such as `ios` or `web`.
+    #[serde(default, alias = "client_id", skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+impl AuthRequest {
+    /// Parses a `B001` body.
+    ///
+    /// # Errors
+    /// [`ModelError::Json`] for malformed JSON or a missing `token`.
+    pub fn from_slice(body: &[u8]) -> Result<AuthRequest, ModelError> {
+        serde_json::from_slice(body).map_err(ModelError::Json)
+    }
+}
+
+/// `B002` body: who the session is and how often to ping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthOk {
+    /// The authenticated user id.
+    pub user_id: String,
+    /// This connection's session id, unique within the deployment.
+    pub session_id: String,
+    /// Send `A001` about this often.
+    pub heartbeat_secs: u32,
+}
+
+/// A code and a reason: the body of `B003` (authentication failed), `A999`
+/// (server closing) and, optionally, `A998` (client closing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// An [`ErrorCode`](crate::ErrorCode) (`B003`) or a
+    /// [`CloseCode`](crate::CloseCode) (`A999`, `A998`).
+    pub code: u16,
+    /// A human-readable explanation.
+    pub reason: String,
+}
+
+impl Status {
+    /// A status with the given code and reason.
+    pub fn new(code: u16, reason: impl Into<String>) -> Status {
+        Status {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// Parses a status body.
+    ///
+    /// # Errors
+    /// [`ModelError::Json`] for malformed JSON or a missing field.
+    pub fn from_slice(body: &[u8]) -> Result<Status, ModelError> {
+        serde_json::from_slice(body).map_err(ModelError::Json)
+    }
+
+    /// The body as JSON bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
