@@ -1,0 +1,67 @@
+//! The routing contract every backend implements.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::{ClientAck, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId};
+
+/// Where a gateway's sessions are announced and its messages routed.
+///
+/// Implemented by the in-process [`LocalRouter`](crate::LocalRouter), by the
+/// gRPC backend (a central router service) and by the Kafka backend. Every
+/// method is async and fallible, and nothing assumes the recipient is in
+/// this process: a backend delivers to sessions on this gateway through its
+/// [`Hub`](crate::Hub) and forwards the rest.
+///
+/// The futures are `Send`, so a gateway can hold any router in spawned tasks.
+pub trait Router: Send + Sync + 'static {
+    /// A session authenticated: deliver its user's messages to `outbox`.
+    fn attach(
+        &self,
+        info: SessionInfo,
+        outbox: Arc<Outbox>,
+    ) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// A session ended.
+    fn detach(&self, info: &SessionInfo) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// Routes an accepted message. `Ok` means the backend took it (in local
+    /// mode: queued to every online recipient session); only then is the
+    /// sender acked.
+    fn route(&self, message: Outgoing) -> impl Future<Output = Result<Receipt, RouterError>> + Send;
+
+    /// Records a client's ack of a message it received (observers see it;
+    /// it is not delivered).
+    fn acknowledge(&self, ack: ClientAck) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// Adds users to a group, creating it if needed.
+    fn add_members(
+        &self,
+        group: &str,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// Removes users from a group; a group left with no members is gone.
+    ///
+    /// Fails with [`RouterError::UnknownGroup`] for a group with no members.
+    fn remove_members(
+        &self,
+        group: &str,
+        users: &[UserId],
+    ) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// The members of a group, sorted.
+    ///
+    /// Fails with [`RouterError::UnknownGroup`] for a group with no members.
+    fn members(&self, group: &str) -> impl Future<Output = Result<Vec<UserId>, RouterError>> + Send;
+
+    /// Every session of a user, on every gateway.
+    fn presence(&self, user: &str) -> impl Future<Output = Result<Vec<SessionInfo>, RouterError>> + Send;
+
+    /// Closes every session of a user with `A999` 1008 and `reason`;
+    /// returns how many sessions were told.
+    fn kick(&self, user: &str, reason: &str) -> impl Future<Output = Result<usize, RouterError>> + Send;
+
+    /// Whether messages can be routed now (for `/readyz`).
+    fn is_ready(&self) -> bool;
+}

@@ -1,0 +1,239 @@
+//! The sessions of this process, by user.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use jim_model::CloseCode;
+use jim_protocol::Command;
+
+use crate::{Close, Outbox, SessionId, SessionInfo, UserId};
+
+/// One attached session: what it is and where its frames go.
+#[derive(Debug, Clone)]
+struct Entry {
+    info: SessionInfo,
+    outbox: Arc<Outbox>,
+}
+
+/// The sessions held by this gateway process, by user.
+///
+/// Every backend has one: it is where messages for this gateway's users end
+/// up. The map is sharded, so no lock covers more than a slice of the users,
+/// and delivering only pushes into each session's [`Outbox`], which never
+/// waits.
+#[derive(Debug, Default)]
+pub struct Hub {
+    users: DashMap<UserId, Vec<Entry>>,
+    sessions: AtomicUsize,
+}
+
+/// Counts of what a delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Sessions the frame was queued to.
+    pub sessions: usize,
+    /// Sessions that overflowed and are now closing as slow consumers.
+    pub overflowed: usize,
+}
+
+impl std::ops::AddAssign for Delivered {
+    fn add_assign(&mut self, other: Delivered) {
+        self.sessions += other.sessions;
+        self.overflowed += other.overflowed;
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// Adds a session.
+    pub fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) {
+        self.users
+            .entry(Arc::clone(&info.user))
+            .or_default()
+            .push(Entry { info, outbox });
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes a session; returns whether it was there.
+    pub fn detach(&self, user: &str, session: SessionId) -> bool {
+        let mut removed = false;
+        self.users.remove_if_mut(user, |_, entries| {
+            let before = entries.len();
+            entries.retain(|e| e.info.id != session);
+            removed = entries.len() != before;
+            entries.is_empty()
+        });
+        if removed {
+            self.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Queues a frame to every session of `user`, except `except`.
+    pub fn deliver_to_user(
+        &self,
+        user: &str,
+        cmd: Command,
+        body: &Bytes,
+        except: Option<SessionId>,
+    ) -> Delivered {
+        let mut delivered = Delivered::default();
+        if let Some(entries) = self.users.get(user) {
+            for entry in entries.iter().filter(|e| Some(e.info.id) != except) {
+                deliver(entry, cmd, body, &mut delivered);
+            }
+        }
+        delivered
+    }
+
+    /// Queues a frame to every session in this process.
+    pub fn deliver_to_all(&self, cmd: Command, body: &Bytes) -> Delivered {
+        let mut delivered = Delivered::default();
+        for entries in self.users.iter() {
+            for entry in entries.iter() {
+                deliver(entry, cmd, body, &mut delivered);
+            }
+        }
+        delivered
+    }
+
+    /// Whether `user` has a session here.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The sessions of `user` here.
+    pub fn sessions_of(&self, user: &str) -> Vec<SessionInfo> {
+        self.users
+            .get(user)
+            .map(|entries| entries.iter().map(|e| e.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every session here (for re-announcing them to a restarted router).
+    pub fn all_sessions(&self) -> Vec<SessionInfo> {
+        self.users
+            .iter()
+            .flat_map(|entries| entries.iter().map(|e| e.info.clone()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Users with a session here.
+    pub fn users(&self) -> Vec<UserId> {
+        self.users.iter().map(|e| Arc::clone(e.key())).collect()
+    }
+
+    /// Closes every session of `user` with `A999` 1008 `reason`; returns how
+    /// many were told.
+    pub fn kick(&self, user: &str, reason: &str) -> usize {
+        let close = Close::new(CloseCode::Policy, reason.to_owned());
+        self.users
+            .get(user)
+            .map(|entries| entries.iter().filter(|e| e.outbox.close(close.clone())).count())
+            .unwrap_or(0)
+    }
+
+    /// Closes every session with `close` (shutdown); returns how many.
+    pub fn close_all(&self, close: &Close) -> usize {
+        self.users
+            .iter()
+            .map(|entries| entries.iter().filter(|e| e.outbox.close(close.clone())).count())
+            .sum()
+    }
+
+    /// Sessions attached now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Users with at least one session now.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+}
+
+fn deliver(entry: &Entry, cmd: Command, body: &Bytes, delivered: &mut Delivered) {
+    match entry.outbox.push(cmd, body.clone()) {
+        Ok(()) => delivered.sessions += 1,
+        Err(crate::Refused::Overflow) => delivered.overflowed += 1,
+        Err(crate::Refused::Closed) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Transport;
+
+    fn info(id: u64, user: &str) -> SessionInfo {
+        SessionInfo {
+            id: SessionId(id),
+            user: user.into(),
+            device: None,
+            transport: Transport::Tcp,
+            node: 0,
+            since_ms: 0,
+        }
+    }
+
+    #[test]
+    fn attach_deliver_detach() {
+        let hub = Hub::new();
+        let (a1, a2, b) = (
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+            Arc::new(Outbox::new(8)),
+        );
+        hub.attach(info(1, "a"), Arc::clone(&a1));
+        hub.attach(info(2, "a"), Arc::clone(&a2));
+        hub.attach(info(3, "b"), Arc::clone(&b));
+        assert_eq!((hub.session_count(), hub.user_count()), (3, 2));
+
+        let body = Bytes::from_static(b"{}");
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).sessions, 2);
+        assert_eq!(
+            hub.deliver_to_user("a", Command::C2G, &body, Some(SessionId(1)))
+                .sessions,
+            1
+        );
+        assert_eq!((a1.len(), a2.len(), b.len()), (1, 2, 0));
+        assert_eq!(hub.deliver_to_all(Command::S2C, &body).sessions, 3);
+        assert_eq!(
+            hub.deliver_to_user("nobody", Command::C2C, &body, None).sessions,
+            0
+        );
+
+        assert!(hub.detach("a", SessionId(1)));
+        assert!(!hub.detach("a", SessionId(1)));
+        assert_eq!(hub.sessions_of("a").len(), 1);
+        assert!(hub.detach("a", SessionId(2)));
+        assert!(!hub.has_user("a"));
+        assert_eq!((hub.session_count(), hub.user_count()), (1, 1));
+    }
+
+    #[test]
+    fn kick_closes_every_session_of_the_user() {
+        let hub = Hub::new();
+        let (a1, a2) = (Arc::new(Outbox::new(8)), Arc::new(Outbox::new(8)));
+        hub.attach(info(1, "a"), Arc::clone(&a1));
+        hub.attach(info(2, "a"), Arc::clone(&a2));
+        assert_eq!(hub.kick("a", "kicked"), 2);
+        assert_eq!(a1.close_reason().unwrap().reason, "kicked");
+        assert_eq!(hub.kick("a", "again"), 0, "already closing");
+    }
+
+    #[test]
+    fn overflow_is_counted() {
+        let hub = Hub::new();
+        hub.attach(info(1, "a"), Arc::new(Outbox::new(1)));
+        let body = Bytes::from_static(b"{}");
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).sessions, 1);
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).overflowed, 1);
+    }
+}

@@ -1,0 +1,40 @@
+//! The routing contract of the Jim IM gateway, and its in-process backend.
+//!
+//! A gateway accepts a client's message, validates and stamps it, then
+//! hands it to a [`Router`]: the router decides which sessions get it, on
+//! this gateway or another, and the sender is acked only once the router
+//! took it. Three backends implement the contract:
+//!
+//! - [`LocalRouter`] (this crate): one process, the [`Hub`] of its sessions
+//!   is the whole world. Embed it to push messages, manage groups and
+//!   observe traffic from your own Rust service.
+//! - `jim-router-grpc`: gateways stream to a central router service.
+//! - `jim-router-kafka`: gateways coordinate through Kafka topics.
+//!
+//! Every backend delivers to its own sessions through a [`Hub`] (user →
+//! sessions), which pushes into each session's bounded [`Outbox`]; the
+//! session's writer drains the outbox in batches. Nothing on that path
+//! waits: a session whose outbox is full is closed as a slow consumer.
+//!
+//! [`Observer`]s see (and may veto) every accepted message and client ack,
+//! for history, moderation or notifications.
+
+mod contract;
+mod error;
+mod groups;
+mod hub;
+mod local;
+mod message;
+mod observer;
+mod outbox;
+mod session;
+
+pub use contract::Router;
+pub use error::RouterError;
+pub use groups::{Groups, Members};
+pub use hub::{Delivered, Hub};
+pub use local::LocalRouter;
+pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
+pub use observer::{ChannelObserver, Observed, Observer};
+pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbound, Outbox, Refused};
+pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

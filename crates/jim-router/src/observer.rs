@@ -1,0 +1,94 @@
+//! Watching (and vetoing) what the router accepts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::{ClientAck, Outgoing};
+
+/// Sees every message a router accepts, before it is delivered, and every
+/// client ack. For history, moderation, notifications, analytics.
+///
+/// Observers run on the routing path: keep them quick and non-blocking
+/// (hand work to a task, as [`ChannelObserver`] does).
+///
+/// ```
+/// use jim_router::{Observer, Outgoing};
+///
+/// /// Refuses messages that mention a forbidden word.
+/// struct Moderator;
+///
+/// impl Observer for Moderator {
+///     fn on_message(&self, message: &Outgoing) -> Result<(), String> {
+///         let text = String::from_utf8_lossy(&message.body);
+///         if text.contains("forbidden") { Err("message refused by moderation".into()) } else { Ok(()) }
+///     }
+/// }
+/// ```
+pub trait Observer: Send + Sync + 'static {
+    /// Called for every accepted message. An `Err` vetoes it: nobody gets
+    /// it and the sender gets error 4003 with the reason.
+    fn on_message(&self, message: &Outgoing) -> Result<(), String> {
+        let _ = message;
+        Ok(())
+    }
+
+    /// Called for every client ack.
+    fn on_ack(&self, ack: &ClientAck) {
+        let _ = ack;
+    }
+}
+
+/// An observed event, as [`ChannelObserver`] passes it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// An accepted message.
+    Message(Outgoing),
+    /// A client ack.
+    Ack(ClientAck),
+}
+
+/// An [`Observer`] that forwards every event to a bounded channel.
+///
+/// It never slows routing down: when the receiver falls behind, events are
+/// dropped and counted ([`ChannelObserver::dropped`]). Use your own
+/// [`Observer`] when every event must be handled before delivery.
+#[derive(Debug)]
+pub struct ChannelObserver {
+    tx: mpsc::Sender<Observed>,
+    dropped: AtomicU64,
+}
+
+impl ChannelObserver {
+    /// An observer and the receiving end of its channel.
+    pub fn new(capacity: usize) -> (ChannelObserver, mpsc::Receiver<Observed>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let observer = ChannelObserver {
+            tx,
+            dropped: AtomicU64::new(0),
+        };
+        (observer, rx)
+    }
+
+    /// Events dropped because the receiver was full or gone.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, event: Observed) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Observer for ChannelObserver {
+    fn on_message(&self, message: &Outgoing) -> Result<(), String> {
+        self.send(Observed::Message(message.clone()));
+        Ok(())
+    }
+
+    fn on_ack(&self, ack: &ClientAck) {
+        self.send(Observed::Ack(ack.clone()));
+    }
+}

@@ -1,0 +1,329 @@
+//! A session's bounded outbound queue: where routers deliver, and what the
+//! session's writer drains.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use jim_model::CloseCode;
+use jim_protocol::{Command, Frame};
+use tokio::sync::Notify;
+
+/// The default number of frames a session may have queued before it is
+/// closed as a slow consumer.
+pub const DEFAULT_OUTBOX_FRAMES: usize = 1024;
+
+/// One frame waiting to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A reply to one of the client's requests; carries the request's `seq`.
+    Reply(Frame),
+    /// A frame the server starts (a delivery or a push); the writer numbers
+    /// it with the session's own counter.
+    Push {
+        /// `B101`, `B102` or `B103`.
+        cmd: Command,
+        /// The body, shared with every other recipient.
+        body: Bytes,
+    },
+}
+
+/// Why a session is being closed: the body of the `A999` it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The close code.
+    pub code: CloseCode,
+    /// The reason, for the client and the logs.
+    pub reason: Cow<'static, str>,
+}
+
+impl Close {
+    /// A close with the given code and reason.
+    pub fn new(code: CloseCode, reason: impl Into<Cow<'static, str>>) -> Close {
+        Close {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason given to a session closed because its queue overflowed.
+    pub const SLOW_CONSUMER: &'static str = "slow consumer";
+
+    /// Whether this is the slow-consumer close.
+    pub fn is_slow_consumer(&self) -> bool {
+        self.code == CloseCode::Policy && self.reason == Close::SLOW_CONSUMER
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The session is closing or closed.
+    Closed,
+    /// The queue was full: the session is now closing as a slow consumer.
+    Overflow,
+}
+
+/// A bounded queue of frames for one session.
+///
+/// Any number of producers (routers, the session's own replies) push
+/// without waiting; one writer drains it in batches. A producer never
+/// blocks: when the queue is full the session is closed as a slow consumer
+/// (its queued frames are dropped) instead of slowing anyone else down.
+/// The queue allocates nothing until a frame arrives.
+///
+/// ```
+/// use bytes::Bytes;
+/// use jim_protocol::Command;
+/// use jim_router::{Outbox, Outbound, Refused};
+///
+/// let outbox = Outbox::new(2);
+/// outbox.push(Command::C2C, Bytes::from_static(b"{}")).unwrap();
+/// outbox.push(Command::C2C, Bytes::from_static(b"{}")).unwrap();
+/// assert_eq!(outbox.push(Command::C2C, Bytes::from_static(b"{}")), Err(Refused::Overflow));
+/// assert!(outbox.close_reason().unwrap().is_slow_consumer());
+/// ```
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer: frames or a close arrived.
+    writer: Notify,
+    /// Wakes whoever waits in [`Outbox::closed`].
+    closing: Notify,
+    is_closing: AtomicBool,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Outbound>,
+    close: Option<Close>,
+}
+
+impl Outbox {
+    /// A queue that holds at most `capacity` frames.
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(State::default()),
+            writer: Notify::new(),
+            closing: Notify::new(),
+            is_closing: AtomicBool::new(false),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues a frame the server starts: a delivery or a push.
+    ///
+    /// # Errors
+    /// [`Refused::Closed`] if the session is closing; [`Refused::Overflow`]
+    /// if the queue was full, which closes the session as a slow consumer.
+    pub fn push(&self, cmd: Command, body: Bytes) -> Result<(), Refused> {
+        self.enqueue(Outbound::Push { cmd, body })
+    }
+
+    /// Queues a reply to one of the client's requests.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn reply(&self, frame: Frame) -> Result<(), Refused> {
+        self.enqueue(Outbound::Reply(frame))
+    }
+
+    fn enqueue(&self, item: Outbound) -> Result<(), Refused> {
+        let mut state = self.lock();
+        if state.close.is_some() {
+            return Err(Refused::Closed);
+        }
+        if state.queue.len() >= self.capacity {
+            // Whatever is queued will never be read in time: drop it and close.
+            state.queue = VecDeque::new();
+            state.close = Some(Close::new(CloseCode::Policy, Close::SLOW_CONSUMER));
+            drop(state);
+            self.wake_closed();
+            return Err(Refused::Overflow);
+        }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(item);
+        drop(state);
+        if was_empty {
+            self.writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts closing the session: frames already queued are still written,
+    /// then an `A999` with `close`. Only the first close counts; returns
+    /// whether this one did.
+    pub fn close(&self, close: Close) -> bool {
+        let mut state = self.lock();
+        if state.close.is_some() {
+            return false;
+        }
+        state.close = Some(close);
+        drop(state);
+        self.wake_closed();
+        true
+    }
+
+    fn wake_closed(&self) {
+        self.is_closing.store(true, Ordering::Release);
+        self.writer.notify_one();
+        self.closing.notify_waiters();
+    }
+
+    /// Whether the session is closing.
+    pub fn is_closing(&self) -> bool {
+        self.is_closing.load(Ordering::Acquire)
+    }
+
+    /// Why the session is closing, once it is.
+    pub fn close_reason(&self) -> Option<Close> {
+        self.lock().close.clone()
+    }
+
+    /// Frames queued now.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once the session is closing.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.closing.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closing() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// For the session's writer: waits until frames are queued or the
+    /// session is closing, then moves every queued frame into `batch` (which
+    /// must be empty). Returns the close once the session is closing; the
+    /// frames in `batch` are to be written before the `A999`.
+    pub async fn next_batch(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
+        debug_assert!(batch.is_empty());
+        loop {
+            {
+                let mut state = self.lock();
+                if !state.queue.is_empty() {
+                    std::mem::swap(batch, &mut state.queue);
+                    return state.close.clone();
+                }
+                if let Some(close) = &state.close {
+                    return Some(close.clone());
+                }
+            }
+            self.writer.notified().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock leaves a consistent queue.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn body() -> Bytes {
+        Bytes::from_static(b"{}")
+    }
+
+    #[tokio::test]
+    async fn the_writer_gets_everything_queued_in_one_batch() {
+        let outbox = Outbox::new(10);
+        for _ in 0..3 {
+            outbox.push(Command::C2C, body()).unwrap();
+        }
+        outbox.reply(Frame::empty(Command::Pong, 7)).unwrap();
+        let mut batch = VecDeque::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        assert_eq!(batch.len(), 4);
+        assert_eq!(batch[3], Outbound::Reply(Frame::empty(Command::Pong, 7)));
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_a_frame_pushed_later() {
+        let outbox = Arc::new(Outbox::new(10));
+        let writer = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut batch = VecDeque::new();
+                outbox.next_batch(&mut batch).await;
+                batch.len()
+            })
+        };
+        tokio::task::yield_now().await;
+        outbox.push(Command::S2C, body()).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, 1);
+    }
+
+    #[tokio::test]
+    async fn a_close_flushes_what_is_queued_then_reports_itself() {
+        let outbox = Outbox::new(10);
+        outbox.push(Command::C2C, body()).unwrap();
+        assert!(outbox.close(Close::new(CloseCode::Policy, "kicked")));
+        assert!(
+            !outbox.close(Close::new(CloseCode::GoingAway, "shutdown")),
+            "first close wins"
+        );
+        assert_eq!(outbox.push(Command::C2C, body()), Err(Refused::Closed));
+        let mut batch = VecDeque::new();
+        let close = outbox.next_batch(&mut batch).await.unwrap();
+        assert_eq!((close.code, &*close.reason), (CloseCode::Policy, "kicked"));
+        assert_eq!(batch.len(), 1);
+        batch.clear();
+        assert_eq!(outbox.next_batch(&mut batch).await.unwrap().reason, "kicked");
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn overflow_drops_the_queue_and_closes_as_slow_consumer() {
+        let outbox = Arc::new(Outbox::new(2));
+        let waiter = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move { outbox.closed().await })
+        };
+        outbox.push(Command::C2C, body()).unwrap();
+        outbox.push(Command::C2C, body()).unwrap();
+        assert_eq!(outbox.push(Command::C2C, body()), Err(Refused::Overflow));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut batch = VecDeque::new();
+        assert!(outbox.next_batch(&mut batch).await.unwrap().is_slow_consumer());
+        assert!(batch.is_empty(), "a slow consumer's backlog is dropped");
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_at_once_when_already_closing() {
+        let outbox = Outbox::new(1);
+        outbox.close(Close::new(CloseCode::Normal, "bye"));
+        tokio::time::timeout(Duration::from_secs(5), outbox.closed())
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,101 @@
+//! One connection type for every transport.
+
+use std::net::SocketAddr;
+
+use jim_protocol::Frame;
+
+use crate::TransportError;
+
+/// Which transport a connection came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// TCP stream.
+    Tcp,
+    /// WebSocket.
+    WebSocket,
+}
+
+/// An accepted connection: its two halves and where it comes from.
+#[derive(Debug)]
+pub struct Connection {
+    /// Yields the client's frames.
+    pub reader: FrameReader,
+    /// Writes frames to the client.
+    pub writer: FrameWriter,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The transport.
+    pub kind: TransportKind,
+}
+
+/// The reading half of a connection.
+#[derive(Debug)]
+pub enum FrameReader {
+    /// TCP.
+    #[cfg(feature = "tcp")]
+    Tcp(crate::tcp::TcpFrameReader),
+    /// WebSocket.
+    #[cfg(feature = "ws")]
+    Ws(crate::ws::WsFrameReader),
+}
+
+impl FrameReader {
+    /// The next frame; `Ok(None)` when the client closed the connection
+    /// cleanly between frames.
+    ///
+    /// # Errors
+    /// Every error is final for the connection. Protocol violations
+    /// ([`TransportError::is_protocol_violation`]) deserve an `A999`.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        match self {
+            #[cfg(feature = "tcp")]
+            FrameReader::Tcp(reader) => reader.read_frame().await,
+            #[cfg(feature = "ws")]
+            FrameReader::Ws(reader) => reader.read_frame().await,
+        }
+    }
+}
+
+/// The writing half of a connection.
+#[derive(Debug)]
+pub enum FrameWriter {
+    /// TCP.
+    #[cfg(feature = "tcp")]
+    Tcp(crate::tcp::TcpFrameWriter),
+    /// WebSocket.
+    #[cfg(feature = "ws")]
+    Ws(crate::ws::WsFrameWriter),
+}
+
+impl FrameWriter {
+    /// Writes frames, as few system calls as the transport allows (one for
+    /// TCP), and flushes.
+    ///
+    /// # Errors
+    /// The link failed; the connection is gone.
+    pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
+        match self {
+            #[cfg(feature = "tcp")]
+            FrameWriter::Tcp(writer) => writer.write_frames(frames).await,
+            #[cfg(feature = "ws")]
+            FrameWriter::Ws(writer) => writer.write_frames(frames).await,
+        }
+    }
+
+    /// Ends the connection: a WebSocket close with `code` and `reason`, or
+    /// a TCP shutdown (the `A999` before it is the caller's to write).
+    ///
+    /// # Errors
+    /// The link failed; the connection is gone anyway.
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
+        match self {
+            #[cfg(feature = "tcp")]
+            FrameWriter::Tcp(writer) => {
+                let _ = (code, reason);
+                writer.shutdown().await
+            }
+            #[cfg(feature = "ws")]
+            FrameWriter::Ws(writer) => writer.close(code, reason).await,
+        }
+    }
+}

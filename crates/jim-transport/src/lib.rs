@@ -1,0 +1,31 @@
+//! TCP and WebSocket adapters of the Jim IM gateway.
+//!
+//! Both transports become one [`Connection`]: a [`FrameReader`] that yields
+//! whole [`Frame`](jim_protocol::Frame)s and a [`FrameWriter`] that writes
+//! batches of them, so the session code never knows which transport it
+//! runs on. The adapters only accept and handshake.
+//!
+//! - TCP ([`tcp`]): frames on the stream, with a read buffer that is
+//!   released whenever the connection has nothing pending, so idle
+//!   connections hold no buffer; a batch of frames is one `write`.
+//! - WebSocket ([`ws`]): an axum route that upgrades, then one binary
+//!   message per frame; text messages and messages that are not exactly one
+//!   frame are protocol errors; messages above the maximum are refused from
+//!   the WebSocket header.
+//!
+//! # Features
+//! - `tcp` (default): the TCP adapter.
+//! - `ws` (default): the WebSocket adapter (axum).
+
+mod connection;
+mod error;
+#[cfg(feature = "tcp")]
+pub mod tcp;
+#[cfg(feature = "ws")]
+pub mod ws;
+
+pub use connection::{Connection, FrameReader, FrameWriter, TransportKind};
+pub use error::TransportError;
+
+#[cfg(not(any(feature = "tcp", feature = "ws")))]
+compile_error!("jim-transport needs at least one of the features `tcp` and `ws`");

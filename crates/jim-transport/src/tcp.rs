@@ -1,0 +1,113 @@
+//! `jim1` frames on a TCP stream.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use jim_protocol::{Frame, FrameCodec};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::{Connection, FrameReader, FrameWriter, TransportError, TransportKind};
+
+/// How much a read asks the kernel for at once.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Turns an accepted TCP stream into a [`Connection`] that refuses bodies
+/// above `max_body`.
+///
+/// Sets `TCP_NODELAY`: frames are written in whole batches already, and
+/// chat wants latency.
+pub fn connection(stream: TcpStream, peer: SocketAddr, max_body: usize) -> Connection {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    Connection {
+        reader: FrameReader::Tcp(TcpFrameReader {
+            stream: read,
+            buf: BytesMut::new(),
+            codec: FrameCodec::with_max_body(max_body),
+        }),
+        writer: FrameWriter::Tcp(TcpFrameWriter {
+            stream: write,
+            codec: FrameCodec::with_max_body(max_body),
+        }),
+        peer,
+        kind: TransportKind::Tcp,
+    }
+}
+
+/// Reads frames from a TCP stream.
+#[derive(Debug)]
+pub struct TcpFrameReader {
+    stream: OwnedReadHalf,
+    buf: BytesMut,
+    codec: FrameCodec,
+}
+
+impl TcpFrameReader {
+    /// The next frame, or `None` at a clean end of stream.
+    ///
+    /// # Errors
+    /// A fatal protocol error (bad magic, oversized length: checked from the
+    /// header before the body is read), a stream cut mid-frame, or I/O.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        loop {
+            if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
+                return Ok(Some(frame));
+            }
+            if self.buf.is_empty() {
+                // Nothing pending: hold no buffer while the client is quiet.
+                // (Frames already handed out keep their own bytes alive.)
+                self.buf = BytesMut::new();
+                self.stream.readable().await?;
+            }
+            self.buf.reserve(READ_CHUNK);
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) if self.buf.is_empty() => return Ok(None),
+                Ok(0) => {
+                    return Err(TransportError::Truncated {
+                        buffered: self.buf.len(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.readable().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Writes frames to a TCP stream.
+#[derive(Debug)]
+pub struct TcpFrameWriter {
+    stream: OwnedWriteHalf,
+    codec: FrameCodec,
+}
+
+impl TcpFrameWriter {
+    /// Writes every frame with one `write_all` of one buffer.
+    ///
+    /// The buffer lives only for the call, so a quiet connection holds none.
+    ///
+    /// # Errors
+    /// I/O, or a frame above the maximum body (a bug of the caller).
+    pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
+        let len = frames.iter().map(Frame::encoded_len).sum();
+        let mut buf = BytesMut::with_capacity(len);
+        for frame in frames {
+            self.codec.encode_into(frame, &mut buf)?;
+        }
+        self.stream.write_all(&buf).await?;
+        Ok(())
+    }
+
+    /// Shuts the write side down: the client reads end of stream.
+    ///
+    /// # Errors
+    /// I/O.
+    pub async fn shutdown(&mut self) -> Result<(), TransportError> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! One `jim1` frame per binary WebSocket message, upgraded by axum.
+//!
+//! Serve the router returned by [`route`] with
+//! `into_make_service_with_connect_info::<SocketAddr>()`, so that each
+//! connection knows its peer address.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
+use tokio_tungstenite::tungstenite;
+
+use crate::{Connection, FrameReader, FrameWriter, TransportError, TransportKind};
+
+/// The WebSocket layer's read buffer. It is allocated for the life of the
+/// connection, so it is kept small: chat messages are small, and idle
+/// connections should cost little.
+const READ_BUFFER: usize = 4 * 1024;
+/// Outgoing messages are gathered up to this size before a write (a batch
+/// is flushed at its end regardless).
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// What to do with each upgraded WebSocket connection.
+pub trait Accept: Clone + Send + Sync + 'static {
+    /// Runs the connection to its end.
+    fn accept(&self, connection: Connection) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Clone)]
+struct WsState<A> {
+    acceptor: A,
+    max_body: usize,
+}
+
+/// An axum router that upgrades `GET path` to WebSocket and hands every
+/// connection to `acceptor`.
+///
+/// A WebSocket message longer than a frame with `max_body` bytes of body is
+/// refused from its WebSocket header, before it is buffered.
+pub fn route<A: Accept>(path: &str, max_body: usize, acceptor: A) -> axum::Router {
+    axum::Router::new()
+        .route(path, get(upgrade::<A>))
+        .with_state(WsState { acceptor, max_body })
+}
+
+async fn upgrade<A: Accept>(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<WsState<A>>,
+) -> Response {
+    let max_message = HEADER_LEN + state.max_body;
+    ws.max_message_size(max_message)
+        .max_frame_size(max_message)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let connection = connection(socket, peer, state.max_body);
+            state.acceptor.accept(connection).await;
+        })
+}
+
+/// Turns an upgraded WebSocket into a [`Connection`].
+pub fn connection(socket: WebSocket, peer: SocketAddr, max_body: usize) -> Connection {
+    let (sink, stream) = socket.split();
+    Connection {
+        reader: FrameReader::Ws(WsFrameReader {
+            stream,
+            codec: FrameCodec::with_max_body(max_body),
+        }),
+        writer: FrameWriter::Ws(WsFrameWriter { sink }),
+        peer,
+        kind: TransportKind::WebSocket,
+    }
+}
+
+/// Reads frames from a WebSocket.
+#[derive(Debug)]
+pub struct WsFrameReader {
+    stream: SplitStream<WebSocket>,
+    codec: FrameCodec,
+}
+
+impl WsFrameReader {
+    /// The next frame, or `None` when the client closed the WebSocket.
+    ///
+    /// # Errors
+    /// [`TransportError::TextMessage`], a binary message that is not exactly
+    /// one frame or is too large ([`TransportError::Protocol`]), or a
+    /// failure of the WebSocket layer.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        loop {
+            match self.stream.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Ok(Message::Binary(message))) => return Ok(Some(self.codec.decode_message(message)?)),
+                Some(Ok(Message::Text(_))) => return Err(TransportError::TextMessage),
+                // Answered by the WebSocket layer itself.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(error)) => return Err(self.classify(error)),
+            }
+        }
+    }
+
+    fn classify(&self, error: axum::Error) -> TransportError {
+        let inner = error.into_inner();
+        match inner.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+                size,
+                ..
+            })) => TransportError::Protocol(ProtocolError::BodyTooLarge {
+                len: size.saturating_sub(HEADER_LEN) as u64,
+                max: self.codec.max_body(),
+            }),
+            Some(tungstenite::Error::Io(e)) => {
+                TransportError::Io(std::io::Error::new(e.kind(), e.to_string()))
+            }
+            _ => TransportError::WebSocket(inner.to_string()),
+        }
+    }
+}
+
+/// Writes frames to a WebSocket.
+#[derive(Debug)]
+pub struct WsFrameWriter {
+    sink: SplitSink<WebSocket, Message>,
+}
+
+impl WsFrameWriter {
+    /// Writes each frame as one binary message, then flushes once.
+    ///
+    /// # Errors
+    /// The WebSocket failed.
+    pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
+        for frame in frames {
+            self.sink
+                .feed(Message::Binary(frame.to_bytes()?))
+                .await
+                .map_err(ws_error)?;
+        }
+        self.sink.flush().await.map_err(ws_error)
+    }
+
+    /// Sends a WebSocket close with `code` and `reason`.
+    ///
+    /// # Errors
+    /// The WebSocket failed.
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        self.sink
+            .send(Message::Close(Some(frame)))
+            .await
+            .map_err(ws_error)
+    }
+}
+
+fn ws_error(error: axum::Error) -> TransportError {
+    TransportError::WebSocket(error.to_string())
+}
