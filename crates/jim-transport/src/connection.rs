@@ -99,3 +99,18 @@ impl FrameWriter {
         }
     }
 }
+
+impl FrameReader {
+    /// Reads and throws away whatever the client still sends, until it
+    /// closes. Used briefly after a fatal error, so that closing with unread
+    /// input does not reset the connection before the client read our
+    /// goodbye. Bound it with a timeout.
+    pub async fn discard(&mut self) {
+        match self {
+            #[cfg(feature = "tcp")]
+            FrameReader::Tcp(reader) => reader.discard().await,
+            #[cfg(feature = "ws")]
+            FrameReader::Ws(reader) => reader.discard().await,
+        }
+    }
+}

@@ -78,6 +78,25 @@ impl TcpFrameReader {
     }
 }
 
+impl TcpFrameReader {
+    /// Reads and drops input until end of stream or an error.
+    pub async fn discard(&mut self) {
+        self.buf = BytesMut::new();
+        let mut scratch = [0u8; 4096];
+        loop {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            match self.stream.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 /// Writes frames to a TCP stream.
 #[derive(Debug)]
 pub struct TcpFrameWriter {

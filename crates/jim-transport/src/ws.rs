@@ -106,6 +106,11 @@ impl WsFrameReader {
         }
     }
 
+    /// Reads and drops messages until the WebSocket ends.
+    pub async fn discard(&mut self) {
+        while let Some(Ok(_)) = self.stream.next().await {}
+    }
+
     fn classify(&self, error: axum::Error) -> TransportError {
         let inner = error.into_inner();
         match inner.downcast_ref::<tungstenite::Error>() {

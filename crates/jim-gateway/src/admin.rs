@@ -1,0 +1,339 @@
+//! The admin HTTP API: push, groups, presence, kick, health, metrics.
+//!
+//! Every `/v1` endpoint needs `Authorization: Bearer <admin key>` (unless
+//! the gateway runs in development mode without a key). Errors are JSON:
+//! `{"error": "what went wrong"}` with 400, 401 or 404.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router as HttpRouter};
+use jim_router::{Outgoing, Router, RouterError, SessionInfo, Target, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::server::Shared;
+
+pub(crate) fn router<R: Router + Clone>(shared: Arc<Shared<R>>) -> HttpRouter {
+    HttpRouter::new()
+        .route("/v1/push", post(push::<R>))
+        .route(
+            "/v1/groups/{group}/members",
+            get(members::<R>)
+                .post(add_members::<R>)
+                .delete(remove_members::<R>),
+        )
+        .route("/v1/users/{user}/sessions", get(presence::<R>))
+        .route("/v1/users/{user}/kick", post(kick::<R>))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<R>))
+        .route("/metrics", get(metrics::<R>))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(shared)
+}
+
+/// A JSON error response.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<RouterError> for ApiError {
+    fn from(error: RouterError) -> ApiError {
+        let status = match error {
+            RouterError::UnknownGroup { .. } => StatusCode::NOT_FOUND,
+            RouterError::Invalid { .. } | RouterError::NotMember { .. } => StatusCode::BAD_REQUEST,
+            RouterError::Rejected { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Proof that the request carried the admin key.
+struct Authorized;
+
+impl<R: Send + Sync> FromRequestParts<Arc<Shared<R>>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<R>>) -> Result<Self, ApiError> {
+        let Some(key) = shared.config.admin.key.as_deref().filter(|k| !k.is_empty()) else {
+            // Only possible in development mode (validated at start-up).
+            return Ok(Authorized);
+        };
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(Authorized),
+            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin key")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing admin key: send Authorization: Bearer <key>",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON body whose rejections are JSON 400s.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushRequest {
+    /// Push to these users, each with their own `receiver_id`.
+    #[serde(default)]
+    users: Option<Vec<String>>,
+    /// Push to every member of this group (`receiver_id` is the group).
+    #[serde(default)]
+    group: Option<String>,
+    /// Push to every session (`receiver_id` is `*`).
+    #[serde(default)]
+    everyone: bool,
+    /// The business message: `{"type":..,"data":{..}}`.
+    message: Value,
+    /// The `sender_id` stamped into the message.
+    #[serde(default = "default_sender")]
+    sender_id: String,
+}
+
+fn default_sender() -> String {
+    "system".to_owned()
+}
+
+#[derive(Debug, Serialize)]
+struct Pushed {
+    receiver_id: String,
+    message_id: String,
+    sessions: Option<usize>,
+}
+
+async fn push<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Body(request): Body<PushRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let targets: Vec<(Target, String)> = match (&request.users, &request.group, request.everyone) {
+        (Some(users), None, false) => {
+            if users.is_empty() || users.iter().any(String::is_empty) {
+                return Err(ApiError::bad_request(
+                    "`users` must list at least one non-empty user id",
+                ));
+            }
+            users
+                .iter()
+                .map(|u| (Target::User(u.as_str().into()), u.clone()))
+                .collect()
+        }
+        (None, Some(group), false) if !group.is_empty() => {
+            vec![(Target::Group(group.as_str().into()), group.clone())]
+        }
+        (None, None, true) => vec![(Target::Everyone, "*".to_owned())],
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `users`, `group` (non-empty) or `everyone`",
+            ));
+        }
+    };
+    if request.sender_id.is_empty() {
+        return Err(ApiError::bad_request("`sender_id` must not be empty"));
+    }
+    let mut pushed = Vec::with_capacity(targets.len());
+    for (target, receiver) in targets {
+        let body = with_receiver(&request.message, &receiver)?;
+        let outgoing = Outgoing::push(target, &body, &request.sender_id, &shared.ids)
+            .map_err(|e| ApiError::bad_request(format!("bad message: {e}")))?;
+        let (message_id, kind) = (outgoing.message_id, outgoing.kind);
+        let receipt = shared.router.route(outgoing).await?;
+        shared.metrics.routed(jim_protocol::Command::S2C, kind);
+        pushed.push(Pushed {
+            receiver_id: receiver,
+            message_id: message_id.to_string(),
+            sessions: receipt.sessions,
+        });
+    }
+    Ok(Json(json!({ "pushed": pushed })))
+}
+
+/// The message with `data.receiver_id` set to `receiver`.
+fn with_receiver(message: &Value, receiver: &str) -> Result<Vec<u8>, ApiError> {
+    let mut message = message.clone();
+    let data = message
+        .as_object_mut()
+        .and_then(|m| m.get_mut("data"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::bad_request("bad message: `message` must be {\"type\":..,\"data\":{..}}"))?;
+    data.insert("receiver_id".to_owned(), Value::String(receiver.to_owned()));
+    Ok(serde_json::to_vec(&message).unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersBody {
+    users: Vec<String>,
+}
+
+impl UsersBody {
+    fn ids(self) -> Result<Vec<UserId>, ApiError> {
+        if self.users.is_empty() || self.users.iter().any(String::is_empty) {
+            return Err(ApiError::bad_request(
+                "`users` must list at least one non-empty user id",
+            ));
+        }
+        Ok(self.users.into_iter().map(Into::into).collect())
+    }
+}
+
+fn members_json(group: &str, members: &[UserId]) -> Json<Value> {
+    let members: Vec<&str> = members.iter().map(|m| &**m).collect();
+    Json(json!({ "group": group, "members": members }))
+}
+
+async fn members<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(members_json(&group, &shared.router.members(&group).await?))
+}
+
+async fn add_members<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(group): Path<String>,
+    Body(body): Body<UsersBody>,
+) -> Result<Json<Value>, ApiError> {
+    shared.router.add_members(&group, &body.ids()?).await?;
+    Ok(members_json(&group, &shared.router.members(&group).await?))
+}
+
+async fn remove_members<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(group): Path<String>,
+    Body(body): Body<UsersBody>,
+) -> Result<Json<Value>, ApiError> {
+    shared.router.remove_members(&group, &body.ids()?).await?;
+    let remaining = match shared.router.members(&group).await {
+        Ok(members) => members,
+        Err(RouterError::UnknownGroup { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(members_json(&group, &remaining))
+}
+
+fn session_json(info: &SessionInfo) -> Value {
+    json!({
+        "session_id": info.id.to_string(),
+        "device": info.device.as_deref(),
+        "transport": info.transport.as_str(),
+        "node": info.node,
+        "since_ms": info.since_ms,
+    })
+}
+
+async fn presence<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let sessions = shared.router.presence(&user).await?;
+    let sessions: Vec<Value> = sessions.iter().map(session_json).collect();
+    Ok(Json(json!({ "user": user, "sessions": sessions })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KickBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn kick<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(user): Path<String>,
+    body: bytes::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional: no body, no reason.
+    let body: KickBody = if body.iter().all(u8::is_ascii_whitespace) {
+        KickBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad kick body: {e}")))?
+    };
+    let reason = match body.reason {
+        Some(reason) if !reason.is_empty() => format!("kicked: {reason}"),
+        _ => "kicked".to_owned(),
+    };
+    let kicked = shared.router.kick(&user, &reason).await?;
+    Ok(Json(json!({ "user": user, "kicked": kicked })))
+}
+
+async fn readyz<R: Router + Clone>(State(shared): State<Arc<Shared<R>>>) -> Response {
+    if shared.shutdown.is_cancelled() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !shared.router.is_ready() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "routing backend not ready").into_response();
+    }
+    Json(json!({ "ready": true })).into_response()
+}
+
+async fn metrics<R: Router + Clone>(State(shared): State<Arc<Shared<R>>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,253 @@
+//! Client authentication: signed tokens, or the explicit development mode.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::GatewayError;
+
+/// Who a session belongs to, from its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user id (the token's `sub`).
+    pub user_id: Arc<str>,
+    /// The display name (the `name` claim), stamped as `sender_name`.
+    pub name: Option<Arc<str>>,
+    /// The avatar URL (the `avatar` claim), stamped as `sender_avatar`.
+    pub avatar: Option<Arc<str>>,
+}
+
+/// The claims of a Jim client token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Expiry, in Unix seconds (required).
+    pub exp: u64,
+    /// Issued at, in Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Avatar URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// Why a token was refused; the reason goes into `B003`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// An empty token.
+    #[error("empty token")]
+    Empty,
+    /// The token is past its `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Anything else: bad signature, wrong algorithm, malformed, missing claims.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Verifies client tokens.
+pub enum Authenticator {
+    /// Development mode: any non-empty token is the user id.
+    Dev,
+    /// HS256 JWTs with a required, checked `exp`.
+    Jwt {
+        /// The verification key.
+        key: DecodingKey,
+        /// Algorithm pinned to HS256; `exp` and `sub` required.
+        validation: Box<Validation>,
+    },
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Authenticator::Dev => "Authenticator::Dev",
+            Authenticator::Jwt { .. } => "Authenticator::Jwt(HS256)",
+        })
+    }
+}
+
+impl Authenticator {
+    /// An HS256 verifier for `secret`.
+    pub fn jwt(secret: &[u8]) -> Authenticator {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        Authenticator::Jwt {
+            key: DecodingKey::from_secret(secret),
+            validation: Box::new(validation),
+        }
+    }
+
+    /// The authenticator the configuration asks for.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] without a secret outside development mode.
+    pub fn from_config(auth: &crate::config::Auth) -> Result<Authenticator, GatewayError> {
+        if auth.dev {
+            return Ok(Authenticator::Dev);
+        }
+        let secret = auth
+            .jwt_secret
+            .as_deref()
+            .ok_or_else(|| GatewayError::Config("no token secret configured".into()))?;
+        Ok(Authenticator::jwt(secret.as_bytes()))
+    }
+
+    /// Whether this is development mode.
+    pub fn is_dev(&self) -> bool {
+        matches!(self, Authenticator::Dev)
+    }
+
+    /// Checks a token.
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why it was refused.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Empty);
+        }
+        match self {
+            Authenticator::Dev => Ok(Identity {
+                user_id: token.into(),
+                name: None,
+                avatar: None,
+            }),
+            Authenticator::Jwt { key, validation } => {
+                let data =
+                    jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                        _ => AuthError::Invalid(e.to_string()),
+                    })?;
+                let claims = data.claims;
+                if claims.sub.is_empty() {
+                    return Err(AuthError::Invalid("empty subject".into()));
+                }
+                Ok(Identity {
+                    user_id: claims.sub.into(),
+                    name: claims.name.map(Into::into),
+                    avatar: claims.avatar.map(Into::into),
+                })
+            }
+        }
+    }
+}
+
+/// Mints an HS256 token for `claims` (what `jim-gateway gentoken` does).
+///
+/// ```
+/// use jim_gateway::auth::{Authenticator, mint, claims_for};
+///
+/// let secret = b"an example secret of at least 32 bytes!";
+/// let token = mint(secret, &claims_for("alice", 3600, Some("Alice"), None)).unwrap();
+/// let who = Authenticator::jwt(secret).verify(&token).unwrap();
+/// assert_eq!((&*who.user_id, who.name.as_deref()), ("alice", Some("Alice")));
+/// ```
+///
+/// # Errors
+/// [`GatewayError::Config`] if signing fails.
+pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, GatewayError> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| GatewayError::Config(format!("cannot sign token: {e}")))
+}
+
+/// Claims for `user` expiring in `ttl_secs`.
+pub fn claims_for(user: &str, ttl_secs: u64, name: Option<&str>, avatar: Option<&str>) -> Claims {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Claims {
+        sub: user.to_owned(),
+        exp: now + ttl_secs,
+        iat: Some(now),
+        name: name.map(str::to_owned),
+        avatar: avatar.map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_minted_token_verifies() {
+        let token = mint(SECRET, &claims_for("u1", 60, None, Some("https://a/u1.png"))).unwrap();
+        let who = Authenticator::jwt(SECRET).verify(&token).unwrap();
+        assert_eq!(&*who.user_id, "u1");
+        assert_eq!(who.avatar.as_deref(), Some("https://a/u1.png"));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let mut claims = claims_for("u1", 0, None, None);
+        claims.exp -= 3600;
+        let token = mint(SECRET, &claims).unwrap();
+        assert_eq!(Authenticator::jwt(SECRET).verify(&token), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn wrong_secret_wrong_algorithm_and_garbage_are_refused() {
+        let token = mint(
+            b"another secret, also 32 bytes long",
+            &claims_for("u1", 60, None, None),
+        )
+        .unwrap();
+        assert!(matches!(
+            Authenticator::jwt(SECRET).verify(&token),
+            Err(AuthError::Invalid(_))
+        ));
+
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims_for("u1", 60, None, None),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(matches!(
+            Authenticator::jwt(SECRET).verify(&hs512),
+            Err(AuthError::Invalid(_))
+        ));
+
+        assert!(matches!(
+            Authenticator::jwt(SECRET).verify("not.a.jwt"),
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(Authenticator::jwt(SECRET).verify(""), Err(AuthError::Empty));
+    }
+
+    #[test]
+    fn tokens_without_exp_are_refused() {
+        #[derive(Serialize)]
+        struct NoExp {
+            sub: &'static str,
+        }
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &NoExp { sub: "u1" },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(matches!(
+            Authenticator::jwt(SECRET).verify(&token),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn dev_mode_takes_the_token_as_user_id() {
+        assert_eq!(&*Authenticator::Dev.verify("bob").unwrap().user_id, "bob");
+        assert_eq!(Authenticator::Dev.verify(""), Err(AuthError::Empty));
+    }
+}

@@ -1,0 +1,291 @@
+//! The `jim-gateway` command line: configuration from a TOML file, the
+//! environment (`JIM_*`) and flags, in rising order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{claims_for, mint};
+use crate::{Config, Gateway, GatewayError, Mode, RunningGateway};
+
+/// The Jim IM gateway.
+#[derive(Debug, Parser)]
+#[command(name = "jim-gateway", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (what happens without a subcommand).
+    Run(RunArgs),
+    /// Mint a client token (HS256 JWT) for a user, signed with the gateway's secret.
+    Gentoken(GentokenArgs),
+    /// Print the effective configuration as TOML (secrets hidden) and exit.
+    Config(RunArgs),
+}
+
+/// How to run the gateway.
+#[derive(Debug, Clone, Default, Args)]
+struct RunArgs {
+    /// A TOML configuration file.
+    #[arg(short, long, env = "JIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Development mode: any non-empty token is the user id, and the admin API needs no key.
+    #[arg(long)]
+    dev: bool,
+    /// Routing backend.
+    #[arg(long, env = "JIM_MODE", value_enum)]
+    mode: Option<Mode>,
+    /// This gateway's node id (0 to 1023), unique in the deployment.
+    #[arg(long, env = "JIM_NODE_ID")]
+    node_id: Option<u16>,
+    /// TCP listener address, or `off`.
+    #[arg(long, env = "JIM_TCP", value_parser = parse_listen)]
+    tcp: Option<Listener>,
+    /// WebSocket listener address, or `off`.
+    #[arg(long, env = "JIM_WS", value_parser = parse_listen)]
+    ws: Option<Listener>,
+    /// Admin HTTP API address, or `off`.
+    #[arg(long, env = "JIM_ADMIN", value_parser = parse_listen)]
+    admin: Option<Listener>,
+    /// The HS256 secret of client tokens (32+ bytes).
+    #[arg(long, env = "JIM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The admin API's bearer key.
+    #[arg(long, env = "JIM_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Maximum open client connections.
+    #[arg(long, env = "JIM_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Log filter, e.g. `info` or `jim_gateway=debug`.
+    #[arg(long, env = "JIM_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Args)]
+struct GentokenArgs {
+    /// The user id (the token's subject).
+    #[arg(short, long)]
+    user: String,
+    /// Display name, stamped as `sender_name` on the user's messages.
+    #[arg(long)]
+    name: Option<String>,
+    /// Avatar URL, stamped as `sender_avatar`.
+    #[arg(long)]
+    avatar: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    ttl: u64,
+    /// The signing secret; defaults to the gateway's (flag, `JIM_JWT_SECRET`, or config file).
+    #[arg(long, env = "JIM_JWT_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// A TOML configuration file to take the secret from.
+    #[arg(short, long, env = "JIM_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// A listener address, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct Listener(Option<SocketAddr>);
+
+fn parse_listen(value: &str) -> Result<Listener, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(Listener(None));
+    }
+    value
+        .parse()
+        .map(|addr| Listener(Some(addr)))
+        .map_err(|e| format!("{e}: expected IP:PORT or `off`"))
+}
+
+impl RunArgs {
+    /// The configuration: file (or defaults), then environment and flags.
+    fn config(&self) -> Result<Config, GatewayError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.auth.dev |= self.dev;
+        if let Some(mode) = self.mode {
+            config.mode = mode;
+        }
+        if let Some(node) = self.node_id {
+            config.node_id = node;
+        }
+        for (flag, slot) in [
+            (self.tcp, &mut config.listen.tcp),
+            (self.ws, &mut config.listen.ws),
+            (self.admin, &mut config.listen.admin),
+        ] {
+            if let Some(Listener(addr)) = flag {
+                *slot = addr;
+            }
+        }
+        if let Some(secret) = &self.jwt_secret {
+            config.auth.jwt_secret = Some(secret.clone());
+        }
+        if let Some(key) = &self.admin_key {
+            config.admin.key = Some(key.clone());
+        }
+        if let Some(max) = self.max_connections {
+            config.limits.max_connections = max;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (command, run) = match cli.command {
+        Some(Command::Run(args)) => (None, args),
+        Some(other) => (Some(other), RunArgs::default()),
+        None => (None, cli.run),
+    };
+    let result = match command {
+        Some(Command::Gentoken(args)) => gentoken(&args),
+        Some(Command::Config(args)) => print_config(&args),
+        Some(Command::Run(_)) | None => run_gateway(&run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ GatewayError::Config(_)) => {
+            eprintln!("jim-gateway: {error}");
+            ExitCode::from(78) // EX_CONFIG
+        }
+        Err(error) => {
+            eprintln!("jim-gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn gentoken(args: &GentokenArgs) -> Result<(), GatewayError> {
+    let secret = match (&args.secret, &args.config) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(path)) => Config::from_file(path)?
+            .auth
+            .jwt_secret
+            .ok_or_else(|| GatewayError::Config(format!("{} has no auth.jwt_secret", path.display())))?,
+        (None, None) => {
+            return Err(GatewayError::Config(
+                "no secret: pass --secret, set JIM_JWT_SECRET, or --config a file with auth.jwt_secret"
+                    .into(),
+            ));
+        }
+    };
+    if secret.len() < 32 {
+        return Err(GatewayError::Config(format!(
+            "the secret is {} bytes; HS256 needs at least 32",
+            secret.len()
+        )));
+    }
+    if args.user.is_empty() {
+        return Err(GatewayError::Config("--user must not be empty".into()));
+    }
+    let claims = claims_for(&args.user, args.ttl, args.name.as_deref(), args.avatar.as_deref());
+    println!("{}", mint(secret.as_bytes(), &claims)?);
+    Ok(())
+}
+
+fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
+    let mut config = args.config()?;
+    for secret in [&mut config.auth.jwt_secret, &mut config.admin.key] {
+        if secret.is_some() {
+            *secret = Some("<hidden>".into());
+        }
+    }
+    print!(
+        "{}",
+        toml::to_string(&config).map_err(|e| GatewayError::Config(e.to_string()))?
+    );
+    Ok(())
+}
+
+fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
+    let config = args.config()?;
+    init_logging(&args.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let running = start(config.clone()).await?;
+        print_banner(&config, &running);
+        if config.auth.dev {
+            tracing::warn!(
+                "DEVELOPMENT MODE: any non-empty token is accepted as the user id, and the admin API \
+                 needs no key unless one is set. Never expose this gateway."
+            );
+        }
+        let clean = running.run_until_signal().await;
+        if !clean {
+            tracing::warn!("some connections did not close within the shutdown grace period");
+        }
+        Ok(())
+    })
+}
+
+/// Starts a gateway on the backend the configuration asks for.
+async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
+    match config.mode {
+        Mode::Local => {
+            Gateway::new(config, jim_router::LocalRouter::new())?
+                .start()
+                .await
+        }
+        Mode::Grpc | Mode::Kafka => Err(GatewayError::Config(format!(
+            "mode `{}` is not compiled into this binary: rebuild jim-gateway with `--features {}`",
+            config.mode.as_str(),
+            config.mode.as_str()
+        ))),
+    }
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn print_banner(config: &Config, running: &RunningGateway) {
+    let show = |addr: Option<SocketAddr>, scheme: &str, path: &str| match addr {
+        Some(addr) => format!("{scheme}{addr}{path}"),
+        None => "off".to_owned(),
+    };
+    let auth = if config.auth.dev {
+        "DEVELOPMENT (any non-empty token is the user id)".to_owned()
+    } else {
+        "HS256 JWT (sub = user id, exp required)".to_owned()
+    };
+    let rows = [
+        ("mode", config.mode.as_str().to_owned()),
+        ("node id", config.node_id.to_string()),
+        ("tcp", show(running.tcp_addr(), "", "")),
+        (
+            "websocket",
+            show(running.ws_addr(), "ws://", &config.listen.ws_path),
+        ),
+        ("admin api", show(running.admin_addr(), "http://", "")),
+        ("auth", auth),
+        ("max body", format!("{} bytes", config.limits.max_body)),
+    ];
+    let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let line = format!("+-----------+-{}-+", "-".repeat(width));
+    println!("Jim gateway {}", env!("CARGO_PKG_VERSION"));
+    println!("{line}");
+    for (name, value) in rows {
+        println!("| {name:<9} | {value:<width$} |");
+    }
+    println!("{line}");
+    if config.auth.dev {
+        println!("!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!");
+    }
+}

@@ -1,0 +1,384 @@
+//! The gateway's configuration: one TOML file, every field defaulted to the
+//! contract's values, overridden by environment and command line (see
+//! `cli.rs`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::GatewayError;
+
+/// Everything a gateway needs to start.
+///
+/// ```
+/// let config: jim_gateway::Config = toml::from_str(r#"
+///     node_id = 3
+///     [auth]
+///     dev = true
+///     [listen]
+///     tcp = "0.0.0.0:7001"
+/// "#).unwrap();
+/// assert_eq!(config.listen.tcp.unwrap().port(), 7001);
+/// assert_eq!(config.listen.ws.unwrap().port(), 9000); // the default
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This gateway's node id (0 to 1023), unique in the deployment: it is
+    /// part of every message id and session id.
+    pub node_id: u16,
+    /// The routing backend: `local`, `grpc` or `kafka`.
+    pub mode: Mode,
+    /// Where to listen.
+    pub listen: Listen,
+    /// How clients authenticate.
+    pub auth: Auth,
+    /// The admin HTTP API.
+    pub admin: Admin,
+    /// Per-connection and per-process limits.
+    pub limits: Limits,
+    /// Timers of the session life.
+    pub session: SessionTimers,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 0,
+            mode: Mode::Local,
+            listen: Listen::default(),
+            auth: Auth::default(),
+            admin: Admin::default(),
+            limits: Limits::default(),
+            session: SessionTimers::default(),
+        }
+    }
+}
+
+/// The routing backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In-process: one gateway.
+    Local,
+    /// Through a central gRPC router.
+    Grpc,
+    /// Through Kafka.
+    Kafka,
+}
+
+impl Mode {
+    /// `local`, `grpc` or `kafka`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Grpc => "grpc",
+            Mode::Kafka => "kafka",
+        }
+    }
+}
+
+/// Listener addresses; `None` (written `"off"` in the file) turns a
+/// listener off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    /// WebSocket listener.
+    #[serde(with = "listen_addr")]
+    pub ws: Option<SocketAddr>,
+    /// The WebSocket path.
+    pub ws_path: String,
+    /// TCP listener.
+    #[serde(with = "listen_addr")]
+    pub tcp: Option<SocketAddr>,
+    /// Admin HTTP API listener.
+    #[serde(with = "listen_addr")]
+    pub admin: Option<SocketAddr>,
+}
+
+/// `"IP:PORT"` or `"off"`.
+mod listen_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => serializer.collect_str(addr),
+            None => serializer.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|e| de::Error::custom(format!("{text:?}: {e} (expected \"IP:PORT\" or \"off\")")))
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            ws: Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
+            ws_path: "/ws".to_owned(),
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 9001))),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 9002))),
+        }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Development mode: any non-empty token is the user id. Never in
+    /// production.
+    pub dev: bool,
+    /// The HS256 secret of client tokens (at least 32 bytes). Prefer the
+    /// `JIM_JWT_SECRET` environment variable to writing it here.
+    pub jwt_secret: Option<String>,
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// The bearer key callers must present. Required unless `auth.dev`.
+    /// Prefer the `JIM_ADMIN_KEY` environment variable.
+    pub key: Option<String>,
+}
+
+/// Limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Maximum frame body in bytes, both ways.
+    pub max_body: usize,
+    /// Maximum open client connections (TCP and WebSocket together).
+    pub max_connections: usize,
+    /// Sustained B101/B102 messages per second per session.
+    pub messages_per_sec: u32,
+    /// Messages a session may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// Frames queued for one session before it is closed as a slow consumer.
+    pub outbox_frames: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: jim_protocol::DEFAULT_MAX_BODY,
+            max_connections: 100_000,
+            messages_per_sec: 100,
+            message_burst: 200,
+            outbox_frames: jim_router::DEFAULT_OUTBOX_FRAMES,
+        }
+    }
+}
+
+/// Timers of the session life, in milliseconds (heartbeat in seconds, as
+/// on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionTimers {
+    /// A connection must authenticate within this.
+    pub auth_timeout_ms: u64,
+    /// Told to clients in `B002`: ping about this often.
+    pub heartbeat_secs: u32,
+    /// A session with nothing received for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// On shutdown, how long sessions get to flush before the process exits.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for SessionTimers {
+    fn default() -> Self {
+        SessionTimers {
+            auth_timeout_ms: 10_000,
+            heartbeat_secs: 30,
+            idle_timeout_ms: 90_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl SessionTimers {
+    /// The auth timeout.
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] naming the file and the problem.
+    pub fn from_file(path: &Path) -> Result<Config, GatewayError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// A configuration for tests and embedding: development auth, every
+    /// listener on an ephemeral loopback port.
+    pub fn ephemeral_dev() -> Config {
+        let any = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        Config {
+            listen: Listen {
+                ws: any,
+                tcp: any,
+                admin: any,
+                ..Listen::default()
+            },
+            auth: Auth {
+                dev: true,
+                jwt_secret: None,
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] saying what is wrong and how to fix it.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        let fail = |msg: String| Err(GatewayError::Config(msg));
+        if self.node_id > jim_model::MAX_NODE {
+            return fail(format!(
+                "node_id {} is out of range (0..={})",
+                self.node_id,
+                jim_model::MAX_NODE
+            ));
+        }
+        if !self.auth.dev {
+            match &self.auth.jwt_secret {
+                None => {
+                    return fail(
+                        "no token secret: set auth.jwt_secret or JIM_JWT_SECRET (32+ bytes), or run with --dev"
+                            .into(),
+                    );
+                }
+                Some(secret) if secret.len() < 32 => {
+                    return fail(format!(
+                        "auth.jwt_secret is {} bytes; HS256 needs at least 32 (256 bits)",
+                        secret.len()
+                    ));
+                }
+                Some(_) => {}
+            }
+            if self.listen.admin.is_some() && self.admin.key.as_deref().is_none_or(str::is_empty) {
+                return fail(
+                    "no admin key: set admin.key or JIM_ADMIN_KEY, turn the admin listener off, or run with --dev"
+                        .into(),
+                );
+            }
+        }
+        if self.listen.tcp.is_none() && self.listen.ws.is_none() {
+            return fail("no client listener: configure listen.tcp or listen.ws".into());
+        }
+        if !self.listen.ws_path.starts_with('/') {
+            return fail(format!(
+                "listen.ws_path {:?} must start with '/'",
+                self.listen.ws_path
+            ));
+        }
+        if self.limits.max_body == 0 || self.limits.max_body > u32::MAX as usize {
+            return fail(format!(
+                "limits.max_body {} must be between 1 and 2^32-1",
+                self.limits.max_body
+            ));
+        }
+        if self.limits.outbox_frames == 0 || self.limits.max_connections == 0 {
+            return fail("limits.outbox_frames and limits.max_connections must be positive".into());
+        }
+        if self.limits.messages_per_sec == 0 {
+            return fail("limits.messages_per_sec must be positive".into());
+        }
+        if self.session.heartbeat_secs == 0
+            || self.session.idle_timeout_ms == 0
+            || self.session.auth_timeout_ms == 0
+        {
+            return fail("session timers must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_contract_defaults() {
+        let config = Config::default();
+        assert_eq!(config.listen.ws, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(config.listen.tcp, Some("127.0.0.1:9001".parse().unwrap()));
+        assert_eq!(config.listen.admin, Some("127.0.0.1:9002".parse().unwrap()));
+        assert_eq!(config.listen.ws_path, "/ws");
+        assert_eq!(config.limits.max_body, 64 * 1024);
+        assert_eq!(config.session.auth_timeout(), Duration::from_secs(10));
+        assert_eq!(config.session.heartbeat_secs, 30);
+        assert_eq!(config.session.idle_timeout(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn production_needs_secrets() {
+        let mut config = Config::default();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("JIM_JWT_SECRET"), "{err}");
+        config.auth.jwt_secret = Some("short".into());
+        assert!(config.validate().unwrap_err().to_string().contains("at least 32"));
+        config.auth.jwt_secret = Some("x".repeat(32));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("JIM_ADMIN_KEY")
+        );
+        config.admin.key = Some("k".into());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off() {
+        let config: Config = toml::from_str("[listen]\ntcp = \"off\"\nws = \"127.0.0.1:1\"").unwrap();
+        assert_eq!(config.listen.tcp, None);
+        assert_eq!(config.listen.ws, Some("127.0.0.1:1".parse().unwrap()));
+        let written = toml::to_string(&config).unwrap();
+        assert!(written.contains("tcp = \"off\""), "{written}");
+        assert_eq!(toml::from_str::<Config>(&written).unwrap(), config);
+        assert!(toml::from_str::<Config>("[listen]\ntcp = \"nope\"").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("[listen]\ntcpp = \"1.2.3.4:5\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `tcpp`"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The Jim IM gateway: sessions, authentication, limits and the admin API,
+//! over any routing backend.
+//!
+//! [`Gateway`] takes a [`Config`] and a [`Router`](jim_router::Router)
+//! (the in-process [`LocalRouter`](jim_router::LocalRouter), or a remote
+//! backend), binds the TCP, WebSocket and admin listeners, and runs every
+//! connection through the session life of the `jim1` contract:
+//! authentication (HS256 JWT, or the explicit development mode), heartbeat
+//! and idle timeout, message validation and stamping, acks, error replies,
+//! rate limits, slow-consumer protection and graceful shutdown.
+//!
+//! The `jim-gateway` binary is a thin `main.rs` over [`cli`].
+//!
+//! # Features
+//! - `local` (default): the in-process backend as the default mode.
+//!
+//! # Example: a gateway embedded in a service
+//! ```no_run
+//! use jim_gateway::{Config, Gateway};
+//! use jim_model::{Message, MessageIdGenerator, Text};
+//! use jim_router::{LocalRouter, Outgoing, Router, Target};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = LocalRouter::new();
+//! let gateway = Gateway::new(Config::ephemeral_dev(), router.clone())?.start().await?;
+//!
+//! // The service pushes to connected users through its own handle.
+//! let ids = MessageIdGenerator::new(1)?;
+//! let body = Message::Text(Text::new("alice", "welcome!")).to_vec();
+//! router.route(Outgoing::push(Target::User("alice".into()), &body, "service", &ids)?).await?;
+//!
+//! gateway.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+pub mod auth;
+pub mod cli;
+mod config;
+mod error;
+mod limits;
+pub mod metrics;
+mod server;
+mod session;
+mod writer;
+
+pub use config::{Admin, Auth, Config, Limits, Listen, Mode, SessionTimers};
+pub use error::GatewayError;
+pub use server::{Gateway, RunningGateway};

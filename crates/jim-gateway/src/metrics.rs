@@ -1,0 +1,271 @@
+//! Prometheus metrics of one gateway.
+//!
+//! Each gateway owns its recorder (no global state), so several gateways
+//! can run in one process (tests, embedding). Handles are registered once;
+//! updating one is an atomic add.
+
+use jim_model::{ErrorCode, MessageKind};
+use jim_protocol::Command;
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+const ERROR_CODES: [ErrorCode; 6] = [
+    ErrorCode::BadRequest,
+    ErrorCode::NotAuthenticated,
+    ErrorCode::Forbidden,
+    ErrorCode::NotFound,
+    ErrorCode::RateLimited,
+    ErrorCode::Internal,
+];
+const ROUTED_CMDS: [Command; 3] = [Command::C2C, Command::C2G, Command::S2C];
+
+/// Why a session ended, as counted by `jim_session_closes_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent `A998` or disconnected.
+    Client,
+    /// Authentication timed out or failed.
+    Auth,
+    /// Nothing received within the idle timeout.
+    Idle,
+    /// Kicked through the admin API or the router.
+    Kicked,
+    /// Its outbound queue overflowed.
+    SlowConsumer,
+    /// A protocol violation (bad magic, oversized frame, bad WebSocket message).
+    Protocol,
+    /// The gateway shut down.
+    Shutdown,
+    /// The connection failed.
+    Error,
+}
+
+impl CloseReason {
+    const ALL: [CloseReason; 8] = [
+        CloseReason::Client,
+        CloseReason::Auth,
+        CloseReason::Idle,
+        CloseReason::Kicked,
+        CloseReason::SlowConsumer,
+        CloseReason::Protocol,
+        CloseReason::Shutdown,
+        CloseReason::Error,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CloseReason::Client => "client",
+            CloseReason::Auth => "auth",
+            CloseReason::Idle => "idle",
+            CloseReason::Kicked => "kicked",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::Protocol => "protocol",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Error => "error",
+        }
+    }
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    handle: PrometheusHandle,
+    /// Open client connections.
+    pub connections: Gauge,
+    /// Client connections accepted.
+    pub connections_accepted: Counter,
+    /// Connections refused because `max_connections` was reached.
+    pub connections_refused: Counter,
+    /// Authenticated sessions.
+    pub sessions: Gauge,
+    /// Frames received.
+    pub frames_in: Counter,
+    /// Frames sent.
+    pub frames_out: Counter,
+    /// Bytes received (frames, header included).
+    pub bytes_in: Counter,
+    /// Bytes sent.
+    pub bytes_out: Counter,
+    /// Failed authentications.
+    pub auth_failures: Counter,
+    /// Sessions closed as slow consumers.
+    pub slow_consumer_closes: Counter,
+    routed: Vec<Counter>,
+    errors: Vec<Counter>,
+    closes: Vec<Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics with its own recorder.
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let r = Registrar { recorder: &recorder };
+
+        let routed = ROUTED_CMDS
+            .iter()
+            .flat_map(|cmd| {
+                MessageKind::ALL.iter().map(move |kind| {
+                    r.counter(
+                        "jim_messages_routed_total",
+                        "Messages accepted and routed, by command and type",
+                        &[("cmd", cmd.to_string()), ("type", kind.as_str().to_owned())],
+                    )
+                })
+            })
+            .collect();
+        let errors = ERROR_CODES
+            .iter()
+            .map(|code| {
+                r.counter(
+                    "jim_errors_total",
+                    "Error replies sent, by code",
+                    &[("code", code.as_u16().to_string())],
+                )
+            })
+            .collect();
+        let closes = CloseReason::ALL
+            .iter()
+            .map(|reason| {
+                r.counter(
+                    "jim_session_closes_total",
+                    "Connections ended, by reason",
+                    &[("reason", reason.label().to_owned())],
+                )
+            })
+            .collect();
+
+        Metrics {
+            connections: r.gauge("jim_connections", "Open client connections"),
+            connections_accepted: r.counter(
+                "jim_connections_accepted_total",
+                "Client connections accepted",
+                &[],
+            ),
+            connections_refused: r.counter(
+                "jim_connections_refused_total",
+                "Connections refused at the connection limit",
+                &[],
+            ),
+            sessions: r.gauge("jim_sessions", "Authenticated sessions"),
+            frames_in: r.counter("jim_frames_in_total", "Frames received", &[]),
+            frames_out: r.counter("jim_frames_out_total", "Frames sent", &[]),
+            bytes_in: r.bytes("jim_bytes_in_total", "Bytes received"),
+            bytes_out: r.bytes("jim_bytes_out_total", "Bytes sent"),
+            auth_failures: r.counter("jim_auth_failures_total", "Failed authentications", &[]),
+            slow_consumer_closes: r.counter(
+                "jim_slow_consumer_closes_total",
+                "Sessions closed because their outbound queue overflowed",
+                &[],
+            ),
+            routed,
+            errors,
+            closes,
+            handle,
+        }
+    }
+
+    /// Counts a routed message.
+    pub fn routed(&self, cmd: Command, kind: MessageKind) {
+        let cmd_index = ROUTED_CMDS.iter().position(|c| *c == cmd);
+        let kind_index = MessageKind::ALL.iter().position(|k| *k == kind);
+        if let (Some(c), Some(k)) = (cmd_index, kind_index) {
+            self.routed[c * MessageKind::ALL.len() + k].increment(1);
+        }
+    }
+
+    /// Counts an error reply.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+            self.errors[i].increment(1);
+        }
+    }
+
+    /// Counts an ended connection.
+    pub fn closed(&self, reason: CloseReason) {
+        if let Some(i) = CloseReason::ALL.iter().position(|r| *r == reason) {
+            self.closes[i].increment(1);
+        }
+        if reason == CloseReason::SlowConsumer {
+            self.slow_consumer_closes.increment(1);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Registrar<'a> {
+    recorder: &'a PrometheusRecorder,
+}
+
+impl Registrar<'_> {
+    fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect();
+        Key::from_parts(name, labels)
+    }
+
+    fn metadata() -> Metadata<'static> {
+        Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+    }
+
+    fn counter(&self, name: &'static str, help: &'static str, labels: &[(&'static str, String)]) -> Counter {
+        self.recorder.describe_counter(name.into(), None, help.into());
+        self.recorder
+            .register_counter(&Self::key(name, labels), &Self::metadata())
+    }
+
+    fn bytes(&self, name: &'static str, help: &'static str) -> Counter {
+        self.recorder
+            .describe_counter(name.into(), Some(Unit::Bytes), help.into());
+        self.recorder
+            .register_counter(&Self::key(name, &[]), &Self::metadata())
+    }
+
+    fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
+        self.recorder.describe_gauge(name.into(), None, help.into());
+        self.recorder
+            .register_gauge(&Self::key(name, &[]), &Self::metadata())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let metrics = Metrics::new();
+        metrics.frames_in.increment(3);
+        metrics.routed(Command::C2G, MessageKind::Image);
+        metrics.error(ErrorCode::RateLimited);
+        metrics.closed(CloseReason::SlowConsumer);
+        metrics.sessions.set(2.0);
+        let text = metrics.render();
+        for expected in [
+            "jim_frames_in_total 3",
+            "jim_messages_routed_total{cmd=\"B102\",type=\"image\"} 1",
+            "jim_errors_total{code=\"4029\"} 1",
+            "jim_session_closes_total{reason=\"slow_consumer\"} 1",
+            "jim_slow_consumer_closes_total 1",
+            "jim_sessions 2",
+            "# HELP jim_frames_in_total Frames received",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Listeners, connection admission and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jim_model::{CloseCode, MessageIdGenerator, Status};
+use jim_protocol::{Command, Frame};
+use jim_router::Router;
+use jim_transport::{Connection, tcp, ws};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+use crate::{Config, GatewayError, admin, session};
+
+/// What every session and the admin API share.
+pub(crate) struct Shared<R> {
+    pub(crate) config: Config,
+    pub(crate) router: R,
+    pub(crate) auth: Authenticator,
+    pub(crate) ids: MessageIdGenerator,
+    pub(crate) metrics: Metrics,
+    pub(crate) connection_slots: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// A gateway, configured and ready to start.
+///
+/// ```no_run
+/// use jim_gateway::{Config, Gateway};
+/// use jim_router::LocalRouter;
+///
+/// # async fn example() -> Result<(), jim_gateway::GatewayError> {
+/// let router = LocalRouter::new(); // keep a clone to push, manage groups, observe
+/// let gateway = Gateway::new(Config::ephemeral_dev(), router.clone())?.start().await?;
+/// println!("TCP clients connect to {}", gateway.tcp_addr().unwrap());
+/// gateway.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Gateway<R> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R> std::fmt::Debug for Gateway<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Router + Clone> Gateway<R> {
+    /// Checks the configuration and prepares the gateway around `router`.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] for an invalid configuration.
+    pub fn new(config: Config, router: R) -> Result<Gateway<R>, GatewayError> {
+        config.validate()?;
+        let auth = Authenticator::from_config(&config.auth)?;
+        let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),
+                config,
+                router,
+                auth,
+                ids,
+                metrics: Metrics::new(),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// Binds every configured listener and starts serving.
+    ///
+    /// # Errors
+    /// [`GatewayError::Bind`] naming the address that could not be bound.
+    pub async fn start(self) -> Result<RunningGateway, GatewayError> {
+        let shared = self.shared;
+        let listen = &shared.config.listen;
+        let tcp = bind(listen.tcp).await?;
+        let ws = bind(listen.ws).await?;
+        let admin = bind(listen.admin).await?;
+        let mut running = RunningGateway {
+            tcp: None,
+            ws: None,
+            admin: None,
+            shutdown: shared.shutdown.clone(),
+            tasks: shared.tasks.clone(),
+            grace: shared.config.session.shutdown_grace(),
+        };
+
+        if let Some(listener) = tcp {
+            running.tcp = Some(listener.local_addr()?);
+            shared.tasks.spawn(accept_tcp(Arc::clone(&shared), listener));
+        }
+        if let Some(listener) = ws {
+            running.ws = Some(listener.local_addr()?);
+            let app = ws::route(
+                &shared.config.listen.ws_path,
+                shared.config.limits.max_body,
+                WsAcceptor(Arc::clone(&shared)),
+            );
+            let stop = shared.shutdown.clone();
+            shared.tasks.spawn(async move {
+                let service = app.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, service)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(error = %e, "WebSocket listener failed");
+                }
+            });
+        }
+        if let Some(listener) = admin {
+            running.admin = Some(listener.local_addr()?);
+            let app = admin::router(Arc::clone(&shared));
+            let stop = shared.shutdown.clone();
+            shared.tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        Ok(running)
+    }
+}
+
+async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, GatewayError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| GatewayError::Bind { addr, source }),
+    }
+}
+
+async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let connection = tcp::connection(stream, peer, shared.config.limits.max_body);
+                shared.tasks.spawn(serve(Arc::clone(&shared), connection));
+            }
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+struct WsAcceptor<R>(Arc<Shared<R>>);
+
+impl<R> Clone for WsAcceptor<R> {
+    fn clone(&self) -> Self {
+        WsAcceptor(Arc::clone(&self.0))
+    }
+}
+
+impl<R: Router> ws::Accept for WsAcceptor<R> {
+    async fn accept(&self, connection: Connection) {
+        let shared = Arc::clone(&self.0);
+        // Upgraded connections run in axum's tasks: track them for shutdown.
+        shared
+            .tasks
+            .track_future(serve(Arc::clone(&shared), connection))
+            .await;
+    }
+}
+
+/// Admits a connection (or refuses it at the limit) and runs its session.
+async fn serve<R: Router>(shared: Arc<Shared<R>>, mut connection: Connection) {
+    let Ok(_slot) = Arc::clone(&shared.connection_slots).try_acquire_owned() else {
+        shared.metrics.connections_refused.increment(1);
+        let body = Status::new(CloseCode::Policy.as_u16(), "too many connections").to_vec();
+        let _ = connection
+            .writer
+            .write_frames(&[Frame::new(Command::ServerClose, 0, body)])
+            .await;
+        let _ = connection
+            .writer
+            .close(CloseCode::Policy.as_u16(), "too many connections")
+            .await;
+        return;
+    };
+    if shared.shutdown.is_cancelled() {
+        return;
+    }
+    shared.metrics.connections_accepted.increment(1);
+    shared.metrics.connections.increment(1);
+    session::run(Arc::clone(&shared), connection).await;
+    shared.metrics.connections.decrement(1);
+}
+
+/// A started gateway: its addresses, and the handle to stop it.
+#[derive(Debug)]
+pub struct RunningGateway {
+    tcp: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    grace: Duration,
+}
+
+impl RunningGateway {
+    /// The TCP listener's address (with the real port when configured as 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// The WebSocket listener's address.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    /// The admin API's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Stops the gateway: listeners stop accepting, every session gets
+    /// `A999` 1001 after what was queued for it, and this returns once all
+    /// connections are closed or the shutdown grace period is over.
+    /// Returns whether everything closed within the grace period.
+    pub async fn shutdown(self) -> bool {
+        self.shutdown.cancel();
+        self.tasks.close();
+        // Sessions get the grace period; a little more covers their writers' own timeouts.
+        tokio::time::timeout(self.grace + Duration::from_secs(1), self.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Waits for SIGINT or SIGTERM, then [`shutdown`](Self::shutdown).
+    pub async fn run_until_signal(self) -> bool {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,390 @@
+//! One client connection's session: the whole session life of the
+//! contract, and the one place where errors become wire codes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jim_model::{
+    AuthOk, AuthRequest, CloseCode, ErrorCode, MessageId, MessageKind, RawMessage, Stamp, Status,
+    unix_ms_now, write_ack, write_error,
+};
+use jim_protocol::{Command, Frame};
+use jim_router::{
+    ClientAck, Close, Outbox, Outgoing, Router, RouterError, Sender, SessionId, SessionInfo, Target,
+    Transport,
+};
+use jim_transport::{Connection, FrameReader, TransportError, TransportKind};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::auth::Identity;
+use crate::limits::RateLimit;
+use crate::metrics::CloseReason;
+use crate::server::Shared;
+use crate::writer;
+
+/// How long a closing connection's late bytes are read and discarded, so
+/// that closing with unread input does not reset the connection before the
+/// client has read our `A999`.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs a connection from accept to close.
+pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connection) {
+    let Connection {
+        mut reader,
+        writer,
+        kind,
+        ..
+    } = connection;
+    let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
+    let writer = tokio::spawn(writer::run(writer, Arc::clone(&outbox), Arc::clone(&shared)));
+
+    let mut session = Session {
+        rate: RateLimit::new(
+            shared.config.limits.messages_per_sec,
+            shared.config.limits.message_burst,
+            Instant::now(),
+        ),
+        shared: Arc::clone(&shared),
+        outbox,
+        transport: match kind {
+            TransportKind::Tcp => Transport::Tcp,
+            TransportKind::WebSocket => Transport::WebSocket,
+        },
+        auth: None,
+        connected: Instant::now(),
+        last_activity: Instant::now(),
+    };
+    let reason = session.read_loop(&mut reader).await;
+
+    if let Some(auth) = session.auth.take() {
+        if let Err(e) = shared.router.detach(&auth.info).await {
+            tracing::warn!(session = %auth.info.id, error = %e, "detach failed");
+        }
+        shared.metrics.sessions.decrement(1);
+    }
+    // The writer flushes what is queued and the A999, within its own limits.
+    let _ = writer.await;
+    if reason == CloseReason::Protocol {
+        let _ = timeout(LINGER, reader.discard()).await;
+    }
+    shared.metrics.closed(reason);
+}
+
+/// An authenticated session.
+struct Authenticated {
+    info: SessionInfo,
+    identity: Identity,
+}
+
+struct Session<R> {
+    shared: Arc<Shared<R>>,
+    outbox: Arc<Outbox>,
+    transport: Transport,
+    auth: Option<Authenticated>,
+    rate: RateLimit,
+    connected: Instant,
+    last_activity: Instant,
+}
+
+/// Whether to go on reading.
+enum Flow {
+    Continue,
+    Stop(CloseReason),
+}
+
+impl<R: Router> Session<R> {
+    async fn read_loop(&mut self, reader: &mut FrameReader) -> CloseReason {
+        let outbox = Arc::clone(&self.outbox);
+        let shared = Arc::clone(&self.shared);
+        let closed = outbox.closed();
+        let cancelled = shared.shutdown.cancelled();
+        let timer = sleep_until(self.deadline());
+        tokio::pin!(closed, cancelled, timer);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut closed => return closed_from_outside(&outbox),
+                () = &mut cancelled => {
+                    self.close(CloseCode::GoingAway, "server shutting down");
+                    return CloseReason::Shutdown;
+                }
+                () = &mut timer => {
+                    // The deadline moves with activity; only act once it has really passed.
+                    let deadline = self.deadline();
+                    if Instant::now() >= deadline {
+                        return if self.auth.is_some() {
+                            self.close(CloseCode::Policy, "idle timeout");
+                            CloseReason::Idle
+                        } else {
+                            self.close(CloseCode::Policy, "authentication timeout");
+                            CloseReason::Auth
+                        };
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+                read = reader.read_frame() => match read {
+                    Ok(Some(frame)) => {
+                        self.last_activity = Instant::now();
+                        shared.metrics.frames_in.increment(1);
+                        shared.metrics.bytes_in.increment(frame.encoded_len() as u64);
+                        if let Flow::Stop(reason) = self.handle(frame).await {
+                            return reason;
+                        }
+                    }
+                    Ok(None) => {
+                        self.close(CloseCode::Normal, "client disconnected");
+                        return CloseReason::Client;
+                    }
+                    Err(error) => return self.transport_failed(&error),
+                },
+            }
+        }
+    }
+
+    /// When the connection must be closed for silence.
+    fn deadline(&self) -> Instant {
+        match self.auth {
+            None => self.connected + self.shared.config.session.auth_timeout(),
+            Some(_) => self.last_activity + self.shared.config.session.idle_timeout(),
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &'static str) {
+        self.outbox.close(Close::new(code, reason));
+    }
+
+    fn transport_failed(&self, error: &TransportError) -> CloseReason {
+        tracing::debug!(error = %error, "connection ended");
+        let code = if error.is_too_large() {
+            CloseCode::TooLarge
+        } else if error.is_protocol_violation() || matches!(error, TransportError::Truncated { .. }) {
+            CloseCode::ProtocolError
+        } else {
+            // The link itself failed: nobody will read an A999.
+            self.outbox
+                .close(Close::new(CloseCode::Internal, "connection failed"));
+            return CloseReason::Error;
+        };
+        self.outbox.close(Close::new(code, error.to_string()));
+        CloseReason::Protocol
+    }
+
+    async fn handle(&mut self, frame: Frame) -> Flow {
+        match (frame.cmd, self.auth.is_some()) {
+            (Command::Ping, _) => {
+                let pong = frame.reply(Command::Pong, frame.body.clone());
+                self.reply(pong)
+            }
+            (Command::ClientClose, _) => {
+                self.close(CloseCode::Normal, "client closed");
+                Flow::Stop(CloseReason::Client)
+            }
+            (Command::Auth, false) => self.authenticate(&frame).await,
+            (_, false) => self.error(
+                &frame,
+                ErrorCode::NotAuthenticated,
+                "not authenticated: send B001 first",
+            ),
+            (Command::Pong, true) => Flow::Continue,
+            (Command::Auth, true) => self.error(&frame, ErrorCode::BadRequest, "already authenticated"),
+            (Command::C2C | Command::C2G, true) => self.message(&frame).await,
+            (Command::S2C, true) => {
+                self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
+            }
+            (Command::AuthOk | Command::AuthFailed | Command::ServerClose, true) => {
+                let reason = format!("{} is sent by the server only", frame.cmd);
+                self.error(&frame, ErrorCode::BadRequest, &reason)
+            }
+            (Command::Unknown(_), true) => {
+                let reason = format!("unknown command \"{}\"", frame.cmd);
+                self.error(&frame, ErrorCode::NotFound, &reason)
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, frame: &Frame) -> Flow {
+        let request = match AuthRequest::from_slice(&frame.body) {
+            Ok(request) => request,
+            Err(e) => return self.auth_failed(frame, &format!("bad B001 body: {e}")),
+        };
+        let identity = match self.shared.auth.verify(&request.token) {
+            Ok(identity) => identity,
+            Err(e) => return self.auth_failed(frame, &e.to_string()),
+        };
+        let info = SessionInfo {
+            id: SessionId(self.shared.ids.next_id().0),
+            user: Arc::clone(&identity.user_id),
+            device: request.device.map(Into::into),
+            transport: self.transport,
+            node: self.shared.config.node_id,
+            since_ms: unix_ms_now(),
+        };
+        if let Err(e) = self
+            .shared
+            .router
+            .attach(info.clone(), Arc::clone(&self.outbox))
+            .await
+        {
+            return self.router_error(frame, &e);
+        }
+        let ok = AuthOk {
+            user_id: info.user.to_string(),
+            session_id: info.id.to_string(),
+            heartbeat_secs: self.shared.config.session.heartbeat_secs,
+        };
+        tracing::debug!(user = %info.user, session = %info.id, "authenticated");
+        self.shared.metrics.sessions.increment(1);
+        self.auth = Some(Authenticated { info, identity });
+        self.last_activity = Instant::now();
+        self.reply(frame.reply(Command::AuthOk, serde_json::to_vec(&ok).unwrap_or_default()))
+    }
+
+    fn auth_failed(&self, frame: &Frame, reason: &str) -> Flow {
+        self.shared.metrics.auth_failures.increment(1);
+        let body = Status::new(ErrorCode::NotAuthenticated.as_u16(), reason).to_vec();
+        let _ = self.outbox.reply(frame.reply(Command::AuthFailed, body));
+        self.close(CloseCode::Policy, "authentication failed");
+        Flow::Stop(CloseReason::Auth)
+    }
+
+    /// A B101 or B102 from an authenticated client.
+    async fn message(&mut self, frame: &Frame) -> Flow {
+        let Some(auth) = &self.auth else {
+            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
+        };
+        if !self.rate.try_take(Instant::now()) {
+            let reason = format!(
+                "rate limited: at most {} messages per second",
+                self.shared.config.limits.messages_per_sec
+            );
+            return self.error(frame, ErrorCode::RateLimited, &reason);
+        }
+        let message = match RawMessage::parse(&frame.body) {
+            Ok(message) => message,
+            Err(e) => return self.error(frame, e.code(), &e.to_string()),
+        };
+        match (message.kind(), frame.cmd) {
+            (MessageKind::Ack, Command::C2C) => {
+                let ack = client_ack(auth, &message, &frame.body);
+                return match ack {
+                    Some(ack) => match self.shared.router.acknowledge(ack).await {
+                        Ok(()) => Flow::Continue,
+                        Err(e) => self.router_error(frame, &e),
+                    },
+                    None => self.error(
+                        frame,
+                        ErrorCode::BadRequest,
+                        "field `data.message_id` must be a message id",
+                    ),
+                };
+            }
+            (MessageKind::Ack, _) => {
+                return self.error(frame, ErrorCode::BadRequest, "acks are sent in B101");
+            }
+            (MessageKind::Error, _) => {
+                return self.error(
+                    frame,
+                    ErrorCode::BadRequest,
+                    "type \"error\" is sent by the server only",
+                );
+            }
+            _ => {}
+        }
+
+        let message_id = self.shared.ids.next_id();
+        let stamp = Stamp {
+            sender_id: &auth.identity.user_id,
+            sender_name: auth.identity.name.as_deref(),
+            sender_avatar: auth.identity.avatar.as_deref(),
+            message_id,
+            timestamp: unix_ms_now(),
+        };
+        let mut body = Vec::with_capacity(frame.body.len() + 128);
+        message.stamp(&stamp, &mut body);
+        let max = self.shared.config.limits.max_body;
+        if body.len() > max {
+            let reason = format!(
+                "message too large once stamped ({} bytes, maximum {max})",
+                body.len()
+            );
+            return self.error(frame, ErrorCode::BadRequest, &reason);
+        }
+        let receiver: Arc<str> = message.receiver_id().into();
+        let outgoing = Outgoing {
+            cmd: frame.cmd,
+            kind: message.kind(),
+            target: if frame.cmd == Command::C2C {
+                Target::User(Arc::clone(&receiver))
+            } else {
+                Target::Group(Arc::clone(&receiver))
+            },
+            sender: Some(Sender {
+                user: Arc::clone(&auth.info.user),
+                session: auth.info.id,
+            }),
+            message_id,
+            body: Bytes::from(body),
+        };
+        let kind = outgoing.kind;
+        match self.shared.router.route(outgoing).await {
+            Ok(_) => {
+                self.shared.metrics.routed(frame.cmd, kind);
+                self.ack(frame, &receiver, message_id)
+            }
+            Err(e) => self.router_error(frame, &e),
+        }
+    }
+
+    fn ack(&self, frame: &Frame, receiver: &str, message_id: MessageId) -> Flow {
+        let mut body = Vec::with_capacity(96 + receiver.len());
+        write_ack(&mut body, receiver, frame.seq, message_id);
+        self.reply(frame.reply(frame.cmd, body))
+    }
+
+    /// The one mapping of router errors to wire codes.
+    fn router_error(&self, frame: &Frame, error: &RouterError) -> Flow {
+        let code = match error {
+            RouterError::NotMember { .. } | RouterError::Rejected { .. } => ErrorCode::Forbidden,
+            RouterError::UnknownGroup { .. } => ErrorCode::NotFound,
+            RouterError::Invalid { .. } => ErrorCode::BadRequest,
+            RouterError::Unavailable { .. } => ErrorCode::Internal,
+            _ => ErrorCode::Internal,
+        };
+        self.error(frame, code, &error.to_string())
+    }
+
+    fn error(&self, frame: &Frame, code: ErrorCode, reason: &str) -> Flow {
+        self.shared.metrics.error(code);
+        let mut body = Vec::with_capacity(48 + reason.len());
+        write_error(&mut body, code, reason);
+        self.reply(frame.reply(frame.cmd, body))
+    }
+
+    fn reply(&self, frame: Frame) -> Flow {
+        match self.outbox.reply(frame) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop(closed_from_outside(&self.outbox)),
+        }
+    }
+}
+
+/// Why a session closed by someone else's decision (the router, the admin
+/// API, its own writer) ended.
+fn closed_from_outside(outbox: &Outbox) -> CloseReason {
+    match outbox.close_reason() {
+        Some(close) if close.is_slow_consumer() => CloseReason::SlowConsumer,
+        Some(close) if close.code == CloseCode::Policy => CloseReason::Kicked,
+        Some(close) if close.code == CloseCode::GoingAway => CloseReason::Shutdown,
+        _ => CloseReason::Error,
+    }
+}
+
+fn client_ack(auth: &Authenticated, message: &RawMessage<'_>, body: &Bytes) -> Option<ClientAck> {
+    let id = serde_json::from_str::<MessageId>(message.field("message_id")?.get()).ok()?;
+    Some(ClientAck {
+        user: Arc::clone(&auth.info.user),
+        session: auth.info.id,
+        message_id: id,
+        body: body.clone(),
+    })
+}
