@@ -55,6 +55,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         last_activity: Instant::now(),
     };
     let reason = session.read_loop(&mut reader).await;
+    shared.metrics.closed(reason);
 
     if let Some(auth) = session.auth.take() {
         if let Err(e) = shared.router.detach(&auth.info).await {
@@ -67,7 +68,6 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
     if reason == CloseReason::Protocol {
         let _ = timeout(LINGER, reader.discard()).await;
     }
-    shared.metrics.closed(reason);
 }
 
 /// An authenticated session.
@@ -129,6 +129,12 @@ impl<R: Router> Session<R> {
                         shared.metrics.bytes_in.increment(frame.encoded_len() as u64);
                         if let Flow::Stop(reason) = self.handle(frame).await {
                             return reason;
+                        }
+                        // Authenticating can bring the deadline forward (a
+                        // short idle timeout); activity only pushes it back,
+                        // which the timer notices when it fires.
+                        if self.deadline() < timer.deadline() {
+                            timer.as_mut().reset(self.deadline());
                         }
                     }
                     Ok(None) => {

@@ -1,0 +1,44 @@
+//! The one error type of this crate.
+
+use jim_model::Status;
+
+/// What went wrong with a connection or a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The gateway refused the request with an error reply; the connection
+    /// is still open.
+    #[error("refused with {code}: {reason}")]
+    Refused {
+        /// The error code (4000, 4001, 4003, 4004, 4029, 5000).
+        code: u16,
+        /// The gateway's explanation.
+        reason: String,
+    },
+    /// Authentication failed (`B003`); the gateway closes the connection.
+    #[error("authentication failed ({code}): {reason}")]
+    AuthFailed {
+        /// The code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+    /// The connection is closed; with the server's `A999` status if it sent one.
+    #[error("connection closed{}", .0.as_ref().map(|s| format!(" ({}: {})", s.code, s.reason)).unwrap_or_default())]
+    Closed(Option<Status>),
+    /// No reply in time.
+    #[error("timed out waiting for the reply")]
+    Timeout,
+    /// A reply that does not fit the protocol.
+    #[error("unexpected reply: {0}")]
+    BadReply(String),
+    /// The frame layer failed.
+    #[error(transparent)]
+    Protocol(#[from] jim_protocol::ProtocolError),
+    /// The WebSocket layer failed.
+    #[error("websocket: {0}")]
+    WebSocket(String),
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,14 @@
+//! The gateway over real sockets: every row of the contract's command and
+//! error tables, over TCP and over WebSocket.
+
+#![allow(unreachable_pub)] // test helpers are shared between modules of this test binary
+
+mod admin;
+mod binary;
+mod bodies;
+mod frames;
+mod load;
+mod messaging;
+mod session;
+mod shutdown;
+mod support;

@@ -1,0 +1,260 @@
+//! The session life: what is accepted before auth, B001/B002/B003, timers,
+//! A998, server-only and unknown commands.
+
+use jim_protocol::Command;
+use serde_json::json;
+
+use crate::support::*;
+
+both_transports!(
+    ping_is_answered_with_the_same_seq_and_body_even_before_auth,
+    traffic_before_auth_gets_4001_and_the_connection_stays,
+    auth_replies_b002_with_user_session_and_heartbeat,
+    the_seeds_client_id_is_read_as_the_device,
+    malformed_auth_body_gets_b003_then_a999_1008,
+    empty_token_gets_b003,
+    auth_timeout_sends_a999_1008,
+    idle_timeout_sends_a999_1008_and_heartbeats_prevent_it,
+    a998_is_answered_with_a999_1000_then_close,
+    a998_before_auth_closes_too,
+    second_auth_gets_4000_and_the_session_is_unchanged,
+    server_only_and_unknown_commands_get_errors,
+    jwt_tokens_are_verified_and_bad_ones_refused,
+    every_session_gets_its_own_id,
+);
+
+async fn ping_is_answered_with_the_same_seq_and_body_even_before_auth(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    let pong = raw.request(Command::Ping, 77, "t=123").await;
+    assert_eq!(
+        (pong.cmd, pong.seq, body_str(&pong).as_str()),
+        (Command::Pong, 77, "t=123")
+    );
+    raw.auth("alice").await;
+    let pong = raw.request(Command::Ping, 78, "").await;
+    assert_eq!((pong.cmd, pong.seq, pong.body.len()), (Command::Pong, 78, 0));
+    // A pong from the client is activity only: no reply.
+    raw.send_body(Command::Pong, 5, "").await;
+    raw.expect_silence().await;
+}
+
+async fn traffic_before_auth_gets_4001_and_the_connection_stays(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    let cases = [
+        (Command::C2C, text("bob", "hi")),
+        (Command::C2G, text("g", "hi")),
+        (Command::S2C, text("bob", "hi")),
+        (Command::Pong, String::new()),
+        (Command::Unknown(*b"Z001"), String::new()),
+        (Command::AuthOk, "{}".to_owned()),
+    ];
+    for (seq, (cmd, body)) in cases.into_iter().enumerate() {
+        let reply = raw.request(cmd, seq as u32 + 10, &body).await;
+        let reason = assert_error(&reply, cmd, seq as u32 + 10, 4001);
+        assert_eq!(reason, "not authenticated: send B001 first");
+    }
+    raw.auth("alice").await;
+}
+
+async fn auth_replies_b002_with_user_session_and_heartbeat(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    let reply = raw
+        .request(Command::Auth, 42, r#"{"token":"alice","device":"ios"}"#)
+        .await;
+    assert_eq!((reply.cmd, reply.seq), (Command::AuthOk, 42));
+    let body = json(&reply);
+    assert_eq!(body["user_id"], "alice");
+    assert_eq!(body["heartbeat_secs"], 30);
+    let session = body["session_id"].as_str().unwrap();
+    assert!(
+        !session.is_empty() && session.bytes().all(|b| b.is_ascii_digit()),
+        "{session}"
+    );
+    let presence = gw.router.hub().sessions_of("alice");
+    assert_eq!(presence.len(), 1);
+    assert_eq!(presence[0].device.as_deref(), Some("ios"));
+    assert_eq!(presence[0].id.to_string(), session);
+}
+
+async fn the_seeds_client_id_is_read_as_the_device(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    let reply = raw
+        .request(Command::Auth, 1, r#"{"client_id":"web-7","token":"bob"}"#)
+        .await;
+    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
+    assert_eq!(
+        gw.router.hub().sessions_of("bob")[0].device.as_deref(),
+        Some("web-7")
+    );
+}
+
+async fn malformed_auth_body_gets_b003_then_a999_1008(kind: Kind) {
+    let gw = Gw::start().await;
+    let bystander = gw.user(kind.other(), "carol").await;
+    for body in ["not json", r#"{"device":"ios"}"#, r#"{"token":7}"#] {
+        let mut raw = gw.raw(kind).await;
+        let reply = raw.request(Command::Auth, 9, body).await;
+        assert_eq!((reply.cmd, reply.seq), (Command::AuthFailed, 9));
+        let status = json(&reply);
+        assert_eq!(status["code"], 4001);
+        assert!(
+            status["reason"].as_str().unwrap().starts_with("bad B001 body: "),
+            "{status}"
+        );
+        assert_eq!(raw.expect_close(1008).await, "authentication failed");
+    }
+    drop(bystander);
+}
+
+async fn empty_token_gets_b003(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    let reply = raw.request(Command::Auth, 3, r#"{"token":""}"#).await;
+    assert_eq!(reply.cmd, Command::AuthFailed);
+    assert_eq!(json(&reply), json!({"code": 4001, "reason": "empty token"}));
+    raw.expect_close(1008).await;
+}
+
+async fn auth_timeout_sends_a999_1008(kind: Kind) {
+    let gw = Gw::with(|c| c.session.auth_timeout_ms = 200).await;
+    let mut raw = gw.raw(kind).await;
+    // Pings do not stop the auth clock.
+    let _ = raw.request(Command::Ping, 1, "").await;
+    assert_eq!(raw.expect_close(1008).await, "authentication timeout");
+}
+
+async fn idle_timeout_sends_a999_1008_and_heartbeats_prevent_it(kind: Kind) {
+    let gw = Gw::with(|c| c.session.idle_timeout_ms = 400).await;
+    let mut live = gw.user(kind, "alice").await;
+    let mut quiet = gw.user(kind, "bob").await;
+    // Alice pings well within the idle timeout, four times over its length.
+    for seq in 0..16 {
+        let pong = live.request(Command::Ping, seq, "").await;
+        assert_eq!(pong.cmd, Command::Pong);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(quiet.expect_close(1008).await, "idle timeout");
+    let pong = live.request(Command::Ping, 99, "").await;
+    assert_eq!(pong.cmd, Command::Pong, "the active session is still open");
+}
+
+async fn a998_is_answered_with_a999_1000_then_close(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.user(kind, "alice").await;
+    raw.send_body(Command::ClientClose, 5, r#"{"code":1000,"reason":"bye"}"#)
+        .await;
+    assert_eq!(raw.expect_close(1000).await, "client closed");
+    wait_until(|| gw.router.hub().sessions_of("alice").is_empty()).await;
+}
+
+async fn a998_before_auth_closes_too(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.raw(kind).await;
+    raw.send_body(Command::ClientClose, 1, "").await;
+    raw.expect_close(1000).await;
+}
+
+async fn second_auth_gets_4000_and_the_session_is_unchanged(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.user(kind, "alice").await;
+    let reply = raw.request(Command::Auth, 2, r#"{"token":"mallory"}"#).await;
+    assert_eq!(
+        assert_error(&reply, Command::Auth, 2, 4000),
+        "already authenticated"
+    );
+    assert_eq!(gw.router.hub().sessions_of("alice").len(), 1);
+    assert!(gw.router.hub().sessions_of("mallory").is_empty());
+}
+
+async fn server_only_and_unknown_commands_get_errors(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut raw = gw.user(kind, "alice").await;
+    let reply = raw.request(Command::S2C, 1, &text("bob", "hi")).await;
+    assert_eq!(
+        assert_error(&reply, Command::S2C, 1, 4003),
+        "B103 is sent by the server only"
+    );
+    for (seq, cmd) in [Command::AuthOk, Command::AuthFailed, Command::ServerClose]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = raw.request(cmd, seq as u32 + 2, "{}").await;
+        let reason = assert_error(&reply, cmd, seq as u32 + 2, 4000);
+        assert_eq!(reason, format!("{cmd} is sent by the server only"));
+    }
+    let unknown = Command::Unknown(*b"C777");
+    let reply = raw.request(unknown, 9, "whatever").await;
+    assert_eq!(assert_error(&reply, unknown, 9, 4004), "unknown command \"C777\"");
+    // Still usable.
+    assert_eq!(raw.request(Command::Ping, 10, "").await.cmd, Command::Pong);
+}
+
+async fn jwt_tokens_are_verified_and_bad_ones_refused(kind: Kind) {
+    use jim_gateway::auth::{claims_for, mint};
+    let gw = Gw::with(|c| {
+        c.auth.dev = false;
+        c.auth.jwt_secret = Some(JWT_SECRET.into());
+        c.admin.key = Some(ADMIN_KEY.into());
+    })
+    .await;
+
+    let good = mint(
+        JWT_SECRET.as_bytes(),
+        &claims_for("alice", 60, Some("Alice"), None),
+    )
+    .unwrap();
+    let mut raw = gw.raw(kind).await;
+    assert_eq!(raw.auth(&good).await.user_id, "alice");
+
+    let mut expired = claims_for("bob", 0, None, None);
+    expired.exp -= 600;
+    let cases = [
+        (mint(JWT_SECRET.as_bytes(), &expired).unwrap(), "token expired"),
+        (
+            mint(
+                b"some other secret, 32 bytes long!",
+                &claims_for("bob", 60, None, None),
+            )
+            .unwrap(),
+            "invalid token: InvalidSignature",
+        ),
+        ("bob".to_owned(), "invalid token: InvalidToken"),
+    ];
+    for (token, reason) in cases {
+        let mut raw = gw.raw(kind).await;
+        let reply = raw
+            .request(Command::Auth, 4, &format!(r#"{{"token":"{token}"}}"#))
+            .await;
+        assert_eq!(reply.cmd, Command::AuthFailed);
+        assert_eq!(json(&reply), json!({"code": 4001, "reason": reason}));
+        raw.expect_close(1008).await;
+    }
+}
+
+async fn every_session_gets_its_own_id(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut ids = std::collections::HashSet::new();
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        let mut raw = gw.raw(kind).await;
+        assert!(ids.insert(raw.auth("alice").await.session_id));
+        conns.push(raw);
+    }
+    assert_eq!(gw.router.hub().sessions_of("alice").len(), 5);
+}
+
+/// Waits for a condition that other tasks make true.
+pub async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

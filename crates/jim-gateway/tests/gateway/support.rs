@@ -1,0 +1,419 @@
+//! A gateway on ephemeral loopback ports, and raw clients that speak
+//! frames over real TCP and WebSocket sockets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use jim_client::Client;
+use jim_gateway::{Config, Gateway, RunningGateway};
+use jim_model::{AuthOk, Message, Status};
+use jim_protocol::{Command, Frame, FrameCodec};
+use jim_router::{LocalRouter, Observer};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits to be sure something does not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub const JWT_SECRET: &str = "test secret that is long enough!!";
+pub const ADMIN_KEY: &str = "admin-key-for-tests";
+
+/// Runs a test body once per transport.
+macro_rules! both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod tcp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Kind::Tcp).await;
+                }
+            )*
+        }
+        mod ws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Kind::Ws).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_transports;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tcp,
+    Ws,
+}
+
+impl Kind {
+    pub fn other(self) -> Kind {
+        match self {
+            Kind::Tcp => Kind::Ws,
+            Kind::Ws => Kind::Tcp,
+        }
+    }
+}
+
+/// A gateway running in this process with the local router.
+pub struct Gw {
+    running: Option<RunningGateway>,
+    pub router: LocalRouter,
+    pub tcp: SocketAddr,
+    pub ws: SocketAddr,
+    pub admin: SocketAddr,
+    pub admin_key: Option<String>,
+}
+
+impl Gw {
+    pub async fn start() -> Gw {
+        Gw::with(|_| {}).await
+    }
+
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Gw {
+        Gw::with_router(LocalRouter::new(), adjust).await
+    }
+
+    pub async fn with_observer(observer: std::sync::Arc<dyn Observer>) -> Gw {
+        Gw::with_router(LocalRouter::with_observers(vec![observer]), |_| {}).await
+    }
+
+    pub async fn with_router(router: LocalRouter, adjust: impl FnOnce(&mut Config)) -> Gw {
+        let mut config = Config::ephemeral_dev();
+        config.session.shutdown_grace_ms = 2_000;
+        adjust(&mut config);
+        let admin_key = config.admin.key.clone();
+        let running = Gateway::new(config, router.clone())
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        Gw {
+            tcp: running.tcp_addr().unwrap(),
+            ws: running.ws_addr().unwrap(),
+            admin: running.admin_addr().unwrap(),
+            running: Some(running),
+            router,
+            admin_key,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.ws)
+    }
+
+    pub async fn raw(&self, kind: Kind) -> Raw {
+        match kind {
+            Kind::Tcp => Raw::tcp(self.tcp).await,
+            Kind::Ws => Raw::ws(&self.ws_url()).await,
+        }
+    }
+
+    /// A raw connection, authenticated as `user`.
+    pub async fn user(&self, kind: Kind, user: &str) -> Raw {
+        let mut raw = self.raw(kind).await;
+        raw.auth(user).await;
+        raw
+    }
+
+    /// An SDK client, authenticated as `user` (development tokens).
+    pub async fn client(&self, kind: Kind, user: &str) -> Client {
+        let mut client = match kind {
+            Kind::Tcp => Client::connect_tcp(self.tcp).await.unwrap(),
+            Kind::Ws => Client::connect_ws(&self.ws_url()).await.unwrap(),
+        };
+        client.authenticate(user, Some("test")).await.unwrap();
+        client
+    }
+
+    /// Sends an admin API request; returns status and JSON body.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let key = self.admin_key.clone();
+        admin_request(self.admin, method, path, body, key.as_deref()).await
+    }
+
+    pub async fn shutdown(mut self) -> bool {
+        self.running.take().unwrap().shutdown().await
+    }
+}
+
+/// A minimal HTTP/1.1 client for the admin API (a request, the whole reply).
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let (status, text) = http(addr, method, path, body, key).await;
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8(reply).unwrap();
+    let status = reply[9..12].parse().unwrap();
+    let (head, rest) = reply.split_once("\r\n\r\n").unwrap();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, tail) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A client that speaks raw frames, to test exactly what goes on the wire.
+pub struct Raw {
+    link: Link,
+    codec: FrameCodec,
+    buf: BytesMut,
+}
+
+enum Link {
+    Tcp(TcpStream),
+    Ws(Box<Ws>),
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// TCP end of stream (or reset).
+    Eof,
+    /// A WebSocket close with this code.
+    WsClose(u16),
+}
+
+impl Raw {
+    pub async fn tcp(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw {
+            link: Link::Tcp(stream),
+            codec: FrameCodec::with_max_body(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn ws(url: &str) -> Raw {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Raw {
+            link: Link::Ws(Box::new(ws)),
+            codec: FrameCodec::with_max_body(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.link {
+            Link::Tcp(_) => Kind::Tcp,
+            Link::Ws(_) => Kind::Ws,
+        }
+    }
+
+    /// Sends bytes: on TCP as they are, on WebSocket as one binary message.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        match &mut self.link {
+            Link::Tcp(stream) => stream.write_all(bytes).await.unwrap(),
+            Link::Ws(ws) => ws
+                .send(WsMessage::Binary(Bytes::copy_from_slice(bytes)))
+                .await
+                .unwrap(),
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        let Link::Ws(ws) = &mut self.link else {
+            panic!("text messages are WebSocket only")
+        };
+        ws.send(WsMessage::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn send(&mut self, frame: Frame) {
+        let bytes = frame.to_bytes().unwrap();
+        self.send_bytes(&bytes).await;
+    }
+
+    pub async fn send_body(&mut self, cmd: Command, seq: u32, body: &str) {
+        self.send(Frame::new(cmd, seq, body.to_owned())).await;
+    }
+
+    /// The next frame, or how the connection ended.
+    pub async fn next(&mut self) -> Result<Frame, End> {
+        tokio::time::timeout(WAIT, self.next_inner())
+            .await
+            .expect("no frame within 5 s")
+    }
+
+    async fn next_inner(&mut self) -> Result<Frame, End> {
+        loop {
+            match &mut self.link {
+                Link::Tcp(stream) => {
+                    if let Some(frame) = self.codec.decode_from(&mut self.buf).unwrap() {
+                        return Ok(frame);
+                    }
+                    self.buf.reserve(4096);
+                    match stream.read_buf(&mut self.buf).await {
+                        Ok(0) | Err(_) => return Err(End::Eof),
+                        Ok(_) => {}
+                    }
+                }
+                Link::Ws(ws) => match ws.next().await {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        return Ok(self.codec.decode_message(bytes).unwrap());
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        return Err(End::WsClose(frame.map_or(1005, |f| u16::from(f.code))));
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => return Err(End::Eof),
+                },
+            }
+        }
+    }
+
+    /// The next frame; panics if the connection ended.
+    pub async fn recv(&mut self) -> Frame {
+        match self.next().await {
+            Ok(frame) => frame,
+            Err(end) => panic!("connection ended ({end:?}) while a frame was expected"),
+        }
+    }
+
+    /// The next frame that is not a delivery (B1xx with a chat body).
+    pub async fn reply(&mut self) -> Frame {
+        loop {
+            let frame = self.recv().await;
+            if !is_delivery(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts that no frame arrives for a short while.
+    pub async fn expect_silence(&mut self) {
+        if let Ok(result) = tokio::time::timeout(QUIET, self.next_inner()).await {
+            panic!("expected silence, got {result:?}");
+        }
+    }
+
+    pub async fn request(&mut self, cmd: Command, seq: u32, body: &str) -> Frame {
+        self.send_body(cmd, seq, body).await;
+        self.reply().await
+    }
+
+    pub async fn auth(&mut self, token: &str) -> AuthOk {
+        let reply = self
+            .request(
+                Command::Auth,
+                1,
+                &format!(r#"{{"token":"{token}","device":"raw"}}"#),
+            )
+            .await;
+        assert_eq!(reply.cmd, Command::AuthOk, "auth failed: {}", body_str(&reply));
+        assert_eq!(reply.seq, 1);
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    /// Expects `A999` with `code`, then the end of the connection (over
+    /// WebSocket, a close with the same code). Returns the A999 reason.
+    pub async fn expect_close(&mut self, code: u16) -> String {
+        let frame = loop {
+            let frame = self.recv().await;
+            if frame.cmd == Command::ServerClose {
+                break frame;
+            }
+        };
+        assert_eq!(frame.seq, 0);
+        let status = Status::from_slice(&frame.body).unwrap();
+        assert_eq!(status.code, code, "A999 reason: {}", status.reason);
+        let end = self.next().await.expect_err("nothing after A999");
+        match self.kind() {
+            Kind::Tcp => assert_eq!(end, End::Eof),
+            Kind::Ws => assert_eq!(end, End::WsClose(code)),
+        }
+        status.reason
+    }
+}
+
+pub fn body_str(frame: &Frame) -> String {
+    String::from_utf8_lossy(&frame.body).into_owned()
+}
+
+pub fn json(frame: &Frame) -> Value {
+    serde_json::from_slice(&frame.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", body_str(frame)))
+}
+
+pub fn is_delivery(frame: &Frame) -> bool {
+    matches!(frame.cmd, Command::C2C | Command::C2G | Command::S2C)
+        && matches!(Message::from_slice(&frame.body), Ok(m) if m.kind().is_chat())
+}
+
+/// Asserts an error reply: same cmd and seq, the code; returns the reason.
+pub fn assert_error(frame: &Frame, cmd: Command, seq: u32, code: u16) -> String {
+    assert_eq!((frame.cmd, frame.seq), (cmd, seq), "reply: {}", body_str(frame));
+    let body = json(frame);
+    assert_eq!(body["type"], "error", "not an error: {body}");
+    assert_eq!(body["data"]["code"], code, "wrong code: {body}");
+    body["data"]["reason"].as_str().unwrap().to_owned()
+}
+
+/// Asserts an ack reply and returns the message id.
+pub fn assert_ack(frame: &Frame, cmd: Command, seq: u32, receiver: &str) -> String {
+    assert_eq!((frame.cmd, frame.seq), (cmd, seq), "reply: {}", body_str(frame));
+    let body = json(frame);
+    assert_eq!(body["type"], "ack", "not an ack: {body}");
+    assert_eq!(body["data"]["receiver_id"], receiver);
+    assert_eq!(body["data"]["request_id"], seq);
+    body["data"]["message_id"]
+        .as_str()
+        .expect("message_id is a string")
+        .to_owned()
+}
+
+pub fn text(receiver: &str, content: &str) -> String {
+    format!(r#"{{"type":"text","data":{{"receiver_id":"{receiver}","content":"{content}"}}}}"#)
+}
