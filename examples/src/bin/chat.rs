@@ -1,0 +1,116 @@
+//! A terminal chat client, like the seed's `tcp_send`.
+//!
+//! ```sh
+//! cargo run -p jim-examples --bin chat -- --user alice --to bob
+//! cargo run -p jim-examples --bin chat -- --user bob --to alice --url ws://127.0.0.1:9000/ws
+//! ```
+//!
+//! Type a line and press Enter to send it; incoming messages are printed as
+//! they arrive. `/quit` (or end of input) leaves cleanly.
+
+use clap::Parser;
+use jim_client::{Client, Incoming};
+use jim_model::{Message, Text};
+use jim_protocol::Command;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Debug, Parser)]
+#[command(about = "Chat through a Jim gateway from the terminal")]
+struct Args {
+    /// Who you are (in development mode the token is the user id).
+    #[arg(long)]
+    user: String,
+    /// A token; defaults to the user id (development mode).
+    #[arg(long)]
+    token: Option<String>,
+    /// Who to talk to (a user id).
+    #[arg(long, conflicts_with = "group")]
+    to: Option<String>,
+    /// A group to talk to instead.
+    #[arg(long)]
+    group: Option<String>,
+    /// The gateway: `tcp://HOST:PORT` or `ws://HOST:PORT/ws`.
+    #[arg(long, default_value = "tcp://127.0.0.1:9001")]
+    url: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let (cmd, receiver) = match (&args.to, &args.group) {
+        (Some(user), None) => (Command::C2C, user.clone()),
+        (None, Some(group)) => (Command::C2G, group.clone()),
+        _ => return Err("give --to USER or --group GROUP".into()),
+    };
+    let mut client = match args.url.strip_prefix("tcp://") {
+        Some(addr) => Client::connect_tcp(addr).await?,
+        None => Client::connect_ws(&args.url).await?,
+    };
+    let token = args.token.as_deref().unwrap_or(&args.user);
+    let who = client.authenticate(token, Some("terminal")).await?;
+    println!(
+        "* signed in as {} (session {}); talking to {receiver}",
+        who.user_id, who.session_id
+    );
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                let line = line.trim();
+                if line == "/quit" {
+                    break;
+                }
+                if line.is_empty() {
+                    continue;
+                }
+                let message = Message::Text(Text::new(receiver.as_str(), line));
+                match client.send(cmd, &message).await {
+                    Ok(ack) => println!("* sent ({})", ack.message_id),
+                    Err(e) => println!("* not sent: {e}"),
+                }
+            }
+            incoming = client.next() => match incoming {
+                Some(Incoming::Message { cmd, message, .. }) => print_message(cmd, &message),
+                Some(Incoming::Closed(status)) => {
+                    println!("* the gateway closed the connection: {} {}", status.code, status.reason);
+                    return Ok(());
+                }
+                None => {
+                    println!("* connection lost");
+                    return Ok(());
+                }
+            },
+        }
+    }
+    let status = client.close().await?;
+    println!("* bye ({} {})", status.code, status.reason);
+    Ok(())
+}
+
+fn print_message(cmd: Command, message: &Message) {
+    let Some(common) = message.common() else { return };
+    let from = common
+        .sender_name
+        .as_deref()
+        .or(common.sender_id.as_deref())
+        .unwrap_or("?");
+    let place = if cmd == Command::C2G {
+        format!(" in {}", common.receiver_id)
+    } else {
+        String::new()
+    };
+    let what = match message {
+        Message::Text(text) => text.content.clone(),
+        Message::Face(face) => face.symbol.clone(),
+        Message::Location(loc) => format!("[location {} {}]", loc.lat, loc.lng),
+        Message::Image(image) => format!("[image {}]", image.big_url),
+        Message::Sound(sound) => format!("[sound {}]", sound.url),
+        Message::File(file) => format!("[file {}]", file.name),
+        Message::Video(video) => format!("[video {}]", video.url),
+        Message::Ack(_) | Message::Error(_) => return,
+    };
+    let push = if cmd == Command::S2C { " (system)" } else { "" };
+    println!("<{from}{place}{push}> {what}");
+}

@@ -1,0 +1,204 @@
+//! Each example binary, run for real against a real gateway.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jim_client::Client;
+use jim_gateway::{Config, Gateway, RunningGateway};
+use jim_model::{Message, Text};
+use jim_protocol::Command;
+use jim_router::LocalRouter;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command as Process};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn gateway(router: LocalRouter) -> RunningGateway {
+    Gateway::new(Config::ephemeral_dev(), router)
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn client(addr: std::net::SocketAddr, user: &str) -> Client {
+    let mut client = Client::connect_tcp(addr).await.unwrap();
+    client.authenticate(user, None).await.unwrap();
+    client
+}
+
+fn spawn(bin: &str, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Process::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+async fn line_containing(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        let line = line.unwrap_or_else(|| panic!("output ended before {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+async fn next_text(client: &mut Client) -> (Command, Text) {
+    match tokio::time::timeout(WAIT, client.next_message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        (cmd, Message::Text(text)) => (cmd, text),
+        other => panic!("expected a text, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chat_sends_lines_and_prints_what_arrives() {
+    let gw = gateway(LocalRouter::new()).await;
+    let url = format!("tcp://{}", gw.tcp_addr().unwrap());
+    let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
+    let (mut chat, mut out) = spawn(
+        env!("CARGO_BIN_EXE_chat"),
+        &["--user", "alice", "--to", "bob", "--url", &url],
+    );
+    line_containing(&mut out, "signed in as alice").await;
+
+    let mut stdin = chat.stdin.take().unwrap();
+    stdin.write_all(b"hello from the terminal\n").await.unwrap();
+    line_containing(&mut out, "* sent (").await;
+    let (cmd, text) = next_text(&mut bob).await;
+    assert_eq!(
+        (cmd, text.content.as_str(), text.common.sender_id.as_deref()),
+        (Command::C2C, "hello from the terminal", Some("alice"))
+    );
+
+    bob.send(Command::C2C, &Message::Text(Text::new("alice", "hi alice")))
+        .await
+        .unwrap();
+    assert_eq!(line_containing(&mut out, "hi alice").await, "<bob> hi alice");
+
+    stdin.write_all(b"/quit\n").await.unwrap();
+    line_containing(&mut out, "* bye (1000 client closed)").await;
+    assert!(
+        tokio::time::timeout(WAIT, chat.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_sends_a_b103_through_the_admin_api() {
+    let gw = gateway(LocalRouter::new()).await;
+    let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
+    let admin = format!("http://{}", gw.admin_addr().unwrap());
+    let output = Process::new(env!("CARGO_BIN_EXE_push"))
+        .args([
+            "--admin",
+            &admin,
+            "--user",
+            "bob",
+            "--sender",
+            "shop",
+            "Your order has shipped",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("to bob (1 sessions here)"));
+    let (cmd, text) = next_text(&mut bob).await;
+    assert_eq!(
+        (cmd, text.content.as_str(), text.common.sender_id.as_deref()),
+        (Command::S2C, "Your order has shipped", Some("shop"))
+    );
+
+    let output = Process::new(env!("CARGO_BIN_EXE_push"))
+        .args(["--admin", &admin, "--group", "nope", "x"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown group"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn embed_observes_moderates_and_pushes() {
+    let (_embed, mut out) = spawn(
+        env!("CARGO_BIN_EXE_embed"),
+        &["--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"],
+    );
+    let banner = line_containing(&mut out, "embedded gateway: tcp ").await;
+    let tcp: std::net::SocketAddr = banner.split_whitespace().nth(3).unwrap().parse().unwrap();
+
+    let mut alice = client(tcp, "alice").await;
+    let mut bob = client(tcp, "bob").await;
+    alice
+        .send(Command::C2G, &Message::Text(Text::new("lobby", "hello lobby")))
+        .await
+        .unwrap();
+    line_containing(&mut out, "history: B102").await;
+    let (cmd, welcome) = next_text(&mut alice).await;
+    assert_eq!((cmd, welcome.content.as_str()), (Command::S2C, "welcome, alice!"));
+    let (cmd, text) = next_text(&mut bob).await;
+    assert_eq!((cmd, text.content.as_str()), (Command::C2G, "hello lobby"));
+
+    let refused = alice
+        .send(
+            Command::C2G,
+            &Message::Text(Text::new("lobby", "a forbidden word")),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(jim_client::ClientError::Refused { code: 4003, .. })),
+        "{refused:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), bob.next())
+            .await
+            .is_err(),
+        "bob got nothing"
+    );
+}
+
+#[tokio::test]
+async fn web_serves_the_chat_page() {
+    let (_web, mut out) = spawn(env!("CARGO_BIN_EXE_web"), &["--listen", "127.0.0.1:0"]);
+    let line = line_containing(&mut out, "open http://").await;
+    let url = line.split_whitespace().nth(1).unwrap().to_owned();
+    let page = tokio::task::spawn_blocking(move || {
+        ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    for needle in [
+        "function encodeFrame",
+        "binaryType = \"arraybuffer\"",
+        "setUint32(12",
+    ] {
+        assert!(page.contains(needle), "{needle}");
+    }
+}
