@@ -34,6 +34,8 @@
 //! or `error`; everything else the server starts itself (see
 //! `docs/protocol.md`). The client sorts them for you.
 
+#![warn(missing_docs)]
+
 mod connection;
 mod error;
 

@@ -34,6 +34,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod admin;
 pub mod auth;
 pub mod cli;

@@ -33,6 +33,8 @@
 //! # Ok::<(), jim_model::ModelError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod codes;
 mod control;
 mod error;

@@ -48,6 +48,8 @@
 //! # Ok::<(), ProtocolError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod codec;
 mod command;
 mod error;

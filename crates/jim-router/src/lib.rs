@@ -19,6 +19,8 @@
 //! [`Observer`]s see (and may veto) every accepted message and client ack,
 //! for history, moderation or notifications.
 
+#![warn(missing_docs)]
+
 mod contract;
 mod error;
 mod groups;

@@ -17,6 +17,8 @@
 //! - `tcp` (default): the TCP adapter.
 //! - `ws` (default): the WebSocket adapter (axum).
 
+#![warn(missing_docs)]
+
 mod connection;
 mod error;
 #[cfg(feature = "tcp")]

@@ -60,8 +60,8 @@ impl TcpFrameReader {
                 // Nothing pending: hold no buffer while the client is quiet.
                 // (Frames already handed out keep their own bytes alive.)
                 self.buf = BytesMut::new();
-                self.stream.readable().await?;
             }
+            self.stream.readable().await?;
             self.buf.reserve(READ_CHUNK);
             match self.stream.try_read_buf(&mut self.buf) {
                 Ok(0) if self.buf.is_empty() => return Ok(None),
@@ -71,7 +71,8 @@ impl TcpFrameReader {
                     });
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.readable().await?,
+                // Readiness was stale: wait again (giving the buffer back first).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -128,5 +129,74 @@ impl TcpFrameWriter {
     pub async fn shutdown(&mut self) -> Result<(), TransportError> {
         self.stream.shutdown().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jim_protocol::Command;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    async fn pair(max_body: usize) -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (connection(server, peer, max_body), client)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer_after_a_large_frame() {
+        let (mut conn, mut client) = pair(64 * 1024).await;
+        let big = Frame::new(Command::C2C, 1, vec![b'x'; 60 * 1024])
+            .to_bytes()
+            .unwrap();
+        client.write_all(&big).await.unwrap();
+        let frame = conn.reader.read_frame().await.unwrap().unwrap();
+        assert_eq!(frame.body.len(), 60 * 1024);
+        drop(frame);
+        // Wait for the next frame while nothing comes: the buffer is given back.
+        let idle = tokio::time::timeout(Duration::from_millis(50), conn.reader.read_frame()).await;
+        assert!(idle.is_err(), "nothing was sent");
+        let FrameReader::Tcp(reader) = &conn.reader else {
+            unreachable!()
+        };
+        assert_eq!(reader.buf.capacity(), 0);
+        // And reading resumes normally.
+        client
+            .write_all(&Frame::new(Command::Ping, 2, "").to_bytes().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(conn.reader.read_frame().await.unwrap().unwrap().seq, 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_frames_is_written_and_read_back() {
+        let (mut conn, client) = pair(1024).await;
+        let frames: Vec<Frame> = (0..50)
+            .map(|i| Frame::new(Command::C2C, i, format!("m{i}")))
+            .collect();
+        conn.writer.write_frames(&frames).await.unwrap();
+        conn.writer.close(1000, "bye").await.unwrap();
+        let mut back = connection(client, conn.peer, 1024);
+        for expected in &frames {
+            assert_eq!(&back.reader.read_frame().await.unwrap().unwrap(), expected);
+        }
+        assert!(
+            back.reader.read_frame().await.unwrap().is_none(),
+            "clean end of stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_inside_a_frame_is_an_error() {
+        let (mut conn, mut client) = pair(1024).await;
+        client.write_all(b"jim1A001\0\0\0\x01\0\0\0\x05ab").await.unwrap();
+        drop(client);
+        let err = conn.reader.read_frame().await.unwrap_err();
+        assert!(matches!(err, TransportError::Truncated { buffered: 18 }), "{err}");
     }
 }
