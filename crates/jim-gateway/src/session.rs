@@ -20,14 +20,18 @@ use crate::auth::Identity;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
 use crate::server::Shared;
-use crate::writer;
+use crate::writer::Out;
 
 /// How long a closing connection's late bytes are read and discarded, so
 /// that closing with unread input does not reset the connection before the
 /// client has read our `A999`.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Runs a connection from accept to close.
+/// Frames handled from the read buffer before the replies are written.
+const MAX_BATCH: usize = 64;
+
+/// Runs a connection from accept to close, in one task: it reads and
+/// handles frames, and writes its outbox (replies and deliveries).
 pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connection) {
     let Connection {
         mut reader,
@@ -36,7 +40,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         ..
     } = connection;
     let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
-    let writer = tokio::spawn(writer::run(writer, Arc::clone(&outbox), Arc::clone(&shared)));
+    let mut out = Out::new(writer);
 
     let mut session = Session {
         rate: RateLimit::new(
@@ -45,7 +49,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
             Instant::now(),
         ),
         shared: Arc::clone(&shared),
-        outbox,
+        outbox: Arc::clone(&outbox),
         transport: match kind {
             TransportKind::Tcp => Transport::Tcp,
             TransportKind::WebSocket => Transport::WebSocket,
@@ -54,8 +58,14 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         connected: Instant::now(),
         last_activity: Instant::now(),
     };
-    let reason = session.read_loop(&mut reader).await;
+    let reason = session.drive(&mut reader, &mut out).await;
     shared.metrics.closed(reason);
+    // Every way out of `drive` has closed the outbox, but for a lost link.
+    let close = outbox.close_reason().unwrap_or_else(|| {
+        let lost = Close::new(CloseCode::Internal, "connection lost");
+        outbox.close(lost.clone());
+        lost
+    });
 
     if let Some(auth) = session.auth.take() {
         if let Err(e) = shared.router.detach(&auth.info).await {
@@ -63,8 +73,13 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         }
         shared.metrics.sessions.decrement(1);
     }
-    // The writer flushes what is queued and the A999, within its own limits.
-    let _ = writer.await;
+    out.finish(
+        &outbox,
+        &close,
+        &shared.metrics,
+        shared.config.session.shutdown_grace(),
+    )
+    .await;
     if reason == CloseReason::Protocol {
         let _ = timeout(LINGER, reader.discard()).await;
     }
@@ -93,9 +108,12 @@ enum Flow {
 }
 
 impl<R: Router> Session<R> {
-    async fn read_loop(&mut self, reader: &mut FrameReader) -> CloseReason {
+    /// Reads, handles and writes until the session must close; returns why.
+    /// The close itself (with its `A999`) is then in the outbox.
+    async fn drive(&mut self, reader: &mut FrameReader, out: &mut Out) -> CloseReason {
         let outbox = Arc::clone(&self.outbox);
         let shared = Arc::clone(&self.shared);
+        let grace = shared.config.session.shutdown_grace();
         let closed = outbox.closed();
         let cancelled = shared.shutdown.cancelled();
         let timer = sleep_until(self.deadline());
@@ -122,27 +140,46 @@ impl<R: Router> Session<R> {
                     }
                     timer.as_mut().reset(deadline);
                 }
-                read = reader.read_frame() => match read {
-                    Ok(Some(frame)) => {
+                // Deliveries (or our own replies) are waiting.
+                () = outbox.ready() => {
+                    if !out.flush(&outbox, &shared.metrics, grace).await {
+                        return closed_from_outside(&outbox);
+                    }
+                }
+                read = reader.read_frame() => {
+                    let mut next = read;
+                    // Handle every frame already buffered, then write all the replies at once.
+                    for _ in 0..MAX_BATCH {
+                        let frame = match next {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => {
+                                self.close(CloseCode::Normal, "client disconnected");
+                                return CloseReason::Client;
+                            }
+                            Err(error) => return self.transport_failed(&error),
+                        };
                         self.last_activity = Instant::now();
                         shared.metrics.frames_in.increment(1);
                         shared.metrics.bytes_in.increment(frame.encoded_len() as u64);
                         if let Flow::Stop(reason) = self.handle(frame).await {
                             return reason;
                         }
-                        // Authenticating can bring the deadline forward (a
-                        // short idle timeout); activity only pushes it back,
-                        // which the timer notices when it fires.
-                        if self.deadline() < timer.deadline() {
-                            timer.as_mut().reset(self.deadline());
-                        }
+                        next = match reader.try_read_frame() {
+                            Ok(Some(frame)) => Ok(Some(frame)),
+                            Ok(None) => break,
+                            Err(error) => Err(error),
+                        };
                     }
-                    Ok(None) => {
-                        self.close(CloseCode::Normal, "client disconnected");
-                        return CloseReason::Client;
+                    if !out.flush(&outbox, &shared.metrics, grace).await {
+                        return closed_from_outside(&outbox);
                     }
-                    Err(error) => return self.transport_failed(&error),
-                },
+                    // Authenticating can bring the deadline forward (a short
+                    // idle timeout); activity only pushes it back, which the
+                    // timer notices when it fires.
+                    if self.deadline() < timer.deadline() {
+                        timer.as_mut().reset(self.deadline());
+                    }
+                }
             }
         }
     }

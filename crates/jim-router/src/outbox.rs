@@ -206,25 +206,36 @@ impl Outbox {
         }
     }
 
-    /// For the session's writer: waits until frames are queued or the
-    /// session is closing, then moves every queued frame into `batch` (which
-    /// must be empty). Returns the close once the session is closing; the
-    /// frames in `batch` are to be written before the `A999`.
-    pub async fn next_batch(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
-        debug_assert!(batch.is_empty());
+    /// Resolves once frames are queued or the session is closing.
+    pub async fn ready(&self) {
         loop {
             {
-                let mut state = self.lock();
-                if !state.queue.is_empty() {
-                    std::mem::swap(batch, &mut state.queue);
-                    return state.close.clone();
-                }
-                if let Some(close) = &state.close {
-                    return Some(close.clone());
+                let state = self.lock();
+                if !state.queue.is_empty() || state.close.is_some() {
+                    return;
                 }
             }
             self.writer.notified().await;
         }
+    }
+
+    /// Moves every queued frame into `batch` (which must be empty), without
+    /// waiting. Returns the close once the session is closing; the frames
+    /// in `batch` are to be written before the `A999`.
+    pub fn take(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
+        debug_assert!(batch.is_empty());
+        let mut state = self.lock();
+        if !state.queue.is_empty() {
+            std::mem::swap(batch, &mut state.queue);
+        }
+        state.close.clone()
+    }
+
+    /// For a session's writer: waits until frames are queued or the session
+    /// is closing, then [`take`](Self::take)s them.
+    pub async fn next_batch(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
+        self.ready().await;
+        self.take(batch)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

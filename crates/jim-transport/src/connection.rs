@@ -56,6 +56,23 @@ impl FrameReader {
     }
 }
 
+impl FrameReader {
+    /// The next frame if one is already buffered, without waiting for the
+    /// network (so a session can answer a whole batch of frames with one
+    /// write).
+    ///
+    /// # Errors
+    /// As [`read_frame`](Self::read_frame).
+    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        match self {
+            #[cfg(feature = "tcp")]
+            FrameReader::Tcp(reader) => reader.try_read_frame(),
+            #[cfg(feature = "ws")]
+            FrameReader::Ws(reader) => reader.try_read_frame(),
+        }
+    }
+}
+
 /// The writing half of a connection.
 #[derive(Debug)]
 pub enum FrameWriter {

@@ -80,10 +80,19 @@ impl TcpFrameReader {
 }
 
 impl TcpFrameReader {
+    /// The next frame if the read buffer already holds it.
+    ///
+    /// # Errors
+    /// A fatal protocol error.
+    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        Ok(self.codec.decode_from(&mut self.buf)?)
+    }
+
     /// Reads and drops input until end of stream or an error.
     pub async fn discard(&mut self) {
         self.buf = BytesMut::new();
-        let mut scratch = [0u8; 4096];
+        // On the heap: an array here would sit in every connection's future.
+        let mut scratch = vec![0u8; 4096];
         loop {
             if self.stream.readable().await.is_err() {
                 return;

@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
 use tokio_tungstenite::tungstenite;
 
@@ -103,6 +103,18 @@ impl WsFrameReader {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Err(error)) => return Err(self.classify(error)),
             }
+        }
+    }
+
+    /// The next frame if a message is already there, without waiting.
+    ///
+    /// # Errors
+    /// As [`read_frame`](Self::read_frame).
+    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        match self.read_frame().now_or_never() {
+            Some(Ok(Some(frame))) => Ok(Some(frame)),
+            Some(Ok(None)) | None => Ok(None),
+            Some(Err(e)) => Err(e),
         }
     }
 

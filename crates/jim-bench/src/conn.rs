@@ -1,0 +1,204 @@
+//! Raw `jim1` connections for load: no SDK, frames straight on the socket.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use jim_protocol::{Command, Frame, FrameCodec};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::BenchError;
+
+/// Connections per loopback source address: well under the ~28,000
+/// ephemeral ports Linux gives one (source, destination) pair.
+const PER_SOURCE: usize = 25_000;
+
+/// Which transport to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// WebSocket.
+    Ws,
+}
+
+/// Where the gateway listens.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// TCP listener.
+    pub tcp: SocketAddr,
+    /// WebSocket listener.
+    pub ws: SocketAddr,
+    /// WebSocket path.
+    pub ws_path: String,
+}
+
+/// The loopback source address for the `index`-th connection.
+pub fn source_for(index: usize) -> IpAddr {
+    let n = u8::try_from(1 + index / PER_SOURCE).unwrap_or(u8::MAX);
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// One connection, split.
+#[derive(Debug)]
+pub struct Conn {
+    /// Frames from the gateway.
+    pub reader: Reader,
+    /// Frames to the gateway.
+    pub writer: Writer,
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// The reading half.
+#[derive(Debug)]
+pub enum Reader {
+    /// TCP.
+    Tcp(OwnedReadHalf, BytesMut, FrameCodec),
+    /// WebSocket.
+    Ws(SplitStream<Ws>, FrameCodec),
+}
+
+/// The writing half.
+#[derive(Debug)]
+pub enum Writer {
+    /// TCP.
+    Tcp(OwnedWriteHalf),
+    /// WebSocket.
+    Ws(SplitSink<Ws, WsMessage>),
+}
+
+/// Connects the `index`-th connection (its source address depends on it).
+///
+/// # Errors
+/// [`BenchError::Connect`] with the reason.
+pub async fn connect(target: &Target, transport: Transport, index: usize) -> Result<Conn, BenchError> {
+    let addr = match transport {
+        Transport::Tcp => target.tcp,
+        Transport::Ws => target.ws,
+    };
+    let socket = TcpSocket::new_v4().map_err(|e| BenchError::Connect(e.to_string()))?;
+    if addr.ip().is_loopback() {
+        socket
+            .bind(SocketAddr::new(source_for(index), 0))
+            .map_err(|e| BenchError::Connect(format!("bind {}: {e}", source_for(index))))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| BenchError::Connect(format!("{addr}: {e}")))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let codec = FrameCodec::with_max_body(1 << 20);
+    match transport {
+        Transport::Tcp => {
+            let (read, write) = stream.into_split();
+            Ok(Conn {
+                reader: Reader::Tcp(read, BytesMut::new(), codec),
+                writer: Writer::Tcp(write),
+            })
+        }
+        Transport::Ws => {
+            let url = format!("ws://{addr}{}", target.ws_path);
+            let (ws, _) = tokio_tungstenite::client_async(url, stream)
+                .await
+                .map_err(|e| BenchError::Connect(format!("websocket: {e}")))?;
+            let (sink, stream) = ws.split();
+            Ok(Conn {
+                reader: Reader::Ws(stream, codec),
+                writer: Writer::Ws(sink),
+            })
+        }
+    }
+}
+
+impl Reader {
+    /// The next frame, `None` when the connection ended.
+    pub async fn next(&mut self) -> Option<Frame> {
+        match self {
+            Reader::Tcp(stream, buf, codec) => loop {
+                match codec.decode_from(buf) {
+                    Ok(Some(frame)) => return Some(frame),
+                    Ok(None) => {}
+                    Err(_) => return None,
+                }
+                buf.reserve(16 * 1024);
+                match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+            Reader::Ws(stream, codec) => loop {
+                match stream.next().await? {
+                    Ok(WsMessage::Binary(bytes)) => return codec.decode_message(bytes).ok(),
+                    Ok(WsMessage::Close(_)) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            },
+        }
+    }
+}
+
+impl Writer {
+    /// Writes frames in one write (TCP) or one flush (WebSocket).
+    ///
+    /// # Errors
+    /// [`BenchError::Connect`] if the connection failed.
+    pub async fn send(&mut self, frames: &[Frame]) -> Result<(), BenchError> {
+        let failed = |e: String| BenchError::Connect(format!("write: {e}"));
+        match self {
+            Writer::Tcp(stream) => {
+                let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+                for frame in frames {
+                    frame.encode(&mut buf).map_err(|e| failed(e.to_string()))?;
+                }
+                stream.write_all(&buf).await.map_err(|e| failed(e.to_string()))
+            }
+            Writer::Ws(sink) => {
+                for frame in frames {
+                    let bytes = frame.to_bytes().map_err(|e| failed(e.to_string()))?;
+                    sink.feed(WsMessage::Binary(bytes))
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                }
+                sink.flush().await.map_err(|e| failed(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Authenticates a fresh connection as `user` (development-mode token, or
+/// a real token as given) and waits for `B002`.
+///
+/// # Errors
+/// [`BenchError::Gateway`] if the gateway refuses.
+pub async fn authenticate(conn: &mut Conn, token: &str) -> Result<(), BenchError> {
+    let body = serde_json::json!({ "token": token, "device": "bench" }).to_string();
+    conn.writer
+        .send(&[Frame::new(Command::Auth, 1, Bytes::from(body))])
+        .await?;
+    loop {
+        let frame = conn
+            .reader
+            .next()
+            .await
+            .ok_or_else(|| BenchError::Gateway("closed during auth".into()))?;
+        match frame.cmd {
+            Command::AuthOk => return Ok(()),
+            Command::AuthFailed | Command::ServerClose => {
+                return Err(BenchError::Gateway(format!(
+                    "authentication refused: {}",
+                    String::from_utf8_lossy(&frame.body)
+                )));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The `c2c` and `c2g` workloads: senders, receivers, and the checks.
+//!
+//! Every message carries its sender's index, its sequence number and its
+//! scheduled send time in the text content (`b:<sender>:<n>:<nanos>:`
+//! then padding). Receivers check each sender's messages arrive in order
+//! and once, and record latency from the scheduled time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use jim_protocol::{Command, Frame};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::conn::{self, Conn, Reader, Target, Transport, Writer};
+use crate::report::{Counts, Latency, Report, ServerUse};
+use crate::{BenchError, server};
+
+/// How senders pace themselves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// At most `window` unacknowledged messages per sender.
+    Closed {
+        /// Messages in flight per sender.
+        window: usize,
+    },
+    /// A fixed total rate over all senders, in messages per second.
+    Open {
+        /// Messages per second, all senders together.
+        rate: f64,
+    },
+}
+
+/// A `c2c` or `c2g` run.
+#[derive(Debug, Clone)]
+pub struct Messaging {
+    /// Where the gateway is.
+    pub target: Target,
+    /// TCP or WebSocket.
+    pub transport: Transport,
+    /// Connected clients; each sends and receives.
+    pub clients: usize,
+    /// `None`: C2C to uniformly random others. `Some(g)`: groups of `g`
+    /// clients, each sending to its group.
+    pub group_size: Option<usize>,
+    /// Pacing.
+    pub load: Load,
+    /// How long senders send.
+    pub duration: Duration,
+    /// Bytes of each message body.
+    pub body_size: usize,
+    /// How long to wait for deliveries after sending stops.
+    pub drain: Duration,
+    /// Prefix of the user and group ids of this run.
+    pub run_id: String,
+    /// The admin API (`http://host:port`) and key, to create groups.
+    pub admin: Option<(String, Option<String>)>,
+    /// The gateway's process id, to measure its CPU and memory.
+    pub server_pid: Option<u32>,
+    /// Print progress to stderr every second.
+    pub progress: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    errors: AtomicU64,
+    delivered: AtomicU64,
+    duplicates: AtomicU64,
+    reordered: AtomicU64,
+}
+
+impl Messaging {
+    fn fanout(&self) -> u64 {
+        self.group_size.map_or(1, |g| g as u64 - 1)
+    }
+
+    fn user(&self, i: usize) -> String {
+        format!("{}-u{i}", self.run_id)
+    }
+
+    fn group_of(&self, i: usize) -> Option<String> {
+        self.group_size.map(|g| format!("{}-g{}", self.run_id, i / g))
+    }
+
+    fn check(&self) -> Result<(), BenchError> {
+        if self.clients < 2 {
+            return Err(BenchError::Usage("at least 2 clients".into()));
+        }
+        if let Some(g) = self.group_size {
+            if g < 2 || self.clients % g != 0 {
+                return Err(BenchError::Usage(format!(
+                    "group size {g} must be at least 2 and divide the {} clients",
+                    self.clients
+                )));
+            }
+            if self.admin.is_none() {
+                return Err(BenchError::Usage("c2g needs --admin to create the groups".into()));
+            }
+        }
+        match self.load {
+            Load::Closed { window } if window == 0 => {
+                Err(BenchError::Usage("window must be positive".into()))
+            }
+            Load::Open { rate } if rate <= 0.0 => Err(BenchError::Usage("rate must be positive".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the workload and checks every delivery.
+    ///
+    /// # Errors
+    /// Bad parameters, or connections that could not be set up.
+    pub async fn run(self) -> Result<Report, BenchError> {
+        self.check()?;
+        let plan = Arc::new(self);
+        if plan.group_size.is_some() {
+            create_groups(&plan).await?;
+        }
+        let conns = connect_all(&plan).await?;
+        let counters = Arc::new(Counters::default());
+        let stop_sending = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        let before = plan.server_pid.map(server::sample).transpose()?;
+
+        let mut readers = JoinSet::new();
+        let mut senders = JoinSet::new();
+        let stop_reading = Arc::new(tokio::sync::Notify::new());
+        for (i, Conn { reader, writer }) in conns.into_iter().enumerate() {
+            let window = Arc::new(Semaphore::new(match plan.load {
+                Load::Closed { window } => window,
+                Load::Open { .. } => 0,
+            }));
+            readers.spawn(receive(
+                reader,
+                Arc::clone(&counters),
+                Arc::clone(&window),
+                epoch,
+                Arc::clone(&stop_reading),
+            ));
+            senders.spawn(send(
+                Arc::clone(&plan),
+                i,
+                writer,
+                Arc::clone(&counters),
+                window,
+                epoch,
+                Arc::clone(&stop_sending),
+            ));
+        }
+
+        let progress = plan
+            .progress
+            .then(|| tokio::spawn(show_progress(Arc::clone(&counters), epoch)));
+        tokio::time::sleep(plan.duration).await;
+        stop_sending.store(true, Ordering::Relaxed);
+        let send_elapsed = epoch.elapsed();
+        let mut writers = Vec::new();
+        while let Some(done) = senders.join_next().await {
+            if let Ok(writer) = done {
+                writers.push(writer); // kept open until the drain is over
+            }
+        }
+
+        // Drain: until every request has its reply and every acked message
+        // has reached every recipient.
+        let drain_until = Instant::now() + plan.drain;
+        loop {
+            let replies = counters.acked.load(Ordering::Relaxed) + counters.errors.load(Ordering::Relaxed);
+            let expected = counters.acked.load(Ordering::Relaxed) * plan.fanout();
+            let settled = replies >= counters.sent.load(Ordering::Relaxed)
+                && counters.delivered.load(Ordering::Relaxed) >= expected;
+            if settled || Instant::now() >= drain_until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = epoch.elapsed();
+        let after = plan.server_pid.map(server::sample).transpose()?;
+        stop_reading.notify_waiters();
+        let mut latency = Histogram::<u64>::new(3).expect("a valid histogram");
+        while let Some(done) = readers.join_next().await {
+            if let Ok(histogram) = done {
+                latency.add(&histogram).expect("histograms of the same shape");
+            }
+        }
+        if let Some(progress) = progress {
+            progress.abort();
+        }
+        drop(writers);
+
+        let c = &counters;
+        let acked = c.acked.load(Ordering::Relaxed);
+        let delivered = c.delivered.load(Ordering::Relaxed);
+        let expected = acked * plan.fanout();
+        let counts = Counts {
+            sent: c.sent.load(Ordering::Relaxed),
+            acked,
+            errors: c.errors.load(Ordering::Relaxed),
+            delivered,
+            expected,
+            lost: expected.saturating_sub(delivered),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            reordered: c.reordered.load(Ordering::Relaxed),
+        };
+        let server = match (before, after) {
+            (Some(before), Some(after)) => Some(ServerUse::between(&before, &after, delivered, None)),
+            _ => None,
+        };
+        Ok(Report {
+            workload: if plan.group_size.is_some() { "c2g" } else { "c2c" }.to_owned(),
+            transport: plan.transport,
+            clients: plan.clients,
+            group_size: plan.group_size,
+            window: match plan.load {
+                Load::Closed { window } => Some(window),
+                Load::Open { .. } => None,
+            },
+            rate: match plan.load {
+                Load::Open { rate } => Some(rate),
+                Load::Closed { .. } => None,
+            },
+            seconds: send_elapsed.as_secs_f64(),
+            throughput: delivered as f64 / elapsed.as_secs_f64().max(1e-9),
+            counts: Some(counts),
+            latency: Some(Latency::from_histogram(&latency)),
+            server,
+            connections: None,
+        })
+    }
+}
+
+async fn create_groups(plan: &Messaging) -> Result<(), BenchError> {
+    let Some((admin, key)) = plan.admin.clone() else {
+        return Ok(());
+    };
+    let Some(size) = plan.group_size else {
+        return Ok(());
+    };
+    let groups: Vec<(String, Vec<String>)> = (0..plan.clients / size)
+        .map(|g| {
+            let users = (g * size..(g + 1) * size).map(|i| plan.user(i)).collect();
+            (format!("{}-g{g}", plan.run_id), users)
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        for (group, users) in groups {
+            let url = format!("{}/v1/groups/{group}/members", admin.trim_end_matches('/'));
+            let mut request = ureq::post(&url);
+            if let Some(key) = &key {
+                request = request.header("Authorization", &format!("Bearer {key}"));
+            }
+            request
+                .send_json(serde_json::json!({ "users": users }))
+                .map_err(|e| BenchError::Gateway(format!("creating {group}: {e}")))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| BenchError::Gateway(e.to_string()))?
+}
+
+/// Connects and authenticates every client, at most 256 at a time.
+async fn connect_all(plan: &Arc<Messaging>) -> Result<Vec<Conn>, BenchError> {
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = JoinSet::new();
+    for i in 0..plan.clients {
+        let (plan, gate) = (Arc::clone(plan), Arc::clone(&gate));
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            let mut conn = conn::connect(&plan.target, plan.transport, i).await?;
+            conn::authenticate(&mut conn, &plan.user(i)).await?;
+            Ok::<_, BenchError>((i, conn))
+        });
+    }
+    let mut conns: Vec<Option<Conn>> = (0..plan.clients).map(|_| None).collect();
+    while let Some(done) = tasks.join_next().await {
+        let (i, conn) = done.map_err(|e| BenchError::Connect(e.to_string()))??;
+        conns[i] = Some(conn);
+    }
+    Ok(conns.into_iter().flatten().collect())
+}
+
+/// The body of message `n` from `sender` to `receiver`, scheduled at `nanos`.
+fn body(receiver: &str, sender: usize, n: u64, nanos: u64, size: usize) -> Bytes {
+    let head =
+        format!(r#"{{"type":"text","data":{{"receiver_id":"{receiver}","content":"b:{sender}:{n}:{nanos}:"#);
+    let tail = r#""}}"#;
+    let padding = size.saturating_sub(head.len() + tail.len());
+    let mut out = String::with_capacity(head.len() + padding + tail.len());
+    out.push_str(&head);
+    out.extend(std::iter::repeat_n('x', padding));
+    out.push_str(tail);
+    Bytes::from(out)
+}
+
+/// Reads `sender`, `n` and the scheduled time back out of a delivered body.
+fn parse_mark(body: &[u8]) -> Option<(u32, u64, u64)> {
+    const MARK: &[u8] = b"\"content\":\"b:";
+    let start = body.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let mut fields = body[start..].split(|b| *b == b':');
+    let mut number = || std::str::from_utf8(fields.next()?).ok()?.parse::<u64>().ok();
+    Some((u32::try_from(number()?).ok()?, number()?, number()?))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    plan: Arc<Messaging>,
+    me: usize,
+    mut writer: Writer,
+    counters: Arc<Counters>,
+    window: Arc<Semaphore>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+) -> Writer {
+    let cmd = if plan.group_size.is_some() {
+        Command::C2G
+    } else {
+        Command::C2C
+    };
+    let group = plan.group_of(me);
+    let mut rng = fastrand::Rng::with_seed(me as u64 + 1);
+    let mut n: u64 = 0;
+    let mut frames = Vec::with_capacity(16);
+    // Open loop: this sender's share of the rate, its first slot staggered.
+    let period = match plan.load {
+        Load::Open { rate } => Duration::from_secs_f64(plan.clients as f64 / rate),
+        Load::Closed { .. } => Duration::ZERO,
+    };
+    let mut next_slot = epoch + period.mul_f64(me as f64 / plan.clients as f64);
+    while !stop.load(Ordering::Relaxed) {
+        let mut slots = Vec::new();
+        match plan.load {
+            Load::Closed { .. } => {
+                let Ok(permit) = window.acquire().await else { break };
+                permit.forget();
+                let mut count = 1;
+                while count < 16 {
+                    match window.try_acquire() {
+                        Ok(permit) => {
+                            permit.forget();
+                            count += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let now = epoch.elapsed().as_nanos() as u64;
+                slots.resize(count, now);
+            }
+            Load::Open { .. } => {
+                tokio::time::sleep_until(next_slot.into()).await;
+                let now = Instant::now();
+                while next_slot <= now && slots.len() < 64 {
+                    slots.push(next_slot.duration_since(epoch).as_nanos() as u64);
+                    next_slot += period;
+                }
+            }
+        }
+        for nanos in slots {
+            let receiver = match &group {
+                Some(group) => group.clone(),
+                None => {
+                    let mut other = rng.usize(..plan.clients - 1);
+                    if other >= me {
+                        other += 1;
+                    }
+                    plan.user(other)
+                }
+            };
+            let seq = u32::try_from(n & 0x7fff_ffff).unwrap_or(0);
+            frames.push(Frame::new(
+                cmd,
+                seq,
+                body(&receiver, me, n, nanos, plan.body_size),
+            ));
+            n += 1;
+        }
+        if writer.send(&frames).await.is_err() {
+            break;
+        }
+        counters.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
+        frames.clear();
+    }
+    writer
+}
+
+async fn receive(
+    mut reader: Reader,
+    counters: Arc<Counters>,
+    window: Arc<Semaphore>,
+    epoch: Instant,
+    stop: Arc<tokio::sync::Notify>,
+) -> Histogram<u64> {
+    let mut latency = Histogram::<u64>::new(3).expect("a valid histogram");
+    let mut last_seen: HashMap<u32, u64> = HashMap::new();
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        let frame = tokio::select! {
+            () = &mut stopped => break,
+            frame = reader.next() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        let body = &frame.body[..];
+        if body.starts_with(br#"{"type":"ack""#) {
+            counters.acked.fetch_add(1, Ordering::Relaxed);
+            window.add_permits(1);
+        } else if body.starts_with(br#"{"type":"error""#) {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            window.add_permits(1);
+        } else if let Some((sender, n, nanos)) = parse_mark(body) {
+            let now = epoch.elapsed().as_nanos() as u64;
+            let _ = latency.record((now.saturating_sub(nanos) / 1_000).max(1));
+            match last_seen.get(&sender) {
+                Some(&last) if n == last => {
+                    counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Some(&last) if n < last => {
+                    counters.reordered.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    last_seen.insert(sender, n);
+                }
+            }
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    latency
+}
+
+async fn show_progress(counters: Arc<Counters>, epoch: Instant) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    let mut last = 0;
+    loop {
+        ticker.tick().await;
+        let delivered = counters.delivered.load(Ordering::Relaxed);
+        eprintln!(
+            "  {:>4.0}s  sent {:>10}  acked {:>10}  delivered {:>10}  {:>9}/s  errors {}",
+            epoch.elapsed().as_secs_f64(),
+            counters.sent.load(Ordering::Relaxed),
+            counters.acked.load(Ordering::Relaxed),
+            delivered,
+            delivered - last,
+            counters.errors.load(Ordering::Relaxed),
+        );
+        last = delivered;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_have_the_requested_size_and_their_mark_reads_back() {
+        let b = body("bench-u7", 12, 345, 6_789_000, 200);
+        assert_eq!(b.len(), 200);
+        let value: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(value["data"]["receiver_id"], "bench-u7");
+        assert_eq!(parse_mark(&b), Some((12, 345, 6_789_000)));
+        // The gateway stamps around the content: the mark still reads.
+        let stamped = br#"{"type":"text","data":{"sender_id":"x","receiver_id":"y","content":"b:1:2:3:xx","message_id":"9"}}"#;
+        assert_eq!(parse_mark(stamped), Some((1, 2, 3)));
+        assert_eq!(parse_mark(b"{}"), None);
+    }
+}

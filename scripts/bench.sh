@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs one jim-bench workload against a fresh release gateway (local mode,
+# crates/jim-bench/gateway.toml) and reports the gateway's CPU and memory.
+#
+#   scripts/bench.sh c2c --clients 1000 --window 16 --duration 10
+#   scripts/bench.sh c2c --rate 20000 --duration 10
+#   scripts/bench.sh idle --connections 19000
+#   scripts/bench.sh c2g --transport ws --clients 1000 --group-size 1000
+#
+# Extra gateway flags go in GATEWAY_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p jim-gateway -p jim-bench
+./target/release/jim-gateway --config crates/jim-bench/gateway.toml --log warn ${GATEWAY_ARGS:-} &
+gateway=$!
+trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  curl -sf http://127.0.0.1:9002/healthz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+./target/release/jim-bench "$@" --server-pid "$gateway"
