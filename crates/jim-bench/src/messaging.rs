@@ -104,9 +104,7 @@ impl Messaging {
             }
         }
         match self.load {
-            Load::Closed { window } if window == 0 => {
-                Err(BenchError::Usage("window must be positive".into()))
-            }
+            Load::Closed { window: 0 } => Err(BenchError::Usage("window must be positive".into())),
             Load::Open { rate } if rate <= 0.0 => Err(BenchError::Usage("rate must be positive".into())),
             _ => Ok(()),
         }
