@@ -84,7 +84,12 @@ pub async fn connect(target: &Target, transport: Transport, index: usize) -> Res
         Transport::Ws => target.ws,
     };
     let socket = TcpSocket::new_v4().map_err(|e| BenchError::Connect(e.to_string()))?;
-    if addr.ip().is_loopback() {
+    socket
+        .set_reuseaddr(true)
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    // The first source address is left to `connect`, which shares ports
+    // between destinations; binding first would pick a port blind.
+    if addr.ip().is_loopback() && index >= PER_SOURCE {
         socket
             .bind(SocketAddr::new(source_for(index), 0))
             .map_err(|e| BenchError::Connect(format!("bind {}: {e}", source_for(index))))?;

@@ -99,6 +99,7 @@ impl Connecting {
             throughput: 0.0,
             counts: None,
             latency: Some(Latency::from_histogram(&latency)),
+            send_lag: None,
             server: match (before, after) {
                 (Some(b), Some(a)) => Some(ServerUse::between(&b, &a, 0, Some(established))),
                 _ => None,
@@ -134,6 +135,7 @@ impl Connecting {
             throughput: 0.0,
             counts: None,
             latency: Some(Latency::from_histogram(&latency)),
+            send_lag: None,
             server: match (before, after) {
                 (Some(b), Some(a)) => Some(ServerUse::between(&b, &a, 0, Some(established))),
                 _ => None,

@@ -65,6 +65,9 @@ pub struct Messaging {
     pub progress: bool,
 }
 
+/// Tokio's timer resolution.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 #[derive(Debug, Default)]
 struct Counters {
     sent: AtomicU64,
@@ -129,6 +132,7 @@ impl Messaging {
         let mut readers = JoinSet::new();
         let mut senders = JoinSet::new();
         let stop_reading = Arc::new(tokio::sync::Notify::new());
+        let mut open_loop_writers = Vec::new();
         for (i, Conn { reader, writer }) in conns.into_iter().enumerate() {
             let window = Arc::new(Semaphore::new(match plan.load {
                 Load::Closed { window } => window,
@@ -141,12 +145,27 @@ impl Messaging {
                 epoch,
                 Arc::clone(&stop_reading),
             ));
-            senders.spawn(send(
+            match plan.load {
+                Load::Closed { .. } => {
+                    let (plan, counters, stop) = (
+                        Arc::clone(&plan),
+                        Arc::clone(&counters),
+                        Arc::clone(&stop_sending),
+                    );
+                    senders.spawn(async move {
+                        let writer = send_closed_loop(plan, i, writer, counters, window, epoch, stop).await;
+                        (vec![writer], Histogram::<u64>::new(3).expect("a valid histogram"))
+                    });
+                }
+                Load::Open { .. } => open_loop_writers.push(writer),
+            }
+        }
+        if let Load::Open { rate } = plan.load {
+            senders.spawn(pace(
                 Arc::clone(&plan),
-                i,
-                writer,
+                open_loop_writers,
+                rate,
                 Arc::clone(&counters),
-                window,
                 epoch,
                 Arc::clone(&stop_sending),
             ));
@@ -159,9 +178,11 @@ impl Messaging {
         stop_sending.store(true, Ordering::Relaxed);
         let send_elapsed = epoch.elapsed();
         let mut writers = Vec::new();
+        let mut send_lag = Histogram::<u64>::new(3).expect("a valid histogram");
         while let Some(done) = senders.join_next().await {
-            if let Ok(writer) = done {
-                writers.push(writer); // kept open until the drain is over
+            if let Ok((some, lag)) = done {
+                writers.extend(some); // kept open until the drain is over
+                send_lag.add(&lag).expect("histograms of the same shape");
             }
         }
 
@@ -227,6 +248,7 @@ impl Messaging {
             throughput: delivered as f64 / elapsed.as_secs_f64().max(1e-9),
             counts: Some(counts),
             latency: Some(Latency::from_histogram(&latency)),
+            send_lag: matches!(plan.load, Load::Open { .. }).then(|| Latency::from_histogram(&send_lag)),
             server,
             connections: None,
         })
@@ -306,8 +328,31 @@ fn parse_mark(body: &[u8]) -> Option<(u32, u64, u64)> {
     Some((u32::try_from(number()?).ok()?, number()?, number()?))
 }
 
+/// Who client `me` sends its next message to.
+fn receiver_for(plan: &Messaging, me: usize, group: Option<&String>, rng: &mut fastrand::Rng) -> String {
+    match group {
+        Some(group) => group.clone(),
+        None => {
+            let mut other = rng.usize(..plan.clients - 1);
+            if other >= me {
+                other += 1;
+            }
+            plan.user(other)
+        }
+    }
+}
+
+fn command(plan: &Messaging) -> Command {
+    if plan.group_size.is_some() {
+        Command::C2G
+    } else {
+        Command::C2C
+    }
+}
+
+/// Closed loop: one task per client, at most `window` messages unacked.
 #[allow(clippy::too_many_arguments)]
-async fn send(
+async fn send_closed_loop(
     plan: Arc<Messaging>,
     me: usize,
     mut writer: Writer,
@@ -316,66 +361,29 @@ async fn send(
     epoch: Instant,
     stop: Arc<AtomicBool>,
 ) -> Writer {
-    let cmd = if plan.group_size.is_some() {
-        Command::C2G
-    } else {
-        Command::C2C
-    };
+    let cmd = command(&plan);
     let group = plan.group_of(me);
     let mut rng = fastrand::Rng::with_seed(me as u64 + 1);
     let mut n: u64 = 0;
     let mut frames = Vec::with_capacity(16);
-    // Open loop: this sender's share of the rate, its first slot staggered.
-    let period = match plan.load {
-        Load::Open { rate } => Duration::from_secs_f64(plan.clients as f64 / rate),
-        Load::Closed { .. } => Duration::ZERO,
-    };
-    let mut next_slot = epoch + period.mul_f64(me as f64 / plan.clients as f64);
     while !stop.load(Ordering::Relaxed) {
-        let mut slots = Vec::new();
-        match plan.load {
-            Load::Closed { .. } => {
-                let Ok(permit) = window.acquire().await else { break };
-                permit.forget();
-                let mut count = 1;
-                while count < 16 {
-                    match window.try_acquire() {
-                        Ok(permit) => {
-                            permit.forget();
-                            count += 1;
-                        }
-                        Err(_) => break,
-                    }
+        let Ok(permit) = window.acquire().await else { break };
+        permit.forget();
+        let mut count = 1;
+        while count < 16 {
+            match window.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    count += 1;
                 }
-                let now = epoch.elapsed().as_nanos() as u64;
-                slots.resize(count, now);
-            }
-            Load::Open { .. } => {
-                tokio::time::sleep_until(next_slot.into()).await;
-                let now = Instant::now();
-                while next_slot <= now && slots.len() < 64 {
-                    slots.push(next_slot.duration_since(epoch).as_nanos() as u64);
-                    next_slot += period;
-                }
+                Err(_) => break,
             }
         }
-        for nanos in slots {
-            let receiver = match &group {
-                Some(group) => group.clone(),
-                None => {
-                    let mut other = rng.usize(..plan.clients - 1);
-                    if other >= me {
-                        other += 1;
-                    }
-                    plan.user(other)
-                }
-            };
+        let now = epoch.elapsed().as_nanos() as u64;
+        for _ in 0..count {
+            let receiver = receiver_for(&plan, me, group.as_ref(), &mut rng);
             let seq = u32::try_from(n & 0x7fff_ffff).unwrap_or(0);
-            frames.push(Frame::new(
-                cmd,
-                seq,
-                body(&receiver, me, n, nanos, plan.body_size),
-            ));
+            frames.push(Frame::new(cmd, seq, body(&receiver, me, n, now, plan.body_size)));
             n += 1;
         }
         if writer.send(&frames).await.is_err() {
@@ -385,6 +393,63 @@ async fn send(
         frames.clear();
     }
     writer
+}
+
+/// Open loop: one task sends for every client, message `k` scheduled at
+/// `k / rate` seconds, from client `k mod N`. Returns the writers and the
+/// generator's own lag behind the schedule.
+async fn pace(
+    plan: Arc<Messaging>,
+    mut writers: Vec<Writer>,
+    rate: f64,
+    counters: Arc<Counters>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Writer>, Histogram<u64>) {
+    let mut lag = Histogram::<u64>::new(3).expect("a valid histogram");
+    let cmd = command(&plan);
+    let groups: Vec<Option<String>> = (0..plan.clients).map(|i| plan.group_of(i)).collect();
+    let mut rngs: Vec<fastrand::Rng> = (0..plan.clients)
+        .map(|i| fastrand::Rng::with_seed(i as u64 + 1))
+        .collect();
+    let mut sequence = vec![0u64; plan.clients];
+    let mut due: Vec<Vec<Frame>> = (0..plan.clients).map(|_| Vec::new()).collect();
+    let mut k: u64 = 0;
+    let slot = |k: u64| epoch + Duration::from_secs_f64(k as f64 / rate);
+    'run: while !stop.load(Ordering::Relaxed) {
+        // Timers fire on millisecond ticks, up to a tick late: wake a tick
+        // early and send every message due within it. A message sent before
+        // its slot is timed from its real send; one sent after it (the
+        // gateway held us up) from its slot, so a stall shows as latency
+        // (no coordinated omission).
+        let next = slot(k);
+        tokio::time::sleep_until(next.checked_sub(TIMER_TICK).unwrap_or(next).into()).await;
+        let now = Instant::now();
+        while slot(k) <= now + TIMER_TICK {
+            let scheduled = slot(k);
+            let _ = lag.record((now.saturating_duration_since(scheduled).as_micros() as u64).max(1));
+            let me = (k % plan.clients as u64) as usize;
+            let receiver = receiver_for(&plan, me, groups[me].as_ref(), &mut rngs[me]);
+            let n = sequence[me];
+            sequence[me] += 1;
+            let start = scheduled.min(now).duration_since(epoch).as_nanos() as u64;
+            let seq = u32::try_from(n & 0x7fff_ffff).unwrap_or(0);
+            due[me].push(Frame::new(
+                cmd,
+                seq,
+                body(&receiver, me, n, start, plan.body_size),
+            ));
+            k += 1;
+        }
+        for (me, frames) in due.iter_mut().enumerate().filter(|(_, f)| !f.is_empty()) {
+            if writers[me].send(frames).await.is_err() {
+                break 'run;
+            }
+            counters.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
+            frames.clear();
+        }
+    }
+    (writers, lag)
 }
 
 async fn receive(

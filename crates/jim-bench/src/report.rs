@@ -123,6 +123,9 @@ pub struct Report {
     /// Latency: from the scheduled send time (open loop) or the send time
     /// (closed loop) to delivery; or of connect + authenticate.
     pub latency: Option<Latency>,
+    /// Open loop: how late the generator sent after each scheduled time
+    /// (its own lag, not the gateway's; included in `latency`).
+    pub send_lag: Option<Latency>,
     /// The gateway's CPU and memory, given its process id.
     pub server: Option<ServerUse>,
     /// Connection counts (`idle`, `connect`).
@@ -182,6 +185,12 @@ impl fmt::Display for Report {
                     "p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
                     l.p50_us, l.p99_us, l.p999_us, l.max_us, l.count
                 ),
+            ));
+        }
+        if let Some(l) = &self.send_lag {
+            rows.push((
+                "generator lag",
+                format!("p50 {} µs, p99 {} µs, max {} µs", l.p50_us, l.p99_us, l.max_us),
             ));
         }
         if let Some(s) = &self.server {

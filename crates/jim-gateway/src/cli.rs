@@ -63,6 +63,9 @@ struct RunArgs {
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Runtime worker threads (default: one per CPU core).
+    #[arg(long, env = "JIM_WORKERS")]
+    workers: Option<usize>,
     /// Log filter, e.g. `info` or `jim_gateway=debug`.
     #[arg(long, env = "JIM_LOG", default_value = "info")]
     log: String,
@@ -212,7 +215,11 @@ fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
     let config = args.config()?;
     init_logging(&args.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.workers.filter(|w| *w > 0) {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let running = start(config.clone()).await?;
         print_banner(&config, &running);

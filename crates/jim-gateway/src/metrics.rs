@@ -89,6 +89,8 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Sessions closed as slow consumers.
     pub slow_consumer_closes: Counter,
+    /// Live tasks of the runtime (set when rendering): leak detection.
+    pub tasks: Gauge,
     routed: Vec<Counter>,
     errors: Vec<Counter>,
     closes: Vec<Counter>,
@@ -169,6 +171,7 @@ impl Metrics {
                 "Sessions closed because their outbound queue overflowed",
                 &[],
             ),
+            tasks: r.gauge("jim_runtime_tasks", "Live tasks of the async runtime"),
             routed,
             errors,
             closes,
@@ -204,6 +207,9 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tasks.set(runtime.metrics().num_alive_tasks() as f64);
+        }
         self.handle.render()
     }
 }

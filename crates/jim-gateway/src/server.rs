@@ -109,6 +109,11 @@ impl<R: Router + Clone> Gateway<R> {
                 WsAcceptor(Arc::clone(&shared)),
             );
             let stop = shared.shutdown.clone();
+            // Chat wants latency: no Nagle delay on WebSocket connections either.
+            let listener =
+                axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+                    let _ = stream.set_nodelay(true);
+                });
             shared.tasks.spawn(async move {
                 let service = app.into_make_service_with_connect_info::<SocketAddr>();
                 if let Err(e) = axum::serve(listener, service)

@@ -21,7 +21,7 @@ use crate::{Connection, FrameReader, FrameWriter, TransportError, TransportKind}
 /// The WebSocket layer's read buffer. It is allocated for the life of the
 /// connection, so it is kept small: chat messages are small, and idle
 /// connections should cost little.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// Outgoing messages are gathered up to this size before a write (a batch
 /// is flushed at its end regardless).
 const WRITE_BUFFER: usize = 16 * 1024;

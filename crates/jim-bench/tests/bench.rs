@@ -1,0 +1,162 @@
+//! jim-bench against a real gateway in this process: every workload runs,
+//! its checks hold on a clean run, and a run with refusals is reported so.
+
+use std::time::Duration;
+
+use jim_bench::conn::{Target, Transport};
+use jim_bench::idle::Connecting;
+use jim_bench::messaging::{Load, Messaging};
+use jim_gateway::{Config, Gateway, RunningGateway};
+use jim_router::LocalRouter;
+
+async fn gateway(adjust: impl FnOnce(&mut Config)) -> (RunningGateway, Target, String) {
+    let mut config = Config::ephemeral_dev();
+    config.limits.messages_per_sec = 1_000_000;
+    config.limits.message_burst = 1_000_000;
+    adjust(&mut config);
+    let running = Gateway::new(config, LocalRouter::new())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let target = Target {
+        tcp: running.tcp_addr().unwrap(),
+        ws: running.ws_addr().unwrap(),
+        ws_path: "/ws".into(),
+    };
+    let admin = format!("http://{}", running.admin_addr().unwrap());
+    (running, target, admin)
+}
+
+fn messaging(target: Target, admin: String, transport: Transport, load: Load) -> Messaging {
+    Messaging {
+        target,
+        transport,
+        clients: 20,
+        group_size: None,
+        load,
+        duration: Duration::from_millis(500),
+        body_size: 200,
+        drain: Duration::from_secs(5),
+        run_id: format!("t{}", fastrand::u32(..)),
+        admin: Some((admin, None)),
+        // This process hosts the gateway: its CPU and memory stand in.
+        server_pid: Some(std::process::id()),
+        progress: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_c2c_over_both_transports_is_clean() {
+    let (gw, target, admin) = gateway(|_| {}).await;
+    for transport in [Transport::Tcp, Transport::Ws] {
+        let report = messaging(
+            target.clone(),
+            admin.clone(),
+            transport,
+            Load::Closed { window: 4 },
+        )
+        .run()
+        .await
+        .unwrap();
+        let counts = report.counts.unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert!(counts.acked > 0 && counts.sent == counts.acked, "{report}");
+        assert_eq!(counts.delivered, counts.expected, "{report}");
+        assert!(report.throughput > 0.0 && report.latency.unwrap().count == counts.delivered);
+        assert!(report.server.unwrap().cpu_us_per_message.is_some());
+        assert!(report.send_lag.is_none(), "closed loop has no schedule");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_keeps_its_rate_and_reports_latency_and_lag() {
+    let (gw, target, admin) = gateway(|_| {}).await;
+    let report = messaging(target, admin, Transport::Tcp, Load::Open { rate: 400.0 })
+        .run()
+        .await
+        .unwrap();
+    let counts = report.counts.unwrap();
+    assert!(report.is_clean(), "{report}");
+    // 400 messages per second for half a second.
+    assert!((150..=250).contains(&counts.sent), "{report}");
+    assert_eq!(report.latency.unwrap().count, counts.delivered);
+    assert_eq!(report.send_lag.unwrap().count, counts.sent);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2g_delivers_each_message_to_every_other_member() {
+    let (gw, target, admin) = gateway(|_| {}).await;
+    let mut plan = messaging(target, admin, Transport::Ws, Load::Closed { window: 2 });
+    plan.group_size = Some(5);
+    let report = plan.run().await.unwrap();
+    let counts = report.counts.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(counts.expected, counts.acked * 4, "{report}");
+    assert_eq!(counts.delivered, counts.expected);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_reported_not_hidden() {
+    let (gw, target, admin) = gateway(|c| {
+        c.limits.messages_per_sec = 5;
+        c.limits.message_burst = 5;
+    })
+    .await;
+    let report = messaging(target, admin, Transport::Tcp, Load::Closed { window: 4 })
+        .run()
+        .await
+        .unwrap();
+    let counts = report.counts.unwrap();
+    assert!(counts.errors > 0, "{report}");
+    assert!(!report.is_clean());
+    assert!(report.to_string().contains("YES: lost 0"), "{report}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_connect_open_every_connection() {
+    let (gw, target, _) = gateway(|_| {}).await;
+    for transport in [Transport::Tcp, Transport::Ws] {
+        let connecting = Connecting {
+            target: target.clone(),
+            transport,
+            count: 100,
+            concurrency: 16,
+            run_id: "idle".into(),
+            server_pid: Some(std::process::id()),
+            progress: false,
+        };
+        let report = connecting.clone().idle(Duration::from_millis(100)).await.unwrap();
+        assert_eq!(report.connections.unwrap().established, 100, "{report}");
+        assert!(report.server.unwrap().rss_bytes_per_connection.is_some());
+        let report = connecting.connect_rate().await.unwrap();
+        let connections = report.connections.unwrap();
+        assert_eq!((connections.established, connections.failed), (100, 0));
+        assert!(connections.per_second > 0.0);
+        assert!(report.is_clean());
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_parameters_are_refused() {
+    let (gw, target, admin) = gateway(|_| {}).await;
+    let mut plan = messaging(target, admin, Transport::Tcp, Load::Closed { window: 4 });
+    plan.group_size = Some(3); // does not divide 20
+    assert!(
+        plan.clone()
+            .run()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("must be at least 2 and divide")
+    );
+    plan.group_size = None;
+    plan.clients = 1;
+    assert!(plan.run().await.is_err());
+    gw.shutdown().await;
+}
