@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p jim-gateway -p jim-bench
-./target/release/jim-gateway --config crates/jim-bench/gateway.toml --log warn ${GATEWAY_ARGS:-} &
+./target/release/jim-gateway --config crates/jim-bench/gateway.toml --log warn ${GATEWAY_ARGS:-} 1>&2 &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

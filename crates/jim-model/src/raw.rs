@@ -195,10 +195,11 @@ impl<'a> RawMessage<'a> {
                 out.extend_from_slice(field.value.get().as_bytes());
             }
         }
+        let mut digits = itoa::Buffer::new();
         out.extend_from_slice(b",\"message_id\":\"");
-        let _ = write!(out, "{}", stamp.message_id.0);
+        out.extend_from_slice(digits.format(stamp.message_id.0).as_bytes());
         out.extend_from_slice(b"\",\"timestamp\":");
-        let _ = write!(out, "{}", stamp.timestamp);
+        out.extend_from_slice(digits.format(stamp.timestamp).as_bytes());
         out.push(b'}');
         for (key, value) in &self.extra {
             out.push(b',');
@@ -279,11 +280,12 @@ impl<'a> Route<'a> {
 pub fn write_ack(out: &mut Vec<u8>, receiver_id: &str, request_id: u32, message_id: MessageId) {
     out.extend_from_slice(b"{\"type\":\"ack\",\"data\":{\"receiver_id\":");
     write_json_str(out, receiver_id);
-    let _ = write!(
-        out,
-        ",\"request_id\":{request_id},\"message_id\":\"{}\"}}}}",
-        message_id.0
-    );
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b",\"request_id\":");
+    out.extend_from_slice(digits.format(request_id).as_bytes());
+    out.extend_from_slice(b",\"message_id\":\"");
+    out.extend_from_slice(digits.format(message_id.0).as_bytes());
+    out.extend_from_slice(b"\"}}");
 }
 
 /// Writes the body of an error reply:

@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use axum::routing::get;
+use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
@@ -153,11 +154,12 @@ impl WsFrameWriter {
     /// # Errors
     /// The WebSocket failed.
     pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
+        // One allocation for the batch, split into one message per frame.
+        let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
         for frame in frames {
-            self.sink
-                .feed(Message::Binary(frame.to_bytes()?))
-                .await
-                .map_err(ws_error)?;
+            frame.encode(&mut buf)?;
+            let message = buf.split().freeze();
+            self.sink.feed(Message::Binary(message)).await.map_err(ws_error)?;
         }
         self.sink.flush().await.map_err(ws_error)
     }
