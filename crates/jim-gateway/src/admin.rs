@@ -142,7 +142,7 @@ struct PushRequest {
     #[serde(default)]
     everyone: bool,
     /// The business message: `{"type":..,"data":{..}}`.
-    message: Value,
+    message: Box<serde_json::value::RawValue>,
     /// The `sender_id` stamped into the message.
     #[serde(default = "default_sender")]
     sender_id: String,
@@ -191,7 +191,8 @@ async fn push<R: Router + Clone>(
     }
     let mut pushed = Vec::with_capacity(targets.len());
     for (target, receiver) in targets {
-        let body = with_receiver(&request.message, &receiver)?;
+        let body = jim_model::addressed(request.message.get().as_bytes(), &receiver)
+            .map_err(|e| ApiError::bad_request(format!("bad message: {e}")))?;
         let outgoing = Outgoing::push(target, &body, &request.sender_id, &shared.ids)
             .map_err(|e| ApiError::bad_request(format!("bad message: {e}")))?;
         let (message_id, kind) = (outgoing.message_id, outgoing.kind);
@@ -204,18 +205,6 @@ async fn push<R: Router + Clone>(
         });
     }
     Ok(Json(json!({ "pushed": pushed })))
-}
-
-/// The message with `data.receiver_id` set to `receiver`.
-fn with_receiver(message: &Value, receiver: &str) -> Result<Vec<u8>, ApiError> {
-    let mut message = message.clone();
-    let data = message
-        .as_object_mut()
-        .and_then(|m| m.get_mut("data"))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| ApiError::bad_request("bad message: `message` must be {\"type\":..,\"data\":{..}}"))?;
-    data.insert("receiver_id".to_owned(), Value::String(receiver.to_owned()));
-    Ok(serde_json::to_vec(&message).unwrap_or_default())
 }
 
 #[derive(Debug, Deserialize)]

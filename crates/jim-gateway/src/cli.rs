@@ -60,6 +60,12 @@ struct RunArgs {
     /// The admin API's bearer key.
     #[arg(long, env = "JIM_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// The central router (`grpc` mode), e.g. `http://127.0.0.1:9093`.
+    #[arg(long, env = "JIM_ROUTER")]
+    router: Option<String>,
+    /// The central router's bearer key.
+    #[arg(long, env = "JIM_ROUTER_KEY", hide_env_values = true)]
+    router_key: Option<String>,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -135,6 +141,12 @@ impl RunArgs {
         }
         if let Some(key) = &self.admin_key {
             config.admin.key = Some(key.clone());
+        }
+        if let Some(router) = &self.router {
+            config.grpc.router = router.clone();
+        }
+        if let Some(key) = &self.router_key {
+            config.grpc.key = Some(key.clone());
         }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
@@ -245,6 +257,14 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .start()
                 .await
         }
+        #[cfg(feature = "grpc")]
+        Mode::Grpc => {
+            let mut link = jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id);
+            link.key = config.grpc.key.clone();
+            let backend = jim_router_grpc::GrpcBackend::start(link)?;
+            Gateway::new(config, backend)?.start().await
+        }
+        #[allow(unreachable_patterns)]
         Mode::Grpc | Mode::Kafka => Err(GatewayError::Config(format!(
             "mode `{}` is not compiled into this binary: rebuild jim-gateway with `--features {}`",
             config.mode.as_str(),
@@ -253,7 +273,8 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     }
 }
 
-fn init_logging(filter: &str) {
+/// Sets up `tracing` logs to stderr with a filter such as `info`.
+pub fn init_logging(filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -282,6 +303,14 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         ),
         ("admin api", show(running.admin_addr(), "http://", "")),
         ("auth", auth),
+        (
+            "router",
+            if config.mode == Mode::Grpc {
+                config.grpc.router.clone()
+            } else {
+                "-".to_owned()
+            },
+        ),
         ("max body", format!("{} bytes", config.limits.max_body)),
     ];
     let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);

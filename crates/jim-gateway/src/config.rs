@@ -41,6 +41,8 @@ pub struct Config {
     pub limits: Limits,
     /// Timers of the session life.
     pub session: SessionTimers,
+    /// The central router (`grpc` mode).
+    pub grpc: GrpcLink,
 }
 
 impl Default for Config {
@@ -53,6 +55,26 @@ impl Default for Config {
             admin: Admin::default(),
             limits: Limits::default(),
             session: SessionTimers::default(),
+            grpc: GrpcLink::default(),
+        }
+    }
+}
+
+/// How a gateway in `grpc` mode reaches the central router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcLink {
+    /// The router's address.
+    pub router: String,
+    /// The router's bearer key, if it has one. Prefer `JIM_ROUTER_KEY`.
+    pub key: Option<String>,
+}
+
+impl Default for GrpcLink {
+    fn default() -> Self {
+        GrpcLink {
+            router: "http://127.0.0.1:9093".to_owned(),
+            key: None,
         }
     }
 }

@@ -13,6 +13,8 @@
 //!
 //! # Features
 //! - `local` (default): the in-process backend as the default mode.
+//! - `grpc`: the `grpc` mode (gateways routed by a central router) and the
+//!   `jim-router` binary.
 //!
 //! # Example: a gateway embedded in a service
 //! ```no_run
@@ -43,10 +45,12 @@ mod config;
 mod error;
 mod limits;
 pub mod metrics;
+#[cfg(feature = "grpc")]
+pub mod router_cli;
 mod server;
 mod session;
 mod writer;
 
-pub use config::{Admin, Auth, Config, Limits, Listen, Mode, SessionTimers};
+pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, SessionTimers};
 pub use error::GatewayError;
 pub use server::{Gateway, RunningGateway};

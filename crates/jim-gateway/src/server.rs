@@ -88,6 +88,7 @@ impl<R: Router + Clone> Gateway<R> {
         let tcp = bind(listen.tcp).await?;
         let ws = bind(listen.ws).await?;
         let admin = bind(listen.admin).await?;
+        let router = Arc::clone(&shared);
         let mut running = RunningGateway {
             tcp: None,
             ws: None,
@@ -95,6 +96,7 @@ impl<R: Router + Clone> Gateway<R> {
             shutdown: shared.shutdown.clone(),
             tasks: shared.tasks.clone(),
             grace: shared.config.session.shutdown_grace(),
+            close_router: Box::new(move || Box::pin(async move { router.router.close().await })),
         };
 
         if let Some(listener) = tcp {
@@ -214,8 +216,11 @@ async fn serve<R: Router>(shared: Arc<Shared<R>>, mut connection: Connection) {
     shared.metrics.connections.decrement(1);
 }
 
+/// Leaves the routing backend, once sessions are closed.
+type CloseRouter =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
 /// A started gateway: its addresses, and the handle to stop it.
-#[derive(Debug)]
 pub struct RunningGateway {
     tcp: Option<SocketAddr>,
     ws: Option<SocketAddr>,
@@ -223,6 +228,17 @@ pub struct RunningGateway {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     grace: Duration,
+    close_router: CloseRouter,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway")
+            .field("tcp", &self.tcp)
+            .field("ws", &self.ws)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningGateway {
@@ -249,9 +265,11 @@ impl RunningGateway {
         self.shutdown.cancel();
         self.tasks.close();
         // Sessions get the grace period; a little more covers their writers' own timeouts.
-        tokio::time::timeout(self.grace + Duration::from_secs(1), self.tasks.wait())
+        let clean = tokio::time::timeout(self.grace + Duration::from_secs(1), self.tasks.wait())
             .await
-            .is_ok()
+            .is_ok();
+        (self.close_router)().await;
+        clean
     }
 
     /// Waits for SIGINT or SIGTERM, then [`shutdown`](Self::shutdown).

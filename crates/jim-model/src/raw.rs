@@ -267,6 +267,32 @@ impl<'a> Route<'a> {
     }
 }
 
+/// A message body with `data.receiver_id` set to `receiver_id`: how a
+/// server push is addressed to each of its recipients.
+///
+/// ```
+/// let body = jim_model::addressed(br#"{"type":"text","data":{"content":"hi"}}"#, "alice")?;
+/// assert_eq!(body, br#"{"type":"text","data":{"content":"hi","receiver_id":"alice"}}"#);
+/// # Ok::<(), jim_model::ModelError>(())
+/// ```
+///
+/// # Errors
+/// [`ModelError::Json`] for malformed JSON, [`ModelError::InvalidField`]
+/// when the body is not `{"type":..,"data":{..}}`.
+pub fn addressed(message: &[u8], receiver_id: &str) -> Result<Vec<u8>, ModelError> {
+    let mut message: serde_json::Value = serde_json::from_slice(message).map_err(ModelError::Json)?;
+    let data = message
+        .as_object_mut()
+        .and_then(|m| m.get_mut("data"))
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| invalid("message", "{\"type\":..,\"data\":{..}}"))?;
+    data.insert(
+        "receiver_id".to_owned(),
+        serde_json::Value::String(receiver_id.to_owned()),
+    );
+    Ok(serde_json::to_vec(&message).unwrap_or_default())
+}
+
 /// Writes the body of an `ack` reply:
 /// `{"type":"ack","data":{"receiver_id":..,"request_id":<seq>,"message_id":".."}}`.
 ///

@@ -64,4 +64,10 @@ pub trait Router: Send + Sync + 'static {
 
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// The gateway is shutting down (its sessions are closed): leave the
+    /// deployment cleanly, so that others stop routing here at once.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

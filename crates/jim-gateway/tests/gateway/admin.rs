@@ -94,7 +94,7 @@ async fn push_errors_are_clear() {
         (
             r#"{"users":["a"],"message":{"type":"text"}}"#,
             400,
-            "bad message: `message` must be {\"type\":..,\"data\":{..}}",
+            "bad message: field `message` must be {\"type\":..,\"data\":{..}}",
         ),
         (
             r#"{"users":["a"],"message":{"type":"text","data":{}}}"#,

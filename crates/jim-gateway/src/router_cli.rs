@@ -1,0 +1,322 @@
+//! The `jim-router` command line: the central router of the `grpc` mode,
+//! run alone. Configuration from a TOML file, the environment (`JIM_*`)
+//! and flags, like the gateway's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Parser;
+use jim_router_grpc::{CentralConfig, CentralRouter};
+use metrics::{Key, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::GatewayError;
+
+/// The central router's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The router's node id (for pushed messages' ids), unique among the
+    /// gateways' node ids.
+    pub node_id: u16,
+    /// The bearer key of gateways and admin callers. Prefer `JIM_ROUTER_KEY`.
+    pub key: Option<String>,
+    /// The gRPC listener.
+    pub grpc: SocketAddr,
+    /// The HTTP listener for `/healthz`, `/readyz`, `/metrics` (`None`: off).
+    pub http: Option<SocketAddr>,
+    /// How long gateway links get to close on shutdown.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            node_id: jim_model::MAX_NODE,
+            key: None,
+            grpc: SocketAddr::from(([127, 0, 0, 1], 9093)),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 9094))),
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// The Jim central router (`grpc` mode).
+#[derive(Debug, Parser)]
+#[command(name = "jim-router", version, about)]
+struct Args {
+    /// A TOML configuration file.
+    #[arg(short, long, env = "JIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// The gRPC listener.
+    #[arg(long, env = "JIM_GRPC")]
+    grpc: Option<SocketAddr>,
+    /// The HTTP listener (health, metrics), or `off`.
+    #[arg(long, env = "JIM_HTTP")]
+    http: Option<String>,
+    /// The bearer key of gateways and admin callers.
+    #[arg(long, env = "JIM_ROUTER_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// The router's node id (0 to 1023), unique among the gateways'.
+    #[arg(long, env = "JIM_NODE_ID")]
+    node_id: Option<u16>,
+    /// Log filter.
+    #[arg(long, env = "JIM_LOG", default_value = "info")]
+    log: String,
+}
+
+impl Args {
+    fn config(&self) -> Result<RouterConfig, GatewayError> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?
+            }
+            None => RouterConfig::default(),
+        };
+        if let Some(grpc) = self.grpc {
+            config.grpc = grpc;
+        }
+        match self.http.as_deref() {
+            Some(off) if off.eq_ignore_ascii_case("off") => config.http = None,
+            Some(addr) => {
+                config.http = Some(
+                    addr.parse()
+                        .map_err(|e| GatewayError::Config(format!("--http {addr:?}: {e}")))?,
+                );
+            }
+            None => {}
+        }
+        if let Some(key) = &self.key {
+            config.key = Some(key.clone());
+        }
+        if let Some(node) = self.node_id {
+            config.node_id = node;
+        }
+        if config.node_id > jim_model::MAX_NODE {
+            return Err(GatewayError::Config(format!(
+                "node_id {} is out of range (0..=1023)",
+                config.node_id
+            )));
+        }
+        Ok(config)
+    }
+}
+
+/// The `jim-router` binary's entry point.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = args.config().and_then(|config| {
+        crate::cli::init_logging(&args.log);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(run(config))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ GatewayError::Config(_)) => {
+            eprintln!("jim-router: {error}");
+            ExitCode::from(78)
+        }
+        Err(error) => {
+            eprintln!("jim-router: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: RouterConfig) -> Result<(), GatewayError> {
+    let router = CentralRouter::new(
+        CentralConfig {
+            node_id: config.node_id,
+            key: config.key.clone(),
+        },
+        Vec::new(),
+    )?;
+    let stop = CancellationToken::new();
+    let grpc = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.grpc,
+            source,
+        })?;
+    let grpc_addr = grpc.local_addr()?;
+    let http = match config.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    let http_addr = http
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
+    print_banner(&config, grpc_addr, http_addr);
+
+    let service = router.service();
+    let grpc_stop = stop.clone();
+    let grpc_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(tokio_stream_listener(grpc), grpc_stop.cancelled_owned())
+            .await
+    });
+    if let Some(listener) = http {
+        let metrics = RouterMetrics::new();
+        let router = router.clone();
+        let app =
+            axum::Router::new()
+                .route("/healthz", get(|| async { "ok\n" }))
+                .route("/readyz", get(|| async { "{\"ready\":true}" }))
+                .route(
+                    "/metrics",
+                    get(move || {
+                        let text = metrics.render(&router);
+                        async move {
+                            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+                        }
+                    }),
+                );
+        let http_stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(http_stop.cancelled_owned())
+                .await;
+        });
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    // Gateway links are long streams: they get the grace period, then end with the process.
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    match tokio::time::timeout(grace, grpc_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
+        Err(_) => tracing::info!("gateway links still open after the grace period; closing them"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn tokio_stream_listener(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {
+    let rows = [
+        ("role", "central router (grpc mode)".to_owned()),
+        ("node id", config.node_id.to_string()),
+        ("grpc", format!("http://{grpc}")),
+        (
+            "http",
+            http.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
+        ),
+        (
+            "key",
+            if config.key.is_some() {
+                "required".to_owned()
+            } else {
+                "none (open)".to_owned()
+            },
+        ),
+    ];
+    let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let line = format!("+-----------+-{}-+", "-".repeat(width));
+    println!("Jim router {}", env!("CARGO_PKG_VERSION"));
+    println!("{line}");
+    for (name, value) in rows {
+        println!("| {name:<9} | {value:<width$} |");
+    }
+    println!("{line}");
+    if config.key.is_none() {
+        tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
+    }
+}
+
+/// The router's Prometheus metrics, read from its counters when scraped.
+#[derive(Clone)]
+struct RouterMetrics {
+    handle: PrometheusHandle,
+    gauges: Vec<(metrics::Gauge, fn(&jim_router_grpc::RouterStats) -> u64)>,
+    counters: Vec<(metrics::Counter, fn(&jim_router_grpc::RouterStats) -> u64)>,
+}
+
+impl RouterMetrics {
+    fn new() -> RouterMetrics {
+        let recorder: PrometheusRecorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let meta = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+        let gauge = |name: &'static str, help: &'static str| {
+            recorder.describe_gauge(name.into(), None, help.into());
+            recorder.register_gauge(&Key::from_name(name), &meta)
+        };
+        let counter = |name: &'static str, help: &'static str| {
+            recorder.describe_counter(name.into(), None, help.into());
+            recorder.register_counter(&Key::from_name(name), &meta)
+        };
+        let gauges: Vec<(metrics::Gauge, fn(&jim_router_grpc::RouterStats) -> u64)> = vec![
+            (gauge("jim_router_gateways", "Gateways linked"), |s| s.gateways),
+            (gauge("jim_router_sessions", "Sessions on all gateways"), |s| {
+                s.sessions
+            }),
+            (gauge("jim_router_groups", "Groups with members"), |s| s.groups),
+        ];
+        let counters: Vec<(metrics::Counter, fn(&jim_router_grpc::RouterStats) -> u64)> = vec![
+            (
+                counter("jim_router_messages_routed_total", "Messages routed"),
+                |s| s.routed,
+            ),
+            (
+                counter("jim_router_deliveries_total", "Deliveries sent to gateways"),
+                |s| s.deliveries,
+            ),
+            (
+                counter(
+                    "jim_router_dropped_links_total",
+                    "Gateway links dropped for falling behind",
+                ),
+                |s| s.dropped_links,
+            ),
+        ];
+        RouterMetrics {
+            handle,
+            gauges,
+            counters,
+        }
+    }
+
+    fn render(&self, router: &CentralRouter) -> String {
+        let stats = router.stats();
+        for (gauge, read) in &self.gauges {
+            gauge.set(read(&stats) as f64);
+        }
+        for (counter, read) in &self.counters {
+            counter.absolute(read(&stats));
+        }
+        self.handle.render()
+    }
+}

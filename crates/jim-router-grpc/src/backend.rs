@@ -1,0 +1,394 @@
+//! The gateway's side of the `grpc` mode: a routing backend that links to
+//! the central router.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use jim_router::{ClientAck, Hub, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo, UserId};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::convert;
+use crate::proto;
+use crate::proto::gateway_event::Event as Up;
+use crate::proto::router_client::RouterClient;
+use crate::proto::router_event::Event as Down;
+
+/// Events queued towards the router before senders get 5000 (the router
+/// cannot keep up, or the link is going down).
+const UP_QUEUE: usize = 65_536;
+/// How long a routed message may wait for the router's answer.
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a gateway reaches its router.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// The router, e.g. `http://127.0.0.1:9093`.
+    pub router: String,
+    /// The router's bearer key, if it has one.
+    pub key: Option<String>,
+    /// This gateway's node id.
+    pub node_id: u16,
+    /// First reconnect delay; doubles up to `max_backoff`, with jitter.
+    pub min_backoff: Duration,
+    /// Longest reconnect delay.
+    pub max_backoff: Duration,
+}
+
+impl BackendConfig {
+    /// Defaults for a router address and node id: no key, backoff from
+    /// 100 ms to 5 s.
+    pub fn new(router: impl Into<String>, node_id: u16) -> BackendConfig {
+        BackendConfig {
+            router: router.into(),
+            key: None,
+            node_id,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The `grpc` routing backend: this gateway's sessions in a local [`Hub`],
+/// everything else through the central router.
+///
+/// Every message goes through the router, also between two users of this
+/// gateway, so membership, presence and observers behave the same for
+/// everyone; the sender is acked only once the router accepted it. While
+/// the router is unreachable, messages fail with
+/// [`RouterError::Unavailable`] (error 5000 for clients), client
+/// connections stay up, and the backend reconnects with jittered backoff
+/// and re-announces every session.
+#[derive(Clone)]
+pub struct GrpcBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BackendConfig,
+    hub: Hub,
+    /// The current link's sender; `None` while disconnected.
+    link: RwLock<Option<mpsc::Sender<proto::GatewayEvent>>>,
+    connected: AtomicBool,
+    pending: DashMap<u64, oneshot::Sender<proto::RouteResult>>,
+    next_request: AtomicU64,
+    client: RouterClient<Channel>,
+    /// Ends the link for good.
+    closed: CancellationToken,
+}
+
+impl std::fmt::Debug for GrpcBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcBackend")
+            .field("router", &self.inner.config.router)
+            .field("connected", &self.is_ready())
+            .field("sessions", &self.inner.hub.session_count())
+            .finish()
+    }
+}
+
+impl GrpcBackend {
+    /// A backend that links to the router in the background (now, and
+    /// again whenever the link breaks).
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a router address that is not a URL.
+    pub fn start(config: BackendConfig) -> Result<GrpcBackend, RouterError> {
+        let endpoint = Endpoint::from_shared(config.router.clone())
+            .map_err(|e| RouterError::Invalid {
+                reason: format!("router address {:?}: {e}", config.router),
+            })?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let backend = GrpcBackend {
+            inner: Arc::new(Inner {
+                client: RouterClient::new(endpoint.connect_lazy()),
+                config,
+                hub: Hub::new(),
+                link: RwLock::new(None),
+                connected: AtomicBool::new(false),
+                pending: DashMap::new(),
+                next_request: AtomicU64::new(1),
+                closed: CancellationToken::new(),
+            }),
+        };
+        tokio::spawn(Arc::clone(&backend.inner).maintain_link());
+        Ok(backend)
+    }
+
+    /// This gateway's sessions.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        self.inner.request(message)
+    }
+
+    /// Sends an event up the link, if there is one.
+    fn send_up(&self, event: Up) -> Result<(), RouterError> {
+        let link = self
+            .inner
+            .link
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(tx) = link.as_ref() else {
+            return Err(unavailable("router unreachable"));
+        };
+        tx.try_send(proto::GatewayEvent { event: Some(event) })
+            .map_err(|_| unavailable("router link is full or closing"))
+    }
+}
+
+fn unavailable(reason: &str) -> RouterError {
+    RouterError::Unavailable {
+        reason: reason.to_owned(),
+    }
+}
+
+impl Inner {
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(key) = self.config.key.as_deref().filter(|k| !k.is_empty()) {
+            if let Ok(value) = MetadataValue::try_from(format!("Bearer {key}")) {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        request
+    }
+
+    /// Links, and relinks after every failure, for as long as the backend lives.
+    async fn maintain_link(self: Arc<Self>) {
+        let mut backoff = self.config.min_backoff;
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.run_link() => outcome,
+                () = self.closed.cancelled() => {
+                    self.disconnected();
+                    return;
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::warn!(router = %self.config.router, "router closed the link");
+                    backoff = self.config.min_backoff;
+                }
+                Err(status) => {
+                    tracing::warn!(router = %self.config.router, error = %status, "router link failed")
+                }
+            }
+            self.disconnected();
+            // Jitter: gateways that lost the same router do not come back in step.
+            let delay = backoff.mul_f64(0.5 + fastrand::f64());
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.closed.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    fn disconnected(&self) {
+        *self
+            .link
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.connected.store(false, Ordering::Release);
+        // Nobody will answer these: their senders get 5000.
+        self.pending.clear();
+    }
+
+    async fn run_link(&self) -> Result<(), Status> {
+        let (tx, rx) = mpsc::channel(UP_QUEUE);
+        {
+            // Under the lock: sessions attached from now on are sent after
+            // the hello, those attached before are in it (or both: the
+            // router takes attaches idempotently).
+            let mut link = self
+                .link
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let hello = proto::Hello {
+                node: u32::from(self.config.node_id),
+                sessions: self
+                    .hub
+                    .all_sessions()
+                    .iter()
+                    .map(convert::session_to_proto)
+                    .collect(),
+            };
+            let _ = tx.try_send(proto::GatewayEvent {
+                event: Some(Up::Hello(hello)),
+            });
+            *link = Some(tx);
+        }
+        let mut client = self.client.clone();
+        let response = client.link(self.request(ReceiverStream::new(rx))).await;
+        let mut inbound = match response {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(status),
+        };
+        self.connected.store(true, Ordering::Release);
+        tracing::info!(router = %self.config.router, node = self.config.node_id, "linked to router");
+        while let Some(event) = inbound.message().await? {
+            match event.event {
+                Some(Down::Result(result)) => {
+                    if let Some((_, waiter)) = self.pending.remove(&result.request) {
+                        let _ = waiter.send(result);
+                    }
+                }
+                Some(Down::Delivery(delivery)) => self.deliver(delivery),
+                Some(Down::Kick(kick)) => {
+                    self.hub.kick(&kick.user, &kick.reason);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&self, delivery: proto::Delivery) {
+        let Ok(cmd) = convert::command(&delivery.cmd) else {
+            tracing::warn!(cmd = %delivery.cmd, "router sent a delivery with a bad command");
+            return;
+        };
+        if delivery.everyone {
+            self.hub.deliver_to_all(cmd, &delivery.body);
+            return;
+        }
+        let except = delivery.except_session.map(jim_router::SessionId);
+        for user in &delivery.users {
+            self.hub.deliver_to_user(user, cmd, &delivery.body, except);
+        }
+    }
+}
+
+impl Router for GrpcBackend {
+    async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
+        let announce = Up::Attach(convert::session_to_proto(&info));
+        self.inner.hub.attach(info, outbox);
+        // While disconnected, the next hello announces it.
+        let _ = self.send_up(announce);
+        Ok(())
+    }
+
+    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        self.inner.hub.detach(&info.user, info.id);
+        let _ = self.send_up(Up::Detach(proto::Detach {
+            session: info.id.0,
+            user: info.user.to_string(),
+        }));
+        Ok(())
+    }
+
+    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+        let request = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.pending.insert(request, tx);
+        let sent = self.send_up(Up::Route(proto::RouteRequest {
+            request,
+            message: Some(convert::message_to_proto(&message)),
+        }));
+        if let Err(error) = sent {
+            self.inner.pending.remove(&request);
+            return Err(error);
+        }
+        match tokio::time::timeout(ROUTE_TIMEOUT, rx).await {
+            Ok(Ok(result)) => match result.error {
+                None => Ok(Receipt {
+                    sessions: Some(result.sessions as usize),
+                }),
+                Some(error) => Err(convert::route_error_from_proto(error)),
+            },
+            Ok(Err(_)) => Err(unavailable("router link lost before it answered")),
+            Err(_) => {
+                self.inner.pending.remove(&request);
+                Err(unavailable("router did not answer in time"))
+            }
+        }
+    }
+
+    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
+        self.send_up(Up::Ack(convert::ack_to_proto(&ack)))
+    }
+
+    async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let request = self.request(proto::MembersRequest {
+            group: group.to_owned(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+        });
+        let mut client = self.inner.client.clone();
+        client
+            .add_members(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| convert::error_of(&s))
+    }
+
+    async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let request = self.request(proto::MembersRequest {
+            group: group.to_owned(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+        });
+        let mut client = self.inner.client.clone();
+        client
+            .remove_members(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| convert::error_of(&s))
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
+        let request = self.request(proto::GroupRequest {
+            group: group.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .list_members(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?;
+        Ok(reply.into_inner().members.into_iter().map(Into::into).collect())
+    }
+
+    async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
+        let request = self.request(proto::UserRequest {
+            user: user.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .presence(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?;
+        reply
+            .into_inner()
+            .sessions
+            .into_iter()
+            .map(|s| convert::session_from_proto(s).map_err(|e| convert::error_of(&e)))
+            .collect()
+    }
+
+    async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
+        let request = self.request(proto::KickRequest {
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client.kick(request).await.map_err(|s| convert::error_of(&s))?;
+        Ok(reply.into_inner().kicked as usize)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Ends the link: the router forgets this gateway's sessions at once.
+    async fn close(&self) {
+        self.inner.closed.cancel();
+    }
+}

@@ -1,0 +1,647 @@
+//! The central router: presence and groups for many gateways, and the
+//! `jim.router.v1` service they link to.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use jim_model::MessageIdGenerator;
+use jim_router::{
+    ClientAck, Groups, Observer, Outbox, Outgoing, Receipt, Router, RouterError, SessionId, SessionInfo,
+    Target, UserId,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::{self, status_of};
+use crate::proto;
+use crate::proto::gateway_event::Event as Up;
+use crate::proto::router_event::Event as Down;
+
+/// Events queued for one gateway before it counts as too slow and its link
+/// is dropped (it reconnects and re-announces its sessions).
+pub const LINK_QUEUE: usize = 65_536;
+
+/// What a central router is configured with.
+#[derive(Debug, Clone)]
+pub struct CentralConfig {
+    /// The router's own node id (for the ids of pushed messages): unique
+    /// among the gateways' node ids.
+    pub node_id: u16,
+    /// The bearer key gateways and admin callers must present, if any.
+    pub key: Option<String>,
+}
+
+/// Counters of a central router, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Gateways linked now.
+    pub gateways: u64,
+    /// Sessions on all gateways now.
+    pub sessions: u64,
+    /// Groups with members.
+    pub groups: u64,
+    /// Messages routed since start.
+    pub routed: u64,
+    /// Deliveries sent to gateways since start.
+    pub deliveries: u64,
+    /// Gateway links dropped for falling behind.
+    pub dropped_links: u64,
+}
+
+/// The router of the `grpc` mode: knows which gateway holds which user's
+/// sessions, owns group membership, and tells each gateway what to deliver.
+///
+/// It implements the routing contract ([`Router`]) for an application that
+/// embeds it (push, groups, presence, kick, observers), and
+/// [`service`](Self::service) gives the tonic service that gateways link
+/// to, mountable on any tonic server.
+///
+/// ```no_run
+/// use jim_router_grpc::{CentralConfig, CentralRouter};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let router = CentralRouter::new(CentralConfig { node_id: 1023, key: None }, vec![])?;
+/// tonic::transport::Server::builder()
+///     .add_service(router.service())
+///     .serve("127.0.0.1:9093".parse()?)
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CentralRouter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CentralConfig,
+    ids: MessageIdGenerator,
+    /// Linked gateways by node id.
+    links: DashMap<u16, Link>,
+    /// Every session, by user.
+    presence: DashMap<UserId, Vec<SessionInfo>>,
+    groups: Groups,
+    observers: Vec<Arc<dyn Observer>>,
+    next_link: AtomicU64,
+    routed: AtomicU64,
+    deliveries: AtomicU64,
+    dropped_links: AtomicU64,
+}
+
+/// One gateway's link: where its events go.
+#[derive(Clone)]
+struct Link {
+    /// Tells this link apart from a later one of the same node.
+    epoch: u64,
+    tx: mpsc::Sender<Result<proto::RouterEvent, Status>>,
+}
+
+impl std::fmt::Debug for CentralRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CentralRouter")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl CentralRouter {
+    /// A router with no gateways yet.
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a node id above 1023.
+    pub fn new(
+        config: CentralConfig,
+        observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<CentralRouter, RouterError> {
+        let ids = MessageIdGenerator::new(config.node_id).map_err(|e| RouterError::Invalid {
+            reason: e.to_string(),
+        })?;
+        Ok(CentralRouter {
+            inner: Arc::new(Inner {
+                config,
+                ids,
+                links: DashMap::new(),
+                presence: DashMap::new(),
+                groups: Groups::new(),
+                observers,
+                next_link: AtomicU64::new(1),
+                routed: AtomicU64::new(0),
+                deliveries: AtomicU64::new(0),
+                dropped_links: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The tonic service gateways link to and admin callers call.
+    pub fn service(&self) -> proto::router_server::RouterServer<CentralRouter> {
+        proto::router_server::RouterServer::new(self.clone())
+    }
+
+    /// Counters, for metrics.
+    pub fn stats(&self) -> RouterStats {
+        let inner = &self.inner;
+        RouterStats {
+            gateways: inner.links.len() as u64,
+            sessions: inner.presence.iter().map(|e| e.value().len() as u64).sum(),
+            groups: inner.groups.len() as u64,
+            routed: inner.routed.load(Ordering::Relaxed),
+            deliveries: inner.deliveries.load(Ordering::Relaxed),
+            dropped_links: inner.dropped_links.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts a gateway's link, replacing an older one of the same node
+    /// (whose sessions are forgotten first).
+    fn link(
+        &self,
+        node: u16,
+        sessions: Vec<SessionInfo>,
+        tx: mpsc::Sender<Result<proto::RouterEvent, Status>>,
+    ) -> u64 {
+        let epoch = self.inner.next_link.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = self.inner.links.insert(node, Link { epoch, tx }) {
+            tracing::info!(node, old = old.epoch, "gateway relinked; its old link is dropped");
+        }
+        self.forget_node(node);
+        for session in sessions {
+            self.add_session(session);
+        }
+        tracing::info!(node, epoch, "gateway linked");
+        epoch
+    }
+
+    /// Ends a gateway's link, unless a newer one took its place.
+    fn unlink(&self, node: u16, epoch: u64) {
+        if self
+            .inner
+            .links
+            .remove_if(&node, |_, link| link.epoch == epoch)
+            .is_some()
+        {
+            self.forget_node(node);
+            tracing::info!(node, epoch, "gateway unlinked; its sessions are gone");
+        }
+    }
+
+    fn forget_node(&self, node: u16) {
+        self.inner.presence.retain(|_, sessions| {
+            sessions.retain(|s| s.node != node);
+            !sessions.is_empty()
+        });
+    }
+
+    fn add_session(&self, session: SessionInfo) {
+        let mut sessions = self.inner.presence.entry(Arc::clone(&session.user)).or_default();
+        // Idempotent: a session may be announced in a hello and attached again.
+        if !sessions.iter().any(|s| s.id == session.id) {
+            sessions.push(session);
+        }
+    }
+
+    fn remove_session(&self, user: &str, session: SessionId) {
+        self.inner.presence.remove_if_mut(user, |_, sessions| {
+            sessions.retain(|s| s.id != session);
+            sessions.is_empty()
+        });
+    }
+
+    fn observe(&self, message: &Outgoing) -> Result<(), RouterError> {
+        for observer in &self.inner.observers {
+            observer
+                .on_message(message)
+                .map_err(|reason| RouterError::Rejected { reason })?;
+        }
+        Ok(())
+    }
+
+    /// Decides which gateways get `message` and sends each its delivery.
+    fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
+        // node -> (users there, sessions there)
+        let mut plan: HashMap<u16, (Vec<String>, usize)> = HashMap::new();
+        let mut add_user = |user: &str, except: Option<SessionId>| {
+            if let Some(sessions) = self.inner.presence.get(user) {
+                for session in sessions.iter().filter(|s| Some(s.id) != except) {
+                    let entry = plan.entry(session.node).or_default();
+                    if entry.0.last().is_none_or(|last| last != user) {
+                        entry.0.push(user.to_owned());
+                    }
+                    entry.1 += 1;
+                }
+            }
+        };
+        let mut except = None;
+        let mut everyone = false;
+        match &message.target {
+            Target::User(user) => {
+                self.observe(message)?;
+                add_user(user, None);
+            }
+            Target::Group(group) => {
+                let members = self.inner.groups.members(group)?;
+                if let Some(sender) = &message.sender {
+                    if !members.contains(&sender.user) {
+                        return Err(RouterError::NotMember {
+                            group: group.to_string(),
+                        });
+                    }
+                    except = Some(sender.session);
+                }
+                self.observe(message)?;
+                for member in members.iter() {
+                    add_user(member, except);
+                }
+            }
+            Target::Everyone => {
+                self.observe(message)?;
+                everyone = true;
+                for link in self.inner.links.iter() {
+                    plan.entry(*link.key()).or_default();
+                }
+                for sessions in self.inner.presence.iter() {
+                    for session in sessions.iter() {
+                        plan.entry(session.node).or_default().1 += 1;
+                    }
+                }
+            }
+        }
+        let cmd = message.cmd.to_string();
+        let mut sessions = 0;
+        for (node, (users, count)) in plan {
+            let delivery = proto::Delivery {
+                cmd: cmd.clone(),
+                body: message.body.clone(),
+                users,
+                except_session: except.map(|s| s.0),
+                everyone,
+            };
+            if self.send(node, Down::Delivery(delivery)) {
+                sessions += count;
+                self.inner.deliveries.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.inner.routed.fetch_add(1, Ordering::Relaxed);
+        Ok(Receipt {
+            sessions: Some(sessions),
+        })
+    }
+
+    /// Queues an event for a gateway; a gateway too far behind loses its
+    /// link (it reconnects and re-announces its sessions).
+    fn send(&self, node: u16, event: Down) -> bool {
+        let Some(link) = self.inner.links.get(&node).map(|l| l.clone()) else {
+            return false;
+        };
+        match link.tx.try_send(Ok(proto::RouterEvent { event: Some(event) })) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(node, "gateway link is {LINK_QUEUE} events behind: dropping it");
+                self.inner.dropped_links.fetch_add(1, Ordering::Relaxed);
+                self.unlink(node, link.epoch);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.unlink(node, link.epoch);
+                false
+            }
+        }
+    }
+
+    fn kick_now(&self, user: &str, reason: &str) -> usize {
+        let nodes: HashMap<u16, usize> =
+            self.inner
+                .presence
+                .get(user)
+                .map_or_else(HashMap::new, |sessions| {
+                    sessions.iter().fold(HashMap::new(), |mut nodes, s| {
+                        *nodes.entry(s.node).or_default() += 1;
+                        nodes
+                    })
+                });
+        let mut kicked = 0;
+        for (node, count) in nodes {
+            let kick = proto::Kick {
+                user: user.to_owned(),
+                reason: reason.to_owned(),
+            };
+            if self.send(node, Down::Kick(kick)) {
+                kicked += count;
+            }
+        }
+        kicked
+    }
+
+    fn check_key<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(key) = self.inner.config.key.as_deref().filter(|k| !k.is_empty()) else {
+            return Ok(());
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+            Some(_) => Err(Status::unauthenticated("wrong router key")),
+            None => Err(Status::unauthenticated(
+                "missing router key: send authorization: Bearer <key>",
+            )),
+        }
+    }
+
+    /// Handles one event of a gateway's stream.
+    fn on_event(&self, node: u16, event: Up) -> Result<(), Status> {
+        match event {
+            Up::Hello(_) => return Err(Status::invalid_argument("hello is only the first event")),
+            Up::Attach(session) => {
+                let session = convert::session_from_proto(session)?;
+                if session.node != node {
+                    return Err(Status::invalid_argument(
+                        "a gateway attaches only its own sessions",
+                    ));
+                }
+                self.add_session(session);
+            }
+            Up::Detach(detach) => self.remove_session(&detach.user, SessionId(detach.session)),
+            Up::Route(request) => {
+                let message = request
+                    .message
+                    .ok_or_else(|| Status::invalid_argument("route.message is required"))
+                    .and_then(convert::message_from_proto)?;
+                let result = match self.route_now(&message) {
+                    Ok(receipt) => proto::RouteResult {
+                        request: request.request,
+                        error: None,
+                        sessions: receipt.sessions.unwrap_or(0) as u64,
+                    },
+                    Err(error) => proto::RouteResult {
+                        request: request.request,
+                        error: Some(convert::route_error_to_proto(&error)),
+                        sessions: 0,
+                    },
+                };
+                self.send(node, Down::Result(result));
+            }
+            Up::Ack(ack) => {
+                let ack = convert::ack_from_proto(ack);
+                for observer in &self.inner.observers {
+                    observer.on_ack(&ack);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type LinkStream = Pin<Box<dyn Stream<Item = Result<proto::RouterEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::router_server::Router for CentralRouter {
+    type LinkStream = LinkStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<proto::GatewayEvent>>,
+    ) -> Result<Response<LinkStream>, Status> {
+        self.check_key(&request)?;
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await?.and_then(|e| e.event) {
+            Some(Up::Hello(hello)) => hello,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first event of a link must be hello",
+                ));
+            }
+        };
+        let node = u16::try_from(hello.node)
+            .ok()
+            .filter(|n| *n <= jim_model::MAX_NODE)
+            .ok_or_else(|| Status::invalid_argument("hello.node is out of range (0..=1023)"))?;
+        let sessions = hello
+            .sessions
+            .into_iter()
+            .map(convert::session_from_proto)
+            .collect::<Result<Vec<_>, _>>()?;
+        if sessions.iter().any(|s| s.node != node) {
+            return Err(Status::invalid_argument(
+                "a gateway announces only its own sessions",
+            ));
+        }
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        let epoch = self.link(node, sessions, tx.clone());
+        let router = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(proto::GatewayEvent { event: Some(event) })) => {
+                        if let Err(status) = router.on_event(node, event) {
+                            let _ = tx.try_send(Err(status));
+                            break;
+                        }
+                    }
+                    Ok(Some(proto::GatewayEvent { event: None })) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            router.unlink(node, epoch);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn push(&self, request: Request<proto::PushRequest>) -> Result<Response<proto::PushReply>, Status> {
+        self.check_key(&request)?;
+        let request = request.into_inner();
+        let targets: Vec<(Target, String)> = match (request.users.is_empty(), request.group, request.everyone)
+        {
+            (false, None, false) => {
+                convert::users(request.users.clone())?;
+                request
+                    .users
+                    .iter()
+                    .map(|u| (Target::User(u.as_str().into()), u.clone()))
+                    .collect()
+            }
+            (true, Some(group), false) if !group.is_empty() => {
+                vec![(Target::Group(group.as_str().into()), group)]
+            }
+            (true, None, true) => vec![(Target::Everyone, "*".to_owned())],
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give exactly one of users, group (non-empty) or everyone",
+                ));
+            }
+        };
+        let sender = if request.sender_id.is_empty() {
+            "system"
+        } else {
+            request.sender_id.as_str()
+        };
+        let mut pushed = Vec::new();
+        for (target, receiver) in targets {
+            let body = jim_model::addressed(&request.message, &receiver)
+                .map_err(|e| Status::invalid_argument(format!("bad message: {e}")))?;
+            let outgoing = Outgoing::push(target, &body, sender, &self.inner.ids)
+                .map_err(|e| Status::invalid_argument(format!("bad message: {e}")))?;
+            let message_id = outgoing.message_id;
+            let receipt = self.route_now(&outgoing).map_err(status_of)?;
+            pushed.push(proto::Pushed {
+                receiver_id: receiver,
+                message_id: message_id.to_string(),
+                sessions: receipt.sessions.unwrap_or(0) as u64,
+            });
+        }
+        Ok(Response::new(proto::PushReply { pushed }))
+    }
+
+    async fn add_members(
+        &self,
+        request: Request<proto::MembersRequest>,
+    ) -> Result<Response<proto::MembersReply>, Status> {
+        self.check_key(&request)?;
+        let request = request.into_inner();
+        let users = convert::users(request.users)?;
+        self.inner.groups.add(&request.group, &users).map_err(status_of)?;
+        self.members_reply(request.group)
+    }
+
+    async fn remove_members(
+        &self,
+        request: Request<proto::MembersRequest>,
+    ) -> Result<Response<proto::MembersReply>, Status> {
+        self.check_key(&request)?;
+        let request = request.into_inner();
+        let users = convert::users(request.users)?;
+        self.inner
+            .groups
+            .remove(&request.group, &users)
+            .map_err(status_of)?;
+        match self.inner.groups.sorted_members(&request.group) {
+            Ok(members) => Ok(Response::new(proto::MembersReply {
+                group: request.group,
+                members: members.iter().map(|m| m.to_string()).collect(),
+            })),
+            Err(RouterError::UnknownGroup { .. }) => Ok(Response::new(proto::MembersReply {
+                group: request.group,
+                members: Vec::new(),
+            })),
+            Err(e) => Err(status_of(e)),
+        }
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<proto::GroupRequest>,
+    ) -> Result<Response<proto::MembersReply>, Status> {
+        self.check_key(&request)?;
+        self.members_reply(request.into_inner().group)
+    }
+
+    async fn presence(
+        &self,
+        request: Request<proto::UserRequest>,
+    ) -> Result<Response<proto::PresenceReply>, Status> {
+        self.check_key(&request)?;
+        let user = request.into_inner().user;
+        if user.is_empty() {
+            return Err(Status::invalid_argument("user must not be empty"));
+        }
+        let sessions = self
+            .inner
+            .presence
+            .get(user.as_str())
+            .map(|s| s.iter().map(convert::session_to_proto).collect())
+            .unwrap_or_default();
+        Ok(Response::new(proto::PresenceReply { user, sessions }))
+    }
+
+    async fn kick(&self, request: Request<proto::KickRequest>) -> Result<Response<proto::KickReply>, Status> {
+        self.check_key(&request)?;
+        let request = request.into_inner();
+        if request.user.is_empty() {
+            return Err(Status::invalid_argument("user must not be empty"));
+        }
+        let reason = if request.reason.is_empty() {
+            "kicked".to_owned()
+        } else {
+            request.reason
+        };
+        let kicked = self.kick_now(&request.user, &reason) as u64;
+        Ok(Response::new(proto::KickReply {
+            user: request.user,
+            kicked,
+        }))
+    }
+}
+
+impl CentralRouter {
+    fn members_reply(&self, group: String) -> Result<Response<proto::MembersReply>, Status> {
+        let members = self.inner.groups.sorted_members(&group).map_err(status_of)?;
+        Ok(Response::new(proto::MembersReply {
+            group,
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }))
+    }
+}
+
+/// The routing contract, for an application that embeds the router.
+/// Sessions are not attached here: they live on gateways, which link.
+impl Router for CentralRouter {
+    async fn attach(&self, _info: SessionInfo, _outbox: Arc<Outbox>) -> Result<(), RouterError> {
+        Err(RouterError::Invalid {
+            reason: "the central router holds no client sessions: gateways announce theirs over Link".into(),
+        })
+    }
+
+    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        self.remove_session(&info.user, info.id);
+        Ok(())
+    }
+
+    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+        self.route_now(&message)
+    }
+
+    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
+        for observer in &self.inner.observers {
+            observer.on_ack(&ack);
+        }
+        Ok(())
+    }
+
+    async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        self.inner.groups.add(group, users)
+    }
+
+    async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        self.inner.groups.remove(group, users)
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
+        self.inner.groups.sorted_members(group)
+    }
+
+    async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
+        Ok(self
+            .inner
+            .presence
+            .get(user)
+            .map(|s| s.clone())
+            .unwrap_or_default())
+    }
+
+    async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
+        Ok(self.kick_now(user, reason))
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,261 @@
+//! Between the wire types of `jim.router.v1` and the routing contract's.
+
+use std::sync::Arc;
+
+use jim_model::{MessageId, MessageKind};
+use jim_protocol::Command;
+use jim_router::{ClientAck, Outgoing, RouterError, Sender, SessionId, SessionInfo, Target, Transport};
+use tonic::Status;
+
+use crate::proto;
+use crate::proto::route_error::Code;
+
+pub(crate) fn session_to_proto(info: &SessionInfo) -> proto::Session {
+    proto::Session {
+        id: info.id.0,
+        user: info.user.to_string(),
+        device: info.device.as_deref().map(str::to_owned),
+        transport: match info.transport {
+            Transport::Tcp => proto::Transport::Tcp,
+            Transport::WebSocket => proto::Transport::Websocket,
+        } as i32,
+        node: u32::from(info.node),
+        since_ms: info.since_ms,
+    }
+}
+
+pub(crate) fn session_from_proto(session: proto::Session) -> Result<SessionInfo, Status> {
+    if session.user.is_empty() {
+        return Err(Status::invalid_argument("session.user must not be empty"));
+    }
+    let transport = match proto::Transport::try_from(session.transport) {
+        Ok(proto::Transport::Websocket) => Transport::WebSocket,
+        _ => Transport::Tcp,
+    };
+    Ok(SessionInfo {
+        id: SessionId(session.id),
+        user: session.user.into(),
+        device: session.device.map(Into::into),
+        transport,
+        node: u16::try_from(session.node)
+            .map_err(|_| Status::invalid_argument("session.node is out of range"))?,
+        since_ms: session.since_ms,
+    })
+}
+
+pub(crate) fn message_to_proto(message: &Outgoing) -> proto::Message {
+    proto::Message {
+        cmd: message.cmd.to_string(),
+        kind: message.kind.as_str().to_owned(),
+        target: Some(proto::Target {
+            to: Some(match &message.target {
+                Target::User(user) => proto::target::To::User(user.to_string()),
+                Target::Group(group) => proto::target::To::Group(group.to_string()),
+                Target::Everyone => proto::target::To::Everyone(true),
+            }),
+        }),
+        sender: message.sender.as_ref().map(|s| proto::Sender {
+            user: s.user.to_string(),
+            session: s.session.0,
+        }),
+        message_id: message.message_id.0,
+        body: message.body.clone(),
+    }
+}
+
+/// A routed message from the wire, checked as a gateway would have.
+pub(crate) fn message_from_proto(message: proto::Message) -> Result<Outgoing, Status> {
+    let cmd = command(&message.cmd)?;
+    let kind = MessageKind::parse(&message.kind)
+        .ok_or_else(|| Status::invalid_argument(format!("unknown message kind {:?}", message.kind)))?;
+    let target = match message.target.and_then(|t| t.to) {
+        Some(proto::target::To::User(user)) if !user.is_empty() => Target::User(user.into()),
+        Some(proto::target::To::Group(group)) if !group.is_empty() => Target::Group(group.into()),
+        Some(proto::target::To::Everyone(true)) => Target::Everyone,
+        _ => {
+            return Err(Status::invalid_argument(
+                "message.target must name a user, a group, or everyone",
+            ));
+        }
+    };
+    Ok(Outgoing {
+        cmd,
+        kind,
+        target,
+        sender: message.sender.map(|s| Sender {
+            user: s.user.into(),
+            session: SessionId(s.session),
+        }),
+        message_id: MessageId(message.message_id),
+        body: message.body,
+    })
+}
+
+pub(crate) fn command(code: &str) -> Result<Command, Status> {
+    match <[u8; 4]>::try_from(code.as_bytes()).map(Command::from_code) {
+        Ok(cmd @ (Command::C2C | Command::C2G | Command::S2C)) => Ok(cmd),
+        _ => Err(Status::invalid_argument(format!(
+            "cmd {code:?} is not B101, B102 or B103"
+        ))),
+    }
+}
+
+pub(crate) fn ack_to_proto(ack: &ClientAck) -> proto::ClientAck {
+    proto::ClientAck {
+        user: ack.user.to_string(),
+        session: ack.session.0,
+        message_id: ack.message_id.0,
+        body: ack.body.clone(),
+    }
+}
+
+pub(crate) fn ack_from_proto(ack: proto::ClientAck) -> ClientAck {
+    ClientAck {
+        user: ack.user.into(),
+        session: SessionId(ack.session),
+        message_id: MessageId(ack.message_id),
+        body: ack.body,
+    }
+}
+
+pub(crate) fn route_error_to_proto(error: &RouterError) -> proto::RouteError {
+    let code = match error {
+        RouterError::NotMember { .. } => Code::NotMember,
+        RouterError::UnknownGroup { .. } => Code::UnknownGroup,
+        RouterError::Rejected { .. } => Code::Rejected,
+        RouterError::Invalid { .. } => Code::Invalid,
+        _ => Code::Unavailable,
+    };
+    // The reason travels without the variant's prefix; it is rebuilt below.
+    let reason = match error {
+        RouterError::NotMember { group } | RouterError::UnknownGroup { group } => group.clone(),
+        RouterError::Rejected { reason }
+        | RouterError::Invalid { reason }
+        | RouterError::Unavailable { reason } => reason.clone(),
+        other => other.to_string(),
+    };
+    proto::RouteError {
+        code: code as i32,
+        reason,
+    }
+}
+
+pub(crate) fn route_error_from_proto(error: proto::RouteError) -> RouterError {
+    let reason = error.reason;
+    match Code::try_from(error.code) {
+        Ok(Code::NotMember) => RouterError::NotMember { group: reason },
+        Ok(Code::UnknownGroup) => RouterError::UnknownGroup { group: reason },
+        Ok(Code::Rejected) => RouterError::Rejected { reason },
+        Ok(Code::Invalid) => RouterError::Invalid { reason },
+        _ => RouterError::Unavailable { reason },
+    }
+}
+
+/// A router error as a gRPC status (admin RPCs).
+pub(crate) fn status_of(error: RouterError) -> Status {
+    match error {
+        RouterError::UnknownGroup { .. } => Status::not_found(error.to_string()),
+        RouterError::Invalid { .. } | RouterError::NotMember { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        RouterError::Rejected { .. } => Status::permission_denied(error.to_string()),
+        _ => Status::unavailable(error.to_string()),
+    }
+}
+
+/// A gRPC status as a router error (the gateway's view of admin RPCs).
+pub(crate) fn error_of(status: &Status) -> RouterError {
+    let reason = status.message().to_owned();
+    match status.code() {
+        tonic::Code::NotFound => RouterError::UnknownGroup {
+            group: reason
+                .trim_start_matches("unknown group ")
+                .trim_matches('"')
+                .to_owned(),
+        },
+        tonic::Code::InvalidArgument => RouterError::Invalid { reason },
+        tonic::Code::PermissionDenied => RouterError::Rejected { reason },
+        _ => RouterError::Unavailable {
+            reason: format!("router: {}", status.message()),
+        },
+    }
+}
+
+pub(crate) fn users(users: Vec<String>) -> Result<Vec<jim_router::UserId>, Status> {
+    if users.is_empty() || users.iter().any(String::is_empty) {
+        return Err(Status::invalid_argument(
+            "users must list at least one non-empty user id",
+        ));
+    }
+    Ok(users.into_iter().map(Arc::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn messages_and_sessions_survive_the_wire() {
+        let message = Outgoing {
+            cmd: Command::C2G,
+            kind: MessageKind::Image,
+            target: Target::Group("g".into()),
+            sender: Some(Sender {
+                user: "u".into(),
+                session: SessionId(7),
+            }),
+            message_id: MessageId(99),
+            body: Bytes::from_static(b"{}"),
+        };
+        assert_eq!(message_from_proto(message_to_proto(&message)).unwrap(), message);
+        let info = SessionInfo {
+            id: SessionId(3),
+            user: "u".into(),
+            device: Some("ios".into()),
+            transport: Transport::WebSocket,
+            node: 12,
+            since_ms: 5,
+        };
+        assert_eq!(session_from_proto(session_to_proto(&info)).unwrap(), info);
+    }
+
+    #[test]
+    fn route_errors_survive_the_wire() {
+        for error in [
+            RouterError::NotMember { group: "g".into() },
+            RouterError::UnknownGroup { group: "g".into() },
+            RouterError::Rejected { reason: "no".into() },
+            RouterError::Invalid { reason: "bad".into() },
+            RouterError::Unavailable {
+                reason: "down".into(),
+            },
+        ] {
+            assert_eq!(route_error_from_proto(route_error_to_proto(&error)), error);
+        }
+    }
+
+    #[test]
+    fn bad_wire_messages_are_refused() {
+        let mut message = message_to_proto(&Outgoing {
+            cmd: Command::C2C,
+            kind: MessageKind::Text,
+            target: Target::User("u".into()),
+            sender: None,
+            message_id: MessageId(1),
+            body: Bytes::new(),
+        });
+        message.cmd = "B001".into();
+        assert_eq!(
+            message_from_proto(message.clone()).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        message.cmd = "B101".into();
+        message.kind = "gif".into();
+        assert!(message_from_proto(message.clone()).is_err());
+        message.kind = "text".into();
+        message.target = None;
+        assert!(message_from_proto(message).is_err());
+    }
+}
