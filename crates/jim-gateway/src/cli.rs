@@ -283,7 +283,17 @@ pub fn init_logging(filter: &str) {
         .try_init();
 }
 
+/// `writeln!` that ignores a closed stdout.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 fn print_banner(config: &Config, running: &RunningGateway) {
+    // A closed stdout (a supervisor that stopped reading) must not kill the process.
+    let mut out = std::io::stdout().lock();
     let show = |addr: Option<SocketAddr>, scheme: &str, path: &str| match addr {
         Some(addr) => format!("{scheme}{addr}{path}"),
         None => "off".to_owned(),
@@ -315,13 +325,16 @@ fn print_banner(config: &Config, running: &RunningGateway) {
     ];
     let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     let line = format!("+-----------+-{}-+", "-".repeat(width));
-    println!("Jim gateway {}", env!("CARGO_PKG_VERSION"));
-    println!("{line}");
+    say!(out, "Jim gateway {}", env!("CARGO_PKG_VERSION"));
+    say!(out, "{line}");
     for (name, value) in rows {
-        println!("| {name:<9} | {value:<width$} |");
+        say!(out, "| {name:<9} | {value:<width$} |");
     }
-    println!("{line}");
+    say!(out, "{line}");
     if config.auth.dev {
-        println!("!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!");
+        say!(
+            out,
+            "!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!"
+        );
     }
 }

@@ -226,7 +226,17 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `writeln!` that ignores a closed stdout.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {
+    // A closed stdout (a supervisor that stopped reading) must not kill the process.
+    let mut out = std::io::stdout().lock();
     let rows = [
         ("role", "central router (grpc mode)".to_owned()),
         ("node id", config.node_id.to_string()),
@@ -246,23 +256,26 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
     ];
     let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     let line = format!("+-----------+-{}-+", "-".repeat(width));
-    println!("Jim router {}", env!("CARGO_PKG_VERSION"));
-    println!("{line}");
+    say!(out, "Jim router {}", env!("CARGO_PKG_VERSION"));
+    say!(out, "{line}");
     for (name, value) in rows {
-        println!("| {name:<9} | {value:<width$} |");
+        say!(out, "| {name:<9} | {value:<width$} |");
     }
-    println!("{line}");
+    say!(out, "{line}");
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
     }
 }
 
+/// Reads one number out of the router's counters.
+type StatReader = fn(&jim_router_grpc::RouterStats) -> u64;
+
 /// The router's Prometheus metrics, read from its counters when scraped.
 #[derive(Clone)]
 struct RouterMetrics {
     handle: PrometheusHandle,
-    gauges: Vec<(metrics::Gauge, fn(&jim_router_grpc::RouterStats) -> u64)>,
-    counters: Vec<(metrics::Counter, fn(&jim_router_grpc::RouterStats) -> u64)>,
+    gauges: Vec<(metrics::Gauge, StatReader)>,
+    counters: Vec<(metrics::Counter, StatReader)>,
 }
 
 impl RouterMetrics {
@@ -278,14 +291,14 @@ impl RouterMetrics {
             recorder.describe_counter(name.into(), None, help.into());
             recorder.register_counter(&Key::from_name(name), &meta)
         };
-        let gauges: Vec<(metrics::Gauge, fn(&jim_router_grpc::RouterStats) -> u64)> = vec![
+        let gauges: Vec<(metrics::Gauge, StatReader)> = vec![
             (gauge("jim_router_gateways", "Gateways linked"), |s| s.gateways),
             (gauge("jim_router_sessions", "Sessions on all gateways"), |s| {
                 s.sessions
             }),
             (gauge("jim_router_groups", "Groups with members"), |s| s.groups),
         ];
-        let counters: Vec<(metrics::Counter, fn(&jim_router_grpc::RouterStats) -> u64)> = vec![
+        let counters: Vec<(metrics::Counter, StatReader)> = vec![
             (
                 counter("jim_router_messages_routed_total", "Messages routed"),
                 |s| s.routed,

@@ -344,8 +344,9 @@ impl<R: Router> Session<R> {
             sender_name: auth.identity.name.as_deref(),
             sender_avatar: auth.identity.avatar.as_deref(),
             message_id,
-            // The id holds the wall-clock millisecond it was drawn in.
-            timestamp: message_id.unix_ms(),
+            // The wall clock, not the id's: the id's clock is anchored at
+            // start-up and would not follow a corrected system clock.
+            timestamp: unix_ms_now(),
         };
         let mut body = Vec::with_capacity(frame.body.len() + 128);
         message.stamp(&stamp, &mut body);

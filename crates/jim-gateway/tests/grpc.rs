@@ -1,0 +1,639 @@
+//! The `grpc` mode: one central router (the real `jim-router` binary, so it
+//! can be killed and restarted) and several gateways routing through it.
+
+#![cfg(feature = "grpc")]
+#![allow(unreachable_pub)]
+
+#[path = "gateway/support.rs"]
+#[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary, which uses all of it
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use jim_gateway::{Config, Gateway, RunningGateway};
+use jim_protocol::Command;
+use jim_router_grpc::proto::router_client::RouterClient;
+use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
+use serde_json::json;
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command as Process};
+
+const ROUTER_BIN: &str = env!("CARGO_BIN_EXE_jim-router");
+const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The router process, on a port that survives its restarts.
+struct RouterProcess {
+    port: u16,
+    key: Option<&'static str>,
+    child: Option<Child>,
+}
+
+impl RouterProcess {
+    async fn start(key: Option<&'static str>) -> RouterProcess {
+        let mut router = RouterProcess {
+            port: free_port(),
+            key,
+            child: None,
+        };
+        router.restart().await;
+        router
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let mut process = Process::new(ROUTER_BIN);
+        process
+            .args([
+                "--grpc",
+                &format!("127.0.0.1:{}", self.port),
+                "--http",
+                "off",
+                "--log",
+                "warn",
+            ])
+            .env_remove("JIM_ROUTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(key) = self.key {
+            process.args(["--key", key]);
+        }
+        let mut child = process.spawn().unwrap();
+        // The banner is printed once the listener is bound.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("banner");
+            if line.starts_with("| grpc") {
+                break;
+            }
+        }
+        // Keep reading what it prints, so it never writes to a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    async fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().await.unwrap();
+    }
+
+    async fn client(&self) -> RouterClient<tonic::transport::Channel> {
+        RouterClient::connect(self.url()).await.unwrap()
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(key) = self.key {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        }
+        request
+    }
+}
+
+/// A gateway in this process, linked to the router.
+struct GrpcGateway {
+    running: Option<RunningGateway>,
+    backend: GrpcBackend,
+    tcp: SocketAddr,
+    ws: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl GrpcGateway {
+    async fn start(router: &RouterProcess, node: u16) -> GrpcGateway {
+        let mut config = Config::ephemeral_dev();
+        config.node_id = node;
+        config.session.shutdown_grace_ms = 2_000;
+        let mut link = BackendConfig::new(router.url(), node);
+        link.key = router.key.map(str::to_owned);
+        link.min_backoff = Duration::from_millis(20);
+        link.max_backoff = Duration::from_millis(200);
+        let backend = GrpcBackend::start(link).unwrap();
+        let running = Gateway::new(config, backend.clone())
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let gateway = GrpcGateway {
+            tcp: running.tcp_addr().unwrap(),
+            ws: running.ws_addr().unwrap(),
+            admin: running.admin_addr().unwrap(),
+            running: Some(running),
+            backend,
+        };
+        gateway.wait_ready(true).await;
+        gateway
+    }
+
+    async fn wait_ready(&self, ready: bool) {
+        use jim_router::Router;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.backend.is_ready() != ready {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway never became ready={ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn user(&self, kind: Kind, user: &str) -> Raw {
+        let mut raw = match kind {
+            Kind::Tcp => Raw::tcp(self.tcp).await,
+            Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
+        };
+        raw.auth(user).await;
+        raw
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        admin_request(self.admin, method, path, body, None).await
+    }
+
+    async fn shutdown(mut self) {
+        self.running.take().unwrap().shutdown().await;
+    }
+}
+
+/// Waits until the router shows `count` sessions of `user`.
+async fn wait_presence(gateway: &GrpcGateway, user: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = gateway
+            .admin("GET", &format!("/v1/users/{user}/sessions"), None)
+            .await;
+        if body["sessions"].as_array().is_some_and(|s| s.len() == count) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence of {user} never reached {count}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+
+    let id = assert_ack(
+        &alice.request(Command::C2C, 1, &text("bob", "over there")).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    let delivered = json(&bob.recv().await);
+    assert_eq!(
+        (
+            delivered["data"]["content"].clone(),
+            delivered["data"]["message_id"].clone()
+        ),
+        (json!("over there"), json!(id))
+    );
+    assert_eq!(delivered["data"]["sender_id"], "alice");
+
+    assert_ack(
+        &bob.request(Command::C2C, 7, &text("alice", "and back")).await,
+        Command::C2C,
+        7,
+        "alice",
+    );
+    assert_eq!(json(&alice.recv().await)["data"]["content"], "and back");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_on_both_gateways_gets_each_message_on_both() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let mut bob_laptop = g1.user(Kind::Tcp, "bob").await;
+    let mut bob_phone = g2.user(Kind::Ws, "bob").await;
+    let mut alice = g2.user(Kind::Tcp, "alice").await;
+    wait_presence(&g2, "bob", 2).await;
+    let (_, body) = g2.admin("GET", "/v1/users/bob/sessions", None).await;
+    let mut nodes: Vec<u64> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["node"].as_u64().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, [1, 2], "presence shows both gateways");
+
+    assert_ack(
+        &alice.request(Command::C2C, 1, &text("bob", "both devices")).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    for bob in [&mut bob_laptop, &mut bob_phone] {
+        assert_eq!(json(&bob.recv().await)["data"]["content"], "both devices");
+    }
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2g_reaches_members_on_every_gateway_and_refuses_non_members() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let (status, body) = g1
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob","carol"]}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, body["members"].clone()),
+        (200, json!(["alice", "bob", "carol"]))
+    );
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut alice_web = g2.user(Kind::Ws, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    let mut carol = g1.user(Kind::Ws, "carol").await;
+    let mut dave = g2.user(Kind::Ws, "dave").await;
+    wait_presence(&g1, "alice", 2).await;
+    wait_presence(&g1, "carol", 1).await;
+    wait_presence(&g1, "bob", 1).await;
+
+    assert_ack(
+        &alice.request(Command::C2G, 2, &text("team", "hi team")).await,
+        Command::C2G,
+        2,
+        "team",
+    );
+    for member in [&mut alice_web, &mut bob, &mut carol] {
+        let frame = member.recv().await;
+        assert_eq!(
+            (frame.cmd, json(&frame)["data"]["content"].clone()),
+            (Command::C2G, json!("hi team"))
+        );
+    }
+    alice.expect_silence().await;
+
+    let reply = dave.request(Command::C2G, 3, &text("team", "me too")).await;
+    assert_eq!(
+        assert_error(&reply, Command::C2G, 3, 4003),
+        "not a member of group \"team\""
+    );
+    let reply = dave.request(Command::C2G, 4, &text("nope", "hello?")).await;
+    assert_error(&reply, Command::C2G, 4, 4004);
+    // Membership set through one gateway is seen through the other.
+    let (_, body) = g2.admin("GET", "/v1/groups/team/members", None).await;
+    assert_eq!(body["members"], json!(["alice", "bob", "carol"]));
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2c_through_the_routers_rpc_and_either_gateways_admin_api() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+
+    let mut client = router.client().await;
+    let reply = client
+        .push(router.request(proto::PushRequest {
+            users: vec!["alice".into(), "bob".into()],
+            group: None,
+            everyone: false,
+            message: br#"{"type":"text","data":{"content":"from the router"}}"#.to_vec().into(),
+            sender_id: "ops".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.pushed.len(), 2);
+    for (raw, user) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        let frame = raw.recv().await;
+        assert_eq!(frame.cmd, Command::S2C);
+        let data = json(&frame)["data"].clone();
+        assert_eq!(
+            (data["receiver_id"].clone(), data["sender_id"].clone()),
+            (json!(user), json!("ops"))
+        );
+    }
+
+    for gateway in [&g1, &g2] {
+        let (status, body) = gateway
+            .admin(
+                "POST",
+                "/v1/push",
+                Some(r#"{"everyone":true,"message":{"type":"text","data":{"content":"to all"}}}"#),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        for raw in [&mut alice, &mut bob] {
+            assert_eq!(json(&raw.recv().await)["data"]["content"], "to all");
+        }
+    }
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kick_reaches_the_gateway_holding_the_user() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let mut alice = g2.user(Kind::Ws, "alice").await;
+    let mut bob = g1.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "alice", 1).await;
+    let (status, body) = g1
+        .admin("POST", "/v1/users/alice/kick", Some(r#"{"reason":"spam"}"#))
+        .await;
+    assert_eq!((status, body["kicked"].clone()), (200, json!(1)));
+    assert_eq!(alice.expect_close(1008).await, "kicked: spam");
+    wait_presence(&g1, "alice", 0).await;
+    assert_eq!(bob.request(Command::Ping, 1, "").await.cmd, Command::Pong);
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_restart_gives_5000_meanwhile_then_presence_and_routing_come_back() {
+    let mut router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+
+    router.kill().await;
+    g1.wait_ready(false).await;
+    let (status, _) = g1.admin("GET", "/readyz", None).await;
+    assert_eq!(status, 503, "not ready while the router is gone");
+    let reply = alice.request(Command::C2C, 5, &text("bob", "anyone?")).await;
+    let reason = assert_error(&reply, Command::C2C, 5, 5000);
+    assert!(reason.starts_with("routing backend unavailable"), "{reason}");
+    bob.expect_silence().await;
+
+    router.restart().await;
+    g1.wait_ready(true).await;
+    g2.wait_ready(true).await;
+    // Presence was rebuilt from the gateways' hellos.
+    wait_presence(&g1, "bob", 1).await;
+    wait_presence(&g2, "alice", 1).await;
+    let (status, _) = g1.admin("GET", "/readyz", None).await;
+    assert_eq!(status, 200);
+    assert_ack(
+        &alice.request(Command::C2C, 6, &text("bob", "back again")).await,
+        Command::C2C,
+        6,
+        "bob",
+    );
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "back again");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateway_loses_its_users_and_the_others_keep_working() {
+    let router = RouterProcess::start(None).await;
+    let g1 = GrpcGateway::start(&router, 1).await;
+    // Gateway 2 is a process, killed without a goodbye.
+    let mut g2 = Process::new(GATEWAY_BIN)
+        .args([
+            "--dev",
+            "--mode",
+            "grpc",
+            "--router",
+            &router.url(),
+            "--node-id",
+            "2",
+        ])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--ws",
+            "off",
+            "--admin",
+            "off",
+            "--log",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(g2.stdout.take().unwrap()).lines();
+    let tcp: SocketAddr = loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("banner");
+        if let Some(rest) = line.strip_prefix("| tcp") {
+            break rest
+                .trim_matches(|c: char| c == '|' || c.is_whitespace())
+                .parse()
+                .unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut carol = Raw::tcp(tcp).await;
+    carol.auth("carol").await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g1.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "carol", 1).await;
+
+    g2.kill().await.unwrap();
+    wait_presence(&g1, "carol", 0).await;
+    assert_ack(
+        &alice.request(Command::C2C, 1, &text("carol", "gone?")).await,
+        Command::C2C,
+        1,
+        "carol",
+    );
+    assert_ack(
+        &alice.request(Command::C2C, 2, &text("bob", "still here")).await,
+        Command::C2C,
+        2,
+        "bob",
+    );
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "still here");
+    g1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_shut_down_cleanly_leaves_presence_at_once() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = (
+        GrpcGateway::start(&router, 1).await,
+        GrpcGateway::start(&router, 2).await,
+    );
+    let _carol = g2.user(Kind::Tcp, "carol").await;
+    wait_presence(&g1, "carol", 1).await;
+    g2.shutdown().await;
+    wait_presence(&g1, "carol", 0).await;
+    g1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_rpcs_refuse_bad_input_with_grpc_status_codes() {
+    let router = RouterProcess::start(Some("router-secret")).await;
+    let mut client = router.client().await;
+    // Without the key, or with a wrong one.
+    let status = client
+        .presence(proto::UserRequest { user: "a".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let mut wrong = tonic::Request::new(proto::UserRequest { user: "a".into() });
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    assert_eq!(
+        client.presence(wrong).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+
+    let cases = [
+        client
+            .presence(router.request(proto::UserRequest { user: String::new() }))
+            .await
+            .map(|_| ()),
+        client
+            .add_members(router.request(proto::MembersRequest {
+                group: "g".into(),
+                users: vec![],
+            }))
+            .await
+            .map(|_| ()),
+        client
+            .add_members(router.request(proto::MembersRequest {
+                group: String::new(),
+                users: vec!["a".into()],
+            }))
+            .await
+            .map(|_| ()),
+        client
+            .push(router.request(proto::PushRequest {
+                users: vec![],
+                group: None,
+                everyone: false,
+                message: br#"{"type":"text","data":{"content":"x"}}"#.to_vec().into(),
+                sender_id: String::new(),
+            }))
+            .await
+            .map(|_| ()),
+        client
+            .push(router.request(proto::PushRequest {
+                users: vec!["a".into()],
+                group: None,
+                everyone: false,
+                message: b"not json".to_vec().into(),
+                sender_id: String::new(),
+            }))
+            .await
+            .map(|_| ()),
+        client
+            .kick(router.request(proto::KickRequest {
+                user: String::new(),
+                reason: String::new(),
+            }))
+            .await
+            .map(|_| ()),
+    ];
+    for (i, result) in cases.into_iter().enumerate() {
+        assert_eq!(
+            result.unwrap_err().code(),
+            tonic::Code::InvalidArgument,
+            "case {i}"
+        );
+    }
+    let status = client
+        .list_members(router.request(proto::GroupRequest {
+            group: "ghosts".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::NotFound, "unknown group \"ghosts\"")
+    );
+    let status = client
+        .push(router.request(proto::PushRequest {
+            users: vec![],
+            group: Some("ghosts".into()),
+            everyone: false,
+            message: br#"{"type":"text","data":{"content":"x"}}"#.to_vec().into(),
+            sender_id: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    // A link whose first event is not a hello is refused.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(proto::GatewayEvent {
+        event: Some(proto::gateway_event::Event::Detach(proto::Detach {
+            session: 1,
+            user: "a".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    let status = client
+        .link(router.request(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    // With the key, gateways link and work.
+    let gateway = GrpcGateway::start(&router, 3).await;
+    let mut alice = gateway.user(Kind::Tcp, "alice").await;
+    assert_ack(
+        &alice.request(Command::C2C, 1, &text("alice", "me")).await,
+        Command::C2C,
+        1,
+        "alice",
+    );
+    gateway.shutdown().await;
+}
