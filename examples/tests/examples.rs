@@ -202,3 +202,43 @@ async fn web_serves_the_chat_page() {
         assert!(page.contains(needle), "{needle}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_embed_hosts_the_router_observes_and_pushes() {
+    use jim_router_grpc::{BackendConfig, GrpcBackend};
+    let (_app, mut out) = spawn(
+        env!("CARGO_BIN_EXE_router_embed"),
+        &["--grpc", "127.0.0.1:0", "--tick", "0"],
+    );
+    let banner = line_containing(&mut out, "router embedded at ").await;
+    let url = banner.split_whitespace().last().unwrap().to_owned();
+
+    // A gateway linked to the application's router.
+    let mut config = Config::ephemeral_dev();
+    config.node_id = 5;
+    let backend = GrpcBackend::start(BackendConfig::new(url, 5)).unwrap();
+    let gw = Gateway::new(config, backend.clone())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !jim_router::Router::is_ready(&backend) {
+        assert!(tokio::time::Instant::now() < deadline, "the gateway never linked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut alice = client(gw.tcp_addr().unwrap(), "alice").await;
+    let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
+    alice
+        .send(Command::C2C, &Message::Text(Text::new("bob", "hi bob")))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut bob).await.1.content, "hi bob");
+    line_containing(&mut out, "history: B101").await;
+    let (cmd, thanks) = next_text(&mut alice).await;
+    assert_eq!(
+        (cmd, thanks.content.as_str(), thanks.common.sender_id.as_deref()),
+        (Command::S2C, "message received by the app", Some("app"))
+    );
+    gw.shutdown().await;
+}

@@ -28,15 +28,27 @@ pub enum Transport {
     Ws,
 }
 
-/// Where the gateway listens.
+/// Where the gateways listen. With several gateways, client `i` connects
+/// to gateway `i mod n`.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// TCP listener.
-    pub tcp: SocketAddr,
-    /// WebSocket listener.
-    pub ws: SocketAddr,
+    /// TCP listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// WebSocket listeners.
+    pub ws: Vec<SocketAddr>,
     /// WebSocket path.
     pub ws_path: String,
+}
+
+impl Target {
+    /// One gateway.
+    pub fn single(tcp: SocketAddr, ws: SocketAddr) -> Target {
+        Target {
+            tcp: vec![tcp],
+            ws: vec![ws],
+            ws_path: "/ws".to_owned(),
+        }
+    }
 }
 
 /// The loopback source address for the `index`-th connection.
@@ -79,10 +91,13 @@ pub enum Writer {
 /// # Errors
 /// [`BenchError::Connect`] with the reason.
 pub async fn connect(target: &Target, transport: Transport, index: usize) -> Result<Conn, BenchError> {
-    let addr = match transport {
-        Transport::Tcp => target.tcp,
-        Transport::Ws => target.ws,
+    let addrs = match transport {
+        Transport::Tcp => &target.tcp,
+        Transport::Ws => &target.ws,
     };
+    let addr = *addrs
+        .get(index % addrs.len().max(1))
+        .ok_or_else(|| BenchError::Usage("no gateway address".into()))?;
     let socket = TcpSocket::new_v4().map_err(|e| BenchError::Connect(e.to_string()))?;
     socket
         .set_reuseaddr(true)

@@ -35,12 +35,13 @@ struct Args {
     /// Transport.
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
-    /// The gateway's TCP listener.
-    #[arg(long, default_value = "127.0.0.1:9001")]
-    tcp: SocketAddr,
-    /// The gateway's WebSocket listener.
-    #[arg(long, default_value = "127.0.0.1:9000")]
-    ws: SocketAddr,
+    /// The gateway's TCP listener; several, comma-separated, spread the
+    /// clients over several gateways.
+    #[arg(long, default_value = "127.0.0.1:9001", value_delimiter = ',')]
+    tcp: Vec<SocketAddr>,
+    /// The gateway's WebSocket listener(s).
+    #[arg(long, default_value = "127.0.0.1:9000", value_delimiter = ',')]
+    ws: Vec<SocketAddr>,
     /// The WebSocket path.
     #[arg(long, default_value = "/ws")]
     ws_path: String,
@@ -125,7 +126,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
-    if !args.tcp.ip().is_loopback() || !args.ws.ip().is_loopback() {
+    if !args.tcp.iter().chain(&args.ws).all(|a| a.ip().is_loopback()) {
         return Err(BenchError::Usage(
             "jim-bench loads gateways on loopback addresses only".into(),
         ));
@@ -145,8 +146,8 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
     };
     raise_file_limit(sockets)?;
     let target = Target {
-        tcp: args.tcp,
-        ws: args.ws,
+        tcp: args.tcp.clone(),
+        ws: args.ws.clone(),
         ws_path: args.ws_path.clone(),
     };
     let run_id = args

@@ -19,11 +19,7 @@ async fn gateway(adjust: impl FnOnce(&mut Config)) -> (RunningGateway, Target, S
         .start()
         .await
         .unwrap();
-    let target = Target {
-        tcp: running.tcp_addr().unwrap(),
-        ws: running.ws_addr().unwrap(),
-        ws_path: "/ws".into(),
-    };
+    let target = Target::single(running.tcp_addr().unwrap(), running.ws_addr().unwrap());
     let admin = format!("http://{}", running.admin_addr().unwrap());
     (running, target, admin)
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs one jim-bench workload across two gateways in grpc mode, routed by
+# one central router (all release builds, this machine). Clients are spread
+# over both gateways, so about half of the C2C messages cross gateways.
+# --server-pid is the router's: the report's CPU is the router's.
+#
+#   scripts/bench-grpc.sh c2c --clients 1000 --window 16 --duration 10
+#   scripts/bench-grpc.sh c2c --clients 1000 --rate 20000 --duration 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p jim-gateway --features grpc -p jim-bench
+./target/release/jim-router --grpc 127.0.0.1:9093 --http off --log warn 1>&2 &
+router=$!
+pids=($router)
+trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true' EXIT
+sleep 0.3
+for node in 1 2; do
+  ./target/release/jim-gateway --config crates/jim-bench/gateway.toml --log warn --mode grpc \
+    --router http://127.0.0.1:9093 --node-id $node \
+    --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
+  pids+=($!)
+done
+for node in 1 2; do
+  for _ in $(seq 50); do
+    curl -sf http://127.0.0.1:9${node}02/readyz >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+./target/release/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
+  --admin http://127.0.0.1:9102 --server-pid "$router"
