@@ -66,6 +66,12 @@ struct RunArgs {
     /// The central router's bearer key.
     #[arg(long, env = "JIM_ROUTER_KEY", hide_env_values = true)]
     router_key: Option<String>,
+    /// Kafka's bootstrap servers (`kafka` mode).
+    #[arg(long, env = "JIM_KAFKA_BOOTSTRAP")]
+    kafka_bootstrap: Option<String>,
+    /// Prefix of the Kafka topic names (`kafka` mode).
+    #[arg(long, env = "JIM_KAFKA_PREFIX")]
+    kafka_prefix: Option<String>,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -147,6 +153,12 @@ impl RunArgs {
         }
         if let Some(key) = &self.router_key {
             config.grpc.key = Some(key.clone());
+        }
+        if let Some(bootstrap) = &self.kafka_bootstrap {
+            config.kafka.insert("bootstrap".into(), bootstrap.clone().into());
+        }
+        if let Some(prefix) = &self.kafka_prefix {
+            config.kafka.insert("topic_prefix".into(), prefix.clone().into());
         }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
@@ -264,6 +276,21 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let backend = jim_router_grpc::GrpcBackend::start(link)?;
             Gateway::new(config, backend)?.start().await
         }
+        #[cfg(feature = "kafka")]
+        Mode::Kafka => {
+            let kafka: jim_router_kafka::KafkaConfig = config
+                .kafka
+                .clone()
+                .try_into()
+                .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
+            let backend = jim_router_kafka::KafkaBackend::start(kafka, config.node_id, Vec::new())
+                .await
+                .map_err(|e| match e {
+                    jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
+                    other => GatewayError::Backend(other.to_string()),
+                })?;
+            Gateway::new(config, backend)?.start().await
+        }
         #[allow(unreachable_patterns)]
         Mode::Grpc | Mode::Kafka => Err(GatewayError::Config(format!(
             "mode `{}` is not compiled into this binary: rebuild jim-gateway with `--features {}`",
@@ -291,6 +318,18 @@ macro_rules! say {
     }};
 }
 
+/// Where messages are routed, for the banner.
+fn routing(config: &Config) -> String {
+    match config.mode {
+        Mode::Local => "in this process".to_owned(),
+        Mode::Grpc => format!("router {}", config.grpc.router),
+        Mode::Kafka => {
+            let bootstrap = config.kafka.get("bootstrap").and_then(|v| v.as_str());
+            format!("kafka {}", bootstrap.unwrap_or("127.0.0.1:9092"))
+        }
+    }
+}
+
 fn print_banner(config: &Config, running: &RunningGateway) {
     // A closed stdout (a supervisor that stopped reading) must not kill the process.
     let mut out = std::io::stdout().lock();
@@ -313,14 +352,7 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         ),
         ("admin api", show(running.admin_addr(), "http://", "")),
         ("auth", auth),
-        (
-            "router",
-            if config.mode == Mode::Grpc {
-                config.grpc.router.clone()
-            } else {
-                "-".to_owned()
-            },
-        ),
+        ("routing", routing(config)),
         ("max body", format!("{} bytes", config.limits.max_body)),
     ];
     let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);

@@ -43,6 +43,10 @@ pub struct Config {
     pub session: SessionTimers,
     /// The central router (`grpc` mode).
     pub grpc: GrpcLink,
+    /// Kafka (`kafka` mode): read by the Kafka backend, whose keys are in
+    /// `docs/operations.md`. Kept as a table so that a binary built without
+    /// that backend still reads the file.
+    pub kafka: toml::Table,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             limits: Limits::default(),
             session: SessionTimers::default(),
             grpc: GrpcLink::default(),
+            kafka: toml::Table::new(),
         }
     }
 }

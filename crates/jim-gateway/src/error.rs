@@ -20,6 +20,9 @@ pub enum GatewayError {
     /// The routing backend failed to start.
     #[error("routing backend: {0}")]
     Router(#[from] jim_router::RouterError),
+    /// The routing backend could not be reached or set up.
+    #[error("{0}")]
+    Backend(String),
     /// I/O.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

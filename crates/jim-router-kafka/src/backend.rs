@@ -1,0 +1,786 @@
+//! The Kafka routing backend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use jim_router::{
+    ClientAck, Hub, Observer, Outbox, Outgoing, Receipt, Router, RouterError, SessionId, SessionInfo, Target,
+    UserId,
+};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::records::{self, DeliveryHead, Heartbeat, Presence, SessionRecord};
+use crate::view::View;
+use crate::{KafkaConfig, KafkaError};
+
+/// The topics, by role.
+#[derive(Debug, Clone)]
+struct Topics {
+    gateways: String,
+    presence: String,
+    groups: String,
+    deliver: String,
+    events: String,
+}
+
+impl Topics {
+    fn of(config: &KafkaConfig) -> Topics {
+        Topics {
+            gateways: config.topic("gateways"),
+            presence: config.topic("presence"),
+            groups: config.topic("groups"),
+            deliver: config.topic("deliver"),
+            events: config.topic("events"),
+        }
+    }
+
+    fn state(&self) -> [&str; 3] {
+        [&self.gateways, &self.presence, &self.groups]
+    }
+}
+
+/// The `kafka` routing backend: gateways coordinated through Kafka topics,
+/// with no central process.
+///
+/// See `docs/architecture.md` for the topics. In short: presence, groups
+/// and gateway heartbeats live in compacted topics every gateway reads from
+/// the beginning and follows; a message becomes one record per gateway
+/// holding recipients, in the delivery partition that gateway reads by
+/// explicit assignment, plus one record in the events topic for
+/// applications. The sender's ack waits for Kafka to confirm every one of
+/// these writes (acks=all, idempotent producer).
+#[derive(Clone)]
+pub struct KafkaBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KafkaConfig,
+    topics: Topics,
+    node: u16,
+    /// This run of the gateway.
+    epoch: u64,
+    hub: Hub,
+    view: View,
+    observers: Vec<Arc<dyn Observer>>,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    /// Kafka took our last heartbeat.
+    ready: AtomicBool,
+    presence_version: AtomicU64,
+    closed: CancellationToken,
+}
+
+impl std::fmt::Debug for KafkaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBackend")
+            .field("bootstrap", &self.inner.config.bootstrap)
+            .field("node", &self.inner.node)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.bootstrap);
+    for (key, value) in &config.properties {
+        client.set(key, value);
+    }
+    client
+}
+
+fn unavailable(error: impl std::fmt::Display) -> RouterError {
+    RouterError::Unavailable {
+        reason: format!("kafka: {error}"),
+    }
+}
+
+impl KafkaBackend {
+    /// Connects to Kafka, creates missing topics, reads the deployment's
+    /// state, and announces this gateway.
+    ///
+    /// # Errors
+    /// A [`KafkaError`] saying what failed: an invalid configuration, Kafka
+    /// unreachable within the start-up timeout, or topics that cannot be
+    /// created.
+    pub async fn start(
+        config: KafkaConfig,
+        node: u16,
+        observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<KafkaBackend, KafkaError> {
+        config.validate().map_err(KafkaError::Config)?;
+        let topics = Topics::of(&config);
+        let admin: AdminClient<DefaultClientContext> = client_config(&config).create()?;
+        ensure_topics(&admin, &config, &topics).await?;
+
+        let producer: FutureProducer = client_config(&config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", config.produce_timeout_ms.to_string())
+            .create()?;
+        let epoch = fastrand::u64(1..);
+        let consumer: StreamConsumer = client_config(&config)
+            .set(
+                "group.id",
+                format!("{}gateway-{node}-{epoch}", config.topic_prefix),
+            )
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .set("topic.metadata.refresh.interval.ms", "2000")
+            .create()?;
+
+        let inner = Arc::new(Inner {
+            topics,
+            node,
+            epoch,
+            hub: Hub::new(),
+            view: View::default(),
+            observers,
+            producer,
+            admin,
+            ready: AtomicBool::new(false),
+            presence_version: AtomicU64::new(0),
+            closed: CancellationToken::new(),
+            config,
+        });
+
+        // Where the compacted topics end now: the view is complete once read up to there.
+        let ends = Arc::clone(&inner).state_ends(&consumer).await?;
+        let mut assignment = TopicPartitionList::new();
+        for topic in inner.topics.state() {
+            for partition in 0..inner.config.state_partitions {
+                assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+            }
+        }
+        // Deliveries from now on, from this gateway's partition only: no rebalancing.
+        assignment.add_partition_offset(
+            &inner.topics.deliver,
+            inner.delivery_partition(node),
+            Offset::End,
+        )?;
+        consumer.assign(&assignment)?;
+
+        let (caught_up, mut caught_up_rx) = tokio::sync::watch::channel(ends.is_empty());
+        tokio::spawn(Arc::clone(&inner).consume(consumer, ends, caught_up));
+        let timeout = inner.config.startup_timeout();
+        if tokio::time::timeout(timeout, caught_up_rx.wait_for(|done| *done))
+            .await
+            .is_err()
+        {
+            inner.closed.cancel();
+            return Err(KafkaError::Startup(format!(
+                "could not read the state topics within {} ms",
+                inner.config.startup_timeout_ms
+            )));
+        }
+        if let Err(e) = inner.heartbeat().await {
+            inner.closed.cancel();
+            return Err(KafkaError::Startup(format!(
+                "could not write to {}: {e}",
+                inner.topics.gateways
+            )));
+        }
+        inner.ready.store(true, Ordering::Release);
+        tokio::spawn(Arc::clone(&inner).keep_alive());
+        tracing::info!(node, epoch, bootstrap = %inner.config.bootstrap, "linked to kafka");
+        Ok(KafkaBackend { inner })
+    }
+
+    /// This gateway's sessions.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+}
+
+async fn ensure_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    config: &KafkaConfig,
+    topics: &Topics,
+) -> Result<(), KafkaError> {
+    let replication = || TopicReplication::Fixed(config.replication);
+    fn compacted<'a>(name: &'a str, partitions: i32, replication: TopicReplication<'a>) -> NewTopic<'a> {
+        NewTopic::new(name, partitions, replication).set("cleanup.policy", "compact")
+    }
+    let wanted = [
+        compacted(&topics.gateways, config.state_partitions, replication()),
+        compacted(&topics.presence, config.state_partitions, replication()),
+        compacted(&topics.groups, config.state_partitions, replication()),
+        NewTopic::new(&topics.deliver, config.delivery_partitions, replication()),
+        NewTopic::new(&topics.events, config.events_partitions, replication()),
+    ];
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Timeout::After(config.startup_timeout())))
+        .request_timeout(Some(Timeout::After(config.startup_timeout())));
+    let results = tokio::time::timeout(config.startup_timeout(), admin.create_topics(&wanted, &options))
+        .await
+        .map_err(|_| {
+            KafkaError::Startup(format!(
+                "no answer from kafka at {} within {} ms",
+                config.bootstrap, config.startup_timeout_ms
+            ))
+        })?
+        .map_err(|e| KafkaError::Startup(format!("cannot reach kafka at {}: {e}", config.bootstrap)))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::Startup(format!(
+                    "cannot create topic {topic}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn delivery_partition(&self, node: u16) -> i32 {
+        i32::from(node) % self.config.delivery_partitions
+    }
+
+    /// The end offsets of the non-empty state partitions.
+    async fn state_ends(
+        self: Arc<Self>,
+        consumer: &StreamConsumer,
+    ) -> Result<HashMap<(String, i32), i64>, KafkaError> {
+        let timeout = self.config.startup_timeout();
+        let mut ends = HashMap::new();
+        for topic in self.topics.state() {
+            for partition in 0..self.config.state_partitions {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition, Timeout::After(timeout))
+                    .map_err(|e| KafkaError::Startup(format!("cannot read offsets of {topic}: {e}")))?;
+                if high > low {
+                    ends.insert((topic.to_owned(), partition), high);
+                }
+            }
+        }
+        Ok(ends)
+    }
+
+    /// Follows the state topics and this gateway's deliveries until closed.
+    async fn consume(
+        self: Arc<Self>,
+        consumer: StreamConsumer,
+        mut ends: HashMap<(String, i32), i64>,
+        caught_up: tokio::sync::watch::Sender<bool>,
+    ) {
+        let mut last_error = Instant::now() - Duration::from_secs(60);
+        loop {
+            let message = tokio::select! {
+                () = self.closed.cancelled() => return,
+                message = consumer.recv() => message,
+            };
+            match message {
+                Ok(message) => {
+                    let topic = message.topic();
+                    self.apply(topic, message.key(), message.payload());
+                    if !ends.is_empty() {
+                        let key = (topic.to_owned(), message.partition());
+                        if ends.get(&key).is_some_and(|end| message.offset() + 1 >= *end) {
+                            ends.remove(&key);
+                            if ends.is_empty() {
+                                let _ = caught_up.send(true);
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    // Kafka is down or a topic is being recreated: librdkafka retries by itself.
+                    if last_error.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!(error = %error, "kafka consumer");
+                        last_error = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one record of a followed topic.
+    fn apply(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let Some(key) = key else { return };
+        if topic == self.topics.deliver {
+            self.apply_delivery(key, value);
+        } else if topic == self.topics.presence {
+            if let Ok((user, node)) = serde_json::from_slice::<(String, u16)>(key) {
+                let value = value.and_then(|v| serde_json::from_slice::<Presence>(v).ok());
+                self.view.presence(user.into(), node, value);
+            }
+        } else if topic == self.topics.gateways {
+            let node = std::str::from_utf8(key).ok().and_then(|k| k.parse::<u16>().ok());
+            match (
+                node,
+                value.and_then(|v| serde_json::from_slice::<Heartbeat>(v).ok()),
+            ) {
+                (Some(_), Some(heartbeat)) => self.view.heartbeat(&heartbeat, Instant::now()),
+                (Some(node), None) => self.view.gateway_left(node),
+                _ => {}
+            }
+        } else if topic == self.topics.groups {
+            if let Ok((group, user)) = serde_json::from_slice::<(String, String)>(key) {
+                self.view.membership(&group, &user, value.is_some());
+            }
+        }
+    }
+
+    fn apply_delivery(&self, key: &[u8], value: Option<&[u8]>) {
+        if key != self.node.to_string().as_bytes() {
+            return; // for another gateway sharing the partition
+        }
+        let Some((head, body)) = value.and_then(DeliveryHead::decode) else {
+            return;
+        };
+        if let Some((user, reason)) = &head.kick {
+            self.hub.kick(user, reason);
+            return;
+        }
+        let Some(cmd) = head.cmd.as_deref().and_then(command) else {
+            return;
+        };
+        if head.everyone {
+            self.hub.deliver_to_all(cmd, &body);
+            return;
+        }
+        let except = head.except.map(SessionId);
+        for user in &head.users {
+            self.hub.deliver_to_user(user, cmd, &body, except);
+        }
+    }
+
+    async fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        partition: Option<i32>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        self.producer
+            .send(record, Timeout::After(self.config.produce_timeout()))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| error)
+    }
+
+    async fn heartbeat(&self) -> Result<(), rdkafka::error::KafkaError> {
+        let heartbeat = Heartbeat {
+            node: self.node,
+            epoch: self.epoch,
+            lease_ms: self.config.lease_ms,
+        };
+        let value = serde_json::to_vec(&heartbeat).unwrap_or_default();
+        self.produce(
+            &self.topics.gateways,
+            self.node.to_string().as_bytes(),
+            Some(&value),
+            None,
+            None,
+        )
+        .await?;
+        // Our own view counts us alive at once.
+        self.view.heartbeat(&heartbeat, Instant::now());
+        Ok(())
+    }
+
+    /// Heartbeats; after an outage, re-creates what Kafka may have lost.
+    async fn keep_alive(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(self.config.heartbeat());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resync = false;
+        loop {
+            tokio::select! {
+                () = self.closed.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if resync {
+                if let Err(e) = ensure_topics(&self.admin, &self.config, &self.topics).await {
+                    tracing::warn!(error = %e, "kafka still unavailable");
+                    continue;
+                }
+            }
+            match self.heartbeat().await {
+                Ok(()) => {
+                    if resync {
+                        self.republish().await;
+                        tracing::info!("kafka is back: presence and groups re-announced");
+                        resync = false;
+                    }
+                    self.ready.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    if self.ready.swap(false, Ordering::AcqRel) {
+                        tracing::warn!(error = %e, "kafka unavailable: messages get 5000 until it is back");
+                    }
+                    resync = true;
+                }
+            }
+        }
+    }
+
+    /// Writes again everything this gateway owns (its presence) and the
+    /// groups it knows: idempotent, and what rebuilds a broker that lost its
+    /// data.
+    async fn republish(&self) {
+        for user in self.hub.users() {
+            let _ = self.publish_presence(&user).await;
+        }
+        for (group, members) in self.view.groups.snapshot() {
+            for user in members.iter() {
+                let _ = self
+                    .produce(
+                        &self.topics.groups,
+                        &records::member_key(&group, user),
+                        Some(b"1"),
+                        None,
+                        None,
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Writes this gateway's sessions of `user` (a tombstone when none).
+    async fn publish_presence(&self, user: &str) -> Result<(), rdkafka::error::KafkaError> {
+        let sessions: Vec<SessionRecord> = self.hub.sessions_of(user).iter().map(SessionRecord::of).collect();
+        let key = records::presence_key(user, self.node);
+        let value = (!sessions.is_empty()).then(|| Presence {
+            epoch: self.epoch,
+            version: self.presence_version.fetch_add(1, Ordering::Relaxed) + 1,
+            sessions,
+        });
+        // Our own view knows at once.
+        self.view.presence(user.into(), self.node, value.clone());
+        let encoded = value.map(|v| serde_json::to_vec(&v).unwrap_or_default());
+        self.produce(&self.topics.presence, &key, encoded.as_deref(), None, None)
+            .await
+    }
+
+    fn observe(&self, message: &Outgoing) -> Result<(), RouterError> {
+        for observer in &self.observers {
+            observer
+                .on_message(message)
+                .map_err(|reason| RouterError::Rejected { reason })?;
+        }
+        Ok(())
+    }
+
+    /// The delivery records of a message, by target gateway, and how many
+    /// sessions they reach.
+    fn plan(&self, message: &Outgoing) -> Result<(Vec<DeliveryHead>, usize), RouterError> {
+        let now = Instant::now();
+        let cmd = Some(message.cmd.to_string());
+        let mut by_node: HashMap<u16, DeliveryHead> = HashMap::new();
+        let mut sessions = 0;
+        let head = |node: u16, except: Option<SessionId>| DeliveryHead {
+            node,
+            cmd: cmd.clone(),
+            users: Vec::new(),
+            except: except.map(|s| s.0),
+            everyone: false,
+            kick: None,
+        };
+        match &message.target {
+            Target::User(user) => {
+                self.observe(message)?;
+                for (node, count) in self.view.nodes_of(user, None, now) {
+                    by_node
+                        .entry(node)
+                        .or_insert_with(|| head(node, None))
+                        .users
+                        .push(user.to_string());
+                    sessions += count;
+                }
+            }
+            Target::Group(group) => {
+                let members = self.view.groups.members(group)?;
+                let except = message.sender.as_ref().map(|s| s.session);
+                if let Some(sender) = &message.sender {
+                    if !members.contains(&sender.user) {
+                        return Err(RouterError::NotMember {
+                            group: group.to_string(),
+                        });
+                    }
+                }
+                self.observe(message)?;
+                for member in members.iter() {
+                    for (node, count) in self.view.nodes_of(member, except, now) {
+                        by_node
+                            .entry(node)
+                            .or_insert_with(|| head(node, except))
+                            .users
+                            .push(member.to_string());
+                        sessions += count;
+                    }
+                }
+            }
+            Target::Everyone => {
+                self.observe(message)?;
+                for (node, count) in self.view.live_gateways(now) {
+                    let mut all = head(node, None);
+                    all.everyone = true;
+                    by_node.insert(node, all);
+                    sessions += count;
+                }
+            }
+        }
+        Ok((by_node.into_values().collect(), sessions))
+    }
+}
+
+fn command(code: &str) -> Option<jim_protocol::Command> {
+    let code: [u8; 4] = code.as_bytes().try_into().ok()?;
+    match jim_protocol::Command::from_code(code) {
+        cmd @ (jim_protocol::Command::C2C | jim_protocol::Command::C2G | jim_protocol::Command::S2C) => {
+            Some(cmd)
+        }
+        _ => None,
+    }
+}
+
+fn event_headers(message: &Outgoing) -> OwnedHeaders {
+    let sender = message
+        .sender
+        .as_ref()
+        .map(|s| s.user.to_string())
+        .unwrap_or_default();
+    let message_id = message.message_id.to_string();
+    let target = match &message.target {
+        Target::User(user) => user.to_string(),
+        Target::Group(group) => group.to_string(),
+        Target::Everyone => "*".to_owned(),
+    };
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "jim-type",
+            value: Some("message"),
+        })
+        .insert(Header {
+            key: "jim-cmd",
+            value: Some(&message.cmd.to_string()),
+        })
+        .insert(Header {
+            key: "jim-kind",
+            value: Some(message.kind.as_str()),
+        })
+        .insert(Header {
+            key: "jim-sender",
+            value: Some(&sender),
+        })
+        .insert(Header {
+            key: "jim-target",
+            value: Some(&target),
+        })
+        .insert(Header {
+            key: "jim-message-id",
+            value: Some(&message_id),
+        })
+}
+
+impl Router for KafkaBackend {
+    async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
+        let user = Arc::clone(&info.user);
+        self.inner.hub.attach(info, outbox);
+        // While Kafka is down, the resync after it publishes everything.
+        if self.is_ready() {
+            if let Err(e) = self.inner.publish_presence(&user).await {
+                tracing::warn!(error = %e, "presence not published; it will be after the next resync");
+            }
+        }
+        Ok(())
+    }
+
+    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        self.inner.hub.detach(&info.user, info.id);
+        if self.is_ready() {
+            let _ = self.inner.publish_presence(&info.user).await;
+        }
+        Ok(())
+    }
+
+    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+        let inner = &self.inner;
+        if !self.is_ready() {
+            return Err(unavailable("not reachable"));
+        }
+        let (deliveries, sessions) = inner.plan(&message)?;
+        let key = records::conversation_key(&message);
+        let event = inner.produce(
+            &inner.topics.events,
+            key.as_bytes(),
+            Some(&message.body),
+            None,
+            Some(event_headers(&message)),
+        );
+        let values: Vec<(Vec<u8>, i32, Vec<u8>)> = deliveries
+            .iter()
+            .map(|head| {
+                (
+                    head.node.to_string().into_bytes(),
+                    inner.delivery_partition(head.node),
+                    head.encode(&message.body),
+                )
+            })
+            .collect();
+        let deliveries = values.iter().map(|(key, partition, value)| {
+            inner.produce(&inner.topics.deliver, key, Some(value), Some(*partition), None)
+        });
+        // The ack waits for every write: the event and each delivery.
+        let (event, deliveries) = tokio::join!(event, join_all(deliveries));
+        event.map_err(unavailable)?;
+        for delivery in deliveries {
+            delivery.map_err(unavailable)?;
+        }
+        Ok(Receipt {
+            sessions: Some(sessions),
+        })
+    }
+
+    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
+        for observer in &self.inner.observers {
+            observer.on_ack(&ack);
+        }
+        let inner = &self.inner;
+        let message_id = ack.message_id.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "jim-type",
+                value: Some("ack"),
+            })
+            .insert(Header {
+                key: "jim-sender",
+                value: Some(&*ack.user),
+            })
+            .insert(Header {
+                key: "jim-message-id",
+                value: Some(&message_id),
+            });
+        inner
+            .produce(
+                &inner.topics.events,
+                ack.user.as_bytes(),
+                Some(&ack.body),
+                None,
+                Some(headers),
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let inner = &self.inner;
+        // The same checks as everywhere; the view applies them too.
+        if group.is_empty() || users.iter().any(|u| u.is_empty()) {
+            return Err(RouterError::Invalid {
+                reason: "group and user ids must not be empty".into(),
+            });
+        }
+        let keys: Vec<Vec<u8>> = users.iter().map(|u| records::member_key(group, u)).collect();
+        let writes = keys
+            .iter()
+            .map(|key| inner.produce(&inner.topics.groups, key, Some(b"1"), None, None));
+        for written in join_all(writes).await {
+            written.map_err(unavailable)?;
+        }
+        inner.view.groups.add(group, users)
+    }
+
+    async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let inner = &self.inner;
+        inner.view.groups.members(group)?;
+        let keys: Vec<Vec<u8>> = users.iter().map(|u| records::member_key(group, u)).collect();
+        let writes = keys
+            .iter()
+            .map(|key| inner.produce(&inner.topics.groups, key, None, None, None));
+        for written in join_all(writes).await {
+            written.map_err(unavailable)?;
+        }
+        match inner.view.groups.remove(group, users) {
+            Ok(()) | Err(RouterError::UnknownGroup { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
+        self.inner.view.groups.sorted_members(group)
+    }
+
+    async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
+        Ok(self.inner.view.sessions_of(user, Instant::now()))
+    }
+
+    async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
+        let inner = &self.inner;
+        let mut kicked = 0;
+        let mut writes = Vec::new();
+        for (node, count) in inner.view.nodes_of(user, None, Instant::now()) {
+            kicked += count;
+            let head = DeliveryHead {
+                node,
+                cmd: None,
+                users: Vec::new(),
+                except: None,
+                everyone: false,
+                kick: Some((user.to_owned(), reason.to_owned())),
+            };
+            writes.push((
+                node.to_string().into_bytes(),
+                inner.delivery_partition(node),
+                head.encode(b""),
+            ));
+        }
+        let sends = writes.iter().map(|(key, partition, value)| {
+            inner.produce(&inner.topics.deliver, key, Some(value), Some(*partition), None)
+        });
+        for sent in join_all(sends).await {
+            sent.map_err(unavailable)?;
+        }
+        Ok(kicked)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Leaves at once: a tombstone for this gateway's heartbeat and each of
+    /// its presence records.
+    async fn close(&self) {
+        let inner = &self.inner;
+        inner.ready.store(false, Ordering::Release);
+        let node = inner.node.to_string();
+        let _ = inner
+            .produce(&inner.topics.gateways, node.as_bytes(), None, None, None)
+            .await;
+        for user in inner.hub.users() {
+            let key = records::presence_key(&user, inner.node);
+            let _ = inner
+                .produce(&inner.topics.presence, &key, None, None, None)
+                .await;
+        }
+        inner.closed.cancel();
+    }
+}
