@@ -96,7 +96,7 @@ impl Messaging {
             return Err(BenchError::Usage("at least 2 clients".into()));
         }
         if let Some(g) = self.group_size {
-            if g < 2 || self.clients % g != 0 {
+            if g < 2 || !self.clients.is_multiple_of(g) {
                 return Err(BenchError::Usage(format!(
                     "group size {g} must be at least 2 and divide the {} clients",
                     self.clients

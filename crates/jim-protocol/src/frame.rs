@@ -153,10 +153,10 @@ impl Header {
     /// [`ProtocolError::BadMagic`] if the first four bytes are not `jim1`.
     #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<Header>, ProtocolError> {
-        if let Some(magic) = buf.first_chunk::<4>() {
-            if *magic != MAGIC {
-                return Err(ProtocolError::BadMagic { found: *magic });
-            }
+        if let Some(magic) = buf.first_chunk::<4>()
+            && *magic != MAGIC
+        {
+            return Err(ProtocolError::BadMagic { found: *magic });
         }
         let Some(head) = buf.first_chunk::<HEADER_LEN>() else {
             return Ok(None);

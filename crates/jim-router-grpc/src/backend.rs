@@ -155,10 +155,10 @@ fn unavailable(reason: &str) -> RouterError {
 impl Inner {
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        if let Some(key) = self.config.key.as_deref().filter(|k| !k.is_empty()) {
-            if let Ok(value) = MetadataValue::try_from(format!("Bearer {key}")) {
-                request.metadata_mut().insert("authorization", value);
-            }
+        if let Some(key) = self.config.key.as_deref().filter(|k| !k.is_empty())
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {key}"))
+        {
+            request.metadata_mut().insert("authorization", value);
         }
         request
     }

@@ -75,7 +75,9 @@ struct Inner {
     hub: Hub,
     view: View,
     observers: Vec<Arc<dyn Observer>>,
-    producer: FutureProducer,
+    /// Replaced when it fails fatally (an idempotent producer does when a
+    /// broker comes back without its state).
+    producer: std::sync::RwLock<FutureProducer>,
     admin: AdminClient<DefaultClientContext>,
     /// Kafka took our last heartbeat.
     ready: AtomicBool,
@@ -124,14 +126,9 @@ impl KafkaBackend {
         config.validate().map_err(KafkaError::Config)?;
         let topics = Topics::of(&config);
         let admin: AdminClient<DefaultClientContext> = client_config(&config).create()?;
-        ensure_topics(&admin, &config, &topics).await?;
+        ensure_topics(&admin, &config, &topics, config.startup_timeout()).await?;
 
-        let producer: FutureProducer = client_config(&config)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", config.produce_timeout_ms.to_string())
-            .create()?;
+        let producer = new_producer(&config)?;
         let epoch = fastrand::u64(1..);
         let consumer: StreamConsumer = client_config(&config)
             .set(
@@ -151,7 +148,7 @@ impl KafkaBackend {
             hub: Hub::new(),
             view: View::default(),
             observers,
-            producer,
+            producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
             presence_version: AtomicU64::new(0),
@@ -207,10 +204,22 @@ impl KafkaBackend {
     }
 }
 
+/// The producer: every write acknowledged by all in-sync replicas, and
+/// idempotent (no duplicates on retry, order kept per partition).
+fn new_producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", config.produce_timeout_ms.to_string())
+        .create()
+}
+
 async fn ensure_topics(
     admin: &AdminClient<DefaultClientContext>,
     config: &KafkaConfig,
     topics: &Topics,
+    timeout: Duration,
 ) -> Result<(), KafkaError> {
     let replication = || TopicReplication::Fixed(config.replication);
     fn compacted<'a>(name: &'a str, partitions: i32, replication: TopicReplication<'a>) -> NewTopic<'a> {
@@ -224,14 +233,15 @@ async fn ensure_topics(
         NewTopic::new(&topics.events, config.events_partitions, replication()),
     ];
     let options = AdminOptions::new()
-        .operation_timeout(Some(Timeout::After(config.startup_timeout())))
-        .request_timeout(Some(Timeout::After(config.startup_timeout())));
-    let results = tokio::time::timeout(config.startup_timeout(), admin.create_topics(&wanted, &options))
+        .operation_timeout(Some(Timeout::After(timeout)))
+        .request_timeout(Some(Timeout::After(timeout)));
+    let results = tokio::time::timeout(timeout, admin.create_topics(&wanted, &options))
         .await
         .map_err(|_| {
             KafkaError::Startup(format!(
                 "no answer from kafka at {} within {} ms",
-                config.bootstrap, config.startup_timeout_ms
+                config.bootstrap,
+                timeout.as_millis()
             ))
         })?
         .map_err(|e| KafkaError::Startup(format!("cannot reach kafka at {}: {e}", config.bootstrap)))?;
@@ -331,10 +341,10 @@ impl Inner {
                 (Some(node), None) => self.view.gateway_left(node),
                 _ => {}
             }
-        } else if topic == self.topics.groups {
-            if let Ok((group, user)) = serde_json::from_slice::<(String, String)>(key) {
-                self.view.membership(&group, &user, value.is_some());
-            }
+        } else if topic == self.topics.groups
+            && let Ok((group, user)) = serde_json::from_slice::<(String, String)>(key)
+        {
+            self.view.membership(&group, &user, value.is_some());
         }
     }
 
@@ -380,7 +390,12 @@ impl Inner {
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
-        self.producer
+        let producer = self
+            .producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        producer
             .send(record, Timeout::After(self.config.produce_timeout()))
             .await
             .map(|_| ())
@@ -418,10 +433,16 @@ impl Inner {
                 _ = ticker.tick() => {}
             }
             if resync {
-                if let Err(e) = ensure_topics(&self.admin, &self.config, &self.topics).await {
+                // A broker that lost its data (or a new cluster) needs its topics again.
+                let timeout = self.config.produce_timeout();
+                if let Err(e) = ensure_topics(&self.admin, &self.config, &self.topics, timeout).await {
                     tracing::warn!(error = %e, "kafka still unavailable");
                     continue;
                 }
+                // Kafka answers again. A broker that lost its state refuses
+                // the old producer's id (an idempotent producer does not
+                // always recover by itself): start afresh.
+                self.renew_producer();
             }
             match self.heartbeat().await {
                 Ok(()) => {
@@ -439,6 +460,20 @@ impl Inner {
                     resync = true;
                 }
             }
+        }
+    }
+
+    /// Replaces the producer (messages still queued in the old one fail:
+    /// their senders get 5000).
+    fn renew_producer(&self) {
+        match new_producer(&self.config) {
+            Ok(fresh) => {
+                *self
+                    .producer
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot create a new kafka producer"),
         }
     }
 
@@ -519,12 +554,12 @@ impl Inner {
             Target::Group(group) => {
                 let members = self.view.groups.members(group)?;
                 let except = message.sender.as_ref().map(|s| s.session);
-                if let Some(sender) = &message.sender {
-                    if !members.contains(&sender.user) {
-                        return Err(RouterError::NotMember {
-                            group: group.to_string(),
-                        });
-                    }
+                if let Some(sender) = &message.sender
+                    && !members.contains(&sender.user)
+                {
+                    return Err(RouterError::NotMember {
+                        group: group.to_string(),
+                    });
                 }
                 self.observe(message)?;
                 for member in members.iter() {
@@ -606,10 +641,10 @@ impl Router for KafkaBackend {
         let user = Arc::clone(&info.user);
         self.inner.hub.attach(info, outbox);
         // While Kafka is down, the resync after it publishes everything.
-        if self.is_ready() {
-            if let Err(e) = self.inner.publish_presence(&user).await {
-                tracing::warn!(error = %e, "presence not published; it will be after the next resync");
-            }
+        if self.is_ready()
+            && let Err(e) = self.inner.publish_presence(&user).await
+        {
+            tracing::warn!(error = %e, "presence not published; it will be after the next resync");
         }
         Ok(())
     }

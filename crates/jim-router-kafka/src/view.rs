@@ -69,10 +69,11 @@ impl View {
             return;
         };
         let mut nodes = self.presence.entry(Arc::clone(&user)).or_default();
-        if let Some(held) = nodes.get(&node) {
-            if held.epoch == value.epoch && held.version > value.version {
-                return; // an older record of the same run
-            }
+        if let Some(held) = nodes.get(&node)
+            && held.epoch == value.epoch
+            && held.version > value.version
+        {
+            return; // an older record of the same run
         }
         let sessions = value.sessions.iter().map(|s| s.info(&user, node)).collect();
         nodes.insert(
@@ -131,10 +132,10 @@ impl View {
             .collect();
         for nodes in self.presence.iter() {
             for (node, held) in nodes.iter() {
-                if self.alive(*node, now) == Some(held.epoch) {
-                    if let Some(count) = counts.get_mut(node) {
-                        *count += held.sessions.len();
-                    }
+                if self.alive(*node, now) == Some(held.epoch)
+                    && let Some(count) = counts.get_mut(node)
+                {
+                    *count += held.sessions.len();
                 }
             }
         }

@@ -97,12 +97,12 @@ impl LocalRouter {
             }
             Target::Group(group) => {
                 let members = self.inner.groups.members(group)?;
-                if let Some(sender) = &message.sender {
-                    if !members.contains(&sender.user) {
-                        return Err(RouterError::NotMember {
-                            group: group.to_string(),
-                        });
-                    }
+                if let Some(sender) = &message.sender
+                    && !members.contains(&sender.user)
+                {
+                    return Err(RouterError::NotMember {
+                        group: group.to_string(),
+                    });
                 }
                 self.observe(message)?;
                 let except = message.sender.as_ref().map(|s| s.session);

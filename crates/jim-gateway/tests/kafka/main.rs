@@ -1,0 +1,599 @@
+//! The `kafka` mode: a real tansu broker and gateway processes that only
+//! know Kafka.
+
+#![cfg(feature = "kafka")]
+#![allow(unreachable_pub)]
+
+#[path = "../gateway/support.rs"]
+#[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary
+mod support;
+mod tansu;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use jim_protocol::Command;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use support::*;
+use tansu::Broker;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command as Process};
+
+const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
+/// A short lease, so that a killed gateway's users vanish quickly.
+const LEASE_MS: u64 = 3_000;
+
+/// A gateway process in kafka mode.
+struct KafkaGateway {
+    child: Option<Child>,
+    node: u16,
+    tcp: SocketAddr,
+    ws: SocketAddr,
+    admin: SocketAddr,
+    _config: tempfile_path::TempFile,
+}
+
+mod tempfile_path {
+    /// A file removed when dropped.
+    pub struct TempFile(pub std::path::PathBuf);
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn config_file(broker: &Broker, prefix: &str, extra: &str) -> tempfile_path::TempFile {
+    let path = std::env::temp_dir().join(format!(
+        "jim-kafka-{}-{}.toml",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let text = format!(
+        "[kafka]\nbootstrap = \"{}\"\ntopic_prefix = \"{prefix}\"\nlease_ms = {LEASE_MS}\n\
+         delivery_partitions = 4\nevents_partitions = 2\nstate_partitions = 2\n\
+         produce_timeout_ms = 1500\nstartup_timeout_ms = 10000\n{extra}",
+        broker.bootstrap()
+    );
+    std::fs::write(&path, text).unwrap();
+    tempfile_path::TempFile(path)
+}
+
+fn gateway_command(config: &std::path::Path, node: u16) -> Process {
+    let mut process = Process::new(GATEWAY_BIN);
+    process
+        .args(["--dev", "--mode", "kafka", "--config"])
+        .arg(config)
+        .args(["--node-id", &node.to_string(), "--log", "warn"])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--ws",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .env_remove("JIM_KAFKA_BOOTSTRAP")
+        .env_remove("JIM_KAFKA_PREFIX")
+        .kill_on_drop(true);
+    process
+}
+
+impl KafkaGateway {
+    async fn start(broker: &Broker, prefix: &str, node: u16) -> KafkaGateway {
+        let config = config_file(broker, prefix, "");
+        let mut child = gateway_command(&config.0, node)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("JIM_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addrs = HashMap::new();
+        while addrs.len() < 3 {
+            let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+                .await
+                .expect("gateway banner")
+                .unwrap()
+                .expect("gateway exited before its banner");
+            for (row, scheme) in [
+                ("| tcp", ""),
+                ("| websocket", "ws://"),
+                ("| admin api", "http://"),
+            ] {
+                if let Some(rest) = line.strip_prefix(row) {
+                    let value = rest.trim_matches(|c: char| c == '|' || c.is_whitespace());
+                    let addr = value.trim_start_matches(scheme).trim_end_matches("/ws");
+                    addrs.insert(row, addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        KafkaGateway {
+            child: Some(child),
+            node,
+            tcp: addrs["| tcp"],
+            ws: addrs["| websocket"],
+            admin: addrs["| admin api"],
+            _config: config,
+        }
+    }
+
+    async fn user(&self, kind: Kind, user: &str) -> Raw {
+        let mut raw = match kind {
+            Kind::Tcp => Raw::tcp(self.tcp).await,
+            Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
+        };
+        raw.auth(user).await;
+        raw
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        admin_request(self.admin, method, path, body, None).await
+    }
+
+    async fn signal(&mut self, signal: &str) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().unwrap().to_string();
+        let _ = std::process::Command::new("kill").args([signal, &pid]).status();
+        let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+        if signal == "-TERM" {
+            assert!(status.success(), "a clean shutdown exits 0: {status}");
+        }
+    }
+}
+
+/// Waits until `gateway` sees `count` sessions of `user`; returns how long.
+async fn wait_presence(gateway: &KafkaGateway, user: &str, count: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, body) = gateway
+            .admin("GET", &format!("/v1/users/{user}/sessions"), None)
+            .await;
+        if body["sessions"].as_array().is_some_and(|s| s.len() == count) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{user} never had {count} sessions: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_ready(gateway: &KafkaGateway, ready: bool, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let (status, _) = gateway.admin("GET", "/readyz", None).await;
+        if (status == 200) == ready {
+            return;
+        }
+        assert!(start.elapsed() < within, "readyz never became {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn prefix() -> String {
+    format!("t{}.", fastrand::u32(..))
+}
+
+/// Every record of a topic so far: (key, headers, value).
+fn read_topic(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(String, HashMap<String, String>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", format!("test-{}", fastrand::u64(..)))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for partition in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .unwrap();
+        if high > 0 {
+            ends.insert(partition, high);
+        }
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ends.is_empty() {
+        assert!(Instant::now() < deadline, "could not read {topic}");
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push((key, headers, message.payload().unwrap_or_default().to_vec()));
+        if ends
+            .get(&message.partition())
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            ends.remove(&message.partition());
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_route_c2c_multi_device_presence_s2c_and_kick() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let g3 = KafkaGateway::start(&broker, &prefix, 3).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob_web = g2.user(Kind::Ws, "bob").await;
+    let mut bob_tcp = g3.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 2, WAIT).await;
+
+    // Presence across gateways.
+    let (_, body) = g1.admin("GET", "/v1/users/bob/sessions", None).await;
+    let mut nodes: Vec<u64> = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["node"].as_u64().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, [2, 3]);
+
+    // C2C, TCP to WebSocket and TCP, both of bob's sessions.
+    let id = assert_ack(
+        &alice.request(Command::C2C, 1, &text("bob", "via kafka")).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    for bob in [&mut bob_web, &mut bob_tcp] {
+        let data = json(&bob.recv().await)["data"].clone();
+        assert_eq!(
+            (data["content"].clone(), data["message_id"].clone()),
+            (json!("via kafka"), json!(id))
+        );
+    }
+    // And back from WebSocket.
+    wait_presence(&g2, "alice", 1, WAIT).await;
+    assert_ack(
+        &bob_web.request(Command::C2C, 2, &text("alice", "back")).await,
+        Command::C2C,
+        2,
+        "alice",
+    );
+    assert_eq!(json(&alice.recv().await)["data"]["content"], "back");
+
+    // S2C through any gateway's admin API.
+    let (status, body) = g3
+        .admin(
+            "POST",
+            "/v1/push",
+            Some(r#"{"users":["alice"],"message":{"type":"text","data":{"content":"system"}}}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, body["pushed"][0]["sessions"].clone()),
+        (200, json!(1)),
+        "{body}"
+    );
+    let frame = alice.recv().await;
+    assert_eq!(
+        (frame.cmd, json(&frame)["data"]["content"].clone()),
+        (Command::S2C, json!("system"))
+    );
+
+    // Kick across gateways.
+    let (status, body) = g1.admin("POST", "/v1/users/bob/kick", None).await;
+    assert_eq!((status, body["kicked"].clone()), (200, json!(2)));
+    assert_eq!(bob_web.expect_close(1008).await, "kicked");
+    assert_eq!(bob_tcp.expect_close(1008).await, "kicked");
+    wait_presence(&g1, "bob", 0, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2g_writes_one_record_per_gateway_and_one_event() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let gateways = [
+        KafkaGateway::start(&broker, &prefix, 1).await,
+        KafkaGateway::start(&broker, &prefix, 2).await,
+        KafkaGateway::start(&broker, &prefix, 3).await,
+    ];
+    let (status, _) = gateways[0]
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["u1","u2","u3","u4","u5","u6"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Two members on each gateway; u1 (on gateway 1) writes.
+    let mut members = Vec::new();
+    for (i, gateway) in gateways.iter().enumerate() {
+        for j in 0..2 {
+            let user = format!("u{}", i * 2 + j + 1);
+            members.push((
+                user.clone(),
+                gateway
+                    .user(if j == 0 { Kind::Tcp } else { Kind::Ws }, &user)
+                    .await,
+            ));
+        }
+    }
+    for (user, _) in &members {
+        wait_presence(&gateways[0], user, 1, WAIT).await;
+    }
+    let mut outsider = gateways[2].user(Kind::Tcp, "outsider").await;
+    let (_, u1) = &mut members[0];
+    let id = assert_ack(
+        &u1.request(Command::C2G, 5, &text("team", "all hands")).await,
+        Command::C2G,
+        5,
+        "team",
+    );
+    for (user, raw) in members.iter_mut().skip(1) {
+        let frame = raw.recv().await;
+        assert_eq!(json(&frame)["data"]["content"], "all hands", "{user}");
+    }
+    let reply = outsider
+        .request(Command::C2G, 6, &text("team", "let me in"))
+        .await;
+    assert_error(&reply, Command::C2G, 6, 4003);
+
+    // One delivery record per gateway holding members, never one per member.
+    let records = read_topic(&broker, &format!("{prefix}deliver"), 4);
+    let mut per_gateway: HashMap<String, usize> = HashMap::new();
+    for (key, _, value) in &records {
+        if String::from_utf8_lossy(value).contains(&id) {
+            *per_gateway.entry(key.clone()).or_default() += 1;
+        }
+    }
+    let expected: HashMap<String, usize> = gateways.iter().map(|g| (g.node.to_string(), 1)).collect();
+    assert_eq!(per_gateway, expected);
+    // One event for it.
+    let events = read_topic(&broker, &format!("{prefix}events"), 2);
+    let mine: Vec<_> = events
+        .iter()
+        .filter(|(_, h, _)| h.get("jim-message-id") == Some(&id))
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].0, "group:team");
+    assert_eq!(mine[0].1["jim-cmd"], "B102");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_message_is_one_event_in_order_per_conversation() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    let mut carol = g2.user(Kind::Ws, "carol").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    wait_presence(&g2, "alice", 1, WAIT).await;
+
+    let mut sent: HashMap<&str, Vec<String>> = HashMap::new();
+    for seq in 0..30u32 {
+        let (raw, to, conversation) = match seq % 3 {
+            0 => (&mut alice, "bob", "c2c:alice\u{0}bob"),
+            1 => (&mut bob, "alice", "c2c:alice\u{0}bob"),
+            _ => (&mut alice, "carol", "c2c:alice\u{0}carol"),
+        };
+        let id = assert_ack(
+            &raw.request(Command::C2C, seq, &text(to, &format!("m{seq}")))
+                .await,
+            Command::C2C,
+            seq,
+            to,
+        );
+        sent.entry(conversation).or_default().push(id);
+    }
+    // A refused message is not an event.
+    let reply = alice.request(Command::C2G, 99, &text("nope", "x")).await;
+    assert_error(&reply, Command::C2G, 99, 4004);
+    let _ = (&mut carol, &mut bob);
+
+    let events = read_topic(&broker, &format!("{prefix}events"), 2);
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, headers, _) in events
+        .iter()
+        .filter(|(_, h, _)| h.get("jim-type").map(String::as_str) == Some("message"))
+    {
+        seen.entry(key.clone())
+            .or_default()
+            .push(headers["jim-message-id"].clone());
+    }
+    assert_eq!(seen.len(), 2, "two conversations");
+    for (conversation, ids) in sent {
+        assert_eq!(seen[conversation], ids, "{conversation:?}: once each, in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_gateway_leaves_at_once_and_a_killed_one_within_the_lease() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let mut g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let mut g3 = KafkaGateway::start(&broker, &prefix, 3).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let _bob = g2.user(Kind::Tcp, "bob").await;
+    let _carol = g3.user(Kind::Tcp, "carol").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    wait_presence(&g1, "carol", 1, WAIT).await;
+
+    // SIGTERM: gone at once (well before the lease).
+    g2.signal("-TERM").await;
+    let took = wait_presence(&g1, "bob", 0, WAIT).await;
+    assert!(
+        took < Duration::from_millis(LEASE_MS),
+        "left in {took:?}, not at once"
+    );
+
+    // SIGKILL: still owning carol for a while, gone within the lease.
+    g3.signal("-KILL").await;
+    let killed = Instant::now();
+    let (_, body) = g1.admin("GET", "/v1/users/carol/sessions", None).await;
+    assert_eq!(
+        body["sessions"].as_array().unwrap().len(),
+        1,
+        "a killed gateway owns its users until the lease ends"
+    );
+    wait_presence(&g1, "carol", 0, Duration::from_millis(LEASE_MS * 2)).await;
+    assert!(killed.elapsed() < Duration::from_millis(LEASE_MS * 2));
+
+    // Messages to carol are no longer sent to the dead gateway.
+    let before = read_topic(&broker, &format!("{prefix}deliver"), 4).len();
+    let id = assert_ack(
+        &alice.request(Command::C2C, 1, &text("carol", "anyone?")).await,
+        Command::C2C,
+        1,
+        "carol",
+    );
+    let after = read_topic(&broker, &format!("{prefix}deliver"), 4);
+    assert_eq!(after.len(), before, "no delivery record for a dead gateway");
+    assert!(
+        !after
+            .iter()
+            .any(|(_, _, v)| String::from_utf8_lossy(v).contains(&id))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_gives_5000_then_routing_resumes_by_itself() {
+    let mut broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let (status, _) = g1
+        .admin(
+            "POST",
+            "/v1/groups/pair/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+
+    broker.stop().await;
+    // Whatever is sent now is refused (5000), never acked; connections stay.
+    let reply = alice
+        .request(Command::C2C, 1, &text("bob", "during the outage"))
+        .await;
+    let reason = assert_error(&reply, Command::C2C, 1, 5000);
+    assert!(
+        reason.starts_with("routing backend unavailable: kafka"),
+        "{reason}"
+    );
+    wait_ready(&g1, false, Duration::from_secs(10)).await;
+    let reply = alice.request(Command::C2C, 2, &text("bob", "still down?")).await;
+    assert_error(&reply, Command::C2C, 2, 5000);
+    bob.expect_silence().await;
+
+    // Back (empty: tansu's memory storage): the gateways rebuild topics, presence and groups.
+    broker.restart().await;
+    wait_ready(&g1, true, Duration::from_secs(20)).await;
+    wait_ready(&g2, true, Duration::from_secs(20)).await;
+    wait_presence(&g1, "bob", 1, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seq = 3;
+    // Within a few heartbeats everything flows again.
+    loop {
+        let reply = alice.request(Command::C2C, seq, &text("bob", "back")).await;
+        if json(&reply)["type"] == "ack" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routing never resumed: {}",
+            body_str(&reply)
+        );
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "back");
+    let (_, body) = g2.admin("GET", "/v1/groups/pair/members", None).await;
+    assert_eq!(
+        body["members"],
+        json!(["alice", "bob"]),
+        "groups were re-announced"
+    );
+}
+
+#[tokio::test]
+async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
+    // Nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = std::env::temp_dir().join(format!("jim-kafka-bad-{}.toml", fastrand::u64(..)));
+    std::fs::write(
+        &path,
+        format!("[kafka]\nbootstrap = \"127.0.0.1:{port}\"\nstartup_timeout_ms = 1500\n"),
+    )
+    .unwrap();
+    let out = gateway_command(&path, 1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+
+    std::fs::write(&path, "[kafka]\ndelivery_partitions = 0\n").unwrap();
+    let out = gateway_command(&path, 1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("kafka partitions must be at least 1"), "{stderr}");
+
+    std::fs::write(&path, "[kafka]\nbootstrapp = \"x\"\n").unwrap();
+    let out = gateway_command(&path, 1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("unknown field `bootstrapp`"), "{stderr}");
+    let _ = std::fs::remove_file(&path);
+}

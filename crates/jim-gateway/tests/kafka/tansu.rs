@@ -1,0 +1,161 @@
+//! A real Kafka-protocol broker for tests: tansu, on a free loopback port,
+//! in its own scratch directory (it reads `./.env`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Std, Stdio};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// Where tests keep tools they install: reused by later runs on this machine.
+fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools")
+}
+
+/// The tansu binary: `$TANSU`, then `target/tools/bin/tansu`,
+/// `~/.cargo/bin/tansu`, `PATH`; installed into `target/tools` when
+/// missing (once, under a lock: about 3.5 minutes on a 2-core machine).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU") {
+        return PathBuf::from(path);
+    }
+    let tools = tools_dir();
+    let installed = tools.join("bin/tansu");
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
+    let found = |candidates: &[Option<PathBuf>]| candidates.iter().flatten().find(|p| p.is_file()).cloned();
+    if let Some(path) = found(&[Some(installed.clone()), home.clone()]) {
+        return path;
+    }
+    if Std::new("tansu")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return PathBuf::from("tansu");
+    }
+    std::fs::create_dir_all(&tools).unwrap();
+    let lock = File::create(tools.join(".tansu.lock")).unwrap();
+    lock.lock().unwrap();
+    if !installed.is_file() {
+        eprintln!("installing tansu 0.6.0 into {} (once)", tools.display());
+        let status = Std::new(env!("CARGO"))
+            .args(["install", "tansu", "--version", "0.6.0", "--locked", "--debug"])
+            .args(["--no-default-features", "--features", "dynostore", "--root"])
+            .arg(&tools)
+            .env("CARGO_PROFILE_DEV_DEBUG", "0")
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo install tansu failed");
+    }
+    installed
+}
+
+/// A running broker. It restarts on a second port, also in the bootstrap
+/// list: tansu sets no `SO_REUSEADDR`, so its old port stays unusable for a
+/// minute after a stop (TIME_WAIT); clients try every bootstrap address.
+pub struct Broker {
+    pub port: u16,
+    ports: [u16; 2],
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Where a broker's output goes: its scratch directory (kept with
+/// `JIM_TEST_LOGS`, for post-mortems).
+fn log_file(dir: &Path, port: u16, stream: &str) -> Stdio {
+    match File::create(dir.join(format!("tansu-{port}.{stream}"))) {
+        Ok(file) => Stdio::from(file),
+        Err(_) => Stdio::null(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        let dir =
+            std::env::temp_dir().join(format!("jim-tansu-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ports = [free_port(), free_port()];
+        let mut broker = Broker {
+            port: ports[1],
+            ports,
+            dir,
+            child: None,
+        };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{},127.0.0.1:{}", self.ports[0], self.ports[1])
+    }
+
+    /// Starts (again), on the other port, with empty storage.
+    pub async fn restart(&mut self) {
+        self.port = if self.port == self.ports[0] {
+            self.ports[1]
+        } else {
+            self.ports[0]
+        };
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&self.dir)
+            .stdout(log_file(&self.dir, self.port, "out"))
+            .stderr(log_file(&self.dir, self.port, "err"))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Ready once it answers a topic listing.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = Command::new(binary())
+                .args(["topic", "list", "--broker", &url])
+                .current_dir(&self.dir)
+                .output()
+                .await
+                .unwrap();
+            if listed.status.success() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "tansu did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it with SIGTERM (its memory storage is gone with it).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Std::new("kill").args(["-TERM", &pid.to_string()]).status();
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::env::var_os("JIM_TEST_LOGS").is_some() {
+            eprintln!("broker logs kept in {}", self.dir.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
