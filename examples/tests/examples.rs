@@ -242,3 +242,79 @@ async fn router_embed_hosts_the_router_observes_and_pushes() {
     );
     gw.shutdown().await;
 }
+
+#[path = "../../crates/jim-gateway/tests/kafka/tansu.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tansu;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_prints_what_a_kafka_deployment_accepted() {
+    use jim_router_kafka::{KafkaBackend, KafkaConfig};
+    let broker = tansu::Broker::start().await;
+    let prefix = format!("ex{}.", fastrand::u32(..));
+    let kafka = KafkaConfig {
+        bootstrap: broker.bootstrap(),
+        topic_prefix: prefix.clone(),
+        delivery_partitions: 2,
+        events_partitions: 2,
+        state_partitions: 1,
+        ..KafkaConfig::default()
+    };
+    let backend = KafkaBackend::start(kafka, 7, Vec::new()).await.unwrap();
+    let mut config = Config::ephemeral_dev();
+    config.node_id = 7;
+    let gw = Gateway::new(config, backend.clone())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let alice = client(gw.tcp_addr().unwrap(), "alice").await;
+    let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while jim_router::Router::presence(&backend, "bob")
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never showed in presence"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ack = alice
+        .send(Command::C2C, &Message::Text(Text::new("bob", "kept in kafka")))
+        .await
+        .unwrap();
+    let _ = next_text(&mut bob).await;
+
+    let output = Process::new(env!("CARGO_BIN_EXE_events"))
+        .args([
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--prefix",
+            &prefix,
+            "--partitions",
+            "2",
+            "--count",
+            "1",
+        ])
+        .output();
+    let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("message "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(&format!("B101 {} alice -> bob [c2c:alice|bob]", ack.message_id)),
+        "{line}"
+    );
+    assert!(line.contains("kept in kafka"), "{line}");
+    gw.shutdown().await;
+}
