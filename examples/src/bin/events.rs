@@ -62,7 +62,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("reading {topic} from {}", args.bootstrap);
     let mut seen = 0;
     while args.count.is_none_or(|count| seen < count) {
-        let record = consumer.recv().await?;
+        let record = match consumer.recv().await {
+            Ok(record) => record,
+            // A broker down or moving: librdkafka reconnects by itself.
+            Err(e) => {
+                eprintln!("(kafka: {e}; retrying)");
+                continue;
+            }
+        };
         let header = |name: &str| {
             record
                 .headers()
