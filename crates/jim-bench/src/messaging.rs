@@ -124,6 +124,9 @@ impl Messaging {
             create_groups(&plan).await?;
         }
         let conns = connect_all(&plan).await?;
+        // In multi-gateway modes presence takes a moment to spread: measure
+        // only once the deployment sees every client online.
+        wait_for_presence(&plan).await;
         let counters = Arc::new(Counters::default());
         let stop_sending = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -283,6 +286,44 @@ async fn create_groups(plan: &Messaging) -> Result<(), BenchError> {
     })
     .await
     .map_err(|e| BenchError::Gateway(e.to_string()))?
+}
+
+/// Waits (up to 20 s) until the admin API shows a session for every
+/// client; gives up quietly without an admin API.
+async fn wait_for_presence(plan: &Arc<Messaging>) {
+    let Some((admin, key)) = plan.admin.clone() else { return };
+    let users: Vec<String> = (0..plan.clients).map(|i| plan.user(i)).collect();
+    let waited = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for user in users {
+            loop {
+                let url = format!("{}/v1/users/{user}/sessions", admin.trim_end_matches('/'));
+                let mut request = ureq::get(&url);
+                if let Some(key) = &key {
+                    request = request.header("Authorization", &format!("Bearer {key}"));
+                }
+                let online = match request.call() {
+                    Ok(mut reply) => reply
+                        .body_mut()
+                        .read_json::<serde_json::Value>()
+                        .is_ok_and(|v| v["sessions"].as_array().is_some_and(|s| !s.is_empty())),
+                    Err(_) => return Some(false), // no admin API here
+                };
+                if online {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Some(true);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        None
+    })
+    .await;
+    if let Ok(Some(true)) = waited {
+        eprintln!("  presence of every client not seen within 20 s: starting anyway");
+    }
 }
 
 /// Connects and authenticates every client, at most 256 at a time.

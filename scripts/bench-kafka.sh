@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs one jim-bench workload across two gateways in kafka mode, with a
+# tansu broker (memory storage) on this machine. Clients alternate between
+# the gateways, so about half the C2C messages cross gateways; every
+# message goes through Kafka. --server-pid is gateway 1's.
+#
+#   scripts/bench-kafka.sh c2c --clients 200 --window 4 --duration 10
+#   scripts/bench-kafka.sh c2c --clients 200 --rate 2000 --duration 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p jim-gateway --features kafka -p jim-bench
+tansu=${TANSU:-$(command -v tansu || echo target/tools/bin/tansu)}
+scratch=$(mktemp -d)
+pids=()
+trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true; rm -rf "$scratch"' EXIT
+(cd "$scratch" && exec "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
+  --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine memory://tansu/ >/dev/null 2>&1) &
+pids+=($!)
+until "$tansu" topic list --broker tcp://127.0.0.1:19092 >/dev/null 2>&1; do sleep 0.1; done
+cat > "$scratch/gateway.toml" <<TOML
+[auth]
+dev = true
+[limits]
+messages_per_sec = 10000000
+message_burst = 10000000
+outbox_frames = 65536
+[kafka]
+bootstrap = "127.0.0.1:19092"
+topic_prefix = "bench$$."
+TOML
+for node in 1 2; do
+  ./target/release/jim-gateway --config "$scratch/gateway.toml" --log warn --mode kafka --node-id $node \
+    --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
+  pids+=($!)
+done
+for node in 1 2; do
+  until curl -sf http://127.0.0.1:9${node}02/readyz >/dev/null 2>&1; do sleep 0.1; done
+done
+./target/release/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
+  --admin http://127.0.0.1:9102 --server-pid "${pids[1]}"
