@@ -291,7 +291,9 @@ async fn create_groups(plan: &Messaging) -> Result<(), BenchError> {
 /// Waits (up to 20 s) until the admin API shows a session for every
 /// client; gives up quietly without an admin API.
 async fn wait_for_presence(plan: &Arc<Messaging>) {
-    let Some((admin, key)) = plan.admin.clone() else { return };
+    let Some((admin, key)) = plan.admin.clone() else {
+        return;
+    };
     let users: Vec<String> = (0..plan.clients).map(|i| plan.user(i)).collect();
     let waited = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -244,7 +244,12 @@ async fn ensure_topics(
                 timeout.as_millis()
             ))
         })?
-        .map_err(|e| KafkaError::Startup(format!("cannot reach kafka at {}: {e}", config.bootstrap)))?;
+        .map_err(|e| {
+            KafkaError::Startup(format!(
+                "cannot create the topics on kafka at {}: {e}",
+                config.bootstrap
+            ))
+        })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -817,5 +822,44 @@ impl Router for KafkaBackend {
                 .await;
         }
         inner.closed.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cluster_that_refuses_to_create_topics_is_a_clear_startup_error() {
+        // librdkafka's mock cluster cannot create topics through the admin API.
+        let cluster = MockCluster::new(1).unwrap();
+        let config = KafkaConfig {
+            bootstrap: cluster.bootstrap_servers(),
+            startup_timeout_ms: 3_000,
+            ..KafkaConfig::default()
+        };
+        let err = KafkaBackend::start(config, 1, Vec::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("kafka: cannot create the topics on kafka at 127.0.0.1:"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_configuration_is_refused_before_connecting() {
+        let config = KafkaConfig {
+            lease_ms: 10,
+            ..KafkaConfig::default()
+        };
+        let err = KafkaBackend::start(config, 1, Vec::new()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kafka configuration: kafka.lease_ms must be at least 300"
+        );
     }
 }
