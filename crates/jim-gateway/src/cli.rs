@@ -310,12 +310,22 @@ pub fn init_logging(filter: &str) {
         .try_init();
 }
 
-/// `writeln!` that ignores a closed stdout.
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!($out, $($arg)*);
-    }};
+/// Prints a title and a two-column table (the start-up banners). A closed
+/// stdout (a supervisor that stopped reading) must not kill the process, so
+/// write errors are ignored.
+pub(crate) fn print_table(title: &str, rows: &[(&str, String)], footer: Option<&str>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let width = rows.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(0);
+    let line = format!("+-----------+-{}-+", "-".repeat(width));
+    let _ = writeln!(out, "{title}\n{line}");
+    for (name, value) in rows {
+        let _ = writeln!(out, "| {name:<9} | {value:<width$} |");
+    }
+    let _ = writeln!(out, "{line}");
+    if let Some(footer) = footer {
+        let _ = writeln!(out, "{footer}");
+    }
 }
 
 /// Where messages are routed, for the banner.
@@ -331,8 +341,6 @@ fn routing(config: &Config) -> String {
 }
 
 fn print_banner(config: &Config, running: &RunningGateway) {
-    // A closed stdout (a supervisor that stopped reading) must not kill the process.
-    let mut out = std::io::stdout().lock();
     let show = |addr: Option<SocketAddr>, scheme: &str, path: &str| match addr {
         Some(addr) => format!("{scheme}{addr}{path}"),
         None => "off".to_owned(),
@@ -355,18 +363,13 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         ("routing", routing(config)),
         ("max body", format!("{} bytes", config.limits.max_body)),
     ];
-    let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    let line = format!("+-----------+-{}-+", "-".repeat(width));
-    say!(out, "Jim gateway {}", env!("CARGO_PKG_VERSION"));
-    say!(out, "{line}");
-    for (name, value) in rows {
-        say!(out, "| {name:<9} | {value:<width$} |");
-    }
-    say!(out, "{line}");
-    if config.auth.dev {
-        say!(
-            out,
-            "!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!"
-        );
-    }
+    let footer = config
+        .auth
+        .dev
+        .then_some("!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!");
+    print_table(
+        &format!("Jim gateway {}", env!("CARGO_PKG_VERSION")),
+        &rows,
+        footer,
+    );
 }

@@ -194,7 +194,7 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
         });
     }
 
-    wait_for_signal().await;
+    crate::server::wait_for_signal().await;
     tracing::info!("shutting down");
     stop.cancel();
     // Gateway links are long streams: they get the grace period, then end with the process.
@@ -211,32 +211,7 @@ fn tokio_stream_listener(listener: tokio::net::TcpListener) -> tonic::transport:
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// `writeln!` that ignores a closed stdout.
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!($out, $($arg)*);
-    }};
-}
-
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {
-    // A closed stdout (a supervisor that stopped reading) must not kill the process.
-    let mut out = std::io::stdout().lock();
     let rows = [
         ("role", "central router (grpc mode)".to_owned()),
         ("node id", config.node_id.to_string()),
@@ -248,20 +223,14 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
         (
             "key",
             if config.key.is_some() {
-                "required".to_owned()
+                "required"
             } else {
-                "none (open)".to_owned()
-            },
+                "none (open)"
+            }
+            .to_owned(),
         ),
     ];
-    let width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-    let line = format!("+-----------+-{}-+", "-".repeat(width));
-    say!(out, "Jim router {}", env!("CARGO_PKG_VERSION"));
-    say!(out, "{line}");
-    for (name, value) in rows {
-        say!(out, "| {name:<9} | {value:<width$} |");
-    }
-    say!(out, "{line}");
+    crate::cli::print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
     }
