@@ -8,9 +8,16 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// Where tests keep tools they install: reused by later runs on this machine.
+/// Where tests keep tools they install, `target/tools` of the workspace
+/// (found by its `Cargo.lock`, whichever crate includes this file): reused
+/// by later runs on this machine, and where `.ci/run` installs them.
 fn tools_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(manifest);
+    root.join("target/tools")
 }
 
 /// The tansu binary: `$TANSU`, then `target/tools/bin/tansu`,
