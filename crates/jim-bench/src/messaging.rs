@@ -65,9 +65,6 @@ pub struct Messaging {
     pub progress: bool,
 }
 
-/// Tokio's timer resolution.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-
 #[derive(Debug, Default)]
 struct Counters {
     sent: AtomicU64,
@@ -438,61 +435,104 @@ async fn send_closed_loop(
     writer
 }
 
-/// Open loop: one task sends for every client, message `k` scheduled at
-/// `k / rate` seconds, from client `k mod N`. Returns the writers and the
+/// Open loop: a clock thread schedules message `k` at `k / rate` seconds,
+/// from client `k mod N`, and hands it at that moment to the client's
+/// writer task. An OS thread sleeps with sub-millisecond precision where
+/// async timers tick in milliseconds (whose bursts would queue messages
+/// behind each other and measure the generator, not the gateway). Latency
+/// counts from the scheduled slot, so a gateway that holds the writers up
+/// shows as latency (no coordinated omission). Returns the writers and the
 /// generator's own lag behind the schedule.
 async fn pace(
     plan: Arc<Messaging>,
-    mut writers: Vec<Writer>,
+    writers: Vec<Writer>,
     rate: f64,
     counters: Arc<Counters>,
     epoch: Instant,
     stop: Arc<AtomicBool>,
 ) -> (Vec<Writer>, Histogram<u64>) {
+    let mut queues = Vec::with_capacity(writers.len());
+    let mut forwarders = JoinSet::new();
+    for (me, writer) in writers.into_iter().enumerate() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        queues.push(tx);
+        forwarders.spawn(forward(me, writer, rx, Arc::clone(&counters)));
+    }
+    let clock = {
+        let plan = Arc::clone(&plan);
+        tokio::task::spawn_blocking(move || schedule(&plan, &queues, rate, epoch, &stop))
+    };
+    let lag = clock
+        .await
+        .unwrap_or_else(|_| Histogram::new(3).expect("a valid histogram"));
+    let mut writers: Vec<Option<Writer>> = (0..plan.clients).map(|_| None).collect();
+    while let Some(Ok((me, writer))) = forwarders.join_next().await {
+        writers[me] = Some(writer);
+    }
+    (writers.into_iter().flatten().collect(), lag)
+}
+
+/// The clock thread: sleeps until each slot, then hands its message over.
+fn schedule(
+    plan: &Messaging,
+    queues: &[tokio::sync::mpsc::UnboundedSender<Frame>],
+    rate: f64,
+    epoch: Instant,
+    stop: &AtomicBool,
+) -> Histogram<u64> {
     let mut lag = Histogram::<u64>::new(3).expect("a valid histogram");
-    let cmd = command(&plan);
+    let cmd = command(plan);
     let groups: Vec<Option<String>> = (0..plan.clients).map(|i| plan.group_of(i)).collect();
     let mut rngs: Vec<fastrand::Rng> = (0..plan.clients)
         .map(|i| fastrand::Rng::with_seed(i as u64 + 1))
         .collect();
     let mut sequence = vec![0u64; plan.clients];
-    let mut due: Vec<Vec<Frame>> = (0..plan.clients).map(|_| Vec::new()).collect();
-    let mut k: u64 = 0;
     let slot = |k: u64| epoch + Duration::from_secs_f64(k as f64 / rate);
-    'run: while !stop.load(Ordering::Relaxed) {
-        // Timers fire on millisecond ticks, up to a tick late: wake a tick
-        // early and send every message due within it. A message sent before
-        // its slot is timed from its real send; one sent after it (the
-        // gateway held us up) from its slot, so a stall shows as latency
-        // (no coordinated omission).
+    let mut k: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
         let next = slot(k);
-        tokio::time::sleep_until(next.checked_sub(TIMER_TICK).unwrap_or(next).into()).await;
         let now = Instant::now();
-        while slot(k) <= now + TIMER_TICK {
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        let now = Instant::now();
+        while slot(k) <= now {
             let scheduled = slot(k);
             let _ = lag.record((now.saturating_duration_since(scheduled).as_micros() as u64).max(1));
             let me = (k % plan.clients as u64) as usize;
-            let receiver = receiver_for(&plan, me, groups[me].as_ref(), &mut rngs[me]);
+            let receiver = receiver_for(plan, me, groups[me].as_ref(), &mut rngs[me]);
             let n = sequence[me];
             sequence[me] += 1;
-            let start = scheduled.min(now).duration_since(epoch).as_nanos() as u64;
+            let start = scheduled.duration_since(epoch).as_nanos() as u64;
             let seq = u32::try_from(n & 0x7fff_ffff).unwrap_or(0);
-            due[me].push(Frame::new(
+            let _ = queues[me].send(Frame::new(
                 cmd,
                 seq,
                 body(&receiver, me, n, start, plan.body_size),
             ));
             k += 1;
         }
-        for (me, frames) in due.iter_mut().enumerate().filter(|(_, f)| !f.is_empty()) {
-            if writers[me].send(frames).await.is_err() {
-                break 'run;
-            }
-            counters.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
-            frames.clear();
-        }
     }
-    (writers, lag)
+    lag
+}
+
+/// A client's writer task in open loop: writes what the clock hands it,
+/// everything queued at once.
+async fn forward(
+    me: usize,
+    mut writer: Writer,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Frame>,
+    counters: Arc<Counters>,
+) -> (usize, Writer) {
+    let mut frames = Vec::new();
+    while queue.recv_many(&mut frames, 64).await > 0 {
+        if writer.send(&frames).await.is_err() {
+            break;
+        }
+        counters.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
+        frames.clear();
+    }
+    (me, writer)
 }
 
 async fn receive(
