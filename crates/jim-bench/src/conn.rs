@@ -11,6 +11,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::BenchError;
 
@@ -64,6 +67,8 @@ pub struct Conn {
     pub reader: Reader,
     /// Frames to the gateway.
     pub writer: Writer,
+    /// A second handle for writing from a plain thread, if asked for.
+    pub direct: Option<DirectWriter>,
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -87,10 +92,17 @@ pub enum Writer {
 }
 
 /// Connects the `index`-th connection (its source address depends on it).
+/// With `direct`, the connection also gets a [`DirectWriter`], which costs
+/// one more file descriptor.
 ///
 /// # Errors
 /// [`BenchError::Connect`] with the reason.
-pub async fn connect(target: &Target, transport: Transport, index: usize) -> Result<Conn, BenchError> {
+pub async fn connect(
+    target: &Target,
+    transport: Transport,
+    index: usize,
+    direct: bool,
+) -> Result<Conn, BenchError> {
     let addrs = match transport {
         Transport::Tcp => &target.tcp,
         Transport::Ws => &target.ws,
@@ -116,6 +128,10 @@ pub async fn connect(target: &Target, transport: Transport, index: usize) -> Res
     stream
         .set_nodelay(true)
         .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let direct = match direct {
+        true => Some(DirectWriter::new(&stream, transport)?),
+        false => None,
+    };
     let codec = FrameCodec::with_max_body(1 << 20);
     match transport {
         Transport::Tcp => {
@@ -123,17 +139,22 @@ pub async fn connect(target: &Target, transport: Transport, index: usize) -> Res
             Ok(Conn {
                 reader: Reader::Tcp(read, BytesMut::new(), codec),
                 writer: Writer::Tcp(write),
+                direct,
             })
         }
         Transport::Ws => {
             let url = format!("ws://{addr}{}", target.ws_path);
-            let (ws, _) = tokio_tungstenite::client_async(url, stream)
+            // tungstenite zeroes its whole read buffer (128 KiB by default)
+            // on reads; a small one keeps the generator's CPU for the gateway.
+            let config = WebSocketConfig::default().read_buffer_size(4096);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await
                 .map_err(|e| BenchError::Connect(format!("websocket: {e}")))?;
             let (sink, stream) = ws.split();
             Ok(Conn {
                 reader: Reader::Ws(stream, codec),
                 writer: Writer::Ws(sink),
+                direct,
             })
         }
     }
@@ -191,6 +212,68 @@ impl Writer {
                 sink.flush().await.map_err(|e| failed(e.to_string()))
             }
         }
+    }
+}
+
+/// Writes frames from a plain thread, on a duplicate of the connection's
+/// socket: the open-loop clock sends each message at its slot itself,
+/// without a wake-up of a task in between. WebSocket frames are framed and
+/// masked here as a client must. The connection's async [`Writer`] must
+/// stay unused meanwhile.
+#[derive(Debug)]
+pub struct DirectWriter {
+    socket: socket2::Socket,
+    transport: Transport,
+    scratch: Vec<u8>,
+}
+
+impl DirectWriter {
+    fn new(stream: &TcpStream, transport: Transport) -> Result<DirectWriter, BenchError> {
+        let socket = socket2::SockRef::from(stream)
+            .try_clone()
+            .map_err(|e| BenchError::Connect(format!("duplicate socket: {e}")))?;
+        Ok(DirectWriter {
+            socket,
+            transport,
+            scratch: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Writes one frame completely. The socket is non-blocking (it is the
+    /// runtime's): a full send buffer, the gateway not reading, is waited
+    /// out here, holding up the caller.
+    ///
+    /// # Errors
+    /// [`BenchError::Connect`] if the connection failed.
+    pub fn send(&mut self, frame: &Frame) -> Result<(), BenchError> {
+        let failed = |e: String| BenchError::Connect(format!("write: {e}"));
+        self.scratch.clear();
+        match self.transport {
+            Transport::Tcp => {
+                let mut buf = BytesMut::with_capacity(frame.encoded_len());
+                frame.encode(&mut buf).map_err(|e| failed(e.to_string()))?;
+                self.scratch.extend_from_slice(&buf);
+            }
+            Transport::Ws => {
+                let payload = frame.to_bytes().map_err(|e| failed(e.to_string()))?;
+                let mut ws = WsFrame::message(payload, OpCode::Data(Data::Binary), true);
+                ws.header_mut().mask = Some(fastrand::u32(..).to_ne_bytes());
+                ws.format(&mut self.scratch).map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        let mut rest = &self.scratch[..];
+        while !rest.is_empty() {
+            match self.socket.send(rest) {
+                Ok(0) => return Err(failed("connection closed".into())),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -43,7 +43,7 @@ impl Connecting {
             tasks.spawn(async move {
                 let _permit = gate.acquire().await;
                 let start = Instant::now();
-                let mut conn = conn::connect(&target, transport, i).await?;
+                let mut conn = conn::connect(&target, transport, i, false).await?;
                 conn::authenticate(&mut conn, &user).await?;
                 Ok::<_, BenchError>((conn, start.elapsed()))
             });

@@ -16,7 +16,7 @@ use jim_protocol::{Command, Frame};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::conn::{self, Conn, Reader, Target, Transport, Writer};
+use crate::conn::{self, Conn, DirectWriter, Reader, Target, Transport, Writer};
 use crate::report::{Counts, Latency, Report, ServerUse};
 use crate::{BenchError, server};
 
@@ -132,8 +132,16 @@ impl Messaging {
         let mut readers = JoinSet::new();
         let mut senders = JoinSet::new();
         let stop_reading = Arc::new(tokio::sync::Notify::new());
-        let mut open_loop_writers = Vec::new();
-        for (i, Conn { reader, writer }) in conns.into_iter().enumerate() {
+        let (mut clock_writers, mut idle_writers) = (Vec::new(), Vec::new());
+        for (
+            i,
+            Conn {
+                reader,
+                writer,
+                direct,
+            },
+        ) in conns.into_iter().enumerate()
+        {
             let window = Arc::new(Semaphore::new(match plan.load {
                 Load::Closed { window } => window,
                 Load::Open { .. } => 0,
@@ -157,18 +165,27 @@ impl Messaging {
                         (vec![writer], Histogram::<u64>::new(3).expect("a valid histogram"))
                     });
                 }
-                Load::Open { .. } => open_loop_writers.push(writer),
+                Load::Open { .. } => {
+                    clock_writers.extend(direct);
+                    idle_writers.push(writer);
+                }
             }
         }
         if let Load::Open { rate } = plan.load {
-            senders.spawn(pace(
+            let (plan, counters, stop) = (
                 Arc::clone(&plan),
-                open_loop_writers,
-                rate,
                 Arc::clone(&counters),
-                epoch,
                 Arc::clone(&stop_sending),
-            ));
+            );
+            let clock = tokio::task::spawn_blocking(move || {
+                pace(&plan, clock_writers, rate, &counters, epoch, &stop)
+            });
+            senders.spawn(async move {
+                let lag = clock
+                    .await
+                    .unwrap_or_else(|_| Histogram::new(3).expect("a valid histogram"));
+                (idle_writers, lag)
+            });
         }
 
         let progress = plan
@@ -333,7 +350,13 @@ async fn connect_all(plan: &Arc<Messaging>) -> Result<Vec<Conn>, BenchError> {
         let (plan, gate) = (Arc::clone(plan), Arc::clone(&gate));
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
-            let mut conn = conn::connect(&plan.target, plan.transport, i).await?;
+            let mut conn = conn::connect(
+                &plan.target,
+                plan.transport,
+                i,
+                matches!(plan.load, Load::Open { .. }),
+            )
+            .await?;
             conn::authenticate(&mut conn, &plan.user(i)).await?;
             Ok::<_, BenchError>((i, conn))
         });
@@ -436,47 +459,18 @@ async fn send_closed_loop(
 }
 
 /// Open loop: a clock thread schedules message `k` at `k / rate` seconds,
-/// from client `k mod N`, and hands it at that moment to the client's
-/// writer task. An OS thread sleeps with sub-millisecond precision where
-/// async timers tick in milliseconds (whose bursts would queue messages
-/// behind each other and measure the generator, not the gateway). Latency
-/// counts from the scheduled slot, so a gateway that holds the writers up
-/// shows as latency (no coordinated omission). Returns the writers and the
-/// generator's own lag behind the schedule.
-async fn pace(
-    plan: Arc<Messaging>,
-    writers: Vec<Writer>,
-    rate: f64,
-    counters: Arc<Counters>,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-) -> (Vec<Writer>, Histogram<u64>) {
-    let mut queues = Vec::with_capacity(writers.len());
-    let mut forwarders = JoinSet::new();
-    for (me, writer) in writers.into_iter().enumerate() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        queues.push(tx);
-        forwarders.spawn(forward(me, writer, rx, Arc::clone(&counters)));
-    }
-    let clock = {
-        let plan = Arc::clone(&plan);
-        tokio::task::spawn_blocking(move || schedule(&plan, &queues, rate, epoch, &stop))
-    };
-    let lag = clock
-        .await
-        .unwrap_or_else(|_| Histogram::new(3).expect("a valid histogram"));
-    let mut writers: Vec<Option<Writer>> = (0..plan.clients).map(|_| None).collect();
-    while let Some(Ok((me, writer))) = forwarders.join_next().await {
-        writers[me] = Some(writer);
-    }
-    (writers.into_iter().flatten().collect(), lag)
-}
-
-/// The clock thread: sleeps until each slot, then hands its message over.
-fn schedule(
+/// from client `k mod N`, and writes it at that moment itself. An OS
+/// thread sleeps with sub-millisecond precision where async timers tick in
+/// milliseconds (whose bursts would queue messages behind each other and
+/// measure the generator, not the gateway), and writing from it saves a
+/// task wake-up per message. Latency counts from the scheduled slot, so a
+/// gateway that holds the writes up shows as latency (no coordinated
+/// omission). Returns the generator's own lag behind the schedule.
+fn pace(
     plan: &Messaging,
-    queues: &[tokio::sync::mpsc::UnboundedSender<Frame>],
+    mut writers: Vec<DirectWriter>,
     rate: f64,
+    counters: &Counters,
     epoch: Instant,
     stop: &AtomicBool,
 ) -> Histogram<u64> {
@@ -487,6 +481,7 @@ fn schedule(
         .map(|i| fastrand::Rng::with_seed(i as u64 + 1))
         .collect();
     let mut sequence = vec![0u64; plan.clients];
+    let mut live = vec![true; plan.clients];
     let slot = |k: u64| epoch + Duration::from_secs_f64(k as f64 / rate);
     let mut k: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -500,39 +495,23 @@ fn schedule(
             let scheduled = slot(k);
             let _ = lag.record((now.saturating_duration_since(scheduled).as_micros() as u64).max(1));
             let me = (k % plan.clients as u64) as usize;
+            k += 1;
+            if !live[me] {
+                continue;
+            }
             let receiver = receiver_for(plan, me, groups[me].as_ref(), &mut rngs[me]);
             let n = sequence[me];
             sequence[me] += 1;
             let start = scheduled.duration_since(epoch).as_nanos() as u64;
             let seq = u32::try_from(n & 0x7fff_ffff).unwrap_or(0);
-            let _ = queues[me].send(Frame::new(
-                cmd,
-                seq,
-                body(&receiver, me, n, start, plan.body_size),
-            ));
-            k += 1;
+            let frame = Frame::new(cmd, seq, body(&receiver, me, n, start, plan.body_size));
+            live[me] = writers[me].send(&frame).is_ok();
+            if live[me] {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     lag
-}
-
-/// A client's writer task in open loop: writes what the clock hands it,
-/// everything queued at once.
-async fn forward(
-    me: usize,
-    mut writer: Writer,
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<Frame>,
-    counters: Arc<Counters>,
-) -> (usize, Writer) {
-    let mut frames = Vec::new();
-    while queue.recv_many(&mut frames, 64).await > 0 {
-        if writer.send(&frames).await.is_err() {
-            break;
-        }
-        counters.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
-        frames.clear();
-    }
-    (me, writer)
 }
 
 async fn receive(
