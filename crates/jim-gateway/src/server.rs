@@ -183,12 +183,11 @@ impl<R> Clone for WsAcceptor<R> {
 
 impl<R: Router> ws::Accept for WsAcceptor<R> {
     async fn accept(&self, connection: Connection) {
+        // A task of its own, like a TCP session's, rather than axum's
+        // upgrade task, whose future carries the upgrade machinery for the
+        // connection's life (~0.8 KB per idle WebSocket).
         let shared = Arc::clone(&self.0);
-        // Upgraded connections run in axum's tasks: track them for shutdown.
-        shared
-            .tasks
-            .track_future(serve(Arc::clone(&shared), connection))
-            .await;
+        shared.tasks.spawn(serve(Arc::clone(&shared), connection));
     }
 }
 

@@ -29,7 +29,10 @@ const WRITE_BUFFER: usize = 16 * 1024;
 
 /// What to do with each upgraded WebSocket connection.
 pub trait Accept: Clone + Send + Sync + 'static {
-    /// Runs the connection to its end.
+    /// Runs the connection to its end, or hands it to a task of its own
+    /// and returns. The second is lighter for long connections: axum's
+    /// upgrade task, which runs this future, then ends, and the upgrade
+    /// machinery its state carries is freed.
     fn accept(&self, connection: Connection) -> impl Future<Output = ()> + Send;
 }
 
