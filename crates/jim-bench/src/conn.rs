@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use jim_protocol::{Command, Frame, FrameCodec};
@@ -224,7 +224,7 @@ impl Writer {
 pub struct DirectWriter {
     socket: socket2::Socket,
     transport: Transport,
-    scratch: Vec<u8>,
+    scratch: BytesMut,
 }
 
 impl DirectWriter {
@@ -235,7 +235,7 @@ impl DirectWriter {
         Ok(DirectWriter {
             socket,
             transport,
-            scratch: Vec::with_capacity(1024),
+            scratch: BytesMut::with_capacity(1024),
         })
     }
 
@@ -249,16 +249,15 @@ impl DirectWriter {
         let failed = |e: String| BenchError::Connect(format!("write: {e}"));
         self.scratch.clear();
         match self.transport {
-            Transport::Tcp => {
-                let mut buf = BytesMut::with_capacity(frame.encoded_len());
-                frame.encode(&mut buf).map_err(|e| failed(e.to_string()))?;
-                self.scratch.extend_from_slice(&buf);
-            }
+            Transport::Tcp => frame
+                .encode(&mut self.scratch)
+                .map_err(|e| failed(e.to_string()))?,
             Transport::Ws => {
                 let payload = frame.to_bytes().map_err(|e| failed(e.to_string()))?;
                 let mut ws = WsFrame::message(payload, OpCode::Data(Data::Binary), true);
                 ws.header_mut().mask = Some(fastrand::u32(..).to_ne_bytes());
-                ws.format(&mut self.scratch).map_err(|e| failed(e.to_string()))?;
+                ws.format(&mut (&mut self.scratch).writer())
+                    .map_err(|e| failed(e.to_string()))?;
             }
         }
         let mut rest = &self.scratch[..];
