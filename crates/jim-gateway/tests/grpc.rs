@@ -4,6 +4,8 @@
 #![cfg(feature = "grpc")]
 #![allow(unreachable_pub)]
 
+#[path = "multi/presence.rs"]
+mod presence;
 #[path = "gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary, which uses all of it
 mod support;
@@ -16,6 +18,7 @@ use jim_gateway::{Config, Gateway, RunningGateway};
 use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
 use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
+use presence::session_nodes;
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -146,15 +149,9 @@ impl GrpcGateway {
     }
 
     async fn wait_ready(&self, ready: bool) {
-        use jim_router::Router;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.backend.is_ready() != ready {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway never became ready={ready}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        tokio::time::timeout(WAIT, self.backend.wait_linked(ready))
+            .await
+            .unwrap_or_else(|_| panic!("gateway never became ready={ready}"));
     }
 
     async fn user(&self, kind: Kind, user: &str) -> Raw {
@@ -177,20 +174,7 @@ impl GrpcGateway {
 
 /// Waits until the router shows `count` sessions of `user`.
 async fn wait_presence(gateway: &GrpcGateway, user: &str, count: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, body) = gateway
-            .admin("GET", &format!("/v1/users/{user}/sessions"), None)
-            .await;
-        if body["sessions"].as_array().is_some_and(|s| s.len() == count) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "presence of {user} never reached {count}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    presence::wait_presence(gateway.admin, user, count, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,12 +188,7 @@ async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
 
-    let id = assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "over there")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    let id = alice.send_message(Command::C2C, 1, "bob", "over there").await;
     let delivered = json(&bob.recv().await);
     assert_eq!(
         (
@@ -220,12 +199,7 @@ async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
     );
     assert_eq!(delivered["data"]["sender_id"], "alice");
 
-    assert_ack(
-        &bob.request(Command::C2C, 7, &text("alice", "and back")).await,
-        Command::C2C,
-        7,
-        "alice",
-    );
+    bob.send_message(Command::C2C, 7, "alice", "and back").await;
     assert_eq!(json(&alice.recv().await)["data"]["content"], "and back");
     g1.shutdown().await;
     g2.shutdown().await;
@@ -243,21 +217,9 @@ async fn a_user_on_both_gateways_gets_each_message_on_both() {
     let mut alice = g2.user(Kind::Tcp, "alice").await;
     wait_presence(&g2, "bob", 2).await;
     let (_, body) = g2.admin("GET", "/v1/users/bob/sessions", None).await;
-    let mut nodes: Vec<u64> = body["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["node"].as_u64().unwrap())
-        .collect();
-    nodes.sort();
-    assert_eq!(nodes, [1, 2], "presence shows both gateways");
+    assert_eq!(session_nodes(&body), [1, 2], "presence shows both gateways");
 
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "both devices")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 1, "bob", "both devices").await;
     for bob in [&mut bob_laptop, &mut bob_phone] {
         assert_eq!(json(&bob.recv().await)["data"]["content"], "both devices");
     }
@@ -292,12 +254,7 @@ async fn c2g_reaches_members_on_every_gateway_and_refuses_non_members() {
     wait_presence(&g1, "carol", 1).await;
     wait_presence(&g1, "bob", 1).await;
 
-    assert_ack(
-        &alice.request(Command::C2G, 2, &text("team", "hi team")).await,
-        Command::C2G,
-        2,
-        "team",
-    );
+    alice.send_message(Command::C2G, 2, "team", "hi team").await;
     for member in [&mut alice_web, &mut bob, &mut carol] {
         let frame = member.recv().await;
         assert_eq!(
@@ -421,12 +378,7 @@ async fn a_router_restart_gives_5000_meanwhile_then_presence_and_routing_come_ba
     wait_presence(&g2, "alice", 1).await;
     let (status, _) = g1.admin("GET", "/readyz", None).await;
     assert_eq!(status, 200);
-    assert_ack(
-        &alice.request(Command::C2C, 6, &text("bob", "back again")).await,
-        Command::C2C,
-        6,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 6, "bob", "back again").await;
     assert_eq!(json(&bob.recv().await)["data"]["content"], "back again");
     g1.shutdown().await;
     g2.shutdown().await;
@@ -485,18 +437,8 @@ async fn a_killed_gateway_loses_its_users_and_the_others_keep_working() {
 
     g2.kill().await.unwrap();
     wait_presence(&g1, "carol", 0).await;
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("carol", "gone?")).await,
-        Command::C2C,
-        1,
-        "carol",
-    );
-    assert_ack(
-        &alice.request(Command::C2C, 2, &text("bob", "still here")).await,
-        Command::C2C,
-        2,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 1, "carol", "gone?").await;
+    alice.send_message(Command::C2C, 2, "bob", "still here").await;
     assert_eq!(json(&bob.recv().await)["data"]["content"], "still here");
     g1.shutdown().await;
 }
@@ -629,11 +571,6 @@ async fn router_rpcs_refuse_bad_input_with_grpc_status_codes() {
     // With the key, gateways link and work.
     let gateway = GrpcGateway::start(&router, 3).await;
     let mut alice = gateway.user(Kind::Tcp, "alice").await;
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("alice", "me")).await,
-        Command::C2C,
-        1,
-        "alice",
-    );
+    alice.send_message(Command::C2C, 1, "alice", "me").await;
     gateway.shutdown().await;
 }

@@ -1,13 +1,13 @@
 //! The gateway's side of the `grpc` mode: a routing backend that links to
 //! the central router.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use jim_router::{ClientAck, Hub, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo, UserId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
@@ -75,7 +75,9 @@ struct Inner {
     hub: Hub,
     /// The current link's sender; `None` while disconnected.
     link: RwLock<Option<mpsc::Sender<proto::GatewayEvent>>>,
-    connected: AtomicBool,
+    /// Whether the link is up; a watch, so that [`GrpcBackend::wait_linked`]
+    /// can wait for a change.
+    connected: watch::Sender<bool>,
     pending: DashMap<u64, oneshot::Sender<proto::RouteResult>>,
     next_request: AtomicU64,
     client: RouterClient<Channel>,
@@ -112,7 +114,7 @@ impl GrpcBackend {
                 config,
                 hub: Hub::new(),
                 link: RwLock::new(None),
-                connected: AtomicBool::new(false),
+                connected: watch::Sender::new(false),
                 pending: DashMap::new(),
                 next_request: AtomicU64::new(1),
                 closed: CancellationToken::new(),
@@ -120,6 +122,21 @@ impl GrpcBackend {
         };
         tokio::spawn(Arc::clone(&backend.inner).maintain_link());
         Ok(backend)
+    }
+
+    /// Waits until the link to the router is up (`linked`) or down: the
+    /// readiness [`Router::is_ready`] reports, as an event. For start-up
+    /// code that should take no traffic before the router is reachable:
+    ///
+    /// ```no_run
+    /// # async fn run(backend: jim_router_grpc::GrpcBackend) {
+    /// backend.wait_linked(true).await;
+    /// # }
+    /// ```
+    pub async fn wait_linked(&self, linked: bool) {
+        let mut changes = self.inner.connected.subscribe();
+        // The sender lives as long as `self`: this ends only by a match.
+        let _ = changes.wait_for(|now| *now == linked).await;
     }
 
     /// This gateway's sessions.
@@ -199,7 +216,7 @@ impl Inner {
             .link
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        self.connected.store(false, Ordering::Release);
+        self.connected.send_replace(false);
         // Nobody will answer these: their senders get 5000.
         self.pending.clear();
     }
@@ -234,7 +251,7 @@ impl Inner {
             Ok(response) => response.into_inner(),
             Err(status) => return Err(status),
         };
-        self.connected.store(true, Ordering::Release);
+        self.connected.send_replace(true);
         tracing::info!(router = %self.config.router, node = self.config.node_id, "linked to router");
         while let Some(event) = inbound.message().await? {
             match event.event {
@@ -384,7 +401,7 @@ impl Router for GrpcBackend {
     }
 
     fn is_ready(&self) -> bool {
-        self.inner.connected.load(Ordering::Acquire)
+        *self.inner.connected.borrow()
     }
 
     /// Ends the link: the router forgets this gateway's sessions at once.

@@ -227,12 +227,7 @@ async fn metrics_count_connections_frames_messages_and_errors() {
     let gw = keyed().await;
     let mut alice = gw.user(Kind::Tcp, "alice").await;
     let mut bob = gw.user(Kind::Ws, "bob").await;
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "x")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 1, "bob", "x").await;
     bob.recv().await;
     assert_error(&alice.request(Command::C2C, 2, "{").await, Command::C2C, 2, 4000);
     let (status, text) = http(gw.admin, "GET", "/metrics", None, None).await;

@@ -26,12 +26,7 @@ async fn malformed_json_gets_4000_and_the_connection_stays(kind: Kind) {
         let reason = assert_error(&reply, Command::C2C, seq as u32, 4000);
         assert!(reason.starts_with("malformed JSON: "), "{reason}");
     }
-    assert_ack(
-        &alice.request(Command::C2C, 9, &text("bob", "ok now")).await,
-        Command::C2C,
-        9,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 9, "bob", "ok now").await;
     assert_eq!(
         json(&bob.recv().await)["data"]["content"],
         "ok now",
@@ -135,12 +130,7 @@ async fn rate_limit_gets_4029_and_nothing_is_delivered(kind: Kind) {
     let mut alice = gw.user(kind, "alice").await;
     let mut bob = gw.user(kind.other(), "bob").await;
     for seq in 0..3 {
-        assert_ack(
-            &alice.request(Command::C2C, seq, &text("bob", "burst")).await,
-            Command::C2C,
-            seq,
-            "bob",
-        );
+        alice.send_message(Command::C2C, seq, "bob", "burst").await;
     }
     let reply = alice.request(Command::C2C, 3, &text("bob", "one too many")).await;
     assert_eq!(

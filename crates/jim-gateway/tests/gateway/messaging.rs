@@ -106,12 +106,7 @@ async fn every_session_of_the_receiver_gets_it_and_not_the_senders_other_session
     let mut alice_phone = gw.user(kind.other(), "alice").await;
     let mut bob_laptop = gw.user(kind, "bob").await;
     let mut bob_phone = gw.user(kind.other(), "bob").await;
-    let id = assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "both?")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    let id = alice.send_message(Command::C2C, 1, "bob", "both?").await;
     for bob in [&mut bob_laptop, &mut bob_phone] {
         let body = json(&bob.recv().await);
         assert_eq!(
@@ -128,12 +123,7 @@ async fn every_session_of_the_receiver_gets_it_and_not_the_senders_other_session
 async fn a_message_to_an_offline_user_is_acked(kind: Kind) {
     let gw = Gw::start().await;
     let mut alice = gw.user(kind, "alice").await;
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("nobody", "hello?")).await,
-        Command::C2C,
-        1,
-        "nobody",
-    );
+    alice.send_message(Command::C2C, 1, "nobody", "hello?").await;
 }
 
 async fn group_messages_reach_every_member_session_but_the_sending_one(kind: Kind) {
@@ -149,12 +139,7 @@ async fn group_messages_reach_every_member_session_but_the_sending_one(kind: Kin
     let mut carol = gw.user(kind.other(), "carol").await;
     let mut dave = gw.user(kind, "dave").await;
 
-    let id = assert_ack(
-        &alice.request(Command::C2G, 3, &text("team", "standup")).await,
-        Command::C2G,
-        3,
-        "team",
-    );
+    let id = alice.send_message(Command::C2G, 3, "team", "standup").await;
     for member in [&mut alice_phone, &mut bob, &mut bob_phone, &mut carol] {
         let frame = member.recv().await;
         assert_eq!(frame.cmd, Command::C2G);
@@ -190,12 +175,7 @@ async fn server_push_seq_numbers_count_up_per_session(kind: Kind) {
     let mut alice = gw.user(kind, "alice").await;
     let mut bob = gw.user(kind.other(), "bob").await;
     for seq in 500..505 {
-        assert_ack(
-            &alice.request(Command::C2C, seq, &text("bob", "n")).await,
-            Command::C2C,
-            seq,
-            "bob",
-        );
+        alice.send_message(Command::C2C, seq, "bob", "n").await;
     }
     for expected in 1..=5 {
         assert_eq!(bob.recv().await.seq, expected);
@@ -241,12 +221,7 @@ async fn client_acks_are_observed_not_routed_and_not_answered() {
     let gw = Gw::with_observer(Arc::new(observer)).await;
     let mut alice = gw.user(Kind::Tcp, "alice").await;
     let mut bob = gw.user(Kind::Ws, "bob").await;
-    let id = assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "read me")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    let id = alice.send_message(Command::C2C, 1, "bob", "read me").await;
     let Some(Observed::Message(message)) = events.recv().await else {
         panic!("the message was observed")
     };

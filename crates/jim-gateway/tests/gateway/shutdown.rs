@@ -10,12 +10,7 @@ async fn shutdown_sends_a999_1001_to_every_session_after_what_was_queued() {
     let mut alice = gw.user(Kind::Tcp, "alice").await;
     let mut bob = gw.user(Kind::Ws, "bob").await;
     let mut anonymous = gw.raw(Kind::Tcp).await;
-    assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "last words")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    alice.send_message(Command::C2C, 1, "bob", "last words").await;
     let tcp = gw.tcp;
     let stopped = tokio::spawn(gw.shutdown());
     assert_eq!(json(&bob.recv().await)["data"]["content"], "last words");

@@ -345,6 +345,13 @@ impl Raw {
         self.reply().await
     }
 
+    /// Sends a text message (`C2C` to a user, `C2G` to a group), asserts
+    /// its ack, and returns the message id.
+    pub async fn send_message(&mut self, cmd: Command, seq: u32, to: &str, content: &str) -> String {
+        let reply = self.request(cmd, seq, &text(to, content)).await;
+        assert_ack(&reply, cmd, seq, to)
+    }
+
     pub async fn auth(&mut self, token: &str) -> AuthOk {
         let reply = self
             .request(

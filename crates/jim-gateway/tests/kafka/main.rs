@@ -4,6 +4,8 @@
 #![cfg(feature = "kafka")]
 #![allow(unreachable_pub)]
 
+#[path = "../multi/presence.rs"]
+mod presence;
 #[path = "../gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary
 mod support;
@@ -15,6 +17,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use jim_protocol::Command;
+use presence::session_nodes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -153,22 +156,11 @@ impl KafkaGateway {
 
 /// Waits until `gateway` sees `count` sessions of `user`; returns how long.
 async fn wait_presence(gateway: &KafkaGateway, user: &str, count: usize, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (_, body) = gateway
-            .admin("GET", &format!("/v1/users/{user}/sessions"), None)
-            .await;
-        if body["sessions"].as_array().is_some_and(|s| s.len() == count) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "{user} never had {count} sessions: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    presence::wait_presence(gateway.admin, user, count, within).await
 }
 
+/// Waits for the gateway process's `/readyz` to say `ready`. It runs in
+/// another process, which signals nothing here: this asks every 50 ms.
 async fn wait_ready(gateway: &KafkaGateway, ready: bool, within: Duration) {
     let start = Instant::now();
     loop {
@@ -257,22 +249,10 @@ async fn three_gateways_route_c2c_multi_device_presence_s2c_and_kick() {
 
     // Presence across gateways.
     let (_, body) = g1.admin("GET", "/v1/users/bob/sessions", None).await;
-    let mut nodes: Vec<u64> = body["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["node"].as_u64().unwrap())
-        .collect();
-    nodes.sort();
-    assert_eq!(nodes, [2, 3]);
+    assert_eq!(session_nodes(&body), [2, 3]);
 
     // C2C, TCP to WebSocket and TCP, both of bob's sessions.
-    let id = assert_ack(
-        &alice.request(Command::C2C, 1, &text("bob", "via kafka")).await,
-        Command::C2C,
-        1,
-        "bob",
-    );
+    let id = alice.send_message(Command::C2C, 1, "bob", "via kafka").await;
     for bob in [&mut bob_web, &mut bob_tcp] {
         let data = json(&bob.recv().await)["data"].clone();
         assert_eq!(
@@ -282,12 +262,7 @@ async fn three_gateways_route_c2c_multi_device_presence_s2c_and_kick() {
     }
     // And back from WebSocket.
     wait_presence(&g2, "alice", 1, WAIT).await;
-    assert_ack(
-        &bob_web.request(Command::C2C, 2, &text("alice", "back")).await,
-        Command::C2C,
-        2,
-        "alice",
-    );
+    bob_web.send_message(Command::C2C, 2, "alice", "back").await;
     assert_eq!(json(&alice.recv().await)["data"]["content"], "back");
 
     // S2C through any gateway's admin API.
@@ -352,12 +327,7 @@ async fn c2g_writes_one_record_per_gateway_and_one_event() {
     }
     let mut outsider = gateways[2].user(Kind::Tcp, "outsider").await;
     let (_, u1) = &mut members[0];
-    let id = assert_ack(
-        &u1.request(Command::C2G, 5, &text("team", "all hands")).await,
-        Command::C2G,
-        5,
-        "team",
-    );
+    let id = u1.send_message(Command::C2G, 5, "team", "all hands").await;
     for (user, raw) in members.iter_mut().skip(1) {
         let frame = raw.recv().await;
         assert_eq!(json(&frame)["data"]["content"], "all hands", "{user}");
@@ -407,13 +377,7 @@ async fn every_accepted_message_is_one_event_in_order_per_conversation() {
             1 => (&mut bob, "alice", "c2c:alice\u{0}bob"),
             _ => (&mut alice, "carol", "c2c:alice\u{0}carol"),
         };
-        let id = assert_ack(
-            &raw.request(Command::C2C, seq, &text(to, &format!("m{seq}")))
-                .await,
-            Command::C2C,
-            seq,
-            to,
-        );
+        let id = raw.send_message(Command::C2C, seq, to, &format!("m{seq}")).await;
         sent.entry(conversation).or_default().push(id);
     }
     // A refused message is not an event.
@@ -472,12 +436,7 @@ async fn a_stopped_gateway_leaves_at_once_and_a_killed_one_within_the_lease() {
 
     // Messages to carol are no longer sent to the dead gateway.
     let before = read_topic(&broker, &format!("{prefix}deliver"), 4).len();
-    let id = assert_ack(
-        &alice.request(Command::C2C, 1, &text("carol", "anyone?")).await,
-        Command::C2C,
-        1,
-        "carol",
-    );
+    let id = alice.send_message(Command::C2C, 1, "carol", "anyone?").await;
     let after = read_topic(&broker, &format!("{prefix}deliver"), 4);
     assert_eq!(after.len(), before, "no delivery record for a dead gateway");
     assert!(
@@ -527,7 +486,8 @@ async fn a_broker_outage_gives_5000_then_routing_resumes_by_itself() {
     wait_presence(&g1, "bob", 1, Duration::from_secs(10)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seq = 3;
-    // Within a few heartbeats everything flows again.
+    // Within a few heartbeats everything flows again. Only a message
+    // shows that the gateway processes route again: retried until acked.
     loop {
         let reply = alice.request(Command::C2C, seq, &text("bob", "back")).await;
         if json(&reply)["type"] == "ack" {
