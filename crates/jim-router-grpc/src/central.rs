@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use jim_model::MessageIdGenerator;
 use jim_router::{
-    ClientAck, Groups, Observer, Outbox, Outgoing, Receipt, Router, RouterError, SessionId, SessionInfo,
-    Target, UserId,
+    ClientAck, Groups, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionId,
+    SessionInfo, Target, UserId,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -86,7 +86,7 @@ struct Inner {
     /// Every session, by user.
     presence: DashMap<UserId, Vec<SessionInfo>>,
     groups: Groups,
-    observers: Vec<Arc<dyn Observer>>,
+    observers: Observers,
     next_link: AtomicU64,
     routed: AtomicU64,
     deliveries: AtomicU64,
@@ -128,7 +128,7 @@ impl CentralRouter {
                 links: DashMap::new(),
                 presence: DashMap::new(),
                 groups: Groups::new(),
-                observers,
+                observers: observers.into(),
                 next_link: AtomicU64::new(1),
                 routed: AtomicU64::new(0),
                 deliveries: AtomicU64::new(0),
@@ -210,15 +210,6 @@ impl CentralRouter {
         });
     }
 
-    fn observe(&self, message: &Outgoing) -> Result<(), RouterError> {
-        for observer in &self.inner.observers {
-            observer
-                .on_message(message)
-                .map_err(|reason| RouterError::Rejected { reason })?;
-        }
-        Ok(())
-    }
-
     /// Decides which gateways get `message` and sends each its delivery.
     fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         // node -> (users there, sessions there)
@@ -238,7 +229,7 @@ impl CentralRouter {
         let mut everyone = false;
         match &message.target {
             Target::User(user) => {
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 add_user(user, None);
             }
             Target::Group(group) => {
@@ -251,13 +242,13 @@ impl CentralRouter {
                     }
                     except = Some(sender.session);
                 }
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 for member in members.iter() {
                     add_user(member, except);
                 }
             }
             Target::Everyone => {
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 everyone = true;
                 for link in self.inner.links.iter() {
                     plan.entry(*link.key()).or_default();
@@ -388,9 +379,7 @@ impl CentralRouter {
             }
             Up::Ack(ack) => {
                 let ack = convert::ack_from_proto(ack);
-                for observer in &self.inner.observers {
-                    observer.on_ack(&ack);
-                }
+                self.inner.observers.ack(&ack);
             }
         }
         Ok(())
@@ -610,9 +599,7 @@ impl Router for CentralRouter {
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        for observer in &self.inner.observers {
-            observer.on_ack(&ack);
-        }
+        self.inner.observers.ack(&ack);
         Ok(())
     }
 

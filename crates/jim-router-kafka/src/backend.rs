@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use jim_router::{
-    ClientAck, Hub, Observer, Outbox, Outgoing, Receipt, Router, RouterError, SessionId, SessionInfo, Target,
-    UserId,
+    ClientAck, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionId,
+    SessionInfo, Target, UserId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -74,7 +74,7 @@ struct Inner {
     epoch: u64,
     hub: Hub,
     view: View,
-    observers: Vec<Arc<dyn Observer>>,
+    observers: Observers,
     /// Replaced when it fails fatally (an idempotent producer does when a
     /// broker comes back without its state).
     producer: std::sync::RwLock<FutureProducer>,
@@ -147,7 +147,7 @@ impl KafkaBackend {
             epoch,
             hub: Hub::new(),
             view: View::default(),
-            observers,
+            observers: observers.into(),
             producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
@@ -520,15 +520,6 @@ impl Inner {
             .await
     }
 
-    fn observe(&self, message: &Outgoing) -> Result<(), RouterError> {
-        for observer in &self.observers {
-            observer
-                .on_message(message)
-                .map_err(|reason| RouterError::Rejected { reason })?;
-        }
-        Ok(())
-    }
-
     /// The delivery records of a message, by target gateway, and how many
     /// sessions they reach.
     fn plan(&self, message: &Outgoing) -> Result<(Vec<DeliveryHead>, usize), RouterError> {
@@ -546,7 +537,7 @@ impl Inner {
         };
         match &message.target {
             Target::User(user) => {
-                self.observe(message)?;
+                self.observers.accept(message)?;
                 for (node, count) in self.view.nodes_of(user, None, now) {
                     by_node
                         .entry(node)
@@ -566,7 +557,7 @@ impl Inner {
                         group: group.to_string(),
                     });
                 }
-                self.observe(message)?;
+                self.observers.accept(message)?;
                 for member in members.iter() {
                     for (node, count) in self.view.nodes_of(member, except, now) {
                         by_node
@@ -579,7 +570,7 @@ impl Inner {
                 }
             }
             Target::Everyone => {
-                self.observe(message)?;
+                self.observers.accept(message)?;
                 for (node, count) in self.view.live_gateways(now) {
                     let mut all = head(node, None);
                     all.everyone = true;
@@ -701,9 +692,7 @@ impl Router for KafkaBackend {
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        for observer in &self.inner.observers {
-            observer.on_ack(&ack);
-        }
+        self.inner.observers.ack(&ack);
         let inner = &self.inner;
         let message_id = ack.message_id.to_string();
         let headers = OwnedHeaders::new()

@@ -37,6 +37,6 @@ pub use groups::{Groups, Members};
 pub use hub::{Delivered, Hub};
 pub use local::LocalRouter;
 pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
-pub use observer::{ChannelObserver, Observed, Observer};
+pub use observer::{ChannelObserver, Observed, Observer, Observers};
 pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbound, Outbox, Refused};
 pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

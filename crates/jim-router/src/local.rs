@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    ClientAck, Groups, Hub, Observer, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo, Target,
-    UserId,
+    ClientAck, Groups, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo,
+    Target, UserId,
 };
 
 /// The `local` routing backend: every session is in this process.
@@ -39,7 +39,7 @@ pub struct LocalRouter {
 struct Inner {
     hub: Hub,
     groups: Groups,
-    observers: Vec<Arc<dyn Observer>>,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for LocalRouter {
@@ -62,7 +62,7 @@ impl LocalRouter {
     pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> LocalRouter {
         LocalRouter {
             inner: Arc::new(Inner {
-                observers,
+                observers: observers.into(),
                 ..Inner::default()
             }),
         }
@@ -78,21 +78,12 @@ impl LocalRouter {
         &self.inner.groups
     }
 
-    fn observe(&self, message: &Outgoing) -> Result<(), RouterError> {
-        for observer in &self.inner.observers {
-            observer
-                .on_message(message)
-                .map_err(|reason| RouterError::Rejected { reason })?;
-        }
-        Ok(())
-    }
-
     /// Routes synchronously: the whole of `route` for this backend.
     fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         let hub = &self.inner.hub;
         let delivered = match &message.target {
             Target::User(user) => {
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 hub.deliver_to_user(user, message.cmd, &message.body, None)
             }
             Target::Group(group) => {
@@ -104,7 +95,7 @@ impl LocalRouter {
                         group: group.to_string(),
                     });
                 }
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 let except = message.sender.as_ref().map(|s| s.session);
                 let mut delivered = crate::Delivered::default();
                 for member in members.iter() {
@@ -113,7 +104,7 @@ impl LocalRouter {
                 delivered
             }
             Target::Everyone => {
-                self.observe(message)?;
+                self.inner.observers.accept(message)?;
                 hub.deliver_to_all(message.cmd, &message.body)
             }
         };
@@ -139,9 +130,7 @@ impl Router for LocalRouter {
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        for observer in &self.inner.observers {
-            observer.on_ack(&ack);
-        }
+        self.inner.observers.ack(&ack);
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! Watching (and vetoing) what the router accepts.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::{ClientAck, Outgoing};
+use crate::{ClientAck, Outgoing, RouterError};
 
 /// Sees every message a router accepts, before it is delivered, and every
 /// client ack. For history, moderation, notifications, analytics.
@@ -36,6 +37,67 @@ pub trait Observer: Send + Sync + 'static {
     /// Called for every client ack.
     fn on_ack(&self, ack: &ClientAck) {
         let _ = ack;
+    }
+}
+
+/// A routing backend's observers, called in order: what every backend
+/// does with them, in one place.
+///
+/// ```
+/// use std::sync::Arc;
+/// use jim_router::{Observer, Observers};
+///
+/// struct Quiet;
+/// impl Observer for Quiet {}
+///
+/// let observers = Observers::from(vec![Arc::new(Quiet) as Arc<dyn Observer>]);
+/// assert_eq!(observers.len(), 1);
+/// ```
+#[derive(Clone, Default)]
+pub struct Observers(Vec<Arc<dyn Observer>>);
+
+impl Observers {
+    /// Shows `message` to every observer, in order. The first veto stops
+    /// it: [`RouterError::Rejected`] with the observer's reason.
+    ///
+    /// # Errors
+    /// [`RouterError::Rejected`] when an observer refuses the message.
+    pub fn accept(&self, message: &Outgoing) -> Result<(), RouterError> {
+        for observer in &self.0 {
+            observer
+                .on_message(message)
+                .map_err(|reason| RouterError::Rejected { reason })?;
+        }
+        Ok(())
+    }
+
+    /// Shows a client ack to every observer.
+    pub fn ack(&self, ack: &ClientAck) {
+        for observer in &self.0 {
+            observer.on_ack(ack);
+        }
+    }
+
+    /// How many observers there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<Arc<dyn Observer>>> for Observers {
+    fn from(observers: Vec<Arc<dyn Observer>>) -> Observers {
+        Observers(observers)
+    }
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observers").field("len", &self.0.len()).finish()
     }
 }
 
