@@ -83,33 +83,7 @@ impl Connecting {
     /// # Errors
     /// The server's process could not be read.
     pub async fn connect_rate(self) -> Result<Report, BenchError> {
-        let before = self.server_pid.map(server::sample).transpose()?;
-        let (conns, latency, failed, took) = self.open().await;
-        let after = self.server_pid.map(server::sample).transpose()?;
-        let established = conns.len() as u64;
-        drop(conns);
-        Ok(Report {
-            workload: "connect".into(),
-            transport: self.transport,
-            clients: self.count,
-            group_size: None,
-            window: None,
-            rate: None,
-            seconds: took.as_secs_f64(),
-            throughput: 0.0,
-            counts: None,
-            latency: Some(Latency::from_histogram(&latency)),
-            send_lag: None,
-            server: match (before, after) {
-                (Some(b), Some(a)) => Some(ServerUse::between(&b, &a, 0, Some(established))),
-                _ => None,
-            },
-            connections: Some(Connections {
-                established,
-                failed,
-                per_second: established as f64 / took.as_secs_f64().max(1e-9),
-            }),
-        })
+        self.measure("connect", None).await
     }
 
     /// `idle`: opens every connection, holds them for `hold`, and measures
@@ -118,20 +92,29 @@ impl Connecting {
     /// # Errors
     /// The server's process could not be read.
     pub async fn idle(self, hold: Duration) -> Result<Report, BenchError> {
+        self.measure("idle", Some(hold)).await
+    }
+
+    /// Opens every connection, holds them for `hold` if given, and reports
+    /// the connect rate and the server's use per connection. The report's
+    /// seconds are the hold's, or without one the opening's.
+    async fn measure(self, workload: &str, hold: Option<Duration>) -> Result<Report, BenchError> {
         let before = self.server_pid.map(server::sample).transpose()?;
         let (conns, latency, failed, took) = self.open().await;
         let established = conns.len() as u64;
-        tokio::time::sleep(hold).await;
+        if let Some(hold) = hold {
+            tokio::time::sleep(hold).await;
+        }
         let after = self.server_pid.map(server::sample).transpose()?;
         drop(conns);
         Ok(Report {
-            workload: "idle".into(),
+            workload: workload.into(),
             transport: self.transport,
             clients: self.count,
             group_size: None,
             window: None,
             rate: None,
-            seconds: hold.as_secs_f64(),
+            seconds: hold.unwrap_or(took).as_secs_f64(),
             throughput: 0.0,
             counts: None,
             latency: Some(Latency::from_histogram(&latency)),
