@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use jim_protocol::{Frame, FrameCodec};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -61,20 +61,50 @@ impl TcpFrameReader {
                 // (Frames already handed out keep their own bytes alive.)
                 self.buf = BytesMut::new();
             }
+            // Wait before reserving, so a quiet connection holds no buffer.
             self.stream.readable().await?;
             self.buf.reserve(READ_CHUNK);
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(0) if self.buf.is_empty() => return Ok(None),
-                Ok(0) => {
+            match self.read_available()? {
+                Some(0) if self.buf.is_empty() => return Ok(None),
+                Some(0) => {
                     return Err(TransportError::Truncated {
                         buffered: self.buf.len(),
                     });
                 }
-                Ok(_) => {}
-                // Readiness was stale: wait again (giving the buffer back first).
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+                // Data, or stale readiness: decode, or wait again having given
+                // the buffer back.
+                Some(_) | None => {}
             }
+        }
+    }
+}
+
+impl TcpFrameReader {
+    /// One read into the spare capacity: `Some(n)` bytes (0 at end of
+    /// stream), or `None` if the readiness was stale.
+    ///
+    /// A short read means the socket is drained, so it also clears the
+    /// readiness: the next wait then sleeps instead of paying a `recvfrom`
+    /// that can only say WouldBlock (one syscall per message). `try_io`
+    /// clears only the readiness seen before the read, so data that arrives
+    /// meanwhile still wakes us.
+    fn read_available(&mut self) -> io::Result<Option<usize>> {
+        let spare = self.buf.capacity() - self.buf.len();
+        let (stream, buf) = (&self.stream, &mut self.buf);
+        let mut read = None;
+        let result = stream.as_ref().try_io(Interest::READABLE, || {
+            let n = stream.try_read_buf(buf)?;
+            read = Some(n);
+            if n > 0 && n < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => Ok(read),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(read),
+            Err(e) => Err(e),
         }
     }
 }
