@@ -15,6 +15,9 @@
 //! message and memory per idle connection.
 //!
 //! Loopback only, bounded in count and time.
+//!
+//! [`relay`] is a minimal relay to run the same workloads against: the
+//! floor that shows how much of a figure is the machine's and the harness's.
 
 #![warn(missing_docs)]
 
@@ -22,6 +25,7 @@ pub mod conn;
 mod error;
 pub mod idle;
 pub mod messaging;
+pub mod relay;
 pub mod report;
 pub mod server;
 

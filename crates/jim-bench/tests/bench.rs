@@ -166,3 +166,26 @@ async fn bad_parameters_are_refused() {
     assert!(plan.run().await.is_err());
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calibration_relay_runs_c2c_cleanly_in_both_loops() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay = tokio::spawn(jim_bench::relay::serve(listener));
+    // The relay has no WebSocket listener and no admin API: c2c over TCP only.
+    let target = Target {
+        tcp: vec![addr],
+        ws: vec![],
+        ws_path: "/ws".to_owned(),
+    };
+    for load in [Load::Closed { window: 4 }, Load::Open { rate: 400.0 }] {
+        let mut plan = messaging(target.clone(), String::new(), Transport::Tcp, load);
+        plan.admin = None;
+        let report = plan.run().await.unwrap();
+        let counts = report.counts.unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert!(counts.sent > 0 && counts.acked == counts.sent, "{report}");
+        assert_eq!(counts.delivered, counts.sent, "{report}");
+    }
+    relay.abort();
+}
