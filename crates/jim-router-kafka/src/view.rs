@@ -86,15 +86,27 @@ impl View {
         );
     }
 
+    /// The holdings of gateways that are alive, from their current run:
+    /// what a dead gateway, or an earlier run of a live one, announced
+    /// does not count.
+    fn live<'a>(
+        &'a self,
+        nodes: &'a HashMap<u16, Held>,
+        now: Instant,
+    ) -> impl Iterator<Item = (u16, &'a Held)> + 'a {
+        nodes
+            .iter()
+            .filter(move |(node, held)| self.alive(**node, now) == Some(held.epoch))
+            .map(|(node, held)| (*node, held))
+    }
+
     /// Every session of `user` on gateways that are alive, in their
     /// current run.
     pub(crate) fn sessions_of(&self, user: &str, now: Instant) -> Vec<SessionInfo> {
         self.presence
             .get(user)
             .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter(|(node, held)| self.alive(**node, now) == Some(held.epoch))
+                self.live(&nodes, now)
                     .flat_map(|(_, held)| held.sessions.iter().cloned())
                     .collect()
             })
@@ -107,12 +119,10 @@ impl View {
         self.presence
             .get(user)
             .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter(|(node, held)| self.alive(**node, now) == Some(held.epoch))
+                self.live(&nodes, now)
                     .map(|(node, held)| {
                         (
-                            *node,
+                            node,
                             held.sessions.iter().filter(|s| Some(s.id) != except).count(),
                         )
                     })
