@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use jim_model::CloseCode;
 use jim_protocol::{Command, Frame};
@@ -88,8 +90,10 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
-    /// Wakes the writer: frames or a close arrived.
-    writer: Notify,
+    /// Wakes the one writer: frames or a close arrived. An atomic slot,
+    /// not a `Notify`: waiting and waking take no lock, and the writer
+    /// waits anew on every turn of its loop.
+    writer: AtomicWaker,
     /// Wakes whoever waits in [`Outbox::closed`].
     closing: Notify,
     is_closing: AtomicBool,
@@ -107,7 +111,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
-            writer: Notify::new(),
+            writer: AtomicWaker::new(),
             closing: Notify::new(),
             is_closing: AtomicBool::new(false),
             capacity: capacity.max(1),
@@ -148,7 +152,7 @@ impl Outbox {
         state.queue.push_back(item);
         drop(state);
         if was_empty {
-            self.writer.notify_one();
+            self.writer.wake();
         }
         Ok(())
     }
@@ -169,7 +173,7 @@ impl Outbox {
 
     fn wake_closed(&self) {
         self.is_closing.store(true, Ordering::Release);
-        self.writer.notify_one();
+        self.writer.wake();
         self.closing.notify_waiters();
     }
 
@@ -207,16 +211,25 @@ impl Outbox {
     }
 
     /// Resolves once frames are queued or the session is closing.
+    ///
+    /// For the session's one writer: a second task waiting at the same
+    /// time would take the wake-up over from the first.
     pub async fn ready(&self) {
-        loop {
-            {
-                let state = self.lock();
-                if !state.queue.is_empty() || state.close.is_some() {
-                    return;
-                }
+        // Given back when this wait ends: frames the session queues for
+        // itself (its replies) while busy must not wake it once more.
+        let _unregister = Unregister(&self.writer);
+        std::future::poll_fn(|cx| {
+            // Registered before looking, so a frame queued right after the
+            // look still wakes this task.
+            self.writer.register(cx.waker());
+            let state = self.lock();
+            if state.queue.is_empty() && state.close.is_none() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
             }
-            self.writer.notified().await;
-        }
+        })
+        .await;
     }
 
     /// Moves every queued frame into `batch` (which must be empty), without
@@ -246,6 +259,15 @@ impl Outbox {
     }
 }
 
+/// Takes the waker out of the slot when dropped.
+struct Unregister<'a>(&'a AtomicWaker);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -269,6 +291,43 @@ mod tests {
         assert_eq!(batch.len(), 4);
         assert_eq!(batch[3], Outbound::Reply(Frame::empty(Command::Pong, 7)));
         assert!(outbox.is_empty());
+    }
+
+    /// Counts the wake-ups it gets.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_writer_is_woken_while_it_waits_and_not_after() {
+        let outbox = Outbox::new(10);
+        let counting = Arc::new(Counting(Default::default()));
+        let waker = std::task::Waker::from(Arc::clone(&counting));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let wakes = || counting.0.load(Ordering::SeqCst);
+
+        let mut wait = Box::pin(outbox.ready());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        outbox.push(Command::C2C, body()).unwrap();
+        assert_eq!(wakes(), 1, "a waiting writer is woken");
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+        drop(wait);
+        outbox.take(&mut VecDeque::new());
+
+        // Waiting again, then busy elsewhere (the wait dropped, as when
+        // another branch of the session's select wins): its own replies
+        // queued meanwhile do not wake it again...
+        let mut wait = Box::pin(outbox.ready());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        drop(wait);
+        outbox.reply(Frame::empty(Command::Pong, 1)).unwrap();
+        assert_eq!(wakes(), 1);
+        // ...and the next wait sees them at once.
+        assert!(Box::pin(outbox.ready()).as_mut().poll(&mut cx).is_ready());
     }
 
     #[tokio::test]
