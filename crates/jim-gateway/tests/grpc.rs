@@ -552,6 +552,36 @@ async fn router_rpcs_refuse_bad_input_with_grpc_status_codes() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
 
+    // Members in and out: the reply lists the group after the change, and
+    // removing the last member leaves it empty (the group is gone).
+    let members = |group: &str, users: &[&str]| proto::MembersRequest {
+        group: group.into(),
+        users: users.iter().map(|u| (*u).into()).collect(),
+    };
+    let added = client
+        .add_members(router.request(members("crew", &["b", "a"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.members, ["a", "b"]);
+    let removed = client
+        .remove_members(router.request(members("crew", &["a"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.members, ["b"]);
+    let removed = client
+        .remove_members(router.request(members("crew", &["b"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((removed.group.as_str(), removed.members.len()), ("crew", 0));
+    let status = client
+        .list_members(router.request(proto::GroupRequest { group: "crew".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
     // A link whose first event is not a hello is refused.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(proto::GatewayEvent {

@@ -512,17 +512,12 @@ impl proto::router_server::Router for CentralRouter {
             .groups
             .remove(&request.group, &users)
             .map_err(status_of)?;
-        match self.inner.groups.sorted_members(&request.group) {
-            Ok(members) => Ok(Response::new(proto::MembersReply {
-                group: request.group,
-                members: members.iter().map(|m| m.to_string()).collect(),
-            })),
-            Err(RouterError::UnknownGroup { .. }) => Ok(Response::new(proto::MembersReply {
-                group: request.group,
-                members: Vec::new(),
-            })),
-            Err(e) => Err(status_of(e)),
-        }
+        let members = match self.inner.groups.sorted_members(&request.group) {
+            // The last member left: the group is gone, and empty.
+            Err(RouterError::UnknownGroup { .. }) => Vec::new(),
+            members => members.map_err(status_of)?,
+        };
+        Ok(members_reply(request.group, &members))
     }
 
     async fn list_members(
@@ -573,11 +568,15 @@ impl proto::router_server::Router for CentralRouter {
 impl CentralRouter {
     fn members_reply(&self, group: String) -> Result<Response<proto::MembersReply>, Status> {
         let members = self.inner.groups.sorted_members(&group).map_err(status_of)?;
-        Ok(Response::new(proto::MembersReply {
-            group,
-            members: members.iter().map(|m| m.to_string()).collect(),
-        }))
+        Ok(members_reply(group, &members))
     }
+}
+
+fn members_reply(group: String, members: &[UserId]) -> Response<proto::MembersReply> {
+    Response::new(proto::MembersReply {
+        group,
+        members: members.iter().map(|m| m.to_string()).collect(),
+    })
 }
 
 /// The routing contract, for an application that embeds the router.
