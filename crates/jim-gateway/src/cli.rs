@@ -307,6 +307,8 @@ pub fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // stdout carries the banner (and `gentoken`'s token).
+        .with_writer(std::io::stderr)
         .try_init();
 }
 
