@@ -453,10 +453,13 @@ impl Inner {
                 Ok(()) => {
                     if resync {
                         self.republish().await;
+                    }
+                    self.ready.store(true, Ordering::Release);
+                    if resync {
+                        // Said once ready: whoever reads the log may act on it.
                         tracing::info!("kafka is back: presence and groups re-announced");
                         resync = false;
                     }
-                    self.ready.store(true, Ordering::Release);
                 }
                 Err(e) => {
                     if self.ready.swap(false, Ordering::AcqRel) {

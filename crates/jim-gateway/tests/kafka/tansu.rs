@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Where tests keep tools they install, `target/tools` of the workspace
@@ -113,7 +114,7 @@ impl Broker {
             self.ports[0]
         };
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .args([
                 "broker",
                 "--listener-url",
@@ -123,27 +124,26 @@ impl Broker {
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(&self.dir)
-            .stdout(log_file(&self.dir, self.port, "out"))
+            .stdout(Stdio::piped())
             .stderr(log_file(&self.dir, self.port, "err"))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        self.child = Some(child);
-        // Ready once it answers a topic listing.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let listed = Command::new(binary())
-                .args(["topic", "list", "--broker", &url])
-                .current_dir(&self.dir)
-                .output()
-                .await
-                .unwrap();
-            if listed.status.success() {
-                return;
+        // tansu prints `ready in …` on stdout once its listener is bound.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let came_up = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("ready in") {
+                    return true;
+                }
             }
-            assert!(std::time::Instant::now() < deadline, "tansu did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            false
+        })
+        .await;
+        assert!(matches!(came_up, Ok(true)), "tansu did not come up");
+        // Keep reading, so that a full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
     }
 
     /// Stops it with SIGTERM (its memory storage is gone with it).
