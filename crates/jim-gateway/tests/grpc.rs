@@ -4,8 +4,8 @@
 #![cfg(feature = "grpc")]
 #![allow(unreachable_pub)]
 
-#[path = "multi/presence.rs"]
-mod presence;
+#[path = "multi/deployment.rs"]
+mod deployment;
 #[path = "gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary, which uses all of it
 mod support;
@@ -14,11 +14,11 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+use deployment::{Listeners, session_nodes};
 use jim_gateway::{Config, Gateway, RunningGateway};
 use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
 use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
-use presence::session_nodes;
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -117,9 +117,14 @@ impl RouterProcess {
 struct GrpcGateway {
     running: Option<RunningGateway>,
     backend: GrpcBackend,
-    tcp: SocketAddr,
-    ws: SocketAddr,
-    admin: SocketAddr,
+    listeners: Listeners,
+}
+
+impl std::ops::Deref for GrpcGateway {
+    type Target = Listeners;
+    fn deref(&self) -> &Listeners {
+        &self.listeners
+    }
 }
 
 impl GrpcGateway {
@@ -138,9 +143,11 @@ impl GrpcGateway {
             .await
             .unwrap();
         let gateway = GrpcGateway {
-            tcp: running.tcp_addr().unwrap(),
-            ws: running.ws_addr().unwrap(),
-            admin: running.admin_addr().unwrap(),
+            listeners: Listeners {
+                tcp: running.tcp_addr().unwrap(),
+                ws: running.ws_addr().unwrap(),
+                admin: running.admin_addr().unwrap(),
+            },
             running: Some(running),
             backend,
         };
@@ -154,19 +161,6 @@ impl GrpcGateway {
             .unwrap_or_else(|_| panic!("gateway never became ready={ready}"));
     }
 
-    async fn user(&self, kind: Kind, user: &str) -> Raw {
-        let mut raw = match kind {
-            Kind::Tcp => Raw::tcp(self.tcp).await,
-            Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
-        };
-        raw.auth(user).await;
-        raw
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        admin_request(self.admin, method, path, body, None).await
-    }
-
     async fn shutdown(mut self) {
         self.running.take().unwrap().shutdown().await;
     }
@@ -174,7 +168,7 @@ impl GrpcGateway {
 
 /// Waits until the router shows `count` sessions of `user`.
 async fn wait_presence(gateway: &GrpcGateway, user: &str, count: usize) {
-    presence::wait_presence(gateway.admin, user, count, WAIT).await;
+    deployment::wait_presence(gateway.admin, user, count, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,19 +409,9 @@ async fn a_killed_gateway_loses_its_users_and_the_others_keep_working() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(g2.stdout.take().unwrap()).lines();
-    let tcp: SocketAddr = loop {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("banner");
-        if let Some(rest) = line.strip_prefix("| tcp") {
-            break rest
-                .trim_matches(|c: char| c == '|' || c.is_whitespace())
-                .parse()
-                .unwrap();
-        }
-    };
+    let tcp: SocketAddr = banner_rows(&mut lines, &["tcp"], WAIT).await.0["tcp"]
+        .parse()
+        .unwrap();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let mut carol = Raw::tcp(tcp).await;
     carol.auth("carol").await;

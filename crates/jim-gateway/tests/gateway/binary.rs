@@ -1,5 +1,6 @@
 //! The `jim-gateway` binary: banner, gentoken, config errors, SIGTERM.
 
+use std::net::SocketAddr;
 use std::process::{Command as Process, Stdio};
 
 use jim_gateway::auth::Authenticator;
@@ -89,22 +90,8 @@ async fn the_binary_serves_prints_its_listeners_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    let tcp = loop {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("banner");
-        banner.push_str(&line);
-        banner.push('\n');
-        if let Some(rest) = line.strip_prefix("| tcp") {
-            break rest
-                .trim_matches(|c: char| c == '|' || c.is_whitespace())
-                .parse()
-                .unwrap();
-        }
-    };
+    let (rows, mut banner) = banner_rows(&mut lines, &["tcp"], WAIT).await;
+    let tcp: SocketAddr = rows["tcp"].parse().unwrap();
     while let Ok(Ok(Some(line))) = tokio::time::timeout(QUIET, lines.next_line()).await {
         banner.push_str(&line);
         banner.push('\n');

@@ -145,6 +145,37 @@ impl Gw {
     }
 }
 
+/// Reads the gateway binary's start-up banner from its stdout until every
+/// row named in `names` has shown up (`| tcp       | 127.0.0.1:9001 |`).
+/// Returns those rows' values, and every line read so far.
+pub async fn banner_rows<R>(
+    lines: &mut tokio::io::Lines<R>,
+    names: &[&str],
+    within: Duration,
+) -> (std::collections::HashMap<String, String>, String)
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let mut rows = std::collections::HashMap::new();
+    let mut text = String::new();
+    while rows.len() < names.len() {
+        let line = tokio::time::timeout(within, lines.next_line())
+            .await
+            .expect("gateway banner")
+            .unwrap()
+            .expect("the gateway exited before its banner");
+        text.push_str(&line);
+        text.push('\n');
+        let mut cells = line.split('|').map(str::trim);
+        if let (Some(""), Some(name), Some(value)) = (cells.next(), cells.next(), cells.next())
+            && names.contains(&name)
+        {
+            rows.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    (rows, text)
+}
+
 /// A minimal HTTP/1.1 client for the admin API (a request, the whole reply).
 pub async fn admin_request(
     addr: SocketAddr,

@@ -4,8 +4,8 @@
 #![cfg(feature = "kafka")]
 #![allow(unreachable_pub)]
 
-#[path = "../multi/presence.rs"]
-mod presence;
+#[path = "../multi/deployment.rs"]
+mod deployment;
 #[path = "../gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary
 mod support;
@@ -16,12 +16,12 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use deployment::{Listeners, session_nodes};
 use jim_protocol::Command;
-use presence::session_nodes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 use tansu::Broker;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -38,9 +38,7 @@ struct KafkaGateway {
     /// Readiness as the process logs it (see [`watch_readiness`]).
     ready: watch::Receiver<bool>,
     node: u16,
-    tcp: SocketAddr,
-    ws: SocketAddr,
-    admin: SocketAddr,
+    listeners: Listeners,
     _config: tempfile_path::TempFile,
 }
 
@@ -96,6 +94,13 @@ fn gateway_command(config: &std::path::Path, node: u16) -> Process {
     process
 }
 
+impl std::ops::Deref for KafkaGateway {
+    type Target = Listeners;
+    fn deref(&self) -> &Listeners {
+        &self.listeners
+    }
+}
+
 impl KafkaGateway {
     async fn start(broker: &Broker, prefix: &str, node: u16) -> KafkaGateway {
         let config = config_file(broker, prefix, "");
@@ -106,48 +111,32 @@ impl KafkaGateway {
             .unwrap();
         let ready = watch_readiness(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addrs = HashMap::new();
-        while addrs.len() < 3 {
-            let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-                .await
-                .expect("gateway banner")
+        let (rows, _) = banner_rows(
+            &mut lines,
+            &["tcp", "websocket", "admin api"],
+            Duration::from_secs(15),
+        )
+        .await;
+        let addr = |row: &str, scheme: &str| -> SocketAddr {
+            rows[row]
+                .trim_start_matches(scheme)
+                .trim_end_matches("/ws")
+                .parse()
                 .unwrap()
-                .expect("gateway exited before its banner");
-            for (row, scheme) in [
-                ("| tcp", ""),
-                ("| websocket", "ws://"),
-                ("| admin api", "http://"),
-            ] {
-                if let Some(rest) = line.strip_prefix(row) {
-                    let value = rest.trim_matches(|c: char| c == '|' || c.is_whitespace());
-                    let addr = value.trim_start_matches(scheme).trim_end_matches("/ws");
-                    addrs.insert(row, addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        }
+        };
+        let listeners = Listeners {
+            tcp: addr("tcp", ""),
+            ws: addr("websocket", "ws://"),
+            admin: addr("admin api", "http://"),
+        };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         KafkaGateway {
             child: Some(child),
             ready,
             node,
-            tcp: addrs["| tcp"],
-            ws: addrs["| websocket"],
-            admin: addrs["| admin api"],
+            listeners,
             _config: config,
         }
-    }
-
-    async fn user(&self, kind: Kind, user: &str) -> Raw {
-        let mut raw = match kind {
-            Kind::Tcp => Raw::tcp(self.tcp).await,
-            Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
-        };
-        raw.auth(user).await;
-        raw
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        admin_request(self.admin, method, path, body, None).await
     }
 
     async fn signal(&mut self, signal: &str) {
@@ -163,7 +152,7 @@ impl KafkaGateway {
 
 /// Waits until `gateway` sees `count` sessions of `user`; returns how long.
 async fn wait_presence(gateway: &KafkaGateway, user: &str, count: usize, within: Duration) -> Duration {
-    presence::wait_presence(gateway.admin, user, count, within).await
+    deployment::wait_presence(gateway.admin, user, count, within).await
 }
 
 /// Follows a gateway process's log: its kafka backend says when it is

@@ -1,12 +1,38 @@
-//! Presence as a multi-gateway deployment shows it, for the grpc and
-//! kafka tests.
+//! One gateway of a multi-gateway deployment as the grpc and kafka tests
+//! see it: where it listens, and presence as it reports it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::admin_request;
+use crate::support::{Kind, Raw, admin_request};
+
+/// Where one gateway listens. The tests' gateway handles deref to it, so
+/// `gateway.user(..)` and `gateway.admin(..)` read the same everywhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Listeners {
+    pub tcp: SocketAddr,
+    pub ws: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Listeners {
+    /// A client of this gateway, authenticated as `user`.
+    pub async fn user(&self, kind: Kind, user: &str) -> Raw {
+        let mut raw = match kind {
+            Kind::Tcp => Raw::tcp(self.tcp).await,
+            Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
+        };
+        raw.auth(user).await;
+        raw
+    }
+
+    /// One call to this gateway's admin API.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        admin_request(self.admin, method, path, body, None).await
+    }
+}
 
 /// Waits until the gateway whose admin API is at `admin` sees `count`
 /// sessions of `user`; returns how long that took. Presence spreads from
