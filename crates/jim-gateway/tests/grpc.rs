@@ -128,6 +128,14 @@ impl std::ops::Deref for GrpcGateway {
 }
 
 impl GrpcGateway {
+    /// Gateways 1 and 2 on `router`.
+    async fn pair(router: &RouterProcess) -> (GrpcGateway, GrpcGateway) {
+        (
+            GrpcGateway::start(router, 1).await,
+            GrpcGateway::start(router, 2).await,
+        )
+    }
+
     async fn start(router: &RouterProcess, node: u16) -> GrpcGateway {
         let mut config = Config::ephemeral_dev();
         config.node_id = node;
@@ -174,10 +182,7 @@ async fn wait_presence(gateway: &GrpcGateway, user: &str, count: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
@@ -202,10 +207,7 @@ async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_on_both_gateways_gets_each_message_on_both() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut bob_laptop = g1.user(Kind::Tcp, "bob").await;
     let mut bob_phone = g2.user(Kind::Ws, "bob").await;
     let mut alice = g2.user(Kind::Tcp, "alice").await;
@@ -224,10 +226,7 @@ async fn a_user_on_both_gateways_gets_each_message_on_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c2g_reaches_members_on_every_gateway_and_refuses_non_members() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let (status, body) = g1
         .admin(
             "POST",
@@ -275,10 +274,7 @@ async fn c2g_reaches_members_on_every_gateway_and_refuses_non_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2c_through_the_routers_rpc_and_either_gateways_admin_api() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
@@ -297,13 +293,7 @@ async fn s2c_through_the_routers_rpc_and_either_gateways_admin_api() {
         .into_inner();
     assert_eq!(reply.pushed.len(), 2);
     for (raw, user) in [(&mut alice, "alice"), (&mut bob, "bob")] {
-        let frame = raw.recv().await;
-        assert_eq!(frame.cmd, Command::S2C);
-        let data = json(&frame)["data"].clone();
-        assert_eq!(
-            (data["receiver_id"].clone(), data["sender_id"].clone()),
-            (json!(user), json!("ops"))
-        );
+        raw.recv_push(user, "ops").await;
     }
 
     for gateway in [&g1, &g2] {
@@ -326,10 +316,7 @@ async fn s2c_through_the_routers_rpc_and_either_gateways_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kick_reaches_the_gateway_holding_the_user() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g2.user(Kind::Ws, "alice").await;
     let mut bob = g1.user(Kind::Tcp, "bob").await;
     wait_presence(&g1, "alice", 1).await;
@@ -347,10 +334,7 @@ async fn kick_reaches_the_gateway_holding_the_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_restart_gives_5000_meanwhile_then_presence_and_routing_come_back() {
     let mut router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
@@ -430,10 +414,7 @@ async fn a_killed_gateway_loses_its_users_and_the_others_keep_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_shut_down_cleanly_leaves_presence_at_once() {
     let router = RouterProcess::start(None).await;
-    let (g1, g2) = (
-        GrpcGateway::start(&router, 1).await,
-        GrpcGateway::start(&router, 2).await,
-    );
+    let (g1, g2) = GrpcGateway::pair(&router).await;
     let _carol = g2.user(Kind::Tcp, "carol").await;
     wait_presence(&g1, "carol", 1).await;
     g2.shutdown().await;

@@ -26,13 +26,7 @@ async fn push_to_users_gives_each_their_own_b103() {
     assert_eq!(body["pushed"].as_array().unwrap().len(), 2);
     assert_eq!(body["pushed"][0]["sessions"], 1);
     for (raw, user) in [(&mut alice, "alice"), (&mut bob, "bob")] {
-        let frame = raw.recv().await;
-        assert_eq!(frame.cmd, Command::S2C);
-        let data = json(&frame)["data"].clone();
-        assert_eq!(
-            (data["receiver_id"].clone(), data["sender_id"].clone()),
-            (json!(user), json!("ops"))
-        );
+        let data = raw.recv_push(user, "ops").await;
         assert_eq!(data["content"], "maintenance at 5");
         assert!(data["message_id"].is_string());
     }

@@ -376,6 +376,19 @@ impl Raw {
         self.reply().await
     }
 
+    /// Receives a server push (`S2C`) to `user` from `sender`; returns its
+    /// `data`.
+    pub async fn recv_push(&mut self, user: &str, sender: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame.cmd, Command::S2C);
+        let data = json(&frame)["data"].clone();
+        assert_eq!(
+            (data["receiver_id"].clone(), data["sender_id"].clone()),
+            (serde_json::json!(user), serde_json::json!(sender))
+        );
+        data
+    }
+
     /// Sends a text message (`C2C` to a user, `C2G` to a group), asserts
     /// its ack, and returns the message id.
     pub async fn send_message(&mut self, cmd: Command, seq: u32, to: &str, content: &str) -> String {
