@@ -200,6 +200,9 @@ pub struct Limits {
     pub message_burst: u32,
     /// Frames queued for one session before it is closed as a slow consumer.
     pub outbox_frames: usize,
+    /// How long one write to a client may block (its socket not draining)
+    /// before the connection is closed as a slow consumer, in milliseconds.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -210,7 +213,15 @@ impl Default for Limits {
             messages_per_sec: 100,
             message_burst: 200,
             outbox_frames: jim_router::DEFAULT_OUTBOX_FRAMES,
+            write_timeout_ms: 10_000,
         }
+    }
+}
+
+impl Limits {
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 }
 
@@ -227,6 +238,10 @@ pub struct SessionTimers {
     pub idle_timeout_ms: u64,
     /// On shutdown, how long sessions get to flush before the process exits.
     pub shutdown_grace_ms: u64,
+    /// An HTTP request (a WebSocket upgrade, an admin API call) must arrive
+    /// whole within this: its head from the connection's start (or the end
+    /// of the previous request), the admin API's body too.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for SessionTimers {
@@ -236,6 +251,7 @@ impl Default for SessionTimers {
             heartbeat_secs: 30,
             idle_timeout_ms: 90_000,
             shutdown_grace_ms: 10_000,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -254,6 +270,11 @@ impl SessionTimers {
     /// The shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The handshake timeout.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
     }
 }
 
@@ -341,12 +362,16 @@ impl Config {
         if self.limits.outbox_frames == 0 || self.limits.max_connections == 0 {
             return fail("limits.outbox_frames and limits.max_connections must be positive".into());
         }
+        if self.limits.write_timeout_ms == 0 {
+            return fail("limits.write_timeout_ms must be positive".into());
+        }
         if self.limits.messages_per_sec == 0 {
             return fail("limits.messages_per_sec must be positive".into());
         }
         if self.session.heartbeat_secs == 0
             || self.session.idle_timeout_ms == 0
             || self.session.auth_timeout_ms == 0
+            || self.session.handshake_timeout_ms == 0
         {
             return fail("session timers must be positive".into());
         }

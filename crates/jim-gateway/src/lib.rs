@@ -44,6 +44,7 @@ pub mod cli;
 mod config;
 mod error;
 mod limits;
+mod listen;
 pub mod metrics;
 #[cfg(feature = "grpc")]
 pub mod router_cli;

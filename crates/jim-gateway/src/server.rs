@@ -8,12 +8,14 @@ use jim_model::{CloseCode, MessageIdGenerator, Status};
 use jim_protocol::{Command, Frame};
 use jim_router::Router;
 use jim_transport::{Connection, tcp, ws};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::listen::{Acceptor, HttpServing, Slot};
 use crate::metrics::Metrics;
 use crate::{Config, GatewayError, admin, session};
 
@@ -101,7 +103,9 @@ impl<R: Router + Clone> Gateway<R> {
 
         if let Some(listener) = tcp {
             running.tcp = Some(listener.local_addr()?);
-            shared.tasks.spawn(accept_tcp(Arc::clone(&shared), listener));
+            shared
+                .tasks
+                .spawn(accept_tcp(Arc::clone(&shared), Acceptor::new(listener, "tcp")));
         }
         if let Some(listener) = ws {
             running.ws = Some(listener.local_addr()?);
@@ -110,36 +114,44 @@ impl<R: Router + Clone> Gateway<R> {
                 shared.config.limits.max_body,
                 WsAcceptor(Arc::clone(&shared)),
             );
-            let stop = shared.shutdown.clone();
-            // Chat wants latency: no Nagle delay on WebSocket connections either.
-            let listener =
-                axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-                    let _ = stream.set_nodelay(true);
-                });
-            shared.tasks.spawn(async move {
-                let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                if let Err(e) = axum::serve(listener, service)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                {
-                    tracing::error!(error = %e, "WebSocket listener failed");
-                }
-            });
+            let serving = shared.http_serving(app);
+            shared.tasks.spawn(accept_ws(
+                Arc::clone(&shared),
+                Acceptor::new(listener, "websocket"),
+                serving,
+            ));
         }
         if let Some(listener) = admin {
             running.admin = Some(listener.local_addr()?);
-            let app = admin::router(Arc::clone(&shared));
-            let stop = shared.shutdown.clone();
-            shared.tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                {
-                    tracing::error!(error = %e, "admin listener failed");
-                }
-            });
+            let serving = shared.http_serving(admin::router(Arc::clone(&shared)));
+            shared.tasks.spawn(accept_admin(
+                Arc::clone(&shared),
+                Acceptor::new(listener, "admin"),
+                serving,
+            ));
         }
         Ok(running)
+    }
+}
+
+impl<R> Shared<R> {
+    fn http_serving(&self, app: axum::Router) -> HttpServing {
+        HttpServing {
+            app,
+            header_timeout: self.config.session.handshake_timeout(),
+            grace: self.config.session.shutdown_grace(),
+        }
+    }
+
+    /// A place under the connection limit, if there is one.
+    fn slot(&self) -> Option<Slot> {
+        match Arc::clone(&self.connection_slots).try_acquire_owned() {
+            Ok(permit) => Some(Arc::new(permit)),
+            Err(_) => {
+                self.metrics.connections_refused.increment(1);
+                None
+            }
+        }
     }
 }
 
@@ -153,23 +165,71 @@ async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, GatewayEr
     }
 }
 
-async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let connection = tcp::connection(stream, peer, shared.config.limits.max_body);
-                shared.tasks.spawn(serve(Arc::clone(&shared), connection));
+/// A refused connection is told why within this, or dropped.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor) {
+    while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
+        let mut connection = tcp::connection(stream, peer, shared.config.limits.max_body);
+        match shared.slot() {
+            Some(slot) => {
+                shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));
             }
-            Err(e) => {
-                // Out of file descriptors, usually: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            None => {
+                shared.tasks.spawn(async move {
+                    let body = Status::new(CloseCode::Policy.as_u16(), TOO_MANY).to_vec();
+                    let goodbye = [Frame::new(Command::ServerClose, 0, body)];
+                    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+                        let _ = connection.writer.write_frames(&goodbye).await;
+                        let _ = connection
+                            .writer
+                            .close(CloseCode::Policy.as_u16(), TOO_MANY)
+                            .await;
+                    })
+                    .await;
+                });
             }
         }
+    }
+}
+
+const TOO_MANY: &str = "too many connections";
+
+/// WebSocket connections take their slot when accepted, so that requests
+/// that never finish (or never upgrade) count against the limit too.
+async fn accept_ws<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, serving: HttpServing) {
+    while let Some((mut stream, peer)) = acceptor.next(&shared.shutdown).await {
+        // Chat wants latency: no Nagle delay on WebSocket connections either.
+        let _ = stream.set_nodelay(true);
+        match shared.slot() {
+            Some(slot) => {
+                let serving = serving.clone();
+                let shutdown = shared.shutdown.clone();
+                shared
+                    .tasks
+                    .spawn(serving.serve(stream, peer, Some(slot), shutdown));
+            }
+            None => {
+                shared.tasks.spawn(async move {
+                    let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                                   content-length: 21\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
+                                   too many connections\n";
+                    let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(refusal.as_bytes())).await;
+                });
+            }
+        }
+    }
+}
+
+async fn accept_admin<R>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, serving: HttpServing)
+where
+    R: Send + Sync + 'static,
+{
+    while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
+        let shutdown = shared.shutdown.clone();
+        shared
+            .tasks
+            .spawn(serving.clone().serve(stream, peer, None, shutdown));
     }
 }
 
@@ -182,30 +242,22 @@ impl<R> Clone for WsAcceptor<R> {
 }
 
 impl<R: Router> ws::Accept for WsAcceptor<R> {
-    async fn accept(&self, connection: Connection) {
+    type Admission = Slot;
+
+    async fn accept(&self, connection: Connection, slot: Option<Slot>) {
         // A task of its own, like a TCP session's, rather than axum's
         // upgrade task, whose future carries the upgrade machinery for the
         // connection's life (~0.8 KB per idle WebSocket).
         let shared = Arc::clone(&self.0);
-        shared.tasks.spawn(serve(Arc::clone(&shared), connection));
+        let Some(slot) = slot.or_else(|| shared.slot()) else {
+            return;
+        };
+        shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));
     }
 }
 
-/// Admits a connection (or refuses it at the limit) and runs its session.
-async fn serve<R: Router>(shared: Arc<Shared<R>>, mut connection: Connection) {
-    let Ok(_slot) = Arc::clone(&shared.connection_slots).try_acquire_owned() else {
-        shared.metrics.connections_refused.increment(1);
-        let body = Status::new(CloseCode::Policy.as_u16(), "too many connections").to_vec();
-        let _ = connection
-            .writer
-            .write_frames(&[Frame::new(Command::ServerClose, 0, body)])
-            .await;
-        let _ = connection
-            .writer
-            .close(CloseCode::Policy.as_u16(), "too many connections")
-            .await;
-        return;
-    };
+/// Runs an admitted connection's session; its slot is given back at the end.
+async fn serve<R: Router>(shared: Arc<Shared<R>>, connection: Connection, slot: Slot) {
     if shared.shutdown.is_cancelled() {
         return;
     }
@@ -213,6 +265,7 @@ async fn serve<R: Router>(shared: Arc<Shared<R>>, mut connection: Connection) {
     shared.metrics.connections.increment(1);
     session::run(Arc::clone(&shared), connection).await;
     shared.metrics.connections.decrement(1);
+    drop(slot);
 }
 
 /// Leaves the routing backend, once sessions are closed.

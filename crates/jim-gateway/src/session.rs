@@ -13,7 +13,7 @@ use jim_router::{
     ClientAck, Close, Outbox, Outgoing, Router, RouterError, Sender, SessionId, SessionInfo, Target,
     Transport,
 };
-use jim_transport::{Connection, FrameReader, TransportError, TransportKind};
+use jim_transport::{Connection, FrameReader, Incoming, TransportError, TransportKind};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::Identity;
@@ -113,7 +113,6 @@ impl<R: Router> Session<R> {
     async fn drive(&mut self, reader: &mut FrameReader, out: &mut Out) -> CloseReason {
         let outbox = Arc::clone(&self.outbox);
         let shared = Arc::clone(&self.shared);
-        let grace = shared.config.session.shutdown_grace();
         let closed = outbox.closed();
         let cancelled = shared.shutdown.cancelled();
         let timer = sleep_until(self.deadline());
@@ -142,39 +141,45 @@ impl<R: Router> Session<R> {
                 }
                 // Deliveries (or our own replies) are waiting.
                 () = outbox.ready() => {
-                    if !out.flush(&outbox, &shared.metrics, grace).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false).await {
                         return closed_from_outside(&outbox);
                     }
                 }
-                read = reader.read_frame() => {
-                    let mut next = read;
+                read = reader.read() => {
+                    let mut next = Some(read);
+                    let mut taken = 0;
+                    // A pong the WebSocket layer queued by itself must be flushed too.
+                    let mut control_reply = false;
                     // Counted per batch: shared counters are costly per frame.
                     let (mut frames_in, mut bytes_in) = (0u64, 0u64);
-                    // Handle every frame already buffered, then write all the replies at once.
-                    for _ in 0..MAX_BATCH {
-                        let frame = match next {
-                            Ok(Some(frame)) => frame,
-                            Ok(None) => {
+                    // Handle what is already buffered, up to a batch, then write
+                    // all the replies at once. What is left stays buffered in
+                    // the reader for the next turn.
+                    while let Some(read) = next.take() {
+                        match read {
+                            Ok(Incoming::Frame(frame)) => {
+                                self.last_activity = Instant::now();
+                                frames_in += 1;
+                                bytes_in += frame.encoded_len() as u64;
+                                if let Flow::Stop(reason) = self.handle(frame).await {
+                                    return reason;
+                                }
+                            }
+                            Ok(Incoming::ControlReply) => control_reply = true,
+                            Ok(Incoming::Closed) => {
                                 self.close(CloseCode::Normal, "client disconnected");
                                 return CloseReason::Client;
                             }
                             Err(error) => return self.transport_failed(&error),
-                        };
-                        self.last_activity = Instant::now();
-                        frames_in += 1;
-                        bytes_in += frame.encoded_len() as u64;
-                        if let Flow::Stop(reason) = self.handle(frame).await {
-                            return reason;
                         }
-                        next = match reader.try_read_frame() {
-                            Ok(Some(frame)) => Ok(Some(frame)),
-                            Ok(None) => break,
-                            Err(error) => Err(error),
-                        };
+                        taken += 1;
+                        if taken < MAX_BATCH {
+                            next = reader.try_read().transpose();
+                        }
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
-                    if !out.flush(&outbox, &shared.metrics, grace).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply).await {
                         return closed_from_outside(&outbox);
                     }
                     // Authenticating can bring the deadline forward (a short
@@ -186,6 +191,13 @@ impl<R: Router> Session<R> {
                 }
             }
         }
+    }
+
+    /// How long a write may take: until the write timeout, and never past
+    /// the session's own deadline, so that a client that does not read
+    /// cannot hold its timers off.
+    fn write_deadline(&self) -> Instant {
+        (Instant::now() + self.shared.config.limits.write_timeout()).min(self.deadline())
     }
 
     /// When the connection must be closed for silence.

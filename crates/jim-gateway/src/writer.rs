@@ -7,11 +7,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use jim_model::Status;
+use jim_model::{CloseCode, Status};
 use jim_protocol::{Command, Frame};
 use jim_router::{Close, Outbound, Outbox};
 use jim_transport::FrameWriter;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use crate::metrics::Metrics;
 
@@ -43,11 +43,23 @@ impl Out {
         }
     }
 
-    /// Writes everything queued now. Returns whether the connection is
-    /// still usable.
-    pub(crate) async fn flush(&mut self, outbox: &Outbox, metrics: &Metrics, grace: Duration) -> bool {
+    /// Writes everything queued now (with `control_reply`, also when
+    /// nothing is: the transport has a reply of its own to flush). Returns
+    /// whether the connection is still usable: a write still blocked at
+    /// `deadline` means a client that does not read, closed as a slow
+    /// consumer.
+    pub(crate) async fn flush(
+        &mut self,
+        outbox: &Outbox,
+        metrics: &Metrics,
+        deadline: Instant,
+        control_reply: bool,
+    ) -> bool {
         outbox.take(&mut self.batch);
-        self.write_batch(None, outbox, metrics, grace).await
+        if self.batch.is_empty() && !control_reply {
+            return true;
+        }
+        self.write_batch(None, outbox, metrics, deadline).await
     }
 
     /// The goodbye: what is still queued, the `A999`, and the transport
@@ -66,7 +78,8 @@ impl Out {
         };
         if !self.broken {
             outbox.take(&mut self.batch);
-            self.write_batch(Some(close), outbox, metrics, grace).await;
+            let deadline = Instant::now() + grace;
+            self.write_batch(Some(close), outbox, metrics, deadline).await;
         }
         let _ = timeout(grace, self.writer.close(close.code.as_u16(), &close.reason)).await;
     }
@@ -76,7 +89,7 @@ impl Out {
         close: Option<&Close>,
         outbox: &Outbox,
         metrics: &Metrics,
-        grace: Duration,
+        deadline: Instant,
     ) -> bool {
         let pushed = &mut self.pushed;
         self.frames.extend(self.batch.drain(..).map(|item| match item {
@@ -94,11 +107,8 @@ impl Out {
             let body = Status::new(close.code.as_u16(), close.reason.to_string()).to_vec();
             self.frames.push(Frame::new(Command::ServerClose, 0, body));
         }
-        if self.frames.is_empty() {
-            return true;
-        }
         let bytes: usize = self.frames.iter().map(Frame::encoded_len).sum();
-        let written = write_within(&mut self.writer, &self.frames, outbox, grace).await;
+        let written = write_within(&mut self.writer, &self.frames, outbox, deadline).await;
         if written {
             metrics.frames_out.increment(self.frames.len() as u64);
             metrics.bytes_out.increment(bytes as u64);
@@ -116,20 +126,31 @@ impl Out {
     }
 }
 
-/// Writes `frames`. Should the session start closing meanwhile (a stalled
-/// client overflowing its queue, a kick, a shutdown), the write gets a grace
-/// period to finish. Returns whether everything was written.
-async fn write_within(writer: &mut FrameWriter, frames: &[Frame], outbox: &Outbox, grace: Duration) -> bool {
+/// Writes `frames` by `deadline`. A write still blocked at the deadline
+/// closes the session as a slow consumer: its socket does not drain. Should
+/// the session start closing meanwhile (a stalled client overflowing its
+/// queue, a kick, a shutdown), a slow consumer's write gets at most
+/// [`SLOW_CONSUMER_GRACE`]. Returns whether everything was written.
+async fn write_within(
+    writer: &mut FrameWriter,
+    frames: &[Frame],
+    outbox: &Outbox,
+    deadline: Instant,
+) -> bool {
     let write = writer.write_frames(frames);
     tokio::pin!(write);
     tokio::select! {
         result = &mut write => return result.is_ok(),
         () = outbox.closed() => {}
+        () = tokio::time::sleep_until(deadline) => {
+            outbox.close(Close::new(CloseCode::Policy, Close::SLOW_CONSUMER));
+            return false;
+        }
     }
-    let grace = if outbox.close_reason().is_some_and(|c| c.is_slow_consumer()) {
-        grace.min(SLOW_CONSUMER_GRACE)
+    let deadline = if outbox.close_reason().is_some_and(|c| c.is_slow_consumer()) {
+        deadline.min(Instant::now() + SLOW_CONSUMER_GRACE)
     } else {
-        grace
+        deadline
     };
-    matches!(timeout(grace, write).await, Ok(Ok(())))
+    matches!(tokio::time::timeout_at(deadline, write).await, Ok(Ok(())))
 }

@@ -15,6 +15,19 @@ pub enum TransportKind {
     WebSocket,
 }
 
+/// What a connection's reader yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A `jim1` frame.
+    Frame(Frame),
+    /// The WebSocket layer answered a ping of the client's by itself: its
+    /// pong waits in the writer. Flush the writer soon; a client that does
+    /// not read its pongs is a slow consumer like any other.
+    ControlReply,
+    /// The client closed the connection cleanly, between frames.
+    Closed,
+}
+
 /// An accepted connection: its two halves and where it comes from.
 #[derive(Debug)]
 pub struct Connection {
@@ -40,35 +53,33 @@ pub enum FrameReader {
 }
 
 impl FrameReader {
-    /// The next frame; `Ok(None)` when the client closed the connection
-    /// cleanly between frames.
+    /// What the client sent next: a frame, a WebSocket control frame that
+    /// was answered, or the end of the connection.
     ///
     /// # Errors
     /// Every error is final for the connection. Protocol violations
     /// ([`TransportError::is_protocol_violation`]) deserve an `A999`.
-    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+    pub async fn read(&mut self) -> Result<Incoming, TransportError> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.read_frame().await,
+            FrameReader::Tcp(reader) => reader.read().await,
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.read_frame().await,
+            FrameReader::Ws(reader) => reader.read().await,
         }
     }
-}
 
-impl FrameReader {
-    /// The next frame if one is already buffered, without waiting for the
-    /// network (so a session can answer a whole batch of frames with one
-    /// write).
+    /// What the client sent next if it is already buffered, without
+    /// waiting for the network (so a session can answer a whole batch of
+    /// frames with one write); `None` when nothing is.
     ///
     /// # Errors
-    /// As [`read_frame`](Self::read_frame).
-    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+    /// As [`read`](Self::read).
+    pub fn try_read(&mut self) -> Result<Option<Incoming>, TransportError> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.try_read_frame(),
+            FrameReader::Tcp(reader) => reader.try_read(),
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.try_read_frame(),
+            FrameReader::Ws(reader) => reader.try_read(),
         }
     }
 }
@@ -86,7 +97,8 @@ pub enum FrameWriter {
 
 impl FrameWriter {
     /// Writes frames, as few system calls as the transport allows (one for
-    /// TCP), and flushes.
+    /// TCP), and flushes: also what the transport queued by itself (a
+    /// WebSocket pong), even when `frames` is empty.
     ///
     /// # Errors
     /// The link failed; the connection is gone.

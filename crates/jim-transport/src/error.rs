@@ -19,7 +19,11 @@ pub enum TransportError {
         /// Bytes of the unfinished frame.
         buffered: usize,
     },
-    /// The WebSocket layer failed (handshake state, framing, I/O).
+    /// The client broke the WebSocket protocol (an unmasked frame, reserved
+    /// bits set, a bad opcode or close frame). Fatal.
+    #[error("websocket protocol error: {0}")]
+    WebSocketProtocol(String),
+    /// The WebSocket layer failed (handshake state, I/O).
     #[error("websocket: {0}")]
     WebSocket(String),
     /// The socket failed.
@@ -30,7 +34,10 @@ pub enum TransportError {
 impl TransportError {
     /// Whether the peer broke the protocol (as opposed to the link failing).
     pub fn is_protocol_violation(&self) -> bool {
-        matches!(self, TransportError::Protocol(_) | TransportError::TextMessage)
+        matches!(
+            self,
+            TransportError::Protocol(_) | TransportError::TextMessage | TransportError::WebSocketProtocol(_)
+        )
     }
 
     /// Whether a declared length was above the maximum body.

@@ -26,7 +26,7 @@ pub mod tcp;
 #[cfg(feature = "ws")]
 pub mod ws;
 
-pub use connection::{Connection, FrameReader, FrameWriter, TransportKind};
+pub use connection::{Connection, FrameReader, FrameWriter, Incoming, TransportKind};
 pub use error::TransportError;
 
 #[cfg(not(any(feature = "tcp", feature = "ws")))]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::{Connection, FrameReader, FrameWriter, TransportError, TransportKind};
+use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError, TransportKind};
 
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 8 * 1024;
@@ -46,15 +46,15 @@ pub struct TcpFrameReader {
 }
 
 impl TcpFrameReader {
-    /// The next frame, or `None` at a clean end of stream.
+    /// The next frame, or [`Incoming::Closed`] at a clean end of stream.
     ///
     /// # Errors
     /// A fatal protocol error (bad magic, oversized length: checked from the
     /// header before the body is read), a stream cut mid-frame, or I/O.
-    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+    pub async fn read(&mut self) -> Result<Incoming, TransportError> {
         loop {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
-                return Ok(Some(frame));
+                return Ok(Incoming::Frame(frame));
             }
             if self.buf.is_empty() {
                 // Nothing pending: hold no buffer while the client is quiet.
@@ -65,7 +65,7 @@ impl TcpFrameReader {
             self.stream.readable().await?;
             self.buf.reserve(READ_CHUNK);
             match self.read_available()? {
-                Some(0) if self.buf.is_empty() => return Ok(None),
+                Some(0) if self.buf.is_empty() => return Ok(Incoming::Closed),
                 Some(0) => {
                     return Err(TransportError::Truncated {
                         buffered: self.buf.len(),
@@ -114,8 +114,8 @@ impl TcpFrameReader {
     ///
     /// # Errors
     /// A fatal protocol error.
-    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
-        Ok(self.codec.decode_from(&mut self.buf)?)
+    pub fn try_read(&mut self) -> Result<Option<Incoming>, TransportError> {
+        Ok(self.codec.decode_from(&mut self.buf)?.map(Incoming::Frame))
     }
 
     /// Reads and drops input until end of stream or an error.
@@ -152,6 +152,9 @@ impl TcpFrameWriter {
     /// # Errors
     /// I/O, or a frame above the maximum body (a bug of the caller).
     pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
         let len = frames.iter().map(Frame::encoded_len).sum();
         let mut buf = BytesMut::with_capacity(len);
         for frame in frames {
@@ -194,11 +197,13 @@ mod tests {
             .to_bytes()
             .unwrap();
         client.write_all(&big).await.unwrap();
-        let frame = conn.reader.read_frame().await.unwrap().unwrap();
+        let Incoming::Frame(frame) = conn.reader.read().await.unwrap() else {
+            panic!("a frame")
+        };
         assert_eq!(frame.body.len(), 60 * 1024);
         drop(frame);
         // Wait for the next frame while nothing comes: the buffer is given back.
-        let idle = tokio::time::timeout(Duration::from_millis(50), conn.reader.read_frame()).await;
+        let idle = tokio::time::timeout(Duration::from_millis(50), conn.reader.read()).await;
         assert!(idle.is_err(), "nothing was sent");
         let FrameReader::Tcp(reader) = &conn.reader else {
             unreachable!()
@@ -209,7 +214,7 @@ mod tests {
             .write_all(&Frame::new(Command::Ping, 2, "").to_bytes().unwrap())
             .await
             .unwrap();
-        assert_eq!(conn.reader.read_frame().await.unwrap().unwrap().seq, 2);
+        assert!(matches!(conn.reader.read().await.unwrap(), Incoming::Frame(f) if f.seq == 2));
     }
 
     #[tokio::test]
@@ -222,10 +227,14 @@ mod tests {
         conn.writer.close(1000, "bye").await.unwrap();
         let mut back = connection(client, conn.peer, 1024);
         for expected in &frames {
-            assert_eq!(&back.reader.read_frame().await.unwrap().unwrap(), expected);
+            assert_eq!(
+                back.reader.read().await.unwrap(),
+                Incoming::Frame(expected.clone())
+            );
         }
-        assert!(
-            back.reader.read_frame().await.unwrap().is_none(),
+        assert_eq!(
+            back.reader.read().await.unwrap(),
+            Incoming::Closed,
             "clean end of stream"
         );
     }
@@ -235,7 +244,7 @@ mod tests {
         let (mut conn, mut client) = pair(1024).await;
         client.write_all(b"jim1A001\0\0\0\x01\0\0\0\x05ab").await.unwrap();
         drop(client);
-        let err = conn.reader.read_frame().await.unwrap_err();
+        let err = conn.reader.read().await.unwrap_err();
         assert!(matches!(err, TransportError::Truncated { buffered: 18 }), "{err}");
     }
 }

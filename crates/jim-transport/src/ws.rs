@@ -8,8 +8,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -17,7 +18,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
 use tokio_tungstenite::tungstenite;
 
-use crate::{Connection, FrameReader, FrameWriter, TransportError, TransportKind};
+use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError, TransportKind};
 
 /// The WebSocket layer's read buffer. It is allocated for the life of the
 /// connection, so it is kept small: chat messages are small, and idle
@@ -26,14 +27,36 @@ const READ_BUFFER: usize = 1024;
 /// Outgoing messages are gathered up to this size before a write (a batch
 /// is flushed at its end regardless).
 const WRITE_BUFFER: usize = 16 * 1024;
+/// Room in the write buffer beyond one whole frame: the pong the WebSocket
+/// layer queues by itself (at most 125 bytes of payload) and its header.
+const CONTROL_ROOM: usize = 256;
 
 /// What to do with each upgraded WebSocket connection.
 pub trait Accept: Clone + Send + Sync + 'static {
+    /// What admitted the connection before its upgrade (a slot under a
+    /// connection limit, say), found in the request's extensions where the
+    /// server that accepted the TCP connection put it. It is handed to
+    /// [`accept`](Self::accept) with the connection, to be held as long as
+    /// the connection lives.
+    type Admission: Clone + Send + Sync + 'static;
+
+    /// Whether a browser page from `origin` (the `Origin` header) may open
+    /// a connection. Requests without an `Origin` (not from a browser) are
+    /// not asked about. Refused upgrades get 403.
+    fn allows_origin(&self, origin: &str) -> bool {
+        let _ = origin;
+        true
+    }
+
     /// Runs the connection to its end, or hands it to a task of its own
     /// and returns. The second is lighter for long connections: axum's
     /// upgrade task, which runs this future, then ends, and the upgrade
     /// machinery its state carries is freed.
-    fn accept(&self, connection: Connection) -> impl Future<Output = ()> + Send;
+    fn accept(
+        &self,
+        connection: Connection,
+        admission: Option<Self::Admission>,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 #[derive(Clone)]
@@ -46,7 +69,9 @@ struct WsState<A> {
 /// connection to `acceptor`.
 ///
 /// A WebSocket message longer than a frame with `max_body` bytes of body is
-/// refused from its WebSocket header, before it is buffered.
+/// refused from its WebSocket header, before it is buffered. What the
+/// connection writes is bounded too: one frame, the batch buffer and one
+/// pong; pongs the client does not read are replaced, not queued.
 pub fn route<A: Accept>(path: &str, max_body: usize, acceptor: A) -> axum::Router {
     axum::Router::new()
         .route(path, get(upgrade::<A>))
@@ -57,15 +82,27 @@ async fn upgrade<A: Accept>(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<WsState<A>>,
+    admission: Option<Extension<A::Admission>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| state.acceptor.allows_origin(origin));
+        if !allowed {
+            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+        }
+    }
+    let admission = admission.map(|Extension(admission)| admission);
     let max_message = HEADER_LEN + state.max_body;
     ws.max_message_size(max_message)
         .max_frame_size(max_message)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + max_message + CONTROL_ROOM)
         .on_upgrade(move |socket| async move {
             let connection = connection(socket, peer, state.max_body);
-            state.acceptor.accept(connection).await;
+            state.acceptor.accept(connection, admission).await;
         })
 }
 
@@ -91,35 +128,37 @@ pub struct WsFrameReader {
 }
 
 impl WsFrameReader {
-    /// The next frame, or `None` when the client closed the WebSocket.
+    /// The next frame, [`Incoming::ControlReply`] when the client's ping
+    /// was answered, or [`Incoming::Closed`] when the client closed the
+    /// WebSocket.
     ///
     /// # Errors
     /// [`TransportError::TextMessage`], a binary message that is not exactly
-    /// one frame or is too large ([`TransportError::Protocol`]), or a
-    /// failure of the WebSocket layer.
-    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+    /// one frame or is too large ([`TransportError::Protocol`]), a breach of
+    /// the WebSocket protocol ([`TransportError::WebSocketProtocol`]), or a
+    /// failure of the link.
+    pub async fn read(&mut self) -> Result<Incoming, TransportError> {
         loop {
             match self.stream.next().await {
-                None | Some(Ok(Message::Close(_))) => return Ok(None),
-                Some(Ok(Message::Binary(message))) => return Ok(Some(self.codec.decode_message(message)?)),
+                None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Closed),
+                Some(Ok(Message::Binary(message))) => {
+                    return Ok(Incoming::Frame(self.codec.decode_message(message)?));
+                }
                 Some(Ok(Message::Text(_))) => return Err(TransportError::TextMessage),
-                // Answered by the WebSocket layer itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Ping(_))) => return Ok(Incoming::ControlReply),
+                // An unsolicited pong asks for nothing.
+                Some(Ok(Message::Pong(_))) => {}
                 Some(Err(error)) => return Err(self.classify(error)),
             }
         }
     }
 
-    /// The next frame if a message is already there, without waiting.
+    /// The next message if one is already there, without waiting.
     ///
     /// # Errors
-    /// As [`read_frame`](Self::read_frame).
-    pub fn try_read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
-        match self.read_frame().now_or_never() {
-            Some(Ok(Some(frame))) => Ok(Some(frame)),
-            Some(Ok(None)) | None => Ok(None),
-            Some(Err(e)) => Err(e),
-        }
+    /// As [`read`](Self::read).
+    pub fn try_read(&mut self) -> Result<Option<Incoming>, TransportError> {
+        self.read().now_or_never().transpose()
     }
 
     /// Reads and drops messages until the WebSocket ends.
@@ -128,18 +167,25 @@ impl WsFrameReader {
     }
 
     fn classify(&self, error: axum::Error) -> TransportError {
+        use tungstenite::error::{CapacityError, ProtocolError as WsProtocol};
         let inner = error.into_inner();
         match inner.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
-                size,
-                ..
-            })) => TransportError::Protocol(ProtocolError::BodyTooLarge {
-                len: size.saturating_sub(HEADER_LEN) as u64,
-                max: self.codec.max_body(),
-            }),
+            Some(tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, .. })) => {
+                TransportError::Protocol(ProtocolError::BodyTooLarge {
+                    len: size.saturating_sub(HEADER_LEN) as u64,
+                    max: self.codec.max_body(),
+                })
+            }
             Some(tungstenite::Error::Io(e)) => {
                 TransportError::Io(std::io::Error::new(e.kind(), e.to_string()))
             }
+            // The link went away without a close: not the client's mistake to tell it about.
+            Some(tungstenite::Error::Protocol(WsProtocol::ResetWithoutClosingHandshake)) => {
+                TransportError::WebSocket(inner.to_string())
+            }
+            // Unmasked or reserved-bit frames, bad opcodes, bad close frames, bad UTF-8.
+            Some(tungstenite::Error::Protocol(e)) => TransportError::WebSocketProtocol(e.to_string()),
+            Some(tungstenite::Error::Utf8(e)) => TransportError::WebSocketProtocol(e.to_string()),
             _ => TransportError::WebSocket(inner.to_string()),
         }
     }
@@ -158,6 +204,7 @@ impl WsFrameWriter {
     /// The WebSocket failed.
     pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
         // One allocation for the batch, split into one message per frame.
+        // With no frame, the flush still writes a pending pong.
         let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
         for frame in frames {
             frame.encode(&mut buf)?;

@@ -125,10 +125,13 @@ async fn connections_above_the_limit_are_told_and_closed() {
     let gw = Gw::with(|c| c.limits.max_connections = 2).await;
     let mut first = gw.user(Kind::Tcp, "a").await;
     let _second = gw.user(Kind::Ws, "b").await;
-    for kind in [Kind::Tcp, Kind::Ws] {
-        let mut third = gw.raw(kind).await;
-        assert_eq!(third.expect_close(1008).await, "too many connections");
-    }
+    // Over TCP: A999 1008.
+    let mut third = gw.raw(Kind::Tcp).await;
+    assert_eq!(third.expect_close(1008).await, "too many connections");
+    // A WebSocket connection is counted from its TCP accept, so the upgrade
+    // is refused: 503, saying why.
+    let (status, body) = ws_refusal(&gw.ws_url()).await;
+    assert_eq!((status, body.as_str()), (503, "too many connections\n"));
     first.send_body(Command::ClientClose, 1, "").await;
     first.expect_close(1000).await;
     // The freed slot is taken by the next connection.

@@ -7,6 +7,7 @@ mod admin;
 mod binary;
 mod bodies;
 mod frames;
+mod hostile;
 mod load;
 mod messaging;
 mod session;

@@ -235,6 +235,32 @@ fn dechunk(mut rest: &str) -> String {
     }
 }
 
+/// A WebSocket upgrade the gateway refuses: its HTTP status and body.
+pub async fn ws_refusal(url: &str) -> (u16, String) {
+    ws_refusal_with(url, |_| {}).await
+}
+
+/// As [`ws_refusal`], with the request adjusted (headers, say).
+pub async fn ws_refusal_with(
+    url: &str,
+    adjust: impl FnOnce(&mut tokio_tungstenite::tungstenite::handshake::client::Request),
+) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    adjust(&mut request);
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("an answer to the upgrade")
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => (
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        Err(other) => panic!("upgrade failed otherwise: {other}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+}
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A client that speaks raw frames, to test exactly what goes on the wire.
