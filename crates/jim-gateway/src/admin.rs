@@ -5,15 +5,17 @@
 //! `{"error": "what went wrong"}` with 400, 401 or 404.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router as HttpRouter};
 use jim_router::{Outgoing, Router, RouterError, SessionInfo, Target, UserId};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -34,7 +36,27 @@ pub(crate) fn router<R: Router + Clone>(shared: Arc<Shared<R>>) -> HttpRouter {
         .route("/readyz", get(readyz::<R>))
         .route("/metrics", get(metrics::<R>))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(
+            shared.config.session.handshake_timeout(),
+            within,
+        ))
         .with_state(shared)
+}
+
+/// A request (its body included) must arrive within the handshake timeout:
+/// a client that trickles its body in does not hold a connection for long.
+async fn within(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request did not arrive within {} ms (session.handshake_timeout_ms)",
+                limit.as_millis()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// A JSON error response.
@@ -112,20 +134,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A JSON body whose rejections are JSON 400s.
+/// A JSON body, whatever the `Content-Type` says (curl's `-d` sends a form
+/// type); a body that is not the expected JSON is a JSON 400 saying why.
 struct Body<T>(T);
 
-impl<S: Send + Sync, T> FromRequest<S> for Body<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-{
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
-        }
+        let bytes = bytes::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not the expected JSON: {e}")))
     }
 }
 

@@ -74,7 +74,12 @@ async fn push_to_a_group_and_to_everyone() {
 async fn push_errors_are_clear() {
     let gw = keyed().await;
     let cases = [
-        ("{", 400, "Failed to parse the request body as JSON"),
+        ("{", 400, "the body is not the expected JSON: EOF while parsing"),
+        (
+            "users=a",
+            400,
+            "the body is not the expected JSON: expected value",
+        ),
         (
             r#"{"message":{"type":"text","data":{"content":"x"}}}"#,
             400,
@@ -121,6 +126,32 @@ async fn push_errors_are_clear() {
             message.contains(error),
             "{body}: got {message:?}, expected {error:?}"
         );
+    }
+}
+
+/// `curl -d` sends `application/x-www-form-urlencoded`; other clients send
+/// no type at all. A JSON body is read whatever the type says.
+#[tokio::test]
+async fn a_json_body_is_read_whatever_its_content_type() {
+    let gw = keyed().await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        None,
+    ] {
+        let body = r#"{"users":["alice"],"message":{"type":"text","data":{"content":"hi"}}}"#;
+        let (status, reply) = http_with(
+            gw.admin,
+            "POST",
+            "/v1/push",
+            Some(body),
+            gw.admin_key.as_deref(),
+            content_type,
+        )
+        .await;
+        assert_eq!(status, 200, "{content_type:?}: {reply}");
+        alice.recv_push("alice", "system").await;
     }
 }
 

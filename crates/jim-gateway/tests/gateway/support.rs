@@ -196,13 +196,28 @@ pub async fn http(
     body: Option<&str>,
     key: Option<&str>,
 ) -> (u16, String) {
+    http_with(addr, method, path, body, key, Some("application/json")).await
+}
+
+/// An HTTP/1.1 request with the given `Content-Type` (or none).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+    content_type: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
     let auth = key
         .map(|k| format!("Authorization: Bearer {k}\r\n"))
         .unwrap_or_default();
+    let content_type = content_type
+        .map(|t| format!("Content-Type: {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -493,4 +508,146 @@ pub fn assert_ack(frame: &Frame, cmd: Command, seq: u32, receiver: &str) -> Stri
 
 pub fn text(receiver: &str, content: &str) -> String {
     format!(r#"{{"type":"text","data":{{"receiver_id":"{receiver}","content":"{content}"}}}}"#)
+}
+
+/// A TCP connection whose receive buffer is small, so that a client that
+/// never reads fills the path back to the gateway quickly.
+pub async fn tight_tcp(addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Writes `chunk` over and over until the peer is gone (a write fails);
+/// panics if it is still there after `within`.
+pub async fn write_until_closed(stream: &mut TcpStream, chunk: &[u8], within: Duration) {
+    let flood = async {
+        loop {
+            if stream.write_all(chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(within, flood)
+        .await
+        .expect("the gateway never closed the connection");
+}
+
+/// A WebSocket client written by hand, to send what a library would refuse
+/// to (unmasked frames, reserved bits), and to never read.
+pub struct HandWs {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl HandWs {
+    /// Upgrades a fresh connection (with a small receive buffer).
+    pub async fn connect(addr: SocketAddr, path: &str) -> HandWs {
+        let mut stream = tight_tcp(addr).await;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed during the upgrade");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..head_end);
+        HandWs { stream, buf }
+    }
+
+    /// One client frame: `opcode` (0x2 binary, 0x9 ping), FIN set,
+    /// optionally masked and with RSV1 set.
+    pub fn frame(opcode: u8, payload: &[u8], masked: bool, rsv1: bool) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode | if rsv1 { 0x40 } else { 0 }];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => out.push(mask_bit | n as u8),
+            n if n <= 0xFFFF => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            let key = [0x12, 0x34, 0x56, 0x78];
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    /// The server's next frame: (opcode, payload); `None` at end of stream.
+    pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if self.buf.len() >= 2 {
+                let opcode = self.buf[0] & 0x0F;
+                let (len, at) = match self.buf[1] & 0x7F {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 if self.buf.len() >= 10 => (
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                        10,
+                    ),
+                    n @ 0..=125 => (n as usize, 2),
+                    _ => (usize::MAX, 0),
+                };
+                if len != usize::MAX && self.buf.len() >= at + len {
+                    let payload = self.buf[at..at + len].to_vec();
+                    self.buf.drain(..at + len);
+                    return Some((opcode, payload));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return None,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => panic!("no WebSocket frame within 5 s"),
+            }
+        }
+    }
+
+    /// Expects the `A999` (in a binary message) and the WebSocket close,
+    /// both with `code`; returns the A999's reason.
+    pub async fn expect_close(&mut self, code: u16) -> String {
+        let mut reason = None;
+        while let Some((opcode, payload)) = self.read_frame().await {
+            match opcode {
+                0x2 => {
+                    let frame = FrameCodec::with_max_body(1 << 20)
+                        .decode_message(Bytes::from(payload))
+                        .unwrap();
+                    if frame.cmd == Command::ServerClose {
+                        let status = Status::from_slice(&frame.body).unwrap();
+                        assert_eq!(status.code, code, "A999: {}", status.reason);
+                        reason = Some(status.reason);
+                    }
+                }
+                0x8 => {
+                    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), code);
+                    return reason.expect("an A999 before the close");
+                }
+                _ => {}
+            }
+        }
+        panic!("the connection ended without a WebSocket close")
+    }
 }
