@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router as HttpRouter};
-use jim_router::{Outgoing, Router, RouterError, SessionInfo, Target, UserId};
+use jim_router::{Audience, Router, RouterError, SessionInfo, UserId, push_messages};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -186,37 +186,16 @@ async fn push<R: Router + Clone>(
     State(shared): State<Arc<Shared<R>>>,
     Body(request): Body<PushRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let targets: Vec<(Target, String)> = match (&request.users, &request.group, request.everyone) {
-        (Some(users), None, false) => {
-            if users.is_empty() || users.iter().any(String::is_empty) {
-                return Err(ApiError::bad_request(
-                    "`users` must list at least one non-empty user id",
-                ));
-            }
-            users
-                .iter()
-                .map(|u| (Target::User(u.as_str().into()), u.clone()))
-                .collect()
-        }
-        (None, Some(group), false) if !group.is_empty() => {
-            vec![(Target::Group(group.as_str().into()), group.clone())]
-        }
-        (None, None, true) => vec![(Target::Everyone, "*".to_owned())],
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of `users`, `group` (non-empty) or `everyone`",
-            ));
-        }
-    };
-    if request.sender_id.is_empty() {
-        return Err(ApiError::bad_request("`sender_id` must not be empty"));
-    }
-    let mut pushed = Vec::with_capacity(targets.len());
-    for (target, receiver) in targets {
-        let body = jim_model::addressed(request.message.get().as_bytes(), &receiver)
-            .map_err(|e| ApiError::bad_request(format!("bad message: {e}")))?;
-        let outgoing = Outgoing::push(target, &body, &request.sender_id, &shared.ids)
-            .map_err(|e| ApiError::bad_request(format!("bad message: {e}")))?;
+    let audience = Audience::from_parts(request.users, request.group, request.everyone)?;
+    let messages = push_messages(
+        &audience,
+        request.message.get().as_bytes(),
+        &request.sender_id,
+        &shared.ids,
+        shared.config.limits.max_body,
+    )?;
+    let mut pushed = Vec::with_capacity(messages.len());
+    for (receiver, outgoing) in messages {
         let (message_id, kind) = (outgoing.message_id, outgoing.kind);
         let receipt = shared.router.route(outgoing).await?;
         shared.metrics.routed(jim_protocol::Command::S2C, kind);

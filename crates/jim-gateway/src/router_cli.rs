@@ -34,6 +34,13 @@ pub struct RouterConfig {
     pub http: Option<SocketAddr>,
     /// How long gateway links get to close on shutdown.
     pub shutdown_grace_ms: u64,
+    /// The largest stamped body of a pushed message (the gateways'
+    /// `limits.max_body`).
+    pub max_body: usize,
+    /// For this long after start, messages to users no gateway has
+    /// announced yet get 5000 instead of an ack: gateways are re-linking.
+    /// At least the gateways' longest reconnect delay (7.5 s by default).
+    pub settle_ms: u64,
 }
 
 impl Default for RouterConfig {
@@ -44,6 +51,8 @@ impl Default for RouterConfig {
             grpc: SocketAddr::from(([127, 0, 0, 1], 9093)),
             http: Some(SocketAddr::from(([127, 0, 0, 1], 9094))),
             shutdown_grace_ms: 5_000,
+            max_body: jim_protocol::DEFAULT_MAX_BODY,
+            settle_ms: jim_router_grpc::DEFAULT_SETTLE.as_millis() as u64,
         }
     }
 }
@@ -67,6 +76,10 @@ struct Args {
     /// The router's node id (0 to 1023), unique among the gateways'.
     #[arg(long, env = "JIM_NODE_ID")]
     node_id: Option<u16>,
+    /// Milliseconds after start during which messages to users not yet
+    /// announced by any gateway get 5000 (gateways are re-linking).
+    #[arg(long, env = "JIM_SETTLE_MS")]
+    settle_ms: Option<u64>,
     /// Log filter.
     #[arg(long, env = "JIM_LOG", default_value = "info")]
     log: String,
@@ -100,6 +113,9 @@ impl Args {
         }
         if let Some(node) = self.node_id {
             config.node_id = node;
+        }
+        if let Some(settle) = self.settle_ms {
+            config.settle_ms = settle;
         }
         if config.node_id > jim_model::MAX_NODE {
             return Err(GatewayError::Config(format!(
@@ -135,8 +151,10 @@ pub fn main() -> ExitCode {
 async fn run(config: RouterConfig) -> Result<(), GatewayError> {
     let router = CentralRouter::new(
         CentralConfig {
-            node_id: config.node_id,
             key: config.key.clone(),
+            max_body: config.max_body,
+            settle: Duration::from_millis(config.settle_ms),
+            ..CentralConfig::new(config.node_id)
         },
         Vec::new(),
     )?;

@@ -39,14 +39,22 @@ fn free_port() -> u16 {
 struct RouterProcess {
     port: u16,
     key: Option<&'static str>,
+    /// Its settle window: the test gateways' longest reconnect delay
+    /// (200 ms, 300 with jitter) unless a test says otherwise.
+    settle_ms: u64,
     child: Option<Child>,
 }
 
 impl RouterProcess {
     async fn start(key: Option<&'static str>) -> RouterProcess {
+        RouterProcess::start_settling(key, 300).await
+    }
+
+    async fn start_settling(key: Option<&'static str>, settle_ms: u64) -> RouterProcess {
         let mut router = RouterProcess {
             port: free_port(),
             key,
+            settle_ms,
             child: None,
         };
         router.restart().await;
@@ -67,6 +75,8 @@ impl RouterProcess {
                 "off",
                 "--log",
                 "warn",
+                "--settle-ms",
+                &self.settle_ms.to_string(),
             ])
             .env_remove("JIM_ROUTER_KEY")
             .stdout(Stdio::piped())
@@ -137,13 +147,31 @@ impl GrpcGateway {
     }
 
     async fn start(router: &RouterProcess, node: u16) -> GrpcGateway {
+        GrpcGateway::start_with(
+            router,
+            node,
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+            |_| {},
+        )
+        .await
+    }
+
+    async fn start_with(
+        router: &RouterProcess,
+        node: u16,
+        min_backoff: Duration,
+        max_backoff: Duration,
+        adjust: impl FnOnce(&mut Config),
+    ) -> GrpcGateway {
         let mut config = Config::ephemeral_dev();
         config.node_id = node;
         config.session.shutdown_grace_ms = 2_000;
+        adjust(&mut config);
         let mut link = BackendConfig::new(router.url(), node);
         link.key = router.key.map(str::to_owned);
-        link.min_backoff = Duration::from_millis(20);
-        link.max_backoff = Duration::from_millis(200);
+        link.min_backoff = min_backoff;
+        link.max_backoff = max_backoff;
         let backend = GrpcBackend::start(link).unwrap();
         let running = Gateway::new(config, backend.clone())
             .unwrap()
@@ -364,7 +392,8 @@ async fn a_router_restart_gives_5000_meanwhile_then_presence_and_routing_come_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateway_loses_its_users_and_the_others_keep_working() {
-    let router = RouterProcess::start(None).await;
+    // No settle window: carol is offline on purpose, right after the start.
+    let router = RouterProcess::start_settling(None, 0).await;
     let g1 = GrpcGateway::start(&router, 1).await;
     // Gateway 2 is a process, killed without a goodbye.
     let mut g2 = Process::new(GATEWAY_BIN)
@@ -567,5 +596,98 @@ async fn router_rpcs_refuse_bad_input_with_grpc_status_codes() {
     let gateway = GrpcGateway::start(&router, 3).await;
     let mut alice = gateway.user(Kind::Tcp, "alice").await;
     alice.send_message(Command::C2C, 1, "alice", "me").await;
+    gateway.shutdown().await;
+}
+
+/// How long traffic runs before and after a fault.
+const TRAFFIC: Duration = Duration::from_millis(400);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_router_restart_every_acked_message_is_delivered() {
+    // Gateway 2 re-links up to ~1.5 s after gateway 1 (its backoff); the
+    // router settles for longer than that.
+    let mut router = RouterProcess::start_settling(None, 2_500).await;
+    let unlimited = |c: &mut Config| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+    };
+    let fast = (Duration::from_millis(20), Duration::from_millis(50));
+    let slow = (Duration::from_millis(800), Duration::from_millis(1_000));
+    let g1 = GrpcGateway::start_with(&router, 1, fast.0, fast.1, unlimited).await;
+    let g2 = GrpcGateway::start_with(&router, 2, slow.0, slow.1, unlimited).await;
+    let bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    let deliveries = deployment::Deliveries::collect(bob);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let stopped = stopped.clone();
+            let addr = g1.tcp;
+            tokio::spawn(async move {
+                deployment::pipelined(
+                    addr,
+                    &format!("alice{i}"),
+                    "bob",
+                    16,
+                    Duration::from_millis(2),
+                    stopped,
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(TRAFFIC).await;
+    router.kill().await;
+    g1.wait_ready(false).await;
+    router.restart().await;
+    g1.wait_ready(true).await;
+    g2.wait_ready(true).await;
+    wait_presence(&g1, "bob", 1).await;
+    tokio::time::sleep(TRAFFIC).await;
+    stop.send_replace(true);
+
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        let one = sender.await.unwrap();
+        outcome.acked.extend(one.acked);
+        outcome.refused += one.refused;
+        outcome.other.extend(one.other);
+        outcome.unanswered += one.unanswered;
+    }
+    let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
+    deployment::assert_acked_were_delivered("grpc, router killed and restarted", &outcome, &delivered);
+    assert!(outcome.refused > 0, "the outage was seen by the senders");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_above_the_maximum_body_is_refused_naming_the_limit() {
+    let router = RouterProcess::start(None).await;
+    let gateway = GrpcGateway::start(&router, 1).await;
+    let mut alice = gateway.user(Kind::Tcp, "alice").await;
+    let mut client = router.client().await;
+    let big = format!(
+        r#"{{"type":"text","data":{{"content":"{}"}}}}"#,
+        "x".repeat(70_000)
+    );
+    let status = client
+        .push(router.request(proto::PushRequest {
+            users: vec!["alice".into()],
+            group: None,
+            everyone: false,
+            message: big.into_bytes().into(),
+            sender_id: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("above the maximum body of 65536 bytes"),
+        "{}",
+        status.message()
+    );
+    alice.expect_silence().await;
     gateway.shutdown().await;
 }

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use jim_model::MessageIdGenerator;
 use jim_router::{
-    ClientAck, Groups, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionId,
-    SessionInfo, Target, UserId,
+    Audience, ClientAck, Groups, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError,
+    SessionId, SessionInfo, Target, UserId, push_messages,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -34,7 +35,34 @@ pub struct CentralConfig {
     pub node_id: u16,
     /// The bearer key gateways and admin callers must present, if any.
     pub key: Option<String>,
+    /// The largest body a pushed message may have once stamped: what the
+    /// gateways' clients accept (their `limits.max_body`).
+    pub max_body: usize,
+    /// How long after start the router does not know where everyone is:
+    /// gateways are still re-linking after a restart. Meanwhile a message
+    /// to a user it cannot place is refused as unavailable (error 5000, a
+    /// retry later works) instead of acked and dropped. At least the
+    /// gateways' longest reconnect delay (their maximum backoff, plus its
+    /// jitter of up to half again).
+    pub settle: Duration,
 }
+
+impl CentralConfig {
+    /// The defaults for a node id: no key, the contract's 64 KiB body, and
+    /// a settle window of 10 s (gateways back off up to 5 s, 7.5 s with
+    /// jitter).
+    pub fn new(node_id: u16) -> CentralConfig {
+        CentralConfig {
+            node_id,
+            key: None,
+            max_body: jim_protocol::DEFAULT_MAX_BODY,
+            settle: DEFAULT_SETTLE,
+        }
+    }
+}
+
+/// The default settle window of a freshly started router.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(10);
 
 /// Counters of a central router, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +93,7 @@ pub struct RouterStats {
 /// use jim_router_grpc::{CentralConfig, CentralRouter};
 ///
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// let router = CentralRouter::new(CentralConfig { node_id: 1023, key: None }, vec![])?;
+/// let router = CentralRouter::new(CentralConfig::new(1023), vec![])?;
 /// tonic::transport::Server::builder()
 ///     .add_service(router.service())
 ///     .serve("127.0.0.1:9093".parse()?)
@@ -80,6 +108,8 @@ pub struct CentralRouter {
 
 struct Inner {
     config: CentralConfig,
+    /// When this router started: it settles from then on.
+    started: Instant,
     ids: MessageIdGenerator,
     /// Linked gateways by node id.
     links: DashMap<u16, Link>,
@@ -124,6 +154,7 @@ impl CentralRouter {
         Ok(CentralRouter {
             inner: Arc::new(Inner {
                 config,
+                started: Instant::now(),
                 ids,
                 links: DashMap::new(),
                 presence: DashMap::new(),
@@ -229,6 +260,7 @@ impl CentralRouter {
         let mut everyone = false;
         match &message.target {
             Target::User(user) => {
+                self.check_placed(std::iter::once(user))?;
                 self.inner.observers.accept(message)?;
                 add_user(user, None);
             }
@@ -242,6 +274,7 @@ impl CentralRouter {
                     }
                     except = Some(sender.session);
                 }
+                self.check_placed(members.iter())?;
                 self.inner.observers.accept(message)?;
                 for member in members.iter() {
                     add_user(member, except);
@@ -279,6 +312,24 @@ impl CentralRouter {
         Ok(Receipt {
             sessions: Some(sessions),
         })
+    }
+
+    /// While settling, refuses a message to users of whom no gateway has
+    /// told yet: their gateway may still be re-linking.
+    fn check_placed<'u>(&self, mut users: impl Iterator<Item = &'u UserId>) -> Result<(), RouterError> {
+        let since = self.inner.started.elapsed();
+        if since >= self.inner.config.settle {
+            return Ok(());
+        }
+        match users.find(|user| !self.inner.presence.contains_key(&***user)) {
+            None => Ok(()),
+            Some(user) => Err(RouterError::Unavailable {
+                reason: format!(
+                    "the router started {} ms ago and does not know yet where {user:?} is; retry in a moment",
+                    since.as_millis()
+                ),
+            }),
+        }
     }
 
     /// Queues an event for a gateway; a gateway too far behind loses its
@@ -448,42 +499,27 @@ impl proto::router_server::Router for CentralRouter {
     async fn push(&self, request: Request<proto::PushRequest>) -> Result<Response<proto::PushReply>, Status> {
         self.check_key(&request)?;
         let request = request.into_inner();
-        let targets: Vec<(Target, String)> = match (request.users.is_empty(), request.group, request.everyone)
-        {
-            (false, None, false) => {
-                convert::users(request.users.clone())?;
-                request
-                    .users
-                    .iter()
-                    .map(|u| (Target::User(u.as_str().into()), u.clone()))
-                    .collect()
-            }
-            (true, Some(group), false) if !group.is_empty() => {
-                vec![(Target::Group(group.as_str().into()), group)]
-            }
-            (true, None, true) => vec![(Target::Everyone, "*".to_owned())],
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give exactly one of users, group (non-empty) or everyone",
-                ));
-            }
-        };
+        let users = (!request.users.is_empty()).then_some(request.users);
+        let audience = Audience::from_parts(users, request.group, request.everyone).map_err(status_of)?;
         let sender = if request.sender_id.is_empty() {
             "system"
         } else {
             request.sender_id.as_str()
         };
-        let mut pushed = Vec::new();
-        for (target, receiver) in targets {
-            let body = jim_model::addressed(&request.message, &receiver)
-                .map_err(|e| Status::invalid_argument(format!("bad message: {e}")))?;
-            let outgoing = Outgoing::push(target, &body, sender, &self.inner.ids)
-                .map_err(|e| Status::invalid_argument(format!("bad message: {e}")))?;
-            let message_id = outgoing.message_id;
+        let messages = push_messages(
+            &audience,
+            &request.message,
+            sender,
+            &self.inner.ids,
+            self.inner.config.max_body,
+        )
+        .map_err(status_of)?;
+        let mut pushed = Vec::with_capacity(messages.len());
+        for (receiver, outgoing) in messages {
             let receipt = self.route_now(&outgoing).map_err(status_of)?;
             pushed.push(proto::Pushed {
                 receiver_id: receiver,
-                message_id: message_id.to_string(),
+                message_id: outgoing.message_id.to_string(),
                 sessions: receipt.sessions.unwrap_or(0) as u64,
             });
         }

@@ -27,7 +27,7 @@ mod central;
 mod convert;
 
 pub use backend::{BackendConfig, GrpcBackend};
-pub use central::{CentralConfig, CentralRouter, LINK_QUEUE, RouterStats};
+pub use central::{CentralConfig, CentralRouter, DEFAULT_SETTLE, LINK_QUEUE, RouterStats};
 
 /// The generated `jim.router.v1` types, client and server.
 pub mod proto {

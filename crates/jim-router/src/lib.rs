@@ -29,6 +29,7 @@ mod local;
 mod message;
 mod observer;
 mod outbox;
+mod push;
 mod session;
 
 pub use contract::Router;
@@ -39,4 +40,5 @@ pub use local::LocalRouter;
 pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
 pub use observer::{ChannelObserver, Observed, Observer, Observers};
 pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbound, Outbox, Refused};
+pub use push::{Audience, push_messages};
 pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

@@ -32,13 +32,7 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (history, mut events) = ChannelObserver::new(1024);
-    let router = CentralRouter::new(
-        CentralConfig {
-            node_id: 1000,
-            key: None,
-        },
-        vec![Arc::new(history)],
-    )?;
+    let router = CentralRouter::new(CentralConfig::new(1000), vec![Arc::new(history)])?;
 
     // The application's server: the router's service beside its own ones.
     let listener = tokio::net::TcpListener::bind(args.grpc).await?;

@@ -129,6 +129,32 @@ async fn push_errors_are_clear() {
     }
 }
 
+#[tokio::test]
+async fn a_push_above_the_maximum_body_is_refused_and_nobody_is_disconnected() {
+    let gw = Gw::with(|c| c.limits.max_body = 1024).await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let mut bob = gw.user(Kind::Ws, "bob").await;
+    for audience in [r#""users":["alice","bob"]"#, r#""everyone":true"#] {
+        let body = format!(
+            r#"{{{audience},"message":{{"type":"text","data":{{"content":"{}"}}}}}}"#,
+            "x".repeat(1000)
+        );
+        let (status, reply) = gw.admin("POST", "/v1/push", Some(&body)).await;
+        assert_eq!(status, 400, "{reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("invalid request: message too large: "),
+            "{error}"
+        );
+        assert!(error.ends_with("above the maximum body of 1024 bytes"), "{error}");
+    }
+    // Both still connected, nothing delivered.
+    for raw in [&mut alice, &mut bob] {
+        let pong = raw.request(Command::Ping, 9, "").await;
+        assert_eq!(pong.cmd, Command::Pong);
+    }
+}
+
 /// `curl -d` sends `application/x-www-form-urlencoded`; other clients send
 /// no type at all. A JSON body is read whatever the type says.
 #[tokio::test]

@@ -319,6 +319,15 @@ impl Raw {
         }
     }
 
+    /// The TCP stream under a TCP client, for tests that split it.
+    #[allow(dead_code)] // used by the multi-gateway tests that include this file
+    pub fn into_tcp(self) -> TcpStream {
+        match self.link {
+            Link::Tcp(stream) => stream,
+            Link::Ws(_) => panic!("not a TCP client"),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self.link {
             Link::Tcp(_) => Kind::Tcp,
@@ -360,7 +369,7 @@ impl Raw {
             .expect("no frame within 5 s")
     }
 
-    async fn next_inner(&mut self) -> Result<Frame, End> {
+    pub async fn next_inner(&mut self) -> Result<Frame, End> {
         loop {
             match &mut self.link {
                 Link::Tcp(stream) => {

@@ -65,3 +65,193 @@ pub fn session_nodes(body: &Value) -> Vec<u64> {
     nodes.sort();
     nodes
 }
+
+/// What a pipelined sender saw through a fault.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Message ids of the acked messages, in ack order.
+    pub acked: Vec<String>,
+    /// Messages refused with 5000 (the documented outcome of an outage).
+    pub refused: usize,
+    /// Any other reply, which the fault tests do not expect.
+    pub other: Vec<String>,
+    /// Messages whose reply never came (the sender's own link broke).
+    pub unanswered: usize,
+}
+
+/// A TCP client of `user` that keeps up to `window` text messages to `to`
+/// in flight, one every `interval`, until `stop` turns true; then waits
+/// for the replies still due and says what became of every message.
+pub async fn pipelined(
+    addr: SocketAddr,
+    user: &str,
+    to: &str,
+    window: usize,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Outcome {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use jim_protocol::{Command, Frame, FrameCodec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Semaphore;
+
+    let mut raw = Raw::tcp(addr).await;
+    raw.auth(user).await;
+    let (mut reader, mut writer) = raw.into_tcp().into_split();
+    let window = Arc::new(Semaphore::new(window));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sending = {
+        let (window, sent, done, to) = (
+            Arc::clone(&window),
+            Arc::clone(&sent),
+            Arc::clone(&done),
+            to.to_owned(),
+        );
+        async move {
+            for seq in 1u32.. {
+                let permit = tokio::select! {
+                    permit = window.acquire() => permit.unwrap(),
+                    _ = stop.wait_for(|stop| *stop) => break,
+                };
+                permit.forget();
+                let frame = Frame::new(Command::C2C, seq, crate::support::text(&to, &format!("m{seq}")));
+                // Counted first: its reply may come before the write returns.
+                sent.fetch_add(1, Ordering::SeqCst);
+                if writer.write_all(&frame.to_bytes().unwrap()).await.is_err() {
+                    sent.fetch_sub(1, Ordering::SeqCst);
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            // Kept open until every reply is in: a closed write side ends the session.
+            writer
+        }
+    };
+    let receiving = async {
+        let codec = FrameCodec::new();
+        let mut buf = bytes::BytesMut::new();
+        let mut outcome = Outcome::default();
+        let mut answered = 0;
+        // A reply is due within the backends' own timeouts (5 s at most).
+        let mut silent_since = tokio::time::Instant::now();
+        loop {
+            while let Some(frame) = codec.decode_from(&mut buf).unwrap() {
+                let body = crate::support::json(&frame);
+                answered += 1;
+                window.add_permits(1);
+                match (body["type"].as_str(), body["data"]["code"].as_u64()) {
+                    (Some("ack"), _) => outcome
+                        .acked
+                        .push(body["data"]["message_id"].as_str().unwrap().to_owned()),
+                    (Some("error"), Some(5000)) => outcome.refused += 1,
+                    _ => outcome.other.push(body.to_string()),
+                }
+                silent_since = tokio::time::Instant::now();
+            }
+            let due = sent.load(Ordering::SeqCst).saturating_sub(answered);
+            if done.load(Ordering::SeqCst) && due == 0 {
+                return outcome;
+            }
+            if silent_since.elapsed() > Duration::from_secs(8) {
+                outcome.unanswered = due;
+                return outcome;
+            }
+            buf.reserve(4096);
+            // Short reads, so that the end of sending is noticed.
+            if let Ok(result) =
+                tokio::time::timeout(Duration::from_millis(100), reader.read_buf(&mut buf)).await
+            {
+                match result {
+                    Ok(n) if n > 0 => {}
+                    _ => {
+                        outcome.unanswered = due;
+                        return outcome;
+                    }
+                }
+            }
+        }
+    };
+    let (_writer, outcome) = tokio::join!(sending, receiving);
+    outcome
+}
+
+/// Collects the message ids delivered to a client, until dropped.
+pub struct Deliveries {
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Deliveries {
+    pub fn collect(mut raw: Raw) -> Deliveries {
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = {
+            let ids = std::sync::Arc::clone(&ids);
+            tokio::spawn(async move {
+                while let Ok(Ok(frame)) =
+                    tokio::time::timeout(Duration::from_secs(3600), raw.next_inner()).await
+                {
+                    if crate::support::is_delivery(&frame) {
+                        let body = crate::support::json(&frame);
+                        let id = body["data"]["message_id"].as_str().unwrap().to_owned();
+                        ids.lock().unwrap().push(id);
+                    }
+                }
+            })
+        };
+        Deliveries { ids, task }
+    }
+
+    /// Waits until every id of `acked` was delivered (or `within` passed);
+    /// returns the ids delivered, in order.
+    pub async fn wait_for(&self, acked: &[String], within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let delivered = self.ids.lock().unwrap().clone();
+            let have: std::collections::HashSet<&String> = delivered.iter().collect();
+            if acked.iter().all(|id| have.contains(id)) || Instant::now() > deadline {
+                return delivered;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The fault tests' verdict: nothing acked was lost or delivered twice.
+/// Prints the counts (for the notes).
+pub fn assert_acked_were_delivered(what: &str, outcome: &Outcome, delivered: &[String]) {
+    let have: std::collections::HashSet<&String> = delivered.iter().collect();
+    let lost: Vec<&String> = outcome.acked.iter().filter(|id| !have.contains(id)).collect();
+    eprintln!(
+        "{what}: {} acked, {} refused with 5000, {} delivered, {} lost, {} unanswered, {} other",
+        outcome.acked.len(),
+        outcome.refused,
+        delivered.len(),
+        lost.len(),
+        outcome.unanswered,
+        outcome.other.len()
+    );
+    assert!(
+        outcome.other.is_empty(),
+        "unexpected replies: {:?}",
+        outcome.other
+    );
+    assert_eq!(have.len(), delivered.len(), "a message was delivered twice");
+    assert!(
+        lost.is_empty(),
+        "{} acked messages were never delivered: {lost:?}",
+        lost.len()
+    );
+}
