@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 #[path = "multi/deployment.rs"]
+#[allow(dead_code)] // shared with the kafka tests
 mod deployment;
 #[path = "gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary, which uses all of it
@@ -649,11 +650,7 @@ async fn through_a_router_restart_every_acked_message_is_delivered() {
 
     let mut outcome = deployment::Outcome::default();
     for sender in senders {
-        let one = sender.await.unwrap();
-        outcome.acked.extend(one.acked);
-        outcome.refused += one.refused;
-        outcome.other.extend(one.other);
-        outcome.unanswered += one.unanswered;
+        outcome.merge(sender.await.unwrap());
     }
     let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
     deployment::assert_acked_were_delivered("grpc, router killed and restarted", &outcome, &delivered);

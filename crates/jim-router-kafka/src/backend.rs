@@ -11,7 +11,7 @@ use jim_router::{
     SessionInfo, Target, UserId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -19,8 +19,10 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::positions::{Mark, Positions, realigned};
 use crate::records::{self, DeliveryHead, Heartbeat, Presence, SessionRecord};
 use crate::view::View;
 use crate::{KafkaConfig, KafkaError};
@@ -77,12 +79,36 @@ struct Inner {
     observers: Observers,
     /// Replaced when it fails fatally (an idempotent producer does when a
     /// broker comes back without its state).
-    producer: std::sync::RwLock<FutureProducer>,
+    producer: std::sync::RwLock<FutureProducer<Health>>,
     admin: AdminClient<DefaultClientContext>,
     /// Kafka took our last heartbeat.
     ready: AtomicBool,
+    /// What librdkafka says between heartbeats.
+    health: Health,
     presence_version: AtomicU64,
+    /// Asks the consume loop to find its place in the logs again.
+    realign_asks: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    /// The last probe of our delivery partition the consume loop read.
+    probe_seen: watch::Sender<u64>,
+    next_probe: AtomicU64,
     closed: CancellationToken,
+}
+
+/// librdkafka's word on the brokers, between two heartbeats: the moment
+/// every broker connection is down, the gateway stops calling itself ready
+/// instead of waiting for a heartbeat to time out.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    brokers_down: Arc<AtomicBool>,
+}
+
+impl ClientContext for Health {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.brokers_down.store(true, Ordering::Release);
+        }
+        tracing::debug!(error = %error, reason, "librdkafka");
+    }
 }
 
 impl std::fmt::Debug for KafkaBackend {
@@ -128,7 +154,8 @@ impl KafkaBackend {
         let admin: AdminClient<DefaultClientContext> = client_config(&config).create()?;
         ensure_topics(&admin, &config, &topics, config.startup_timeout()).await?;
 
-        let producer = new_producer(&config)?;
+        let health = Health::default();
+        let producer = new_producer(&config, &health)?;
         let epoch = fastrand::u64(1..);
         let consumer: StreamConsumer = client_config(&config)
             .set(
@@ -141,6 +168,7 @@ impl KafkaBackend {
             .set("topic.metadata.refresh.interval.ms", "2000")
             .create()?;
 
+        let (realign_asks, realign_requests) = mpsc::channel(1);
         let inner = Arc::new(Inner {
             topics,
             node,
@@ -151,7 +179,11 @@ impl KafkaBackend {
             producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
+            health,
             presence_version: AtomicU64::new(0),
+            realign_asks,
+            probe_seen: watch::Sender::new(0),
+            next_probe: AtomicU64::new(1),
             closed: CancellationToken::new(),
             config,
         });
@@ -159,21 +191,40 @@ impl KafkaBackend {
         // Where the compacted topics end now: the view is complete once read up to there.
         let ends = Arc::clone(&inner).state_ends(&consumer).await?;
         let mut assignment = TopicPartitionList::new();
+        let mut positions = Positions::default();
         for topic in inner.topics.state() {
             for partition in 0..inner.config.state_partitions {
                 assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+                positions.follow(topic, partition);
             }
         }
-        // Deliveries from now on, from this gateway's partition only: no rebalancing.
-        assignment.add_partition_offset(
-            &inner.topics.deliver,
-            inner.delivery_partition(node),
-            Offset::End,
-        )?;
+        // Deliveries from now on, from this gateway's partition only: no
+        // rebalancing. "Now" is an offset read here, not the logical end,
+        // which the fetcher resolves later (after the probe below, maybe).
+        let delivery_partition = inner.delivery_partition(node);
+        let (_, now) = consumer
+            .fetch_watermarks(
+                &inner.topics.deliver,
+                delivery_partition,
+                Timeout::After(inner.config.startup_timeout()),
+            )
+            .map_err(|e| {
+                KafkaError::Startup(format!("cannot read offsets of {}: {e}", inner.topics.deliver))
+            })?;
+        assignment.add_partition_offset(&inner.topics.deliver, delivery_partition, Offset::Offset(now))?;
+        positions.follow(&inner.topics.deliver, delivery_partition);
         consumer.assign(&assignment)?;
 
         let (caught_up, mut caught_up_rx) = tokio::sync::watch::channel(ends.is_empty());
-        tokio::spawn(Arc::clone(&inner).consume(consumer, ends, caught_up));
+        tokio::spawn(Arc::clone(&inner).consume(
+            consumer,
+            Following {
+                ends,
+                caught_up,
+                positions,
+                realign_requests,
+            },
+        ));
         let timeout = inner.config.startup_timeout();
         if tokio::time::timeout(timeout, caught_up_rx.wait_for(|done| *done))
             .await
@@ -192,6 +243,13 @@ impl KafkaBackend {
                 inner.topics.gateways
             )));
         }
+        if let Err(e) = inner.prove_consuming(timeout).await {
+            inner.closed.cancel();
+            return Err(KafkaError::Startup(format!(
+                "could not read back from {}: {e}",
+                inner.topics.deliver
+            )));
+        }
         inner.ready.store(true, Ordering::Release);
         tokio::spawn(Arc::clone(&inner).keep_alive());
         tracing::info!(node, epoch, bootstrap = %inner.config.bootstrap, "linked to kafka");
@@ -206,13 +264,16 @@ impl KafkaBackend {
 
 /// The producer: every write acknowledged by all in-sync replicas, and
 /// idempotent (no duplicates on retry, order kept per partition).
-fn new_producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+fn new_producer(
+    config: &KafkaConfig,
+    health: &Health,
+) -> Result<FutureProducer<Health>, rdkafka::error::KafkaError> {
     client_config(config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
         .set("message.timeout.ms", config.produce_timeout_ms.to_string())
-        .create()
+        .create_with_context(health.clone())
 }
 
 async fn ensure_topics(
@@ -263,6 +324,15 @@ async fn ensure_topics(
     Ok(())
 }
 
+/// What the consume loop keeps: how far the state topics must be read at
+/// start-up, where it is in each partition, and requests to realign.
+struct Following {
+    ends: HashMap<(String, i32), i64>,
+    caught_up: watch::Sender<bool>,
+    positions: Positions,
+    realign_requests: mpsc::Receiver<oneshot::Sender<Result<(), String>>>,
+}
+
 impl Inner {
     fn delivery_partition(&self, node: u16) -> i32 {
         i32::from(node) % self.config.delivery_partitions
@@ -289,28 +359,41 @@ impl Inner {
     }
 
     /// Follows the state topics and this gateway's deliveries until closed.
-    async fn consume(
-        self: Arc<Self>,
-        consumer: StreamConsumer,
-        mut ends: HashMap<(String, i32), i64>,
-        caught_up: tokio::sync::watch::Sender<bool>,
-    ) {
+    /// The only reader of the consumer: realigning it happens here too,
+    /// between two records, so that no record is read twice or skipped.
+    async fn consume(self: Arc<Self>, consumer: StreamConsumer, mut following: Following) {
         let mut last_error = Instant::now() - Duration::from_secs(60);
         loop {
             let message = tokio::select! {
                 () = self.closed.cancelled() => return,
+                Some(reply) = following.realign_requests.recv() => {
+                    let _ = reply.send(self.realign(&consumer, &following.positions).await);
+                    continue;
+                }
                 message = consumer.recv() => message,
             };
             match message {
                 Ok(message) => {
                     let topic = message.topic();
+                    following.positions.read(
+                        topic,
+                        message.partition(),
+                        Mark {
+                            offset: message.offset(),
+                            timestamp: message.timestamp().to_millis().unwrap_or(-1),
+                        },
+                    );
                     self.apply(topic, message.key(), message.payload());
-                    if !ends.is_empty() {
+                    if !following.ends.is_empty() {
                         let key = (topic.to_owned(), message.partition());
-                        if ends.get(&key).is_some_and(|end| message.offset() + 1 >= *end) {
-                            ends.remove(&key);
-                            if ends.is_empty() {
-                                let _ = caught_up.send(true);
+                        if following
+                            .ends
+                            .get(&key)
+                            .is_some_and(|end| message.offset() + 1 >= *end)
+                        {
+                            following.ends.remove(&key);
+                            if following.ends.is_empty() {
+                                let _ = following.caught_up.send(true);
                             }
                         }
                     }
@@ -324,6 +407,28 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Points the consumer at the last record it read of each partition,
+    /// or at the beginning of a log that is not the one it read (Kafka
+    /// lost its data and the topic was created again).
+    async fn realign(&self, consumer: &StreamConsumer, positions: &Positions) -> Result<(), String> {
+        let config = client_config(&self.config);
+        let timeout = self.config.produce_timeout();
+        let positions = positions.clone();
+        let (assignment, renewed) =
+            tokio::task::spawn_blocking(move || realigned(&positions, &config, timeout))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        for (topic, partition) in &renewed {
+            tracing::info!(
+                topic,
+                partition,
+                "not the log this gateway read (kafka lost its data): reading it from the start"
+            );
+        }
+        consumer.assign(&assignment).map_err(|e| e.to_string())
     }
 
     /// Applies one record of a followed topic.
@@ -360,6 +465,10 @@ impl Inner {
         let Some((head, body)) = value.and_then(DeliveryHead::decode) else {
             return;
         };
+        if let Some(probe) = head.probe {
+            self.probe_seen.send_replace(probe);
+            return;
+        }
         if let Some((user, reason)) = &head.kick {
             self.hub.kick(user, reason);
             return;
@@ -427,15 +536,75 @@ impl Inner {
         Ok(())
     }
 
-    /// Heartbeats; after an outage, re-creates what Kafka may have lost.
+    /// Writes a probe to this gateway's delivery partition and waits until
+    /// the consume loop reads it: proof that what is written there now
+    /// reaches this gateway.
+    async fn prove_consuming(&self, within: Duration) -> Result<(), String> {
+        let probe = self.next_probe.fetch_add(1, Ordering::Relaxed);
+        let mut seen = self.probe_seen.subscribe();
+        let head = DeliveryHead {
+            node: self.node,
+            cmd: None,
+            users: Vec::new(),
+            except: None,
+            everyone: false,
+            kick: None,
+            probe: Some(probe),
+        };
+        let partition = self.delivery_partition(self.node);
+        self.produce(
+            &self.topics.deliver,
+            self.node.to_string().as_bytes(),
+            Some(&head.encode(b"")),
+            Some(partition),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(within, seen.wait_for(|seen| *seen >= probe)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(format!(
+                "the probe written to partition {partition} was not read back within {} ms",
+                within.as_millis()
+            )),
+        }
+    }
+
+    /// Asks the consume loop to find its place in the logs again.
+    async fn realign_consumer(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.realign_asks
+            .send(reply)
+            .await
+            .map_err(|_| "the consume loop has ended".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the consume loop has ended".to_owned())?
+    }
+
+    /// Not ready any more; said once per outage.
+    fn went_down(&self, why: &str) {
+        if self.ready.swap(false, Ordering::AcqRel) {
+            tracing::warn!(why, "kafka unavailable: messages get 5000 until it is back");
+        }
+    }
+
+    /// Heartbeats; after an outage, re-creates what Kafka may have lost,
+    /// finds its place again in logs Kafka may have started afresh, and
+    /// is ready again only once it reads what is written now.
     async fn keep_alive(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(self.config.heartbeat());
+        let beat = self.config.heartbeat();
+        let mut ticker = tokio::time::interval(beat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resync = false;
         loop {
             tokio::select! {
                 () = self.closed.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            if self.health.brokers_down.swap(false, Ordering::AcqRel) {
+                self.went_down("every broker connection is down");
+                resync = true;
             }
             if resync {
                 // A broker that lost its data (or a new cluster) needs its topics again.
@@ -448,11 +617,23 @@ impl Inner {
                 // the old producer's id (an idempotent producer does not
                 // always recover by itself): start afresh.
                 self.renew_producer();
+                if let Err(e) = self.realign_consumer().await {
+                    tracing::warn!(error = %e, "kafka answers, but the consumer could not find its place yet");
+                    continue;
+                }
             }
-            match self.heartbeat().await {
-                Ok(()) => {
+            // A heartbeat slower than the beat itself is a Kafka in trouble.
+            match tokio::time::timeout(beat, self.heartbeat()).await {
+                Ok(Ok(())) => {
                     if resync {
+                        if let Err(e) = self.prove_consuming(self.config.produce_timeout()).await {
+                            tracing::warn!(error = %e, "kafka answers, but this gateway does not read back yet");
+                            continue;
+                        }
                         self.republish().await;
+                        // Nobody could heartbeat during the outage: a lease
+                        // that ran out meanwhile says nothing of a gateway.
+                        self.view.renew_leases(Instant::now());
                     }
                     self.ready.store(true, Ordering::Release);
                     if resync {
@@ -461,10 +642,12 @@ impl Inner {
                         resync = false;
                     }
                 }
-                Err(e) => {
-                    if self.ready.swap(false, Ordering::AcqRel) {
-                        tracing::warn!(error = %e, "kafka unavailable: messages get 5000 until it is back");
-                    }
+                Ok(Err(e)) => {
+                    self.went_down(&e.to_string());
+                    resync = true;
+                }
+                Err(_) => {
+                    self.went_down("a heartbeat took longer than the heartbeat interval");
                     resync = true;
                 }
             }
@@ -474,7 +657,7 @@ impl Inner {
     /// Replaces the producer (messages still queued in the old one fail:
     /// their senders get 5000).
     fn renew_producer(&self) {
-        match new_producer(&self.config) {
+        match new_producer(&self.config, &self.health) {
             Ok(fresh) => {
                 *self
                     .producer
@@ -537,6 +720,7 @@ impl Inner {
             except: except.map(|s| s.0),
             everyone: false,
             kick: None,
+            probe: None,
         };
         match &message.target {
             Target::User(user) => {
@@ -778,6 +962,7 @@ impl Router for KafkaBackend {
                 except: None,
                 everyone: false,
                 kick: Some((user.to_owned(), reason.to_owned())),
+                probe: None,
             };
             writes.push((
                 node.to_string().into_bytes(),
@@ -795,7 +980,7 @@ impl Router for KafkaBackend {
     }
 
     fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire)
+        self.inner.ready.load(Ordering::Acquire) && !self.inner.health.brokers_down.load(Ordering::Acquire)
     }
 
     /// Leaves at once: a tombstone for this gateway's heartbeat and each of

@@ -20,6 +20,7 @@
 mod backend;
 mod config;
 mod error;
+mod positions;
 mod records;
 mod view;
 

@@ -88,6 +88,10 @@ pub(crate) struct DeliveryHead {
     /// A kick instead of a message: the user, and the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) kick: Option<(String, String)>,
+    /// Neither: a gateway's probe of its own delivery partition, proving
+    /// that it reads what is written there now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) probe: Option<u64>,
 }
 
 impl DeliveryHead {
@@ -136,6 +140,7 @@ mod tests {
             except: Some(9),
             everyone: false,
             kick: None,
+            probe: None,
         };
         let body = b"{\"type\":\"text\",\"data\":{\"content\":\"line\\nbreak\"}}\n";
         let (back, bytes) = DeliveryHead::decode(&head.encode(body)).unwrap();

@@ -46,6 +46,16 @@ impl View {
         );
     }
 
+    /// Kafka is back after an outage during which no gateway could
+    /// heartbeat: every gateway known gets a fresh lease from `now`, to
+    /// heartbeat again before it counts as dead. Without it, the gateways
+    /// that come back first would take the others' users for offline.
+    pub(crate) fn renew_leases(&self, now: Instant) {
+        for mut gateway in self.gateways.iter_mut() {
+            gateway.seen = gateway.seen.max(now);
+        }
+    }
+
     /// A gateway left cleanly (a tombstone of its heartbeat).
     pub(crate) fn gateway_left(&self, node: u16) {
         self.gateways.remove(&node);
@@ -218,6 +228,31 @@ mod tests {
         // A clean leave: at once.
         view.gateway_left(1);
         assert!(view.sessions_of("u", now).is_empty());
+    }
+
+    #[test]
+    fn after_an_outage_every_gateway_gets_a_fresh_lease() {
+        let view = View::default();
+        let start = Instant::now();
+        view.heartbeat(
+            &Heartbeat {
+                node: 2,
+                epoch: 20,
+                lease_ms: 1_000,
+            },
+            start,
+        );
+        view.presence("u".into(), 2, Some(presence(20, 1, &[1])));
+        // Kafka was down for 5 s: node 2 could not heartbeat either.
+        let back = start + Duration::from_secs(5);
+        assert!(view.sessions_of("u", back).is_empty());
+        view.renew_leases(back);
+        assert_eq!(view.sessions_of("u", back).len(), 1);
+        // It must heartbeat within the new lease.
+        assert!(
+            view.sessions_of("u", back + Duration::from_millis(1_500))
+                .is_empty()
+        );
     }
 
     #[test]

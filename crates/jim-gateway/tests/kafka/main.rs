@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 #[path = "../multi/deployment.rs"]
+#[allow(dead_code)] // shared with the grpc tests
 mod deployment;
 #[path = "../gateway/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary
@@ -560,4 +561,74 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("unknown field `bootstrapp`"), "{stderr}");
     let _ = std::fs::remove_file(&path);
+}
+
+/// How long traffic runs before and after a fault.
+const TRAFFIC: Duration = Duration::from_millis(500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_broker_that_lost_its_data_every_acked_message_is_delivered() {
+    let mut broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    let deliveries = deployment::Deliveries::collect(bob);
+
+    let (stop, stopped) = watch::channel(false);
+    let senders: Vec<_> = (0..2)
+        .map(|i| {
+            let stopped = stopped.clone();
+            let addr = g1.tcp;
+            tokio::spawn(async move {
+                deployment::pipelined(
+                    addr,
+                    &format!("alice{i}"),
+                    "bob",
+                    8,
+                    Duration::from_millis(10),
+                    stopped,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Enough traffic that the delivery partition's offsets are well ahead
+    // of where a recreated log starts.
+    tokio::time::sleep(TRAFFIC).await;
+    broker.stop().await;
+    // Not ready within one heartbeat (a third of the lease), as documented.
+    let heartbeat = Duration::from_millis(LEASE_MS / 3);
+    wait_ready(&g1, false, heartbeat).await;
+    wait_ready(&g2, false, heartbeat).await;
+    broker.restart().await;
+    let restarted = Instant::now();
+    wait_ready(&g1, true, Duration::from_secs(20)).await;
+    wait_ready(&g2, true, Duration::from_secs(20)).await;
+    tokio::time::sleep(TRAFFIC * 4).await;
+    stop.send_replace(true);
+
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+    // Acked by the broker that died: Kafka confirmed them, then lost those
+    // it had not yet handed to gateway 2 with its data (durability is the
+    // broker's; the inbox will make them survive). Acked by the new one:
+    // every one delivered, though its logs start again from offset 0.
+    let delivered = deliveries.wait_for(&outcome.acked, Duration::from_secs(10)).await;
+    let since = outcome.acked_since(restarted);
+    let with_the_data = outcome.lost(&delivered).len() - since.lost(&delivered).len();
+    eprintln!(
+        "kafka, broker lost its data: {} acked by the broker that died, {with_the_data} of them lost with its data",
+        outcome.acked.len() - since.acked.len()
+    );
+    deployment::assert_acked_were_delivered(
+        "kafka, acked by the broker that came back empty",
+        &since,
+        &delivered,
+    );
+    assert!(!since.acked.is_empty(), "messages were acked after the restart");
+    assert!(outcome.refused > 0, "the outage was seen by the senders");
 }

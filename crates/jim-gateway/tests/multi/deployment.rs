@@ -71,6 +71,8 @@ pub fn session_nodes(body: &Value) -> Vec<u64> {
 pub struct Outcome {
     /// Message ids of the acked messages, in ack order.
     pub acked: Vec<String>,
+    /// When each ack arrived, in the same order.
+    pub acked_at: Vec<Instant>,
     /// Messages refused with 5000 (the documented outcome of an outage).
     pub refused: usize,
     /// Any other reply, which the fault tests do not expect.
@@ -147,9 +149,12 @@ pub async fn pipelined(
                 answered += 1;
                 window.add_permits(1);
                 match (body["type"].as_str(), body["data"]["code"].as_u64()) {
-                    (Some("ack"), _) => outcome
-                        .acked
-                        .push(body["data"]["message_id"].as_str().unwrap().to_owned()),
+                    (Some("ack"), _) => {
+                        outcome
+                            .acked
+                            .push(body["data"]["message_id"].as_str().unwrap().to_owned());
+                        outcome.acked_at.push(Instant::now());
+                    }
                     (Some("error"), Some(5000)) => outcome.refused += 1,
                     _ => outcome.other.push(body.to_string()),
                 }
@@ -226,6 +231,41 @@ impl Deliveries {
 impl Drop for Deliveries {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+impl Outcome {
+    /// Adds another sender's outcome to this one.
+    pub fn merge(&mut self, other: Outcome) {
+        self.acked.extend(other.acked);
+        self.acked_at.extend(other.acked_at);
+        self.refused += other.refused;
+        self.other.extend(other.other);
+        self.unanswered += other.unanswered;
+    }
+
+    /// The part of this outcome acked at or after `since`.
+    pub fn acked_since(&self, since: Instant) -> Outcome {
+        let (acked, acked_at) = self
+            .acked
+            .iter()
+            .zip(&self.acked_at)
+            .filter(|(_, at)| **at >= since)
+            .map(|(id, at)| (id.clone(), *at))
+            .unzip();
+        Outcome {
+            acked,
+            acked_at,
+            refused: self.refused,
+            other: self.other.clone(),
+            unanswered: self.unanswered,
+        }
+    }
+
+    /// Acked ids that were not delivered.
+    pub fn lost<'a>(&'a self, delivered: &[String]) -> Vec<&'a String> {
+        let have: std::collections::HashSet<&String> = delivered.iter().collect();
+        self.acked.iter().filter(|id| !have.contains(id)).collect()
     }
 }
 
