@@ -26,6 +26,10 @@ fn routing(c: &mut Criterion) {
     group.bench_function("typed_parse", |b| {
         b.iter(|| black_box(Message::from_slice(black_box(TEXT)).unwrap()))
     });
+    // The part of raw_parse_validated that refuses JSON parsers read differently.
+    group.bench_function("strict_check", |b| {
+        b.iter(|| jim_model::strict::check(black_box(TEXT)).is_ok())
+    });
     group.finish();
 
     let mut group = c.benchmark_group("stamp_text_sample");

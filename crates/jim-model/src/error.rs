@@ -35,6 +35,16 @@ pub enum ModelError {
         /// Its path.
         field: String,
     },
+    /// Well-formed JSON that parsers read differently (see
+    /// [`strict`](crate::strict)): too deep, a lone surrogate, a number
+    /// beyond a double, a duplicate key.
+    #[error("JSON that parsers read differently: {what} (at byte {at})")]
+    Ambiguous {
+        /// What was found.
+        what: std::borrow::Cow<'static, str>,
+        /// Where, as a byte offset into the body.
+        at: usize,
+    },
     /// A well-formed message of a kind the sender may not send here.
     #[error("{reason}")]
     NotAllowed {

@@ -44,6 +44,7 @@ mod kind;
 mod message;
 mod raw;
 pub mod schema;
+pub mod strict;
 
 pub use codes::{CloseCode, ErrorCode};
 pub use control::{AuthOk, AuthRequest, Status};

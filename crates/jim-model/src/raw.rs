@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::schema::{self, FieldSpec, FieldType};
+use crate::strict;
 use crate::{MessageId, MessageKind, ModelError};
 
 /// A validated business message, borrowing the body it was read from.
@@ -87,7 +88,8 @@ impl<'a> RawMessage<'a> {
     /// A [`ModelError`] naming the offending field: malformed JSON, missing
     /// or non-string `type`, unknown type, missing or non-object `data`,
     /// and for each field of the kind, missing (when required), ill-typed
-    /// or duplicated.
+    /// or duplicated; or JSON that parsers read differently
+    /// ([`strict::check`]).
     pub fn parse(body: &'a [u8]) -> Result<RawMessage<'a>, ModelError> {
         let envelope: Envelope<'a, DataSlot<'a>> = serde_json::from_slice(body).map_err(ModelError::Json)?;
         let (kind, data, extra) = envelope.into_parts()?;
@@ -137,6 +139,18 @@ impl<'a> RawMessage<'a> {
             // Only `error` has no receiver.
             None => Cow::Borrowed(""),
         };
+        // Last, so that the errors above (a duplicate contract field among
+        // them) keep naming the field. The keys of the envelope and of
+        // `data` were read here; the values are checked as JSON text.
+        strict::unique_keys(extra.iter().map(|(key, _)| &**key), 0)?;
+        strict::unique_keys(fields.iter().map(|f| &*f.key), 0)?;
+        for value in fields
+            .iter()
+            .map(|f| f.value)
+            .chain(extra.iter().map(|(_, v)| *v))
+        {
+            strict::check_value(body, value.get().as_bytes(), 2)?;
+        }
         Ok(RawMessage {
             kind,
             receiver_id,

@@ -300,3 +300,58 @@ mod proptests {
         }
     }
 }
+
+#[test]
+fn json_that_parsers_read_differently_is_refused_wherever_it_hides() {
+    let cases = [
+        // An unknown field of `data` given twice.
+        (
+            r#"{"type":"text","data":{"receiver_id":"2","content":"x","k":1,"k":2}}"#,
+            r#"the key "k" twice"#,
+        ),
+        // An unknown top-level field given twice.
+        (
+            r#"{"type":"text","x":1,"data":{"receiver_id":"2","content":"x"},"x":2}"#,
+            r#"the key "x" twice"#,
+        ),
+        // Deep inside an unknown field.
+        (
+            r#"{"type":"text","data":{"receiver_id":"2","content":"x","e":{"a":[{"b":1,"b":1}]}}}"#,
+            r#"the key "b" twice"#,
+        ),
+        (
+            r#"{"type":"text","data":{"receiver_id":"2","content":"\udc00"}}"#,
+            "lone surrogate",
+        ),
+        (
+            r#"{"type":"text","data":{"receiver_id":"2","content":"x","n":-1e999}}"#,
+            "too large for a double",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = raw_err(body);
+        assert!(
+            err.starts_with("JSON that parsers read differently: "),
+            "{body}: {err}"
+        );
+        assert!(err.contains(expected), "{body}: {err}");
+    }
+    let deep = format!(
+        r#"{{"type":"text","data":{{"receiver_id":"2","content":"x","d":{}0{}}}}}"#,
+        "[".repeat(62),
+        "]".repeat(62)
+    );
+    assert!(
+        RawMessage::parse(deep.as_bytes()).is_ok(),
+        "64 deep in all is accepted"
+    );
+    let deeper = deep.replacen('[', "[[", 1).replacen(']', "]]", 1);
+    assert!(raw_err(&deeper).contains("nested deeper than 64"));
+    // A surrogate pair is a character: accepted.
+    assert!(
+        RawMessage::parse(
+            r#"{"type":"text","data":{"receiver_id":"2","content":"\ud83d\ude00"}}"#.as_bytes()
+        )
+        .is_ok()
+    );
+}

@@ -10,7 +10,10 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-both_transports!(a_pipelined_burst_of_pings_gets_every_pong,);
+both_transports!(
+    a_pipelined_burst_of_pings_gets_every_pong,
+    json_that_parsers_read_differently_gets_4000_and_is_not_relayed,
+);
 
 /// Sends `frames` back to back in one write (TCP) or without waiting
 /// between messages (WebSocket), and collects `expected` replies.
@@ -170,4 +173,44 @@ async fn half_sent_http_requests_count_as_connections_and_time_out() {
         .unwrap();
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+async fn json_that_parsers_read_differently_gets_4000_and_is_not_relayed(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut alice = gw.user(kind, "alice").await;
+    let mut bob = gw.user(kind.other(), "bob").await;
+    let deep = format!(
+        r#"{{"type":"text","data":{{"receiver_id":"bob","content":"x","x":{}1{}}}}}"#,
+        "[".repeat(30_000),
+        "]".repeat(30_000)
+    );
+    let cases = [
+        (deep, "arrays and objects nested deeper than 64"),
+        (
+            r#"{"type":"text","data":{"receiver_id":"bob","content":"x","n":1e400}}"#.to_owned(),
+            "a number too large for a double",
+        ),
+        (
+            r#"{"type":"text","data":{"receiver_id":"bob","content":"\ud800"}}"#.to_owned(),
+            "lone surrogate",
+        ),
+        (
+            r#"{"type":"text","data":{"receiver_id":"bob","content":"x","k":1,"k":2}}"#.to_owned(),
+            r#"the key "k" twice in one object"#,
+        ),
+    ];
+    for (seq, (body, expected)) in cases.iter().enumerate() {
+        let seq = seq as u32 + 1;
+        let reply = alice.request(Command::C2C, seq, body).await;
+        let reason = assert_error(&reply, Command::C2C, seq, 4000);
+        assert!(
+            reason.starts_with("JSON that parsers read differently: "),
+            "{reason}"
+        );
+        assert!(reason.contains(expected), "{reason}");
+    }
+    bob.expect_silence().await;
+    // The session goes on.
+    alice.send_message(Command::C2C, 10, "bob", "plain").await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "plain");
 }
