@@ -17,6 +17,9 @@ pub struct Identity {
     pub name: Option<Arc<str>>,
     /// The avatar URL (the `avatar` claim), stamped as `sender_avatar`.
     pub avatar: Option<Arc<str>>,
+    /// When the token expires, in Unix seconds (`None`: it does not, as in
+    /// development mode). The session ends then, unless refreshed.
+    pub expires_at: Option<u64>,
 }
 
 /// The claims of a Jim client token.
@@ -29,6 +32,9 @@ pub struct Claims {
     /// Issued at, in Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not valid before, in Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -46,6 +52,17 @@ pub enum AuthError {
     /// The token is past its `exp`.
     #[error("token expired")]
     Expired,
+    /// The token's `nbf` is still to come.
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
+    /// The token's `exp` is further away than the gateway accepts.
+    #[error("token lifetime too long: it expires in {remaining_secs} s, the maximum is {max_secs} s")]
+    TooLong {
+        /// Seconds from now to its `exp`.
+        remaining_secs: u64,
+        /// `auth.max_token_lifetime_secs`.
+        max_secs: u64,
+    },
     /// Anything else: bad signature, wrong algorithm, malformed, missing claims.
     #[error("invalid token: {0}")]
     Invalid(String),
@@ -59,10 +76,15 @@ pub enum Authenticator {
     Jwt {
         /// The verification key.
         key: DecodingKey,
-        /// Algorithm pinned to HS256; `exp` and `sub` required.
+        /// Algorithm pinned to HS256; `exp` and `sub` required, `nbf` checked.
         validation: Box<Validation>,
+        /// The longest a token may still have to live, in seconds.
+        max_lifetime_secs: u64,
     },
 }
+
+/// The default of `auth.max_token_lifetime_secs`: 30 days.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,14 +96,23 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An HS256 verifier for `secret`.
+    /// An HS256 verifier for `secret`, accepting tokens that live at most
+    /// [`DEFAULT_MAX_TOKEN_LIFETIME_SECS`].
     pub fn jwt(secret: &[u8]) -> Authenticator {
+        Authenticator::jwt_with_max_lifetime(secret, DEFAULT_MAX_TOKEN_LIFETIME_SECS)
+    }
+
+    /// An HS256 verifier for `secret` that refuses tokens expiring more
+    /// than `max_lifetime_secs` from now.
+    pub fn jwt_with_max_lifetime(secret: &[u8], max_lifetime_secs: u64) -> Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Authenticator::Jwt {
             key: DecodingKey::from_secret(secret),
             validation: Box::new(validation),
+            max_lifetime_secs,
         }
     }
 
@@ -97,7 +128,10 @@ impl Authenticator {
             .jwt_secret
             .as_deref()
             .ok_or_else(|| GatewayError::Config("no token secret configured".into()))?;
-        Ok(Authenticator::jwt(secret.as_bytes()))
+        Ok(Authenticator::jwt_with_max_lifetime(
+            secret.as_bytes(),
+            auth.max_token_lifetime_secs,
+        ))
     }
 
     /// Whether this is development mode.
@@ -118,21 +152,35 @@ impl Authenticator {
                 user_id: token.into(),
                 name: None,
                 avatar: None,
+                expires_at: None,
             }),
-            Authenticator::Jwt { key, validation } => {
+            Authenticator::Jwt {
+                key,
+                validation,
+                max_lifetime_secs,
+            } => {
                 let data =
                     jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
                         jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                        jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                         _ => AuthError::Invalid(e.to_string()),
                     })?;
                 let claims = data.claims;
                 if claims.sub.is_empty() {
                     return Err(AuthError::Invalid("empty subject".into()));
                 }
+                let remaining_secs = claims.exp.saturating_sub(unix_now());
+                if remaining_secs > *max_lifetime_secs {
+                    return Err(AuthError::TooLong {
+                        remaining_secs,
+                        max_secs: *max_lifetime_secs,
+                    });
+                }
                 Ok(Identity {
                     user_id: claims.sub.into(),
                     name: claims.name.map(Into::into),
                     avatar: claims.avatar.map(Into::into),
+                    expires_at: Some(claims.exp),
                 })
             }
         }
@@ -163,16 +211,22 @@ pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, GatewayError> {
 
 /// Claims for `user` expiring in `ttl_secs`.
 pub fn claims_for(user: &str, ttl_secs: u64, name: Option<&str>, avatar: Option<&str>) -> Claims {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_now();
     Claims {
         sub: user.to_owned(),
         exp: now + ttl_secs,
         iat: Some(now),
+        nbf: None,
         name: name.map(str::to_owned),
         avatar: avatar.map(str::to_owned),
     }
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -225,6 +279,44 @@ mod tests {
             Err(AuthError::Invalid(_))
         ));
         assert_eq!(Authenticator::jwt(SECRET).verify(""), Err(AuthError::Empty));
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let mut claims = claims_for("u1", 600, None, None);
+        claims.nbf = Some(unix_now() + 300);
+        let token = mint(SECRET, &claims).unwrap();
+        assert_eq!(
+            Authenticator::jwt(SECRET).verify(&token),
+            Err(AuthError::NotYetValid)
+        );
+        claims.nbf = Some(unix_now() - 1);
+        let token = mint(SECRET, &claims).unwrap();
+        assert!(Authenticator::jwt(SECRET).verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_token_that_lives_too_long_is_refused() {
+        let mut claims = claims_for("u1", 0, None, None);
+        claims.exp = u64::MAX;
+        let token = mint(SECRET, &claims).unwrap();
+        assert!(matches!(
+            Authenticator::jwt(SECRET).verify(&token),
+            Err(AuthError::TooLong {
+                max_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+                ..
+            })
+        ));
+        let token = mint(SECRET, &claims_for("u1", 3_600, None, None)).unwrap();
+        let strict = Authenticator::jwt_with_max_lifetime(SECRET, 600);
+        assert_eq!(
+            strict.verify(&token).unwrap_err().to_string(),
+            "token lifetime too long: it expires in 3600 s, the maximum is 600 s"
+        );
+        assert_eq!(
+            Authenticator::jwt(SECRET).verify(&token).unwrap().expires_at,
+            Some(claims_for("u1", 3_600, None, None).exp)
+        );
     }
 
     #[test]

@@ -123,6 +123,12 @@ pub struct Listen {
     /// Admin HTTP API listener.
     #[serde(with = "listen_addr")]
     pub admin: Option<SocketAddr>,
+    /// The web origins (`https://chat.example.com`, or `*` for any) whose
+    /// pages may open WebSocket sessions; the browser sends its page's
+    /// origin, and an upgrade from another gets 403. Clients that are not
+    /// browsers send none and are not concerned. Empty: any origin in
+    /// development mode, none in production.
+    pub allowed_origins: Vec<String>,
 }
 
 /// `"IP:PORT"` or `"off"`.
@@ -161,12 +167,13 @@ impl Default for Listen {
             ws_path: "/ws".to_owned(),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 9001))),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9002))),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
 /// Client authentication.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
     /// Development mode: any non-empty token is the user id. Never in
@@ -175,6 +182,33 @@ pub struct Auth {
     /// The HS256 secret of client tokens (at least 32 bytes). Prefer the
     /// `JIM_JWT_SECRET` environment variable to writing it here.
     pub jwt_secret: Option<String>,
+    /// Tokens expiring further than this from now are refused (an `exp` of
+    /// 2^64-1 is no expiry at all), in seconds.
+    pub max_token_lifetime_secs: u64,
+    /// Whether a client's own `sender_name` / `sender_avatar` are relayed
+    /// when its token carries none. Unset: yes in development mode, no
+    /// otherwise (the profile comes from the token, or is absent: no
+    /// display-name spoofing).
+    pub client_profiles: Option<bool>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            dev: false,
+            jwt_secret: None,
+            max_token_lifetime_secs: crate::auth::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            client_profiles: None,
+        }
+    }
+}
+
+impl Auth {
+    /// Whether clients' own profile fields are relayed (see
+    /// [`client_profiles`](Self::client_profiles)).
+    pub fn client_profiles(&self) -> bool {
+        self.client_profiles.unwrap_or(self.dev)
+    }
 }
 
 /// The admin HTTP API.
@@ -302,7 +336,7 @@ impl Config {
             },
             auth: Auth {
                 dev: true,
-                jwt_secret: None,
+                ..Auth::default()
             },
             ..Config::default()
         }
@@ -343,6 +377,9 @@ impl Config {
                         .into(),
                 );
             }
+        }
+        if self.auth.max_token_lifetime_secs == 0 {
+            return fail("auth.max_token_lifetime_secs must be positive".into());
         }
         if self.listen.tcp.is_none() && self.listen.ws.is_none() {
             return fail("no client listener: configure listen.tcp or listen.ws".into());

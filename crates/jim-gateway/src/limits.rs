@@ -2,7 +2,14 @@
 
 use tokio::time::Instant;
 
-/// A token bucket: `burst` messages at once, `per_sec` sustained.
+/// The most waiting on the backend that is credited (see
+/// [`RateLimit::credit`]).
+const MAX_CREDIT_SECS: f64 = 60.0;
+
+/// A token bucket: `burst` messages at once, `per_sec` sustained, by
+/// arrival: time the session spent waiting for the backend instead of
+/// reading is credited, so that messages a client sent within the limit
+/// during a stall are not refused when they are read all at once after it.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     tokens: f64,
@@ -26,13 +33,32 @@ impl RateLimit {
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens < self.burst {
+            self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+}
+
+impl RateLimit {
+    /// The session waited `waited` for the backend without reading: a
+    /// client within the limit may have sent that much more meanwhile,
+    /// beyond the burst. Only a wait longer than it takes the bucket to
+    /// fill counts: a shorter one is covered by the refill, which a longer
+    /// one outgrows (the refill stops at the burst). Bounded, and spent
+    /// like any token.
+    pub(crate) fn credit(&mut self, waited: std::time::Duration) {
+        let waited = waited.as_secs_f64();
+        if waited < self.burst / self.per_sec {
+            return;
+        }
+        let most = self.burst + self.per_sec * MAX_CREDIT_SECS;
+        self.tokens = (self.tokens + waited * self.per_sec).min(most.max(self.tokens));
     }
 }
 
@@ -56,6 +82,23 @@ mod tests {
         // A long pause refills only up to the burst.
         let later = start + Duration::from_secs(60);
         assert!((0..3).all(|_| limit.try_take(later)));
+        assert!(!limit.try_take(later));
+    }
+
+    #[test]
+    fn time_spent_waiting_for_the_backend_is_credited_beyond_the_burst() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(10, 3, start);
+        assert!(limit.try_take(start));
+        // A 2 s stall: 20 messages at 10/s may have come meanwhile, read at once after it.
+        limit.credit(Duration::from_secs(2));
+        let after = start + Duration::from_secs(2);
+        assert!((0..22).all(|_| limit.try_take(after)), "burst left + 20 credited");
+        assert!(!limit.try_take(after));
+        // A wait the refill covers is not credited on top of it.
+        let later = after + Duration::from_millis(100);
+        limit.credit(Duration::from_millis(100));
+        assert!(limit.try_take(later));
         assert!(!limit.try_take(later));
     }
 }

@@ -244,6 +244,21 @@ impl<R> Clone for WsAcceptor<R> {
 impl<R: Router> ws::Accept for WsAcceptor<R> {
     type Admission = Slot;
 
+    fn allows_origin(&self, origin: &str) -> bool {
+        let config = &self.0.config;
+        let allowed = &config.listen.allowed_origins;
+        if allowed.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+            || (allowed.is_empty() && config.auth.dev)
+        {
+            return true;
+        }
+        tracing::warn!(
+            origin,
+            "WebSocket upgrade refused: a page from this origin may not open sessions (listen.allowed_origins)"
+        );
+        false
+    }
+
     async fn accept(&self, connection: Connection, slot: Option<Slot>) {
         // A task of its own, like a TCP session's, rather than axum's
         // upgrade task, whose future carries the upgrade machinery for the

@@ -89,6 +89,17 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
 struct Authenticated {
     info: SessionInfo,
     identity: Identity,
+    /// When its token expires: the session ends then unless refreshed.
+    expires: Option<Instant>,
+}
+
+/// When a token that expires at `exp` (Unix seconds) does, on this clock.
+fn expiry(identity: &Identity) -> Option<Instant> {
+    let exp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(identity.expires_at?);
+    let left = exp
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(Instant::now() + left)
 }
 
 struct Session<R> {
@@ -127,14 +138,22 @@ impl<R: Router> Session<R> {
                 }
                 () = &mut timer => {
                     // The deadline moves with activity; only act once it has really passed.
+                    let now = Instant::now();
                     let deadline = self.deadline();
-                    if Instant::now() >= deadline {
-                        return if self.auth.is_some() {
-                            self.close(CloseCode::Policy, "idle timeout");
-                            CloseReason::Idle
-                        } else {
-                            self.close(CloseCode::Policy, "authentication timeout");
-                            CloseReason::Auth
+                    if now >= deadline {
+                        return match &self.auth {
+                            None => {
+                                self.close(CloseCode::Policy, "authentication timeout");
+                                CloseReason::Auth
+                            }
+                            Some(auth) if auth.expires.is_some_and(|expires| expires <= now) => {
+                                self.close(CloseCode::Policy, "token expired");
+                                CloseReason::Auth
+                            }
+                            Some(_) => {
+                                self.close(CloseCode::Policy, "idle timeout");
+                                CloseReason::Idle
+                            }
                         };
                     }
                     timer.as_mut().reset(deadline);
@@ -183,9 +202,11 @@ impl<R: Router> Session<R> {
                         return closed_from_outside(&outbox);
                     }
                     // Authenticating can bring the deadline forward (a short
-                    // idle timeout); activity only pushes it back, which the
-                    // timer notices when it fires.
-                    if self.deadline() < timer.deadline() {
+                    // idle timeout, a token about to expire); activity only
+                    // pushes it back, which the timer notices when it fires.
+                    if self.deadline() != timer.deadline() && self.deadline() < timer.deadline()
+                        || self.auth.as_ref().is_some_and(|auth| auth.expires.is_some())
+                    {
                         timer.as_mut().reset(self.deadline());
                     }
                 }
@@ -200,11 +221,15 @@ impl<R: Router> Session<R> {
         (Instant::now() + self.shared.config.limits.write_timeout()).min(self.deadline())
     }
 
-    /// When the connection must be closed for silence.
+    /// When the connection must be closed: for not authenticating, for
+    /// silence, or because its token expires.
     fn deadline(&self) -> Instant {
-        match self.auth {
+        match &self.auth {
             None => self.connected + self.shared.config.session.auth_timeout(),
-            Some(_) => self.last_activity + self.shared.config.session.idle_timeout(),
+            Some(auth) => {
+                let idle = self.last_activity + self.shared.config.session.idle_timeout();
+                auth.expires.map_or(idle, |expires| idle.min(expires))
+            }
         }
     }
 
@@ -245,7 +270,7 @@ impl<R: Router> Session<R> {
                 "not authenticated: send B001 first",
             ),
             (Command::Pong, true) => Flow::Continue,
-            (Command::Auth, true) => self.error(&frame, ErrorCode::BadRequest, "already authenticated"),
+            (Command::Auth, true) => self.refresh(&frame),
             (Command::C2C | Command::C2G, true) => self.message(&frame).await,
             (Command::S2C, true) => {
                 self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
@@ -286,16 +311,50 @@ impl<R: Router> Session<R> {
         {
             return self.router_error(frame, &e);
         }
+        tracing::debug!(user = %info.user, session = %info.id, "authenticated");
+        self.shared.metrics.sessions.increment(1);
+        let expires = expiry(&identity);
+        let ok = self.auth_ok(frame, &info);
+        self.auth = Some(Authenticated {
+            info,
+            identity,
+            expires,
+        });
+        self.last_activity = Instant::now();
+        ok
+    }
+
+    fn auth_ok(&self, frame: &Frame, info: &SessionInfo) -> Flow {
         let ok = AuthOk {
             user_id: info.user.to_string(),
             session_id: info.id.to_string(),
             heartbeat_secs: self.shared.config.session.heartbeat_secs,
         };
-        tracing::debug!(user = %info.user, session = %info.id, "authenticated");
-        self.shared.metrics.sessions.increment(1);
-        self.auth = Some(Authenticated { info, identity });
-        self.last_activity = Instant::now();
         self.reply(frame.reply(Command::AuthOk, serde_json::to_vec(&ok).unwrap_or_default()))
+    }
+
+    /// A `B001` on an authenticated session: a fresh token of the same user
+    /// extends the session (and updates the name and avatar it carries);
+    /// anything else ends it, as a failed authentication does.
+    fn refresh(&mut self, frame: &Frame) -> Flow {
+        let request = match AuthRequest::from_slice(&frame.body) {
+            Ok(request) => request,
+            Err(e) => return self.auth_failed(frame, &format!("bad B001 body: {e}")),
+        };
+        let identity = match self.shared.auth.verify(&request.token) {
+            Ok(identity) => identity,
+            Err(e) => return self.auth_failed(frame, &e.to_string()),
+        };
+        let Some(auth) = &mut self.auth else {
+            return Flow::Continue;
+        };
+        if identity.user_id != auth.identity.user_id {
+            return self.auth_failed(frame, "the token is for another user than this session's");
+        }
+        auth.expires = expiry(&identity);
+        auth.identity = identity;
+        let info = auth.info.clone();
+        self.auth_ok(frame, &info)
     }
 
     fn auth_failed(&self, frame: &Frame, reason: &str) -> Flow {
@@ -355,6 +414,7 @@ impl<R: Router> Session<R> {
             sender_id: &auth.identity.user_id,
             sender_name: auth.identity.name.as_deref(),
             sender_avatar: auth.identity.avatar.as_deref(),
+            client_profile: self.shared.config.auth.client_profiles(),
             message_id,
             // The wall clock, not the id's: the id's clock is anchored at
             // start-up and would not follow a corrected system clock.
@@ -387,7 +447,11 @@ impl<R: Router> Session<R> {
             body: Bytes::from(body),
         };
         let kind = outgoing.kind;
-        match self.shared.router.route(outgoing).await {
+        let routed = self.shared.router.route(outgoing).await;
+        // While the backend took its time, this session read nothing: what
+        // the client sent meanwhile is charged as when it arrived.
+        self.rate.credit(self.last_activity.elapsed());
+        match routed {
             Ok(_) => {
                 self.shared.metrics.routed(frame.cmd, kind);
                 self.ack(frame, &receiver, message_id)

@@ -62,6 +62,9 @@ pub struct Stamp<'s> {
     pub sender_name: Option<&'s str>,
     /// The sender's avatar from the token, replacing the client's.
     pub sender_avatar: Option<&'s str>,
+    /// Where the stamp has no name (or avatar): whether the client's own
+    /// is relayed as sent, or dropped (no display-name spoofing).
+    pub client_profile: bool,
     /// The id given to the message.
     pub message_id: MessageId,
     /// Milliseconds since the Unix epoch.
@@ -75,6 +78,7 @@ impl<'s> Stamp<'s> {
             sender_id,
             sender_name: None,
             sender_avatar: None,
+            client_profile: true,
             message_id,
             timestamp,
         }
@@ -179,7 +183,8 @@ impl<'a> RawMessage<'a> {
     }
 
     /// Writes the stamped message to `out`: `sender_id` (and `sender_name`,
-    /// `sender_avatar` when the stamp has them) replace the client's,
+    /// `sender_avatar` when the stamp has them) replace the client's (which
+    /// are dropped without replacement unless `client_profile`),
     /// `message_id` and `timestamp` are added, aliased keys are written with
     /// their clean names, and everything else is copied as it was sent.
     pub fn stamp(&self, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
@@ -199,8 +204,8 @@ impl<'a> RawMessage<'a> {
         for field in &self.fields {
             let replaced = match field.spec.map(|spec| spec.name) {
                 Some("sender_id" | "message_id" | "timestamp") => true,
-                Some("sender_name") => stamp.sender_name.is_some(),
-                Some("sender_avatar") => stamp.sender_avatar.is_some(),
+                Some("sender_name") => stamp.sender_name.is_some() || !stamp.client_profile,
+                Some("sender_avatar") => stamp.sender_avatar.is_some() || !stamp.client_profile,
                 _ => false,
             };
             if !replaced {

@@ -193,6 +193,21 @@ fn stamping_overrides_the_client_identity() {
     assert_eq!(v["data"]["sender_name"], "Mallory \"M\"");
     assert_eq!(v["data"]["sender_avatar"], "https://a/m.png");
     assert_eq!(v["data"].as_object().unwrap().len(), 7);
+
+    // Without client profiles, the client's own name and avatar are dropped.
+    let mut out = Vec::new();
+    let stamp = Stamp {
+        client_profile: false,
+        ..Stamp::new("mallory", MessageId(10), 20)
+    };
+    raw.stamp(&stamp, &mut out);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["data"].get("sender_name"), v["data"].get("sender_avatar")),
+        (None, None),
+        "{v}"
+    );
+    assert_eq!(v["data"]["sender_id"], "mallory");
 }
 
 #[test]

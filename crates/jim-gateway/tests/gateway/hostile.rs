@@ -214,3 +214,206 @@ async fn json_that_parsers_read_differently_gets_4000_and_is_not_relayed(kind: K
     alice.send_message(Command::C2C, 10, "bob", "plain").await;
     assert_eq!(json(&bob.recv().await)["data"]["content"], "plain");
 }
+
+#[tokio::test]
+async fn browser_origins_are_refused_unless_allowed() {
+    let evil = |request: &mut tokio_tungstenite::tungstenite::handshake::client::Request| {
+        request
+            .headers_mut()
+            .insert("origin", "https://evil.example".parse().unwrap());
+    };
+    let production = |allowed: &[&str]| {
+        let allowed: Vec<String> = allowed.iter().map(|o| (*o).to_owned()).collect();
+        move |c: &mut jim_gateway::Config| {
+            c.auth.dev = false;
+            c.auth.jwt_secret = Some(JWT_SECRET.into());
+            c.admin.key = Some(ADMIN_KEY.into());
+            c.listen.allowed_origins = allowed;
+        }
+    };
+    // Production, nothing listed: a page from anywhere is refused...
+    let gw = Gw::with(production(&[])).await;
+    let (status, body) = ws_refusal_with(&gw.ws_url(), evil).await;
+    assert_eq!((status, body.as_str()), (403, "origin not allowed\n"));
+    // ...a client that is not a browser sends no Origin and gets in.
+    Raw::ws(&gw.ws_url()).await.request(Command::Ping, 1, "").await;
+
+    // Listed origins only.
+    let gw = Gw::with(production(&["https://chat.example"])).await;
+    assert_eq!(ws_refusal_with(&gw.ws_url(), evil).await.0, 403);
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(gw.ws_url()).unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://CHAT.example".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    futures_util::SinkExt::close(&mut ws).await.unwrap();
+
+    // Development mode, nothing listed: any origin (a page on a dev server).
+    let gw = Gw::start().await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(gw.ws_url()).unwrap();
+    evil(&mut request);
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_clients_own_display_name_is_not_relayed_in_production() {
+    use jim_gateway::auth::{claims_for, mint};
+    let spoof = r#"{"type":"text","data":{"receiver_id":"bob","content":"hi","sender_name":"CEO","sender_avatar":"https://evil/ceo.png"}}"#;
+    for (client_profiles, relayed) in [(None, false), (Some(true), true)] {
+        let gw = Gw::with(|c| {
+            c.auth.dev = false;
+            c.auth.jwt_secret = Some(JWT_SECRET.into());
+            c.admin.key = Some(ADMIN_KEY.into());
+            c.auth.client_profiles = client_profiles;
+        })
+        .await;
+        let token = |user: &str, name: Option<&str>| {
+            mint(JWT_SECRET.as_bytes(), &claims_for(user, 60, name, None)).unwrap()
+        };
+        let mut mallory = gw.raw(Kind::Tcp).await;
+        mallory.auth(&token("mallory", None)).await;
+        let mut bob = gw.raw(Kind::Ws).await;
+        bob.auth(&token("bob", None)).await;
+        assert_ack(
+            &mallory.request(Command::C2C, 2, spoof).await,
+            Command::C2C,
+            2,
+            "bob",
+        );
+        let data = json(&bob.recv().await)["data"].clone();
+        assert_eq!(data["sender_id"], "mallory");
+        assert_eq!(
+            data.get("sender_name").is_some(),
+            relayed,
+            "{client_profiles:?}: {data}"
+        );
+        assert_eq!(
+            data.get("sender_avatar").is_some(),
+            relayed,
+            "{client_profiles:?}: {data}"
+        );
+
+        // The token's own name is always what recipients see.
+        let mut alice = gw.raw(Kind::Tcp).await;
+        alice.auth(&token("alice", Some("Alice"))).await;
+        assert_ack(
+            &alice.request(Command::C2C, 3, spoof).await,
+            Command::C2C,
+            3,
+            "bob",
+        );
+        let data = json(&bob.recv().await)["data"].clone();
+        assert_eq!(data["sender_name"], "Alice");
+    }
+}
+
+/// A local router whose routing waits while its gate is closed: a
+/// backend that stalls.
+#[derive(Clone)]
+struct Stalling {
+    inner: jim_router::LocalRouter,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+impl jim_router::Router for Stalling {
+    async fn attach(
+        &self,
+        info: jim_router::SessionInfo,
+        outbox: std::sync::Arc<jim_router::Outbox>,
+    ) -> Result<(), jim_router::RouterError> {
+        self.inner.attach(info, outbox).await
+    }
+    async fn detach(&self, info: &jim_router::SessionInfo) -> Result<(), jim_router::RouterError> {
+        self.inner.detach(info).await
+    }
+    async fn route(
+        &self,
+        message: jim_router::Outgoing,
+    ) -> Result<jim_router::Receipt, jim_router::RouterError> {
+        let _ = self.open.clone().wait_for(|open| *open).await;
+        self.inner.route(message).await
+    }
+    async fn acknowledge(&self, ack: jim_router::ClientAck) -> Result<(), jim_router::RouterError> {
+        self.inner.acknowledge(ack).await
+    }
+    async fn add_members(
+        &self,
+        group: &str,
+        users: &[jim_router::UserId],
+    ) -> Result<(), jim_router::RouterError> {
+        self.inner.add_members(group, users).await
+    }
+    async fn remove_members(
+        &self,
+        group: &str,
+        users: &[jim_router::UserId],
+    ) -> Result<(), jim_router::RouterError> {
+        self.inner.remove_members(group, users).await
+    }
+    async fn members(&self, group: &str) -> Result<Vec<jim_router::UserId>, jim_router::RouterError> {
+        self.inner.members(group).await
+    }
+    async fn presence(&self, user: &str) -> Result<Vec<jim_router::SessionInfo>, jim_router::RouterError> {
+        self.inner.presence(user).await
+    }
+    async fn kick(&self, user: &str, reason: &str) -> Result<usize, jim_router::RouterError> {
+        self.inner.kick(user, reason).await
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// How long the stalling backend stalls.
+const STALL: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_within_the_rate_during_a_backend_stall_are_not_rate_limited() {
+    let (gate, open) = tokio::sync::watch::channel(true);
+    let router = Stalling {
+        inner: jim_router::LocalRouter::new(),
+        open,
+    };
+    let mut config = jim_gateway::Config::ephemeral_dev();
+    config.limits.messages_per_sec = 10;
+    config.limits.message_burst = 5;
+    let running = jim_gateway::Gateway::new(config, router)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut alice = Raw::tcp(running.tcp_addr().unwrap()).await;
+    alice.auth("alice").await;
+    let mut bob = Raw::tcp(running.tcp_addr().unwrap()).await;
+    bob.auth("bob").await;
+
+    // The backend stalls; alice goes on sending at 8 a second, under the limit.
+    gate.send_replace(false);
+    let sent = 24u32;
+    let sending = async {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(125));
+        for seq in 1..=sent {
+            ticks.tick().await;
+            alice
+                .send_body(Command::C2C, seq, &text("bob", &format!("m{seq}")))
+                .await;
+            if seq == 8 {
+                // A second into it the stall ends; the frames it held back are read at once.
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(STALL).await;
+                    gate.send_replace(true);
+                });
+            }
+        }
+    };
+    sending.await;
+    for seq in 1..=sent {
+        let reply = alice.reply().await;
+        assert_ack(&reply, Command::C2C, reply.seq, "bob");
+        assert!(reply.seq <= sent, "{seq}");
+    }
+    let _ = running.shutdown().await;
+}

@@ -17,7 +17,7 @@ both_transports!(
     idle_timeout_sends_a999_1008_and_heartbeats_prevent_it,
     a998_is_answered_with_a999_1000_then_close,
     a998_before_auth_closes_too,
-    second_auth_gets_4000_and_the_session_is_unchanged,
+    a_second_b001_refreshes_the_same_users_session_and_ends_another_users,
     server_only_and_unknown_commands_get_errors,
     jwt_tokens_are_verified_and_bad_ones_refused,
     every_session_gets_its_own_id,
@@ -158,15 +158,23 @@ async fn a998_before_auth_closes_too(kind: Kind) {
     raw.expect_close(1000).await;
 }
 
-async fn second_auth_gets_4000_and_the_session_is_unchanged(kind: Kind) {
+async fn a_second_b001_refreshes_the_same_users_session_and_ends_another_users(kind: Kind) {
     let gw = Gw::start().await;
-    let mut raw = gw.user(kind, "alice").await;
-    let reply = raw.request(Command::Auth, 2, r#"{"token":"mallory"}"#).await;
-    assert_eq!(
-        assert_error(&reply, Command::Auth, 2, 4000),
-        "already authenticated"
-    );
+    let mut raw = gw.raw(kind).await;
+    let first = raw.auth("alice").await;
+    // The same user: B002 again, the same session.
+    let again = raw.request(Command::Auth, 2, r#"{"token":"alice"}"#).await;
+    assert_eq!((again.cmd, again.seq), (Command::AuthOk, 2));
+    assert_eq!(json(&again)["session_id"], first.session_id.as_str());
     assert_eq!(gw.router.hub().sessions_of("alice").len(), 1);
+    // Another user's token: B003, and the session ends.
+    let reply = raw.request(Command::Auth, 3, r#"{"token":"mallory"}"#).await;
+    assert_eq!((reply.cmd, reply.seq), (Command::AuthFailed, 3));
+    assert_eq!(
+        json(&reply),
+        json!({"code": 4001, "reason": "the token is for another user than this session's"})
+    );
+    raw.expect_close(1008).await;
     assert!(gw.router.hub().sessions_of("mallory").is_empty());
 }
 
@@ -212,8 +220,20 @@ async fn jwt_tokens_are_verified_and_bad_ones_refused(kind: Kind) {
 
     let mut expired = claims_for("bob", 0, None, None);
     expired.exp -= 600;
+    let mut early = claims_for("bob", 600, None, None);
+    early.nbf = Some(early.exp - 60);
+    let mut forever = claims_for("bob", 0, None, None);
+    forever.exp = u64::MAX;
     let cases = [
         (mint(JWT_SECRET.as_bytes(), &expired).unwrap(), "token expired"),
+        (
+            mint(JWT_SECRET.as_bytes(), &early).unwrap(),
+            "token not valid yet (nbf)",
+        ),
+        (
+            mint(JWT_SECRET.as_bytes(), &forever).unwrap(),
+            "token lifetime too long: it expires in 1844674407",
+        ),
         (
             mint(
                 b"some other secret, 32 bytes long!",
@@ -230,9 +250,59 @@ async fn jwt_tokens_are_verified_and_bad_ones_refused(kind: Kind) {
             .request(Command::Auth, 4, &format!(r#"{{"token":"{token}"}}"#))
             .await;
         assert_eq!(reply.cmd, Command::AuthFailed);
-        assert_eq!(json(&reply), json!({"code": 4001, "reason": reason}));
+        assert_eq!(json(&reply)["code"], 4001);
+        let got = json(&reply)["reason"].as_str().unwrap().to_owned();
+        assert!(got.starts_with(reason), "{got}");
         raw.expect_close(1008).await;
     }
+}
+
+/// A JWT-authenticated gateway.
+async fn jwt_gateway() -> Gw {
+    Gw::with(|c| {
+        c.auth.dev = false;
+        c.auth.jwt_secret = Some(JWT_SECRET.into());
+        c.admin.key = Some(ADMIN_KEY.into());
+    })
+    .await
+}
+
+fn token(user: &str, ttl_secs: u64) -> String {
+    use jim_gateway::auth::{claims_for, mint};
+    mint(JWT_SECRET.as_bytes(), &claims_for(user, ttl_secs, None, None)).unwrap()
+}
+
+#[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let gw = jwt_gateway().await;
+    let mut raw = gw.raw(Kind::Tcp).await;
+    raw.auth(&token("alice", 1)).await;
+    // Activity does not keep it alive past the token.
+    raw.request(Command::Ping, 2, "").await;
+    let started = std::time::Instant::now();
+    assert_eq!(raw.expect_close(1008).await, "token expired");
+    assert!(started.elapsed() <= std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_fresh_token_of_the_same_user_keeps_the_session_past_the_old_ones_expiry() {
+    let gw = jwt_gateway().await;
+    let mut raw = gw.raw(Kind::Ws).await;
+    let first = raw.auth(&token("alice", 1)).await;
+    let reply = raw
+        .request(
+            Command::Auth,
+            2,
+            &format!(r#"{{"token":"{}"}}"#, token("alice", 600)),
+        )
+        .await;
+    assert_eq!(reply.cmd, Command::AuthOk);
+    assert_eq!(json(&reply)["session_id"], first.session_id.as_str());
+    // Past the first token's expiry (and its second of rounding), still there.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(2_500), raw.next_inner()).await;
+    assert!(quiet.is_err(), "the session ended: {quiet:?}");
+    let pong = raw.request(Command::Ping, 3, "").await;
+    assert_eq!(pong.cmd, Command::Pong);
 }
 
 async fn every_session_gets_its_own_id(kind: Kind) {
