@@ -237,8 +237,9 @@ fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
 }
 
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
-    let config = args.config()?;
+    let mut config = args.config()?;
     init_logging(&args.log);
+    fit_open_file_limit(&mut config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers.filter(|w| *w > 0) {
         runtime.worker_threads(workers);
@@ -300,6 +301,32 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     }
 }
 
+/// Raises the soft open-file limit to the hard one, and keeps
+/// `limits.max_connections` within it: past the limit, accepting fails
+/// (EMFILE) for client and admin connections alike, where a connection
+/// over `max_connections` is told why and closed. A tenth of the
+/// descriptors (at least 64) stays for listeners, admin calls and the
+/// backend.
+fn fit_open_file_limit(config: &mut Config) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return;
+        }
+    };
+    let usable = limit.saturating_sub((limit / 10).max(64)).max(1);
+    if config.limits.max_connections as u64 > usable {
+        tracing::warn!(
+            configured = config.limits.max_connections,
+            open_file_limit = limit,
+            using = usable,
+            "limits.max_connections is above what the open-file limit allows: lowered (raise `ulimit -n` for more)"
+        );
+        config.limits.max_connections = usize::try_from(usable).unwrap_or(usize::MAX);
+    }
+}
+
 /// Sets up `tracing` logs to stderr with a filter such as `info`.
 pub fn init_logging(filter: &str) {
     use tracing_subscriber::EnvFilter;
@@ -307,6 +334,8 @@ pub fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colour codes only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // stdout carries the banner (and `gentoken`'s token).
         .with_writer(std::io::stderr)
         .try_init();

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::process::{Command as Process, Stdio};
 
 use jim_gateway::auth::Authenticator;
-use jim_protocol::Command;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use jim_protocol::{Command, Frame};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use crate::support::*;
 
@@ -114,4 +115,234 @@ async fn the_binary_serves_prints_its_listeners_and_stops_on_sigterm() {
     let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
     let _ = Command::Ping;
+}
+
+/// The gateway binary, started with `args` and a configuration file, on
+/// ephemeral loopback ports; its stderr lines are collected.
+pub(crate) struct GatewayProcess {
+    pub child: tokio::process::Child,
+    pub tcp: SocketAddr,
+    pub ws: SocketAddr,
+    pub admin: SocketAddr,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    config: std::path::PathBuf,
+}
+
+impl GatewayProcess {
+    /// `wrapper`, if given, is a shell prefix (`ulimit -Hn 256;` say).
+    pub(crate) async fn start(config: &str, wrapper: Option<&str>) -> GatewayProcess {
+        let path = std::env::temp_dir().join(format!(
+            "jim-gw-{}-{}.toml",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&path, config).unwrap();
+        let args = format!(
+            "--dev --config {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --log info",
+            path.display()
+        );
+        let mut command = match wrapper {
+            Some(prefix) => {
+                let mut sh = tokio::process::Command::new("sh");
+                sh.args(["-c", &format!("{prefix} exec {BIN} {args}")]);
+                sh
+            }
+            None => {
+                let mut direct = tokio::process::Command::from(gateway());
+                direct.args(args.split(' '));
+                direct
+            }
+        };
+        for (key, _) in std::env::vars() {
+            if key.starts_with("JIM_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let log = std::sync::Arc::clone(&log);
+            let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = stderr.next_line().await {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (rows, _) = banner_rows(&mut lines, &["tcp", "websocket", "admin api"], WAIT).await;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = |row: &str, scheme: &str| -> SocketAddr {
+            rows[row]
+                .trim_start_matches(scheme)
+                .trim_end_matches("/ws")
+                .parse()
+                .unwrap()
+        };
+        GatewayProcess {
+            tcp: addr("tcp", ""),
+            ws: addr("websocket", "ws://"),
+            admin: addr("admin api", "http://"),
+            child,
+            log,
+            config: path,
+        }
+    }
+
+    /// Its resident memory now, in bytes (from /proc).
+    pub(crate) fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// Log lines containing `text`.
+    pub(crate) fn log_lines(&self, text: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Floods from clients that never read, over both transports, before and
+/// after authentication: the gateway's memory stays bounded, every one of
+/// them is closed, and a newcomer is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_from_clients_that_never_read_keep_the_gateways_memory_bounded() {
+    let gw = GatewayProcess::start(
+        "[session]\nauth_timeout_ms = 60000\n[limits]\nwrite_timeout_ms = 1000\n",
+        None,
+    )
+    .await;
+    let before = gw.rss();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampling = {
+        let (peak, pid) = (std::sync::Arc::clone(&peak), gw.child.id().unwrap());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    && let Some(kb) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb * 1024, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let big_ping = Frame::new(Command::Ping, 1, vec![b'p'; 60_000])
+        .to_bytes()
+        .unwrap();
+    let auth = Frame::new(Command::Auth, 1, r#"{"token":"mallory"}"#)
+        .to_bytes()
+        .unwrap();
+    let ws_ping = HandWs::frame(0x9, &[b'p'; 125], true, false);
+    let ws_pings: Vec<u8> = ws_ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ws_ping.len() * 256)
+        .collect();
+    let mut floods = Vec::new();
+    for i in 0..24 {
+        let (authenticated, tcp, ws) = (i % 2 == 1, gw.tcp, gw.ws);
+        let (big_ping, auth, ws_pings) = (big_ping.clone(), auth.clone(), ws_pings.clone());
+        floods.push(tokio::spawn(async move {
+            if i % 4 < 2 {
+                let mut stream = tight_tcp(tcp).await;
+                if authenticated {
+                    stream.write_all(&auth).await.unwrap();
+                }
+                write_until_closed(&mut stream, &big_ping, WAIT * 4).await;
+            } else {
+                let mut ws = HandWs::connect(ws, "/ws").await;
+                if authenticated {
+                    ws.stream
+                        .write_all(&HandWs::frame(0x2, &auth, true, false))
+                        .await
+                        .unwrap();
+                }
+                write_until_closed(&mut ws.stream, &ws_pings, WAIT * 4).await;
+            }
+        }));
+    }
+    // Served meanwhile.
+    let mut newcomer = Raw::tcp(gw.tcp).await;
+    newcomer.auth("alice").await;
+    for flood in floods {
+        flood.await.unwrap();
+    }
+    sampling.abort();
+    let grew = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    eprintln!(
+        "24 flooding clients: the gateway's RSS went from {} to at most {} MB (+{} MB)",
+        before >> 20,
+        (before + grew) >> 20,
+        grew >> 20
+    );
+    assert!(grew < 200 << 20, "the gateway grew by {} MB", grew >> 20);
+    assert_eq!(newcomer.request(Command::Ping, 5, "").await.cmd, Command::Pong);
+}
+
+/// Under a low open-file limit, `max_connections` is lowered to fit it
+/// (clients over it are refused, not starved of descriptors); out of
+/// descriptors anyway (a flood on the admin port, which is not counted),
+/// the gateway says so once, recovers when the requests time out, and
+/// serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_file_limit_lowers_max_connections_and_running_out_is_logged_once() {
+    let gw = GatewayProcess::start("[session]\nhandshake_timeout_ms = 1000\n", Some("ulimit -n 128;")).await;
+    assert_eq!(
+        gw.log_lines("limits.max_connections is above what the open-file limit allows"),
+        1
+    );
+    let mut loris = Vec::new();
+    for target in [gw.ws, gw.admin] {
+        for _ in 0..150 {
+            if let Ok(Ok(mut stream)) = tokio::time::timeout(WAIT, TcpStream::connect(target)).await {
+                let _ = stream.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
+                loris.push(stream);
+            }
+        }
+    }
+    // Once the half-sent requests are dropped, the kernel's backlog is
+    // accepted and the gateway serves a newcomer.
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    let mut served = false;
+    while !served && tokio::time::Instant::now() < deadline {
+        let mut raw = Raw::tcp(gw.tcp).await;
+        raw.send_body(Command::Ping, 1, "").await;
+        served = matches!(
+            tokio::time::timeout(WAIT, raw.next_inner()).await,
+            Ok(Ok(frame)) if frame.cmd == Command::Pong
+        );
+    }
+    assert!(served, "never served again");
+    drop(loris);
+    let starved = gw.log_lines("out of file descriptors");
+    eprintln!("open-file limit 128: 'out of file descriptors' logged {starved} times");
+    assert!((1..=3).contains(&starved), "logged {starved} times");
+    assert_eq!(gw.log_lines("accept failed"), 0);
 }

@@ -12,6 +12,7 @@ use crate::support::*;
 
 both_transports!(
     a_pipelined_burst_of_pings_gets_every_pong,
+    random_bursts_get_exactly_one_reply_per_frame,
     json_that_parsers_read_differently_gets_4000_and_is_not_relayed,
 );
 
@@ -416,4 +417,195 @@ async fn messages_sent_within_the_rate_during_a_backend_stall_are_not_rate_limit
         assert!(reply.seq <= sent, "{seq}");
     }
     let _ = running.shutdown().await;
+}
+
+/// What a frame of a random burst must be answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Pong,
+    AuthOk,
+    /// An ack, or 4029 once the burst outruns the rate limit.
+    AckOrRateLimited,
+    Error(u16),
+    /// A refused B101/B102: its error, or 4029 (the rate is checked first).
+    ErrorOrRateLimited(u16),
+}
+
+/// A random frame of a burst, and its one expected answer. Frames without
+/// an answer (A002, A998, a valid client ack) are left out.
+fn random_frame(rng: &mut fastrand::Rng, seq: u32, authenticated: bool) -> (Frame, Expect) {
+    let pick = rng.u8(0..10);
+    if !authenticated {
+        return match pick {
+            0..=4 => {
+                let len = rng.usize(0..100);
+                let body: String = std::iter::repeat_with(|| rng.alphanumeric()).take(len).collect();
+                (Frame::new(Command::Ping, seq, body), Expect::Pong)
+            }
+            5 => (
+                Frame::new(Command::C2C, seq, text("bob", "x")),
+                Expect::Error(4001),
+            ),
+            6 => (
+                Frame::new(Command::S2C, seq, text("bob", "x")),
+                Expect::Error(4001),
+            ),
+            7 => (
+                Frame::new(Command::Unknown(*b"Z999"), seq, ""),
+                Expect::Error(4001),
+            ),
+            8 => (Frame::new(Command::AuthOk, seq, "{}"), Expect::Error(4001)),
+            _ => (Frame::new(Command::Pong, seq, ""), Expect::Error(4001)),
+        };
+    }
+    match pick {
+        0 | 1 => (Frame::new(Command::Ping, seq, "p"), Expect::Pong),
+        2 | 3 => (
+            Frame::new(Command::C2C, seq, text("sink", &format!("m{seq}"))),
+            Expect::AckOrRateLimited,
+        ),
+        4 => (
+            Frame::new(Command::C2G, seq, text("no-such-group", "x")),
+            Expect::ErrorOrRateLimited(4004),
+        ),
+        5 => (
+            Frame::new(Command::S2C, seq, text("bob", "x")),
+            Expect::Error(4003),
+        ),
+        6 => (
+            Frame::new(Command::Unknown(*b"Z999"), seq, ""),
+            Expect::Error(4004),
+        ),
+        7 => (
+            Frame::new(Command::C2C, seq, r#"{"type":"text","data":{"receiver_id":1}}"#),
+            Expect::ErrorOrRateLimited(4000),
+        ),
+        8 => (
+            Frame::new(Command::Auth, seq, r#"{"token":"alice"}"#),
+            Expect::AuthOk,
+        ),
+        _ => (Frame::new(Command::ServerClose, seq, "{}"), Expect::Error(4000)),
+    }
+}
+
+fn answered_as(reply: &Frame, expect: Expect) -> bool {
+    let error_code = || json(reply)["data"]["code"].as_u64();
+    match expect {
+        Expect::Pong => reply.cmd == Command::Pong,
+        Expect::AuthOk => reply.cmd == Command::AuthOk,
+        Expect::AckOrRateLimited => json(reply)["type"] == "ack" || error_code() == Some(4029),
+        Expect::Error(code) => error_code() == Some(u64::from(code)),
+        Expect::ErrorOrRateLimited(code) => {
+            matches!(error_code(), Some(c) if c == u64::from(code) || c == 4029)
+        }
+    }
+}
+
+/// Sends `frames` as fast as the link takes them while reading the
+/// replies, until `frames.len()` replies came (or none for a while).
+async fn pipelined_exchange(raw: Raw, frames: &[Frame]) -> Vec<Frame> {
+    use futures_util::{SinkExt, StreamExt};
+    let expected = frames.len();
+    let mut replies = Vec::with_capacity(expected);
+    let codec = jim_protocol::FrameCodec::new();
+    match raw.kind() {
+        Kind::Tcp => {
+            let (mut reader, mut writer) = raw.into_tcp().into_split();
+            let mut wire = Vec::new();
+            for frame in frames {
+                wire.extend_from_slice(&frame.to_bytes().unwrap());
+            }
+            let write = async move {
+                writer.write_all(&wire).await.unwrap();
+                writer
+            };
+            let read = async {
+                let mut buf = bytes::BytesMut::new();
+                while replies.len() < expected {
+                    while let Some(frame) = codec.decode_from(&mut buf).unwrap() {
+                        replies.push(frame);
+                    }
+                    if replies.len() == expected {
+                        break;
+                    }
+                    buf.reserve(64 * 1024);
+                    match tokio::time::timeout(WAIT, reader.read_buf(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+            };
+            let (_writer, ()) = tokio::join!(write, read);
+        }
+        Kind::Ws => {
+            let (mut sink, mut stream) = raw.into_ws().split();
+            let write = async move {
+                for frame in frames {
+                    let message = tokio_tungstenite::tungstenite::Message::Binary(frame.to_bytes().unwrap());
+                    sink.feed(message).await.unwrap();
+                }
+                sink.flush().await.unwrap();
+                sink
+            };
+            let read = async {
+                while replies.len() < expected {
+                    match tokio::time::timeout(WAIT, stream.next()).await {
+                        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(bytes)))) => {
+                            replies.push(codec.decode_message(bytes).unwrap());
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break,
+                    }
+                }
+            };
+            let (_sink, ()) = tokio::join!(write, read);
+        }
+    }
+    replies
+}
+
+/// Bursts of 1 to 10,000 random frames, before and after authentication,
+/// over both transports: every frame answered exactly once, with the reply
+/// its command calls for, and nothing else on the wire.
+async fn random_bursts_get_exactly_one_reply_per_frame(kind: Kind) {
+    let gw = Gw::start().await;
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for (size, authenticated) in [
+        (1, false),
+        (7, false),
+        (65, false),
+        (300, false),
+        (1, true),
+        (64, true),
+        (65, true),
+        (129, true),
+        (1_000, true),
+        (10_000, true),
+    ] {
+        let mut raw = gw.raw(kind).await;
+        if authenticated {
+            raw.auth("alice").await;
+        }
+        let burst: Vec<(Frame, Expect)> = (1..=size)
+            .map(|seq| random_frame(&mut rng, seq, authenticated))
+            .collect();
+        let frames: Vec<Frame> = burst.iter().map(|(frame, _)| frame.clone()).collect();
+        let replies = pipelined_exchange(raw, &frames).await;
+        let what = format!("{kind:?}, {size} frames, authenticated: {authenticated}, seed {seed}");
+        assert_eq!(replies.len(), frames.len(), "{what}: every frame answered");
+        let mut seen = std::collections::HashSet::new();
+        for reply in &replies {
+            assert!(seen.insert(reply.seq), "{what}: seq {} answered twice", reply.seq);
+            let (frame, expect) = &burst[reply.seq as usize - 1];
+            assert!(
+                answered_as(reply, *expect),
+                "{what}: {} {} answered {} {}",
+                frame.cmd,
+                body_str(frame),
+                reply.cmd,
+                body_str(reply)
+            );
+        }
+    }
 }

@@ -276,7 +276,7 @@ pub async fn ws_refusal_with(
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A client that speaks raw frames, to test exactly what goes on the wire.
 pub struct Raw {
@@ -316,6 +316,14 @@ impl Raw {
             link: Link::Ws(Box::new(ws)),
             codec: FrameCodec::with_max_body(1 << 20),
             buf: BytesMut::new(),
+        }
+    }
+
+    /// The WebSocket under a WebSocket client, for tests that split it.
+    pub fn into_ws(self) -> Ws {
+        match self.link {
+            Link::Ws(ws) => *ws,
+            Link::Tcp(_) => panic!("not a WebSocket client"),
         }
     }
 
