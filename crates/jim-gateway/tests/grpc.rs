@@ -688,3 +688,72 @@ async fn a_push_above_the_maximum_body_is_refused_naming_the_limit() {
     alice.expect_silence().await;
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_senders_gateway_is_killed_every_message_it_acked_is_delivered() {
+    let router = RouterProcess::start(None).await;
+    let g1 = GrpcGateway::start(&router, 1).await;
+    // The senders' gateway is a process, killed without a goodbye.
+    let mut g2 = Process::new(GATEWAY_BIN)
+        .args([
+            "--dev",
+            "--mode",
+            "grpc",
+            "--router",
+            &router.url(),
+            "--node-id",
+            "2",
+        ])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--ws",
+            "off",
+            "--admin",
+            "off",
+            "--log",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(g2.stdout.take().unwrap()).lines();
+    let tcp: SocketAddr = banner_rows(&mut lines, &["tcp"], WAIT).await.0["tcp"]
+        .parse()
+        .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let bob = g1.user(Kind::Tcp, "bob").await;
+    let deliveries = deployment::Deliveries::collect(bob);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                deployment::pipelined(
+                    tcp,
+                    &format!("alice{i}"),
+                    "bob",
+                    16,
+                    Duration::from_millis(2),
+                    stopped,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Killed in full flow: once traffic is reaching bob.
+    deliveries.wait_count(200, WAIT).await;
+    g2.kill().await.unwrap();
+    stop.send_replace(true);
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+    let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
+    deployment::assert_acked_were_delivered("grpc, the senders' gateway killed", &outcome, &delivered);
+    assert!(outcome.unanswered > 0 || !outcome.acked.is_empty());
+    g1.shutdown().await;
+}

@@ -202,10 +202,13 @@ impl<'a> RawMessage<'a> {
             write_json_str(out, avatar);
         }
         for field in &self.fields {
-            let replaced = match field.spec.map(|spec| spec.name) {
-                Some("sender_id" | "message_id" | "timestamp") => true,
-                Some("sender_name") => stamp.sender_name.is_some() || !stamp.client_profile,
-                Some("sender_avatar") => stamp.sender_avatar.is_some() || !stamp.client_profile,
+            // By name, not only as contract fields: a kind without these
+            // fields (an `ack`) may carry them as unknown keys, which the
+            // server's own must not duplicate.
+            let replaced = match field.spec.map_or(&*field.key, |spec| spec.name) {
+                "sender_id" | "message_id" | "timestamp" => true,
+                "sender_name" => stamp.sender_name.is_some() || !stamp.client_profile,
+                "sender_avatar" => stamp.sender_avatar.is_some() || !stamp.client_profile,
                 _ => false,
             };
             if !replaced {

@@ -38,9 +38,9 @@ const STRING_SPECIAL: [bool; 256] = {
 };
 
 /// Checks that `body`, already known to be well-formed JSON, holds nothing
-/// that parsers read differently: nesting deeper than [`MAX_DEPTH`], a
-/// `\u` escape that is a lone surrogate, a number that overflows a double,
-/// or a duplicate key.
+/// that parsers read differently: bytes that are not UTF-8, nesting deeper
+/// than [`MAX_DEPTH`], a `\u` escape that is a lone surrogate, a number
+/// that overflows a double, or a duplicate key.
 ///
 /// ```
 /// use jim_model::strict;
@@ -56,6 +56,12 @@ const STRING_SPECIAL: [bool; 256] = {
 /// # Errors
 /// [`ModelError::Ambiguous`] saying what was found and where.
 pub fn check(body: &[u8]) -> Result<(), ModelError> {
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ModelError::Ambiguous {
+            what: "bytes that are not UTF-8".into(),
+            at: e.valid_up_to(),
+        });
+    }
     Scanner {
         body,
         at: 0,

@@ -370,3 +370,27 @@ fn json_that_parsers_read_differently_is_refused_wherever_it_hides() {
         .is_ok()
     );
 }
+
+/// Found by the fuzzer: a kind without sender fields (an `ack`) carrying
+/// `sender_name` as an unknown key got the stamp's too, twice in one object.
+#[test]
+fn stamping_never_writes_a_key_twice() {
+    let body = r#"{"type":"ack","data":{"receiver_id":"0","sender_name":1233,"message_id":"1","timestamp":2,"sender_id":"x"}}"#;
+    let raw = RawMessage::parse(body.as_bytes()).unwrap();
+    let stamp = Stamp {
+        sender_name: Some("Name"),
+        ..Stamp::new("me", MessageId(5), 6)
+    };
+    let mut out = Vec::new();
+    raw.stamp(&stamp, &mut out);
+    jim_model::strict::check(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (
+            v["data"]["sender_name"].clone(),
+            v["data"]["message_id"].clone(),
+            v["data"]["sender_id"].clone()
+        ),
+        (json!("Name"), json!("5"), json!("me"))
+    );
+}

@@ -632,3 +632,44 @@ async fn through_a_broker_that_lost_its_data_every_acked_message_is_delivered() 
     assert!(!since.acked.is_empty(), "messages were acked after the restart");
     assert!(outcome.refused > 0, "the outage was seen by the senders");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_senders_gateway_is_killed_every_message_it_acked_is_delivered() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let mut g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    let deliveries = deployment::Deliveries::collect(bob);
+
+    let (stop, stopped) = watch::channel(false);
+    let senders: Vec<_> = (0..2)
+        .map(|i| {
+            let stopped = stopped.clone();
+            let addr = g1.tcp;
+            tokio::spawn(async move {
+                deployment::pipelined(
+                    addr,
+                    &format!("alice{i}"),
+                    "bob",
+                    8,
+                    Duration::from_millis(10),
+                    stopped,
+                )
+                .await
+            })
+        })
+        .collect();
+    // Killed in full flow: once traffic is reaching bob.
+    deliveries.wait_count(50, Duration::from_secs(20)).await;
+    g1.signal("-KILL").await;
+    stop.send_replace(true);
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+    let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
+    deployment::assert_acked_were_delivered("kafka, the senders' gateway killed", &outcome, &delivered);
+    assert!(!outcome.acked.is_empty());
+}

@@ -213,6 +213,18 @@ impl Deliveries {
         Deliveries { ids, task }
     }
 
+    /// Waits until at least `count` messages were delivered.
+    pub async fn wait_count(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.ids.lock().unwrap().len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} deliveries within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every id of `acked` was delivered (or `within` passed);
     /// returns the ids delivered, in order.
     pub async fn wait_for(&self, acked: &[String], within: Duration) -> Vec<String> {
