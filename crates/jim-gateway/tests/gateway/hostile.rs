@@ -609,3 +609,41 @@ async fn random_bursts_get_exactly_one_reply_per_frame(kind: Kind) {
         }
     }
 }
+
+/// How often a slowloris client sends its next byte.
+const TRICKLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A client that sends a frame a byte at a time, forever, holds nothing:
+/// before authentication the auth timeout counts from the connection,
+/// after it only whole frames are activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_client_trickling_a_frame_is_closed_at_its_deadline() {
+    let gw = Gw::with(|c| {
+        c.session.auth_timeout_ms = 1_000;
+        c.session.idle_timeout_ms = 1_000;
+    })
+    .await;
+    for (authenticated, reason) in [(false, "authentication timeout"), (true, "idle timeout")] {
+        let mut raw = gw.raw(Kind::Tcp).await;
+        if authenticated {
+            raw.auth("alice").await;
+        }
+        let frame = Frame::new(Command::Ping, 9, "x".repeat(1_000))
+            .to_bytes()
+            .unwrap();
+        let mut trickle = frame.iter().copied();
+        let close = loop {
+            tokio::select! {
+                next = raw.next() => break next,
+                () = tokio::time::sleep(TRICKLE) => {
+                    let byte = trickle.next().expect("closed before the frame was whole");
+                    raw.send_bytes(&[byte]).await;
+                }
+            }
+        };
+        let close = close.expect("an A999");
+        assert_eq!(close.cmd, Command::ServerClose);
+        let status = jim_model::Status::from_slice(&close.body).unwrap();
+        assert_eq!((status.code, status.reason.as_str()), (1008, reason));
+    }
+}
