@@ -5,6 +5,7 @@
 //! replies in one write), and whenever a router queues deliveries for it.
 
 use std::collections::VecDeque;
+use std::task::Poll;
 use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
@@ -139,6 +140,16 @@ async fn write_within(
 ) -> bool {
     let write = writer.write_frames(frames);
     tokio::pin!(write);
+    // Most writes complete at once: they need no timer (one less timer
+    // wheel entry per write on the hot path).
+    let at_once = std::future::poll_fn(|cx| match write.as_mut().poll(cx) {
+        Poll::Ready(result) => Poll::Ready(Some(result.is_ok())),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    if let Some(written) = at_once {
+        return written;
+    }
     tokio::select! {
         result = &mut write => return result.is_ok(),
         () = outbox.closed() => {}
