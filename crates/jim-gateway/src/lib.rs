@@ -46,6 +46,7 @@ mod error;
 mod limits;
 mod listen;
 pub mod metrics;
+mod ready;
 #[cfg(feature = "grpc")]
 pub mod router_cli;
 mod server;

@@ -19,8 +19,9 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::auth::Identity;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
+use crate::ready::at_once;
 use crate::server::Shared;
-use crate::writer::Out;
+use crate::writer::{Deadline, Out};
 
 /// How long a closing connection's late bytes are read and discarded, so
 /// that closing with unread input does not reset the connection before the
@@ -217,8 +218,11 @@ impl<R: Router> Session<R> {
     /// How long a write may take: until the write timeout, and never past
     /// the session's own deadline, so that a client that does not read
     /// cannot hold its timers off.
-    fn write_deadline(&self) -> Instant {
-        (Instant::now() + self.shared.config.limits.write_timeout()).min(self.deadline())
+    fn write_deadline(&self) -> Deadline {
+        Deadline {
+            write_timeout: self.shared.config.limits.write_timeout(),
+            at_most: self.deadline(),
+        }
     }
 
     /// When the connection must be closed: for not authenticating, for
@@ -447,10 +451,19 @@ impl<R: Router> Session<R> {
             body: Bytes::from(body),
         };
         let kind = outgoing.kind;
-        let routed = self.shared.router.route(outgoing).await;
-        // While the backend took its time, this session read nothing: what
-        // the client sent meanwhile is charged as when it arrived.
-        self.rate.credit(self.last_activity.elapsed());
+        let route = self.shared.router.route(outgoing);
+        tokio::pin!(route);
+        let routed = match at_once(route.as_mut()).await {
+            Some(routed) => routed,
+            None => {
+                let routed = route.await;
+                // While the backend took its time, this session read
+                // nothing: what the client sent meanwhile is charged as
+                // when it arrived.
+                self.rate.credit(self.last_activity.elapsed());
+                routed
+            }
+        };
         match routed {
             Ok(_) => {
                 self.shared.metrics.routed(frame.cmd, kind);

@@ -5,7 +5,6 @@
 //! replies in one write), and whenever a router queues deliveries for it.
 
 use std::collections::VecDeque;
-use std::task::Poll;
 use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
@@ -15,6 +14,32 @@ use jim_transport::FrameWriter;
 use tokio::time::{Instant, timeout};
 
 use crate::metrics::Metrics;
+use crate::ready::at_once;
+
+/// When a write that is blocked must be given up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    /// How long one write may block.
+    pub(crate) write_timeout: Duration,
+    /// And never past this (the session's own deadline).
+    pub(crate) at_most: Instant,
+}
+
+impl Deadline {
+    /// A fixed instant.
+    fn fixed(at: Instant) -> Deadline {
+        Deadline {
+            write_timeout: Duration::MAX,
+            at_most: at,
+        }
+    }
+
+    /// The deadline of a write found blocked at `now`.
+    fn at(self, now: Instant) -> Instant {
+        now.checked_add(self.write_timeout)
+            .map_or(self.at_most, |by| by.min(self.at_most))
+    }
+}
 
 /// How long a slow consumer's last write may take before its connection is
 /// abandoned.
@@ -53,7 +78,7 @@ impl Out {
         &mut self,
         outbox: &Outbox,
         metrics: &Metrics,
-        deadline: Instant,
+        deadline: Deadline,
         control_reply: bool,
     ) -> bool {
         outbox.take(&mut self.batch);
@@ -79,7 +104,7 @@ impl Out {
         };
         if !self.broken {
             outbox.take(&mut self.batch);
-            let deadline = Instant::now() + grace;
+            let deadline = Deadline::fixed(Instant::now() + grace);
             self.write_batch(Some(close), outbox, metrics, deadline).await;
         }
         let _ = timeout(grace, self.writer.close(close.code.as_u16(), &close.reason)).await;
@@ -90,7 +115,7 @@ impl Out {
         close: Option<&Close>,
         outbox: &Outbox,
         metrics: &Metrics,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> bool {
         let pushed = &mut self.pushed;
         self.frames.extend(self.batch.drain(..).map(|item| match item {
@@ -136,20 +161,15 @@ async fn write_within(
     writer: &mut FrameWriter,
     frames: &[Frame],
     outbox: &Outbox,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> bool {
     let write = writer.write_frames(frames);
     tokio::pin!(write);
-    // Most writes complete at once: they need no timer (one less timer
-    // wheel entry per write on the hot path).
-    let at_once = std::future::poll_fn(|cx| match write.as_mut().poll(cx) {
-        Poll::Ready(result) => Poll::Ready(Some(result.is_ok())),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await;
-    if let Some(written) = at_once {
-        return written;
+    // Most writes complete at once: they need no clock and no timer.
+    if let Some(result) = at_once(write.as_mut()).await {
+        return result.is_ok();
     }
+    let deadline = deadline.at(Instant::now());
     tokio::select! {
         result = &mut write => return result.is_ok(),
         () = outbox.closed() => {}

@@ -147,7 +147,10 @@ impl<'a> RawMessage<'a> {
         // them) keep naming the field. The keys of the envelope and of
         // `data` were read here; the values are checked as JSON text.
         strict::unique_keys(extra.iter().map(|(key, _)| &**key), 0)?;
-        strict::unique_keys(fields.iter().map(|f| &*f.key), 0)?;
+        // A contract field given twice (under any alias) was refused
+        // above, and no unknown key is a contract field's name: only the
+        // unknown keys can still repeat.
+        strict::unique_keys(fields.iter().filter(|f| f.spec.is_none()).map(|f| &*f.key), 0)?;
         for value in fields
             .iter()
             .map(|f| f.value)

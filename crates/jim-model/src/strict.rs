@@ -97,14 +97,14 @@ pub(crate) fn check_value(body: &[u8], value: &[u8], depth: usize) -> Result<(),
 /// That no key of one object comes twice (keys already decoded). `at` is
 /// where the object starts in the body, for the error.
 pub(crate) fn unique_keys<'k>(
-    keys: impl ExactSizeIterator<Item = &'k str> + Clone,
+    keys: impl Iterator<Item = &'k str> + Clone,
     at: usize,
 ) -> Result<(), ModelError> {
     let twice = |key: &str| ModelError::Ambiguous {
         what: format!("the key {key:?} twice in one object").into(),
         at,
     };
-    if keys.len() <= FEW_KEYS {
+    if keys.clone().count() <= FEW_KEYS {
         for (index, key) in keys.clone().enumerate() {
             if keys.clone().take(index).any(|earlier| earlier == key) {
                 return Err(twice(key));
