@@ -205,9 +205,7 @@ impl<R: Router> Session<R> {
                     // Authenticating can bring the deadline forward (a short
                     // idle timeout, a token about to expire); activity only
                     // pushes it back, which the timer notices when it fires.
-                    if self.deadline() != timer.deadline() && self.deadline() < timer.deadline()
-                        || self.auth.as_ref().is_some_and(|auth| auth.expires.is_some())
-                    {
+                    if self.deadline() < timer.deadline() {
                         timer.as_mut().reset(self.deadline());
                     }
                 }

@@ -189,54 +189,44 @@ pub async fn pipelined(
 
 /// Collects the message ids delivered to a client, until dropped.
 pub struct Deliveries {
-    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ids: tokio::sync::watch::Receiver<Vec<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Deliveries {
     pub fn collect(mut raw: Raw) -> Deliveries {
-        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let task = {
-            let ids = std::sync::Arc::clone(&ids);
-            tokio::spawn(async move {
-                while let Ok(Ok(frame)) =
-                    tokio::time::timeout(Duration::from_secs(3600), raw.next_inner()).await
-                {
-                    if crate::support::is_delivery(&frame) {
-                        let body = crate::support::json(&frame);
-                        let id = body["data"]["message_id"].as_str().unwrap().to_owned();
-                        ids.lock().unwrap().push(id);
-                    }
+        let (tx, ids) = tokio::sync::watch::channel(Vec::new());
+        let task = tokio::spawn(async move {
+            while let Ok(frame) = raw.next_inner().await {
+                if crate::support::is_delivery(&frame) {
+                    let body = crate::support::json(&frame);
+                    let id = body["data"]["message_id"].as_str().unwrap().to_owned();
+                    tx.send_modify(|ids| ids.push(id));
                 }
-            })
-        };
+            }
+        });
         Deliveries { ids, task }
     }
 
     /// Waits until at least `count` messages were delivered.
     pub async fn wait_count(&self, count: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.ids.lock().unwrap().len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {count} deliveries within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut ids = self.ids.clone();
+        tokio::time::timeout(within, ids.wait_for(|ids| ids.len() >= count))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {count} deliveries within {within:?}"))
+            .unwrap();
     }
 
     /// Waits until every id of `acked` was delivered (or `within` passed);
     /// returns the ids delivered, in order.
     pub async fn wait_for(&self, acked: &[String], within: Duration) -> Vec<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let delivered = self.ids.lock().unwrap().clone();
+        let mut ids = self.ids.clone();
+        let all_in = |delivered: &Vec<String>| {
             let have: std::collections::HashSet<&String> = delivered.iter().collect();
-            if acked.iter().all(|id| have.contains(id)) || Instant::now() > deadline {
-                return delivered;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            acked.iter().all(|id| have.contains(id))
+        };
+        let _ = tokio::time::timeout(within, ids.wait_for(all_in)).await;
+        ids.borrow().clone()
     }
 }
 
