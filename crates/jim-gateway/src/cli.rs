@@ -304,7 +304,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
 /// Raises the soft open-file limit to the hard one, and keeps
 /// `limits.max_connections` within it: past the limit, accepting fails
 /// (EMFILE) for client and admin connections alike, where a connection
-/// over `max_connections` is told why and closed. A tenth of the
+/// over `max_connections` is told why and closed. A 64th of the
 /// descriptors (at least 64) stays for listeners, admin calls and the
 /// backend.
 fn fit_open_file_limit(config: &mut Config) {
@@ -315,7 +315,7 @@ fn fit_open_file_limit(config: &mut Config) {
             return;
         }
     };
-    let usable = limit.saturating_sub((limit / 10).max(64)).max(1);
+    let usable = limit.saturating_sub((limit / 64).max(64)).max(1);
     if config.limits.max_connections as u64 > usable {
         tracing::warn!(
             configured = config.limits.max_connections,

@@ -10,7 +10,7 @@ use jim_router::Router;
 use jim_transport::{Connection, tcp, ws};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -144,9 +144,9 @@ impl<R> Shared<R> {
     }
 
     /// A place under the connection limit, if there is one.
-    fn slot(&self) -> Option<Slot> {
+    fn slot(&self) -> Option<OwnedSemaphorePermit> {
         match Arc::clone(&self.connection_slots).try_acquire_owned() {
-            Ok(permit) => Some(Arc::new(permit)),
+            Ok(permit) => Some(permit),
             Err(_) => {
                 self.metrics.connections_refused.increment(1);
                 None
@@ -205,6 +205,8 @@ async fn accept_ws<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, se
             Some(slot) => {
                 let serving = serving.clone();
                 let shutdown = shared.shutdown.clone();
+                // Shared by the HTTP connection and, once upgraded, the session.
+                let slot = Arc::new(slot);
                 shared
                     .tasks
                     .spawn(serving.serve(stream, peer, Some(slot), shutdown));
@@ -264,15 +266,17 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
         // upgrade task, whose future carries the upgrade machinery for the
         // connection's life (~0.8 KB per idle WebSocket).
         let shared = Arc::clone(&self.0);
-        let Some(slot) = slot.or_else(|| shared.slot()) else {
+        let Some(slot) = slot.or_else(|| shared.slot().map(Arc::new)) else {
             return;
         };
         shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));
     }
 }
 
-/// Runs an admitted connection's session; its slot is given back at the end.
-async fn serve<R: Router>(shared: Arc<Shared<R>>, connection: Connection, slot: Slot) {
+/// Runs an admitted connection's session; its slot (the permit itself for
+/// TCP, shared with the HTTP connection for WebSocket) is given back at the
+/// end.
+async fn serve<R: Router>(shared: Arc<Shared<R>>, connection: Connection, slot: impl Send + 'static) {
     if shared.shutdown.is_cancelled() {
         return;
     }

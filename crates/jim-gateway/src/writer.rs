@@ -5,6 +5,7 @@
 //! replies in one write), and whenever a router queues deliveries for it.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
@@ -169,7 +170,17 @@ async fn write_within(
     if let Some(result) = at_once(write.as_mut()).await {
         return result.is_ok();
     }
-    let deadline = deadline.at(Instant::now());
+    // Boxed: the timers of a blocked write would otherwise be part of every
+    // session's task, idle or not, though few sessions ever wait here.
+    Box::pin(wait_blocked(write, outbox, deadline.at(Instant::now()))).await
+}
+
+/// The rest of [`write_within`] for a write that did not complete at once.
+async fn wait_blocked(
+    mut write: Pin<&mut impl Future<Output = Result<(), jim_transport::TransportError>>>,
+    outbox: &Outbox,
+    deadline: Instant,
+) -> bool {
     tokio::select! {
         result = &mut write => return result.is_ok(),
         () = outbox.closed() => {}

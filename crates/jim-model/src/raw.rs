@@ -146,17 +146,25 @@ impl<'a> RawMessage<'a> {
         // Last, so that the errors above (a duplicate contract field among
         // them) keep naming the field. The keys of the envelope and of
         // `data` were read here; the values are checked as JSON text.
-        strict::unique_keys(extra.iter().map(|(key, _)| &**key), 0)?;
         // A contract field given twice (under any alias) was refused
         // above, and no unknown key is a contract field's name: only the
         // unknown keys can still repeat.
-        strict::unique_keys(fields.iter().filter(|f| f.spec.is_none()).map(|f| &*f.key), 0)?;
+        if extra.len() > 1 {
+            strict::unique_keys(extra.iter().map(|(key, _)| &**key), 0)?;
+        }
+        let unknown = fields.iter().filter(|f| f.spec.is_none());
+        if unknown.clone().nth(1).is_some() {
+            strict::unique_keys(unknown.map(|f| &*f.key), 0)?;
+        }
+        // One search of the whole body, instead of one per string: without
+        // a backslash anywhere, no string can hide a lone surrogate.
+        let escapes = strict::has_backslash(body);
         for value in fields
             .iter()
             .map(|f| f.value)
             .chain(extra.iter().map(|(_, v)| *v))
         {
-            strict::check_value(body, value.get().as_bytes(), 2)?;
+            strict::check_value(body, value.get().as_bytes(), 2, escapes)?;
         }
         Ok(RawMessage {
             kind,
