@@ -302,10 +302,7 @@ async fn kick<R: Router + Clone>(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("bad kick body: {e}")))?
     };
-    let reason = match body.reason {
-        Some(reason) if !reason.is_empty() => format!("kicked: {reason}"),
-        _ => "kicked".to_owned(),
-    };
+    let reason = body.reason.unwrap_or_default();
     let kicked = shared.router.kick(&user, &reason).await?;
     Ok(Json(json!({ "user": user, "kicked": kicked })))
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{claims_for, mint};
-use crate::{Config, Gateway, GatewayError, Mode, RunningGateway};
+use crate::{Config, Gateway, GatewayError, Mode, RunningGateway, StopSignals};
 
 /// The Jim IM gateway.
 #[derive(Debug, Parser)]
@@ -247,6 +247,8 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let running = start(config.clone()).await?;
+        // Before the banner: whoever reads it may signal at once.
+        let stop = StopSignals::install()?;
         print_banner(&config, &running);
         if config.auth.dev {
             tracing::warn!(
@@ -254,7 +256,7 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
                  needs no key unless one is set. Never expose this gateway."
             );
         }
-        let clean = running.run_until_signal().await;
+        let clean = running.shutdown_after(stop.received()).await;
         if !clean {
             tracing::warn!("some connections did not close within the shutdown grace period");
         }

@@ -15,6 +15,9 @@
 //! - `local` (default): the in-process backend as the default mode.
 //! - `grpc`: the `grpc` mode (gateways routed by a central router) and the
 //!   `jim-router` binary.
+//! - `kafka`: the `kafka` mode (gateways coordinated through Kafka;
+//!   librdkafka is built from source, which needs a C compiler and `make`).
+//! - `full`: `grpc` and `kafka`, for one binary that runs every mode.
 //!
 //! # Example: a gateway embedded in a service
 //! ```no_run
@@ -55,4 +58,4 @@ mod writer;
 
 pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, SessionTimers};
 pub use error::GatewayError;
-pub use server::{Gateway, RunningGateway};
+pub use server::{Gateway, RunningGateway, StopSignals};

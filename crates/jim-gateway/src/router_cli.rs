@@ -57,9 +57,11 @@ impl Default for RouterConfig {
     }
 }
 
-/// The Jim central router (`grpc` mode).
+/// The central router of Jim's `grpc` mode: gateways link to it, it keeps
+/// presence and group membership, and routes every message to the
+/// gateways that hold its recipients.
 #[derive(Debug, Parser)]
-#[command(name = "jim-router", version, about)]
+#[command(name = "jim-router", version)]
 struct Args {
     /// A TOML configuration file.
     #[arg(short, long, env = "JIM_CONFIG")]
@@ -178,16 +180,19 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
         .as_ref()
         .map(tokio::net::TcpListener::local_addr)
         .transpose()?;
+    // Before the banner: whoever reads it may signal at once.
+    let signals = crate::StopSignals::install()?;
     print_banner(&config, grpc_addr, http_addr);
 
     let service = router.service();
-    let grpc_stop = stop.clone();
-    let grpc_task = tokio::spawn(async move {
+    // No graceful-shutdown signal for tonic: it would keep the listener
+    // (and the port) until every link is gone. The listener is dropped
+    // the moment the shutdown starts; the links are ended below.
+    let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream_listener(grpc), grpc_stop.cancelled_owned())
-            .await
-    });
+            .serve_with_incoming(UntilStopped::new(grpc, stop.clone())),
+    );
     if let Some(listener) = http {
         let metrics = RouterMetrics::new();
         let router = router.clone();
@@ -212,21 +217,62 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
         });
     }
 
-    crate::server::wait_for_signal().await;
+    signals.received().await;
     tracing::info!("shutting down");
     stop.cancel();
-    // Gateway links are long streams: they get the grace period, then end with the process.
+    if let Ok(Err(e)) = grpc_task.await {
+        tracing::warn!(error = %e, "gRPC server ended with an error");
+    }
+    tracing::info!("gRPC listener closed, its port is free; ending the gateway links");
+    // The gateways reconnect (with backoff, to a successor on the same
+    // port if there is one); the process waits for them to leave, within
+    // the grace period.
+    router.close_links();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    match tokio::time::timeout(grace, grpc_task).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
-        Err(_) => tracing::info!("gateway links still open after the grace period; closing them"),
-        _ => {}
+    let links_gone = async {
+        while router.stats().gateways > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(grace, links_gone).await.is_err() {
+        tracing::info!("gateway links still open after the grace period; closing them");
     }
     Ok(())
 }
 
-fn tokio_stream_listener(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+/// The gRPC listener's connections until the shutdown starts; then the
+/// listener is dropped, so that the port is free at once (a successor can
+/// bind it while this router drains).
+struct UntilStopped {
+    listener: Option<tonic::transport::server::TcpIncoming>,
+    stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl UntilStopped {
+    fn new(listener: tokio::net::TcpListener, stop: CancellationToken) -> UntilStopped {
+        UntilStopped {
+            listener: Some(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
+            stop: Box::pin(stop.cancelled_owned()),
+        }
+    }
+}
+
+impl tokio_stream::Stream for UntilStopped {
+    type Item = <tonic::transport::server::TcpIncoming as tokio_stream::Stream>::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.stop.as_mut().poll(cx).is_ready() {
+            self.listener = None;
+            return std::task::Poll::Ready(None);
+        }
+        match self.listener.as_mut() {
+            Some(listener) => std::pin::Pin::new(listener).poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
 }
 
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {

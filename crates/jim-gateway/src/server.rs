@@ -97,6 +97,7 @@ impl<R: Router + Clone> Gateway<R> {
             admin: None,
             shutdown: shared.shutdown.clone(),
             tasks: shared.tasks.clone(),
+            listeners: TaskTracker::new(),
             grace: shared.config.session.shutdown_grace(),
             close_router: Box::new(move || Box::pin(async move { router.router.close().await })),
         };
@@ -115,7 +116,7 @@ impl<R: Router + Clone> Gateway<R> {
                 WsAcceptor(Arc::clone(&shared)),
             );
             let serving = shared.http_serving(app);
-            shared.tasks.spawn(accept_ws(
+            running.listeners.spawn(accept_ws(
                 Arc::clone(&shared),
                 Acceptor::new(listener, "websocket"),
                 serving,
@@ -297,7 +298,10 @@ pub struct RunningGateway {
     ws: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     shutdown: CancellationToken,
+    /// Every connection's task.
     tasks: TaskTracker,
+    /// The accept loops: they end (and free their ports) first at shutdown.
+    listeners: TaskTracker,
     grace: Duration,
     close_router: CloseRouter,
 }
@@ -328,12 +332,18 @@ impl RunningGateway {
         self.admin
     }
 
-    /// Stops the gateway: listeners stop accepting, every session gets
-    /// `A999` 1001 after what was queued for it, and this returns once all
-    /// connections are closed or the shutdown grace period is over.
+    /// Stops the gateway: listeners stop accepting and free their ports at
+    /// once, every session gets `A999` 1001 after what was queued for it,
+    /// and this returns once all connections are closed or the shutdown
+    /// grace period is over.
     /// Returns whether everything closed within the grace period.
     pub async fn shutdown(self) -> bool {
         self.shutdown.cancel();
+        // The ports are free before the connections drain: a successor can
+        // bind them at once.
+        self.listeners.close();
+        self.listeners.wait().await;
+        tracing::info!("listeners closed, their ports are free; closing the connections");
         self.tasks.close();
         // Sessions get the grace period; a little more covers their writers' own timeouts.
         let clean = tokio::time::timeout(self.grace + Duration::from_secs(1), self.tasks.wait())
@@ -344,32 +354,69 @@ impl RunningGateway {
     }
 
     /// Waits for SIGINT or SIGTERM, then [`shutdown`](Self::shutdown).
+    ///
+    /// The signal handlers are installed when this is called; a process
+    /// that announces it is ready first should install them before, with
+    /// [`StopSignals::install`] and [`shutdown_after`](Self::shutdown_after).
     pub async fn run_until_signal(self) -> bool {
-        wait_for_signal().await;
+        match StopSignals::install() {
+            Ok(signals) => self.shutdown_after(signals.received()).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install signal handlers; running until the process is killed");
+                std::future::pending().await
+            }
+        }
+    }
+
+    /// Waits for `stop`, then [`shutdown`](Self::shutdown).
+    pub async fn shutdown_after(self, stop: impl std::future::Future<Output = ()>) -> bool {
+        stop.await;
         tracing::info!("shutting down");
         self.shutdown().await
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() {
+/// SIGINT and SIGTERM, caught from the moment this is made: a signal that
+/// comes before anyone waits is not lost (nor does it kill the process).
+#[derive(Debug)]
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (within a tokio runtime).
+    ///
+    /// # Errors
+    /// The operating system refused.
+    pub fn install() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first SIGINT or SIGTERM since [`install`](Self::install).
+    pub async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -356,6 +356,24 @@ async fn kick_reaches_the_gateway_holding_the_user() {
     assert_eq!(alice.expect_close(1008).await, "kicked: spam");
     wait_presence(&g1, "alice", 0).await;
     assert_eq!(bob.request(Command::Ping, 1, "").await.cmd, Command::Pong);
+
+    // The router's Kick RPC follows the same rule as the admin API.
+    let mut client = router.client().await;
+    for (reason, expected) in [("flood", "kicked: flood"), ("", "kicked")] {
+        let mut carol = g2.user(Kind::Tcp, "carol").await;
+        wait_presence(&g1, "carol", 1).await;
+        let reply = client
+            .kick(router.request(proto::KickRequest {
+                user: "carol".into(),
+                reason: reason.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.kicked, 1);
+        assert_eq!(carol.expect_close(1008).await, expected);
+        wait_presence(&g1, "carol", 0).await;
+    }
     g1.shutdown().await;
     g2.shutdown().await;
 }
@@ -756,4 +774,79 @@ async fn when_the_senders_gateway_is_killed_every_message_it_acked_is_delivered(
     deployment::assert_acked_were_delivered("grpc, the senders' gateway killed", &outcome, &delivered);
     assert!(outcome.unanswered > 0 || !outcome.acked.is_empty());
     g1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor() {
+    let port = free_port();
+    let start = |log: bool| {
+        let mut process = Process::new(ROUTER_BIN);
+        process
+            .args([
+                "--grpc",
+                &format!("127.0.0.1:{port}"),
+                "--http",
+                "off",
+                "--settle-ms",
+                "0",
+            ])
+            .args(["--log", if log { "info" } else { "warn" }])
+            .env_remove("JIM_ROUTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(if log { Stdio::piped() } else { Stdio::null() })
+            .kill_on_drop(true);
+        process.spawn().unwrap()
+    };
+    let mut old = start(true);
+    let mut stdout = BufReader::new(old.stdout.take().unwrap()).lines();
+    banner_rows(&mut stdout, &["grpc"], WAIT).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let mut log = BufReader::new(old.stderr.take().unwrap()).lines();
+    let router = RouterProcess {
+        port,
+        key: None,
+        settle_ms: 0,
+        child: None,
+    };
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+
+    let pid = old.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Once it says the port is free, a successor binds it, while the old
+    // router may still be draining.
+    tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = log.next_line().await {
+            if line.contains("its port is free") {
+                return;
+            }
+        }
+        panic!("the router's log ended");
+    })
+    .await
+    .expect("the router never said its port was free");
+    let mut successor = start(false);
+    let mut stdout = BufReader::new(successor.stdout.take().unwrap()).lines();
+    banner_rows(&mut stdout, &["grpc"], WAIT).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    // The gateways move over and routing resumes.
+    g1.wait_ready(true).await;
+    g2.wait_ready(true).await;
+    wait_presence(&g1, "bob", 1).await;
+    alice
+        .send_message(Command::C2C, 1, "bob", "via the successor")
+        .await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "via the successor");
+    let status = tokio::time::timeout(WAIT, old.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    g1.shutdown().await;
+    g2.shutdown().await;
 }

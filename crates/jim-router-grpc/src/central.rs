@@ -186,6 +186,15 @@ impl CentralRouter {
         }
     }
 
+    /// Ends every gateway's link with `UNAVAILABLE` "router shutting down":
+    /// the gateways reconnect (to this router's successor) instead of
+    /// holding their links open until the process exits.
+    pub fn close_links(&self) {
+        for link in self.inner.links.iter() {
+            let _ = link.tx.try_send(Err(Status::unavailable("router shutting down")));
+        }
+    }
+
     /// Starts a gateway's link, replacing an older one of the same node
     /// (whose sessions are forgotten first).
     fn link(
@@ -588,11 +597,7 @@ impl proto::router_server::Router for CentralRouter {
         if request.user.is_empty() {
             return Err(Status::invalid_argument("user must not be empty"));
         }
-        let reason = if request.reason.is_empty() {
-            "kicked".to_owned()
-        } else {
-            request.reason
-        };
+        let reason = request.reason;
         let kicked = self.kick_now(&request.user, &reason) as u64;
         Ok(Response::new(proto::KickReply {
             user: request.user,

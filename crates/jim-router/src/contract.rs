@@ -58,8 +58,10 @@ pub trait Router: Send + Sync + 'static {
     /// Every session of a user, on every gateway.
     fn presence(&self, user: &str) -> impl Future<Output = Result<Vec<SessionInfo>, RouterError>> + Send;
 
-    /// Closes every session of a user with `A999` 1008 and `reason`;
-    /// returns how many sessions were told.
+    /// Closes every session of a user with `A999` 1008 "kicked" or
+    /// "kicked: `reason`" (an empty `reason`: none; see
+    /// [`Close::kicked`](crate::Close::kicked)); returns how many sessions
+    /// were told.
     fn kick(&self, user: &str, reason: &str) -> impl Future<Output = Result<usize, RouterError>> + Send;
 
     /// Whether messages can be routed now (for `/readyz`).

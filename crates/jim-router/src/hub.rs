@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use jim_model::CloseCode;
 use jim_protocol::Command;
 
 use crate::{Close, Outbox, SessionId, SessionInfo, UserId};
@@ -129,10 +128,11 @@ impl Hub {
         self.users.iter().map(|e| Arc::clone(e.key())).collect()
     }
 
-    /// Closes every session of `user` with `A999` 1008 `reason`; returns how
-    /// many were told.
+    /// Closes every session of `user` with `A999` 1008 "kicked" (or
+    /// "kicked: `reason`" when a reason is given: [`Close::kicked`]);
+    /// returns how many were told.
     pub fn kick(&self, user: &str, reason: &str) -> usize {
-        let close = Close::new(CloseCode::Policy, reason.to_owned());
+        let close = Close::kicked(reason);
         self.users
             .get(user)
             .map(|entries| entries.iter().filter(|e| e.outbox.close(close.clone())).count())
@@ -223,8 +223,8 @@ mod tests {
         let (a1, a2) = (Arc::new(Outbox::new(8)), Arc::new(Outbox::new(8)));
         hub.attach(info(1, "a"), Arc::clone(&a1));
         hub.attach(info(2, "a"), Arc::clone(&a2));
-        assert_eq!(hub.kick("a", "kicked"), 2);
-        assert_eq!(a1.close_reason().unwrap().reason, "kicked");
+        assert_eq!(hub.kick("a", "spam"), 2);
+        assert_eq!(a1.close_reason().unwrap().reason, "kicked: spam");
         assert_eq!(hub.kick("a", "again"), 0, "already closing");
     }
 

@@ -53,6 +53,28 @@ impl Close {
     /// The reason given to a session closed because its queue overflowed.
     pub const SLOW_CONSUMER: &'static str = "slow consumer";
 
+    /// The close of a kicked session: 1008 "kicked", or "kicked: `reason`"
+    /// when a reason is given. The one rule, whichever way the kick came
+    /// (admin API, router RPC, an embedding service).
+    ///
+    /// ```
+    /// use jim_router::Close;
+    ///
+    /// assert_eq!(Close::kicked("").reason, "kicked");
+    /// assert_eq!(Close::kicked("spam").reason, "kicked: spam");
+    /// ```
+    pub fn kicked(reason: &str) -> Close {
+        let reason = reason.trim();
+        Close::new(
+            CloseCode::Policy,
+            if reason.is_empty() {
+                Cow::Borrowed("kicked")
+            } else {
+                Cow::Owned(format!("kicked: {reason}"))
+            },
+        )
+    }
+
     /// Whether this is the slow-consumer close.
     pub fn is_slow_consumer(&self) -> bool {
         self.code == CloseCode::Policy && self.reason == Close::SLOW_CONSUMER

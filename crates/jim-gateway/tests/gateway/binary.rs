@@ -124,7 +124,7 @@ pub(crate) struct GatewayProcess {
     pub tcp: SocketAddr,
     pub ws: SocketAddr,
     pub admin: SocketAddr,
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub log: tokio::sync::watch::Receiver<Vec<String>>,
     config: std::path::PathBuf,
 }
 
@@ -164,16 +164,13 @@ impl GatewayProcess {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        {
-            let log = std::sync::Arc::clone(&log);
-            let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-            tokio::spawn(async move {
-                while let Ok(Some(line)) = stderr.next_line().await {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
+        let (lines_read, log) = tokio::sync::watch::channel(Vec::new());
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                lines_read.send_modify(|lines| lines.push(line));
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (rows, _) = banner_rows(&mut lines, &["tcp", "websocket", "admin api"], WAIT).await;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -207,12 +204,16 @@ impl GatewayProcess {
 
     /// Log lines containing `text`.
     pub(crate) fn log_lines(&self, text: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(text))
-            .count()
+        self.log.borrow().iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// Waits until the log has a line containing `text`.
+    pub(crate) async fn wait_log(&self, text: &str) {
+        let mut log = self.log.clone();
+        tokio::time::timeout(WAIT, log.wait_for(|lines| lines.iter().any(|l| l.contains(text))))
+            .await
+            .unwrap_or_else(|_| panic!("the log never said {text:?}: {:?}", self.log.borrow()))
+            .unwrap_or_else(|_| panic!("the log ended without {text:?}: {:?}", self.log.borrow()));
     }
 }
 
@@ -345,4 +346,31 @@ async fn a_low_open_file_limit_lowers_max_connections_and_running_out_is_logged_
     eprintln!("open-file limit 128: 'out of file descriptors' logged {starved} times");
     assert!((1..=3).contains(&starved), "logged {starved} times");
     assert_eq!(gw.log_lines("accept failed"), 0);
+}
+
+/// SIGTERM: the listeners close first, so a successor can bind their
+/// ports while this gateway still drains its connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
+    let gw = GatewayProcess::start("[session]\nshutdown_grace_ms = 10000\n", None).await;
+    // A client that never reads: its session drains until the grace period ends.
+    let mut stuck = tight_tcp(gw.tcp).await;
+    let ping = Frame::new(Command::Ping, 1, vec![b'p'; 60_000])
+        .to_bytes()
+        .unwrap();
+    for _ in 0..20 {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), stuck.write_all(&ping)).await;
+    }
+    let pid = gw.child.id().unwrap().to_string();
+    assert!(
+        Process::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.wait_log("listeners closed, their ports are free").await;
+    for addr in [gw.tcp, gw.ws, gw.admin] {
+        std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
+    }
 }
