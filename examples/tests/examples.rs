@@ -136,7 +136,54 @@ async fn push_sends_a_b103_through_the_admin_api() {
         .await
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown group"));
+    // A sentence, not Debug output or escaped JSON.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        r#"push: the gateway refused the push (404 Not Found): unknown group "nope""#
+    );
+    gw.shutdown().await;
+}
+
+/// A newcomer's mistakes are told in sentences that say what to do.
+#[tokio::test]
+async fn chat_explains_a_bad_url_and_a_refused_token() {
+    let mut config = Config::ephemeral_dev();
+    config.auth.dev = false;
+    config.auth.jwt_secret = Some("a secret of at least thirty-two bytes!".into());
+    config.admin.key = Some("admin".into());
+    let gw = Gateway::new(config, LocalRouter::new())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let tcp = gw.tcp_addr().unwrap().to_string();
+    let tcp_url = format!("tcp://{tcp}");
+    let cases = [
+        (
+            vec!["--user", "alice", "--to", "bob", "--url", tcp.as_str()],
+            format!(
+                "chat: {tcp:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT where a tool takes both)"
+            ),
+        ),
+        (
+            vec!["--user", "alice", "--to", "bob", "--url", tcp_url.as_str()],
+            "chat: the gateway refused the token: invalid token: not a JWT (three base64url parts separated by dots) (code 4001)".to_owned(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = Process::new(env!("CARGO_BIN_EXE_chat"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr).trim(),
+            expected,
+            "{args:?}"
+        );
+    }
     gw.shutdown().await;
 }
 
@@ -243,11 +290,13 @@ async fn router_embed_hosts_the_router_observes_and_pushes() {
     gw.shutdown().await;
 }
 
+#[cfg(feature = "kafka")]
 #[path = "../../crates/jim-gateway/tests/kafka/tansu.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod tansu;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "kafka")]
 async fn events_prints_what_a_kafka_deployment_accepted() {
     use jim_router_kafka::{KafkaBackend, KafkaConfig};
     let broker = tansu::Broker::start().await;

@@ -38,9 +38,21 @@ pub(crate) async fn tcp(addr: impl ToSocketAddrs, max_body: usize) -> Result<(Re
 }
 
 pub(crate) async fn ws(url: &str, max_body: usize) -> Result<(Reader, Writer), ClientError> {
-    let (stream, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| ClientError::WebSocket(e.to_string()))?;
+    use tokio_tungstenite::tungstenite::Error;
+    let (stream, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| match e {
+        Error::Url(_) => ClientError::BadUrl { url: url.to_owned() },
+        Error::Io(e) => ClientError::Io(e),
+        Error::Http(response) => ClientError::WebSocket(format!(
+            "the upgrade was refused with HTTP {}{}",
+            response.status(),
+            response
+                .body()
+                .as_deref()
+                .map(|body| format!(": {}", String::from_utf8_lossy(body).trim()))
+                .unwrap_or_default()
+        )),
+        other => ClientError::WebSocket(other.to_string()),
+    })?;
     let (sink, stream) = stream.split();
     Ok((
         Reader::Ws(stream, FrameCodec::with_max_body(max_body)),

@@ -16,7 +16,7 @@ pub enum ClientError {
         reason: String,
     },
     /// Authentication failed (`B003`); the gateway closes the connection.
-    #[error("authentication failed ({code}): {reason}")]
+    #[error("the gateway refused the token: {reason} (code {code})")]
     AuthFailed {
         /// The code.
         code: u16,
@@ -24,10 +24,10 @@ pub enum ClientError {
         reason: String,
     },
     /// The connection is closed; with the server's `A999` status if it sent one.
-    #[error("connection closed{}", .0.as_ref().map(|s| format!(" ({}: {})", s.code, s.reason)).unwrap_or_default())]
+    #[error("the gateway closed the connection{}", .0.as_ref().map(|s| format!(": {} (code {})", s.reason, s.code)).unwrap_or_default())]
     Closed(Option<Status>),
     /// No reply in time.
-    #[error("timed out waiting for the reply")]
+    #[error("no reply from the gateway in time")]
     Timeout,
     /// A reply that does not fit the protocol.
     #[error("unexpected reply: {0}")]
@@ -35,10 +35,18 @@ pub enum ClientError {
     /// The frame layer failed.
     #[error(transparent)]
     Protocol(#[from] jim_protocol::ProtocolError),
+    /// The URL is not one a client can connect to.
+    #[error(
+        "{url:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT where a tool takes both)"
+    )]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
     /// The WebSocket layer failed.
-    #[error("websocket: {0}")]
+    #[error("WebSocket: {0}")]
     WebSocket(String),
     /// The socket failed.
-    #[error("i/o: {0}")]
+    #[error("cannot reach the gateway: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -159,12 +159,7 @@ impl Authenticator {
                 validation,
                 max_lifetime_secs,
             } => {
-                let data =
-                    jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
-                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                        jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                        _ => AuthError::Invalid(e.to_string()),
-                    })?;
+                let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(refusal)?;
                 let claims = data.claims;
                 if claims.sub.is_empty() {
                     return Err(AuthError::Invalid("empty subject".into()));
@@ -184,6 +179,31 @@ impl Authenticator {
                 })
             }
         }
+    }
+}
+
+/// Why jsonwebtoken refused a token, in words a client author can act on.
+fn refusal(error: jsonwebtoken::errors::Error) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidToken => {
+            AuthError::Invalid("not a JWT (three base64url parts separated by dots)".into())
+        }
+        ErrorKind::InvalidSignature => {
+            AuthError::Invalid("bad signature (signed with another secret than the gateway's?)".into())
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            AuthError::Invalid("signed with another algorithm than HS256".into())
+        }
+        ErrorKind::MissingRequiredClaim(claim) => {
+            AuthError::Invalid(format!("the claim `{claim}` is missing"))
+        }
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            AuthError::Invalid(format!("malformed token ({error})"))
+        }
+        _ => AuthError::Invalid(error.to_string()),
     }
 }
 

@@ -43,9 +43,18 @@ impl Observer for Moderation {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    // Errors as sentences, not Debug output.
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("embed: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // History: every accepted message arrives on a channel.
     let (history, mut events) = ChannelObserver::new(1024);
     let router = LocalRouter::with_observers(vec![Arc::new(Moderation), Arc::new(history)]);

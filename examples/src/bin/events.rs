@@ -3,8 +3,8 @@
 //! What an application builds history, moderation or notifications on.
 //!
 //! ```sh
-//! cargo run -p jim-examples --bin events -- --bootstrap 127.0.0.1:9092
-//! cargo run -p jim-examples --bin events -- --group history   # a consumer group, offsets committed
+//! cargo run -p jim-examples --features kafka --bin events -- --bootstrap 127.0.0.1:9092
+//! cargo run -p jim-examples --features kafka --bin events -- --group history   # a consumer group, offsets committed
 //! ```
 //!
 //! Headers of each record: `jim-type` (`message` or `ack`), `jim-cmd`
@@ -40,8 +40,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    // Errors as sentences, not Debug output.
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("events: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let topic = format!("{}events", args.prefix);
     let mut config = ClientConfig::new();
     config

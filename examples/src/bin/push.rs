@@ -42,8 +42,18 @@ struct Args {
     key: Option<String>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    // Errors as sentences, not Debug output.
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("push: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut request = json!({
         "message": {"type": "text", "data": {"content": args.text}},
         "sender_id": args.sender,
@@ -63,7 +73,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let status = response.status();
     let body: Value = response.body_mut().read_json()?;
     if !status.is_success() {
-        return Err(format!("{status}: {}", body["error"]).into());
+        let why = body["error"].as_str().unwrap_or("no reason given");
+        return Err(format!("the gateway refused the push ({status}): {why}").into());
     }
     for pushed in body["pushed"].as_array().into_iter().flatten() {
         println!(
