@@ -355,6 +355,17 @@ impl Config {
                 jim_model::MAX_NODE
             ));
         }
+        for (setting, value) in [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("admin.key", &self.admin.key),
+            ("grpc.key", &self.grpc.key),
+        ] {
+            if value.as_deref().is_some_and(is_placeholder) {
+                return fail(format!(
+                    "{setting} is still the example's placeholder: set a random value (head -c 32 /dev/urandom | base64), in the file or its JIM_* environment variable"
+                ));
+            }
+        }
         if !self.auth.dev {
             match &self.auth.jwt_secret {
                 None => {
@@ -416,9 +427,93 @@ impl Config {
     }
 }
 
+/// Whether a secret is the placeholder of the example files, which must
+/// never run as a real secret.
+pub(crate) fn is_placeholder(secret: &str) -> bool {
+    secret.to_ascii_lowercase().contains("change-me")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../deploy/jim.toml.example");
+
+    /// Every key of the configuration, as a dotted path, from its TOML.
+    fn key_paths(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => key_paths(inner, &format!("{path}."), out),
+                _ => out.push(path),
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_file_has_every_key_with_its_default() {
+        let example: Config = toml::from_str(EXAMPLE).unwrap();
+        let mut expected = Config::default();
+        expected.auth.jwt_secret = example.auth.jwt_secret.clone();
+        expected.admin.key = example.admin.key.clone();
+        expected.kafka = example.kafka.clone();
+        assert_eq!(example, expected, "the example's values are the defaults");
+        // Every key of the defaults is in the example (commented out when it has no default).
+        let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
+        let mut keys = Vec::new();
+        key_paths(&defaults, "", &mut keys);
+        let documented = ["auth.client_profiles", "grpc.key"];
+        for key in keys {
+            let name = key.rsplit('.').next().unwrap();
+            assert!(
+                EXAMPLE.contains(&format!("\n{name} = ")),
+                "{key} is not in deploy/jim.toml.example"
+            );
+        }
+        for key in documented {
+            let name = key.rsplit('.').next().unwrap();
+            assert!(
+                EXAMPLE.contains(&format!("# {name} = ")),
+                "{key} is not in deploy/jim.toml.example"
+            );
+        }
+    }
+
+    #[test]
+    fn the_deployed_configuration_is_valid_with_its_secrets_from_the_environment() {
+        let mut deployed: Config = toml::from_str(include_str!("../../../deploy/jim-gateway.toml")).unwrap();
+        deployed.auth.jwt_secret = Some("s".repeat(32));
+        deployed.admin.key = Some("k".into());
+        deployed.validate().unwrap();
+        assert!(!deployed.auth.dev);
+        assert!(deployed.listen.admin.unwrap().ip().is_loopback());
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn the_example_files_kafka_section_is_the_kafka_defaults() {
+        let example: Config = toml::from_str(EXAMPLE).unwrap();
+        let kafka: jim_router_kafka::KafkaConfig = example.kafka.try_into().unwrap();
+        assert_eq!(kafka, jim_router_kafka::KafkaConfig::default());
+    }
+
+    #[test]
+    fn the_examples_placeholder_secrets_are_refused() {
+        let mut example: Config = toml::from_str(EXAMPLE).unwrap();
+        let err = example.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("auth.jwt_secret is still the example's placeholder"),
+            "{err}"
+        );
+        example.auth.jwt_secret = Some("x".repeat(32));
+        let err = example.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("admin.key is still the example's placeholder"),
+            "{err}"
+        );
+        example.admin.key = Some("a real key".into());
+        example.validate().unwrap();
+    }
 
     #[test]
     fn defaults_are_the_contract_defaults() {

@@ -119,6 +119,11 @@ impl Args {
         if let Some(settle) = self.settle_ms {
             config.settle_ms = settle;
         }
+        if config.key.as_deref().is_some_and(crate::config::is_placeholder) {
+            return Err(GatewayError::Config(
+                "key is still the example's placeholder: set a random value (head -c 32 /dev/urandom | base64), in the file or JIM_ROUTER_KEY".into(),
+            ));
+        }
         if config.node_id > jim_model::MAX_NODE {
             return Err(GatewayError::Config(format!(
                 "node_id {} is out of range (0..=1023)",
@@ -364,5 +369,21 @@ impl RouterMetrics {
             counter.absolute(read(&stats));
         }
         self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployed_configuration_reads() {
+        let deployed: RouterConfig = toml::from_str(include_str!("../../../deploy/jim-router.toml")).unwrap();
+        assert_eq!(deployed.grpc.port(), 9093);
+        assert!(deployed.http.unwrap().ip().is_loopback());
+        assert_eq!(
+            deployed.settle_ms,
+            jim_router_grpc::DEFAULT_SETTLE.as_millis() as u64
+        );
     }
 }

@@ -52,6 +52,12 @@ fn configuration_errors_exit_78_with_a_clear_message() {
             "HS256 needs at least 32",
         ),
     ];
+    // The example file as it ships: its placeholder secrets are refused.
+    const EXAMPLE: &[&str] = &[
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/jim.toml.example"),
+    ];
+    cases.push((EXAMPLE, "auth.jwt_secret is still the example's placeholder"));
     // A mode the binary was built without is refused by name.
     if cfg!(not(feature = "kafka")) {
         cases.push((
