@@ -22,17 +22,16 @@ fn tools_dir() -> PathBuf {
 }
 
 /// The tansu binary: `$TANSU`, then `target/tools/bin/tansu`,
-/// `~/.cargo/bin/tansu`, `PATH`; installed into `target/tools` when
-/// missing (once, under a lock: about 3.5 minutes on a 2-core machine).
+/// `~/.cargo/bin/tansu`, `PATH`. Tests do not install it (that takes
+/// minutes, silently): `scripts/install-tools.sh` does, and
+/// `scripts/test.sh` runs that first.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("TANSU") {
         return PathBuf::from(path);
     }
-    let tools = tools_dir();
-    let installed = tools.join("bin/tansu");
+    let installed = tools_dir().join("bin/tansu");
     let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
-    let found = |candidates: &[Option<PathBuf>]| candidates.iter().flatten().find(|p| p.is_file()).cloned();
-    if let Some(path) = found(&[Some(installed.clone()), home.clone()]) {
+    if let Some(path) = [Some(installed), home].into_iter().flatten().find(|p| p.is_file()) {
         return path;
     }
     if Std::new("tansu")
@@ -42,21 +41,11 @@ pub fn binary() -> PathBuf {
     {
         return PathBuf::from("tansu");
     }
-    std::fs::create_dir_all(&tools).unwrap();
-    let lock = File::create(tools.join(".tansu.lock")).unwrap();
-    lock.lock().unwrap();
-    if !installed.is_file() {
-        eprintln!("installing tansu 0.6.0 into {} (once)", tools.display());
-        let status = Std::new(env!("CARGO"))
-            .args(["install", "tansu", "--version", "0.6.0", "--locked", "--debug"])
-            .args(["--no-default-features", "--features", "dynostore", "--root"])
-            .arg(&tools)
-            .env("CARGO_PROFILE_DEV_DEBUG", "0")
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo install tansu failed");
-    }
-    installed
+    panic!(
+        "tansu, the Kafka-protocol broker of the kafka tests, is not installed: \
+         run scripts/install-tools.sh (it installs tansu 0.6.0 into target/tools, once), \
+         or run the whole suite with scripts/test.sh"
+    );
 }
 
 /// A running broker. It restarts on a second port, also in the bootstrap
