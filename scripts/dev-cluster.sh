@@ -41,7 +41,8 @@ stop() {
   rm -f "$dir/env"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+# Stopped on request: a success.
+trap 'exit 0' INT TERM
 
 # The port if it is free, else a free one.
 port() {
@@ -83,8 +84,10 @@ gateway_args=()
 if [ "$mode" = grpc ]; then
   router_port=$(port 9093)
   router_http=$(port 9094)
+  # No settle window: in a fresh cluster no gateway is re-linking (restart
+  # the router by hand, with its default settle_ms, to see one).
   start router "| grpc" target/release/jim-router --grpc "127.0.0.1:$router_port" \
-    --http "127.0.0.1:$router_http" --log info
+    --http "127.0.0.1:$router_http" --settle-ms 0 --log info
   backend="router http://127.0.0.1:$router_port (health and metrics: http://127.0.0.1:$router_http)"
   gateway_args=(--mode grpc --router "http://127.0.0.1:$router_port")
 else

@@ -31,7 +31,11 @@ pub fn binary() -> PathBuf {
     }
     let installed = tools_dir().join("bin/tansu");
     let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
-    if let Some(path) = [Some(installed), home].into_iter().flatten().find(|p| p.is_file()) {
+    if let Some(path) = [Some(installed), home]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+    {
         return path;
     }
     if Std::new("tansu")
