@@ -850,3 +850,18 @@ async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor(
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+#[test]
+fn the_router_binary_describes_itself() {
+    let out = std::process::Command::new(ROUTER_BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        help.starts_with("The central router of Jim's `grpc` mode"),
+        "{help}"
+    );
+    assert!(!help.contains("The Jim IM gateway"), "{help}");
+}
