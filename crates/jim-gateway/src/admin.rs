@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router as HttpRouter};
-use jim_router::{Audience, Router, RouterError, SessionInfo, UserId, push_messages};
+use jim_router::{
+    Audience, KeyRefusal, Router, RouterError, SessionInfo, UserId, check_bearer, push_messages,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -110,28 +112,20 @@ impl<R: Send + Sync> FromRequestParts<Arc<Shared<R>>> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<R>>) -> Result<Self, ApiError> {
-        let Some(key) = shared.config.admin.key.as_deref().filter(|k| !k.is_empty()) else {
-            // Only possible in development mode (validated at start-up).
-            return Ok(Authorized);
-        };
+        // No key: only possible in development mode (validated at start-up).
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(Authorized),
-            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin key")),
-            None => Err(ApiError::new(
+            .and_then(|v| v.to_str().ok());
+        match check_bearer(given, shared.config.admin.key.as_deref()) {
+            Ok(()) => Ok(Authorized),
+            Err(KeyRefusal::Wrong) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin key")),
+            Err(KeyRefusal::Missing) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing admin key: send Authorization: Bearer <key>",
             )),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON body, whatever the `Content-Type` says (curl's `-d` sends a form

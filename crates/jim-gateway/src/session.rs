@@ -13,7 +13,7 @@ use jim_router::{
     ClientAck, Close, Outbox, Outgoing, Router, RouterError, Sender, SessionId, SessionInfo, Target,
     Transport,
 };
-use jim_transport::{Connection, FrameReader, Incoming, TransportError, TransportKind};
+use jim_transport::{Connection, FrameReader, Incoming, TransportError};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::auth::Identity;
@@ -51,10 +51,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         ),
         shared: Arc::clone(&shared),
         outbox: Arc::clone(&outbox),
-        transport: match kind {
-            TransportKind::Tcp => Transport::Tcp,
-            TransportKind::WebSocket => Transport::WebSocket,
-        },
+        transport: kind,
         auth: None,
         connected: Instant::now(),
         last_activity: Instant::now(),

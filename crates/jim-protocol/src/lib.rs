@@ -54,8 +54,10 @@ mod codec;
 mod command;
 mod error;
 mod frame;
+mod transport;
 
 pub use codec::FrameCodec;
 pub use command::Command;
 pub use error::ProtocolError;
 pub use frame::{CMD_OFFSET, DEFAULT_MAX_BODY, Frame, HEADER_LEN, Header, LEN_OFFSET, MAGIC, SEQ_OFFSET};
+pub use transport::Transport;

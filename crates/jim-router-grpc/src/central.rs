@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use jim_model::MessageIdGenerator;
 use jim_router::{
-    Audience, ClientAck, Groups, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError,
-    SessionId, SessionInfo, Target, UserId, push_messages,
+    Audience, ClientAck, Groups, KeyRefusal, Observer, Observers, Outbox, Outgoing, Receipt, Recipients,
+    Router, RouterError, SessionId, SessionInfo, UserId, check_bearer, push_messages, recipients,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -252,56 +252,46 @@ impl CentralRouter {
 
     /// Decides which gateways get `message` and sends each its delivery.
     fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
+        let inner = &self.inner;
+        let recipients = recipients(
+            message,
+            &inner.groups,
+            &inner.observers,
+            |recipients| match recipients {
+                Recipients::Users { users, .. } => self.check_placed(users.iter()),
+                Recipients::Everyone => Ok(()),
+            },
+        )?;
         // node -> (users there, sessions there)
         let mut plan: HashMap<u16, (Vec<String>, usize)> = HashMap::new();
-        let mut add_user = |user: &str, except: Option<SessionId>| {
-            if let Some(sessions) = self.inner.presence.get(user) {
-                for session in sessions.iter().filter(|s| Some(s.id) != except) {
-                    let entry = plan.entry(session.node).or_default();
-                    if entry.0.last().is_none_or(|last| last != user) {
-                        entry.0.push(user.to_owned());
+        let (except, everyone) = match &recipients {
+            Recipients::Users { users, except } => {
+                for user in users.iter() {
+                    let Some(sessions) = inner.presence.get(user) else {
+                        continue;
+                    };
+                    for session in sessions.iter().filter(|s| Some(s.id) != *except) {
+                        let entry = plan.entry(session.node).or_default();
+                        if entry.0.last().is_none_or(|last| **last != **user) {
+                            entry.0.push(user.to_string());
+                        }
+                        entry.1 += 1;
                     }
-                    entry.1 += 1;
                 }
+                (*except, false)
             }
-        };
-        let mut except = None;
-        let mut everyone = false;
-        match &message.target {
-            Target::User(user) => {
-                self.check_placed(std::iter::once(user))?;
-                self.inner.observers.accept(message)?;
-                add_user(user, None);
-            }
-            Target::Group(group) => {
-                let members = self.inner.groups.members(group)?;
-                if let Some(sender) = &message.sender {
-                    if !members.contains(&sender.user) {
-                        return Err(RouterError::NotMember {
-                            group: group.to_string(),
-                        });
-                    }
-                    except = Some(sender.session);
-                }
-                self.check_placed(members.iter())?;
-                self.inner.observers.accept(message)?;
-                for member in members.iter() {
-                    add_user(member, except);
-                }
-            }
-            Target::Everyone => {
-                self.inner.observers.accept(message)?;
-                everyone = true;
-                for link in self.inner.links.iter() {
+            Recipients::Everyone => {
+                for link in inner.links.iter() {
                     plan.entry(*link.key()).or_default();
                 }
-                for sessions in self.inner.presence.iter() {
+                for sessions in inner.presence.iter() {
                     for session in sessions.iter() {
                         plan.entry(session.node).or_default().1 += 1;
                     }
                 }
+                (None, true)
             }
-        }
+        };
         let cmd = message.cmd.to_string();
         let mut sessions = 0;
         for (node, (users, count)) in plan {
@@ -387,18 +377,14 @@ impl CentralRouter {
     }
 
     fn check_key<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let Some(key) = self.inner.config.key.as_deref().filter(|k| !k.is_empty()) else {
-            return Ok(());
-        };
         let given = request
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("wrong router key")),
-            None => Err(Status::unauthenticated(
+            .and_then(|v| v.to_str().ok());
+        match check_bearer(given, self.inner.config.key.as_deref()) {
+            Ok(()) => Ok(()),
+            Err(KeyRefusal::Wrong) => Err(Status::unauthenticated("wrong router key")),
+            Err(KeyRefusal::Missing) => Err(Status::unauthenticated(
                 "missing router key: send authorization: Bearer <key>",
             )),
         }
@@ -444,10 +430,6 @@ impl CentralRouter {
         }
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 type LinkStream = Pin<Box<dyn Stream<Item = Result<proto::RouterEvent, Status>> + Send>>;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use jim_router::{
-    ClientAck, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionId,
-    SessionInfo, Target, UserId,
+    ClientAck, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Recipients, Router, RouterError,
+    SessionId, SessionInfo, Target, UserId, recipients,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -722,42 +722,20 @@ impl Inner {
             kick: None,
             probe: None,
         };
-        match &message.target {
-            Target::User(user) => {
-                self.observers.accept(message)?;
-                for (node, count) in self.view.nodes_of(user, None, now) {
-                    by_node
-                        .entry(node)
-                        .or_insert_with(|| head(node, None))
-                        .users
-                        .push(user.to_string());
-                    sessions += count;
-                }
-            }
-            Target::Group(group) => {
-                let members = self.view.groups.members(group)?;
-                let except = message.sender.as_ref().map(|s| s.session);
-                if let Some(sender) = &message.sender
-                    && !members.contains(&sender.user)
-                {
-                    return Err(RouterError::NotMember {
-                        group: group.to_string(),
-                    });
-                }
-                self.observers.accept(message)?;
-                for member in members.iter() {
-                    for (node, count) in self.view.nodes_of(member, except, now) {
+        match recipients(message, &self.view.groups, &self.observers, |_| Ok(()))? {
+            Recipients::Users { users, except } => {
+                for user in users.iter() {
+                    for (node, count) in self.view.nodes_of(user, except, now) {
                         by_node
                             .entry(node)
                             .or_insert_with(|| head(node, except))
                             .users
-                            .push(member.to_string());
+                            .push(user.to_string());
                         sessions += count;
                     }
                 }
             }
-            Target::Everyone => {
-                self.observers.accept(message)?;
+            Recipients::Everyone => {
                 for (node, count) in self.view.live_gateways(now) {
                     let mut all = head(node, None);
                     all.everyone = true;

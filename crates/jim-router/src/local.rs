@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    ClientAck, Groups, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo,
-    Target, UserId,
+    ClientAck, Groups, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Recipients, Router, RouterError,
+    SessionInfo, UserId, recipients,
 };
 
 /// The `local` routing backend: every session is in this process.
@@ -81,32 +81,15 @@ impl LocalRouter {
     /// Routes synchronously: the whole of `route` for this backend.
     fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         let hub = &self.inner.hub;
-        let delivered = match &message.target {
-            Target::User(user) => {
-                self.inner.observers.accept(message)?;
-                hub.deliver_to_user(user, message.cmd, &message.body, None)
-            }
-            Target::Group(group) => {
-                let members = self.inner.groups.members(group)?;
-                if let Some(sender) = &message.sender
-                    && !members.contains(&sender.user)
-                {
-                    return Err(RouterError::NotMember {
-                        group: group.to_string(),
-                    });
-                }
-                self.inner.observers.accept(message)?;
-                let except = message.sender.as_ref().map(|s| s.session);
+        let delivered = match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
+            Recipients::Users { users, except } => {
                 let mut delivered = crate::Delivered::default();
-                for member in members.iter() {
-                    delivered += hub.deliver_to_user(member, message.cmd, &message.body, except);
+                for user in users.iter() {
+                    delivered += hub.deliver_to_user(user, message.cmd, &message.body, except);
                 }
                 delivered
             }
-            Target::Everyone => {
-                self.inner.observers.accept(message)?;
-                hub.deliver_to_all(message.cmd, &message.body)
-            }
+            Recipients::Everyone => hub.deliver_to_all(message.cmd, &message.body),
         };
         Ok(Receipt {
             sessions: Some(delivered.sessions),

@@ -21,24 +21,7 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// The transport a session is connected over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// `jim1` frames on a TCP stream.
-    Tcp,
-    /// One `jim1` frame per binary WebSocket message.
-    WebSocket,
-}
-
-impl Transport {
-    /// `tcp` or `ws`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::WebSocket => "ws",
-        }
-    }
-}
+pub use jim_protocol::Transport;
 
 /// What is known of a session: who, where, since when.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,18 +2,9 @@
 
 use std::net::SocketAddr;
 
-use jim_protocol::Frame;
+use jim_protocol::{Frame, Transport};
 
 use crate::TransportError;
-
-/// Which transport a connection came over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// TCP stream.
-    Tcp,
-    /// WebSocket.
-    WebSocket,
-}
 
 /// What a connection's reader yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +29,7 @@ pub struct Connection {
     /// The client's address.
     pub peer: SocketAddr,
     /// The transport.
-    pub kind: TransportKind,
+    pub kind: Transport,
 }
 
 /// The reading half of a connection.

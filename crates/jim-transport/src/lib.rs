@@ -26,8 +26,9 @@ pub mod tcp;
 #[cfg(feature = "ws")]
 pub mod ws;
 
-pub use connection::{Connection, FrameReader, FrameWriter, Incoming, TransportKind};
+pub use connection::{Connection, FrameReader, FrameWriter, Incoming};
 pub use error::TransportError;
+pub use jim_protocol::Transport;
 
 #[cfg(not(any(feature = "tcp", feature = "ws")))]
 compile_error!("jim-transport needs at least one of the features `tcp` and `ws`");

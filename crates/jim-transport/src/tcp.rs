@@ -9,7 +9,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError, TransportKind};
+use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
 
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 8 * 1024;
@@ -33,7 +33,7 @@ pub fn connection(stream: TcpStream, peer: SocketAddr, max_body: usize) -> Conne
             codec: FrameCodec::with_max_body(max_body),
         }),
         peer,
-        kind: TransportKind::Tcp,
+        kind: jim_protocol::Transport::Tcp,
     }
 }
 

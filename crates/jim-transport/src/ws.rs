@@ -18,7 +18,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
 use tokio_tungstenite::tungstenite;
 
-use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError, TransportKind};
+use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
 
 /// The WebSocket layer's read buffer. It is allocated for the life of the
 /// connection, so it is kept small: chat messages are small, and idle
@@ -116,7 +116,7 @@ pub fn connection(socket: WebSocket, peer: SocketAddr, max_body: usize) -> Conne
         }),
         writer: FrameWriter::Ws(WsFrameWriter { sink }),
         peer,
-        kind: TransportKind::WebSocket,
+        kind: jim_protocol::Transport::WebSocket,
     }
 }
 

@@ -1,0 +1,304 @@
+//! The routing rules, written once for every backend: whether a message
+//! may go where it is addressed, and who gets it. The backends differ only
+//! in where those recipients' sessions are (this process, the gateways a
+//! central router knows, the gateways a Kafka view knows).
+
+use std::sync::Arc;
+
+use crate::{Groups, Members, Observers, Outgoing, RouterError, SessionId, Target, UserId};
+
+/// Who gets an accepted message.
+#[derive(Debug, Clone)]
+pub enum Recipients {
+    /// Every session of these users, but `except` (the sending session of
+    /// a group message: the sender's other devices do get it).
+    Users {
+        /// The users.
+        users: UserList,
+        /// A session left out.
+        except: Option<SessionId>,
+    },
+    /// Every session, wherever it is (a push to everyone).
+    Everyone,
+}
+
+/// One user, or a group's members (the group's shared snapshot, not a
+/// copy).
+#[derive(Debug, Clone)]
+pub enum UserList {
+    /// One user.
+    One(UserId),
+    /// The members of a group.
+    Members(Members),
+}
+
+impl UserList {
+    /// The users.
+    pub fn iter(&self) -> impl Iterator<Item = &UserId> {
+        let (one, members) = match self {
+            UserList::One(user) => (Some(user), None),
+            UserList::Members(members) => (None, Some(members.iter())),
+        };
+        one.into_iter().chain(members.into_iter().flatten())
+    }
+}
+
+/// Applies the rules to `message` and says who gets it:
+///
+/// - to a user: that user's sessions;
+/// - to a group: the group must exist (else [`RouterError::UnknownGroup`]);
+///   a client's message needs its sender to be a member (else
+///   [`RouterError::NotMember`]); every member's sessions get it but the
+///   sending session; a server push reaches every member;
+/// - to everyone: every session;
+///
+/// and in every case the observers may veto it ([`RouterError::Rejected`]),
+/// after the checks above and the backend's own `can_place` (a router that
+/// cannot place a recipient yet refuses there), so that they see only
+/// messages that would go.
+///
+/// ```
+/// use jim_model::{Message, MessageIdGenerator, Text};
+/// use jim_router::{Groups, Observers, Outgoing, Recipients, Target, recipients};
+///
+/// let groups = Groups::new();
+/// groups.add("team", &["alice".into(), "bob".into()])?;
+/// let ids = MessageIdGenerator::new(0).unwrap();
+/// let body = Message::Text(Text::new("team", "standup")).to_vec();
+/// let push = Outgoing::push(Target::Group("team".into()), &body, "bot", &ids).unwrap();
+/// let placed = |_: &Recipients| Ok(());
+/// let Recipients::Users { users, except } = recipients(&push, &groups, &Observers::default(), placed)? else {
+///     unreachable!()
+/// };
+/// assert_eq!((users.iter().count(), except), (2, None));
+/// # Ok::<(), jim_router::RouterError>(())
+/// ```
+///
+/// # Errors
+/// As above.
+pub fn recipients(
+    message: &Outgoing,
+    groups: &Groups,
+    observers: &Observers,
+    can_place: impl FnOnce(&Recipients) -> Result<(), RouterError>,
+) -> Result<Recipients, RouterError> {
+    let recipients = match &message.target {
+        Target::User(user) => Recipients::Users {
+            users: UserList::One(Arc::clone(user)),
+            except: None,
+        },
+        Target::Group(group) => {
+            let members = groups.members(group)?;
+            let except = match &message.sender {
+                Some(sender) if !members.contains(&sender.user) => {
+                    return Err(RouterError::NotMember {
+                        group: group.to_string(),
+                    });
+                }
+                Some(sender) => Some(sender.session),
+                None => None,
+            };
+            Recipients::Users {
+                users: UserList::Members(members),
+                except,
+            }
+        }
+        Target::Everyone => Recipients::Everyone,
+    };
+    can_place(&recipients)?;
+    observers.accept(message)?;
+    Ok(recipients)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use jim_model::{MessageId, MessageKind};
+    use jim_protocol::Command;
+
+    use super::*;
+    use crate::{Observer, Sender};
+
+    fn message(target: Target, sender: Option<(&str, u64)>) -> Outgoing {
+        Outgoing {
+            cmd: Command::C2G,
+            kind: MessageKind::Text,
+            target,
+            sender: sender.map(|(user, session)| Sender {
+                user: user.into(),
+                session: SessionId(session),
+            }),
+            message_id: MessageId(1),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn team() -> Groups {
+        let groups = Groups::new();
+        groups.add("team", &["alice".into(), "bob".into()]).unwrap();
+        groups
+    }
+
+    /// Records what it sees; vetoes what it is told to.
+    #[derive(Default)]
+    struct Watcher {
+        seen: Mutex<Vec<Target>>,
+        veto: bool,
+    }
+
+    impl Observer for Watcher {
+        fn on_message(&self, message: &Outgoing) -> Result<(), String> {
+            self.seen.lock().unwrap().push(message.target.clone());
+            if self.veto {
+                Err("not today".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn anywhere(_: &Recipients) -> Result<(), RouterError> {
+        Ok(())
+    }
+
+    fn users(recipients: &Recipients) -> (Vec<String>, Option<SessionId>) {
+        match recipients {
+            Recipients::Users { users, except } => {
+                let mut users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+                users.sort();
+                (users, *except)
+            }
+            Recipients::Everyone => panic!("everyone"),
+        }
+    }
+
+    #[test]
+    fn a_message_to_a_user_goes_to_that_user() {
+        let got = recipients(
+            &message(Target::User("bob".into()), Some(("alice", 1))),
+            &team(),
+            &Observers::default(),
+            anywhere,
+        );
+        assert_eq!(users(&got.unwrap()), (vec!["bob".into()], None));
+    }
+
+    #[test]
+    fn a_group_message_goes_to_every_member_but_the_sending_session() {
+        let got = recipients(
+            &message(Target::Group("team".into()), Some(("alice", 7))),
+            &team(),
+            &Observers::default(),
+            anywhere,
+        );
+        assert_eq!(
+            users(&got.unwrap()),
+            (vec!["alice".into(), "bob".into()], Some(SessionId(7))),
+            "the sender's other sessions get it too"
+        );
+    }
+
+    #[test]
+    fn a_push_to_a_group_reaches_every_member() {
+        let got = recipients(
+            &message(Target::Group("team".into()), None),
+            &team(),
+            &Observers::default(),
+            anywhere,
+        );
+        assert_eq!(users(&got.unwrap()), (vec!["alice".into(), "bob".into()], None));
+    }
+
+    #[test]
+    fn a_group_message_needs_the_group_and_a_member_sender_before_observers_see_it() {
+        let watcher = Arc::new(Watcher::default());
+        let observers = Observers::from(vec![Arc::clone(&watcher) as Arc<dyn Observer>]);
+        let unknown = recipients(
+            &message(Target::Group("ghosts".into()), Some(("alice", 1))),
+            &team(),
+            &observers,
+            anywhere,
+        );
+        assert_eq!(
+            unknown.unwrap_err(),
+            RouterError::UnknownGroup {
+                group: "ghosts".into()
+            }
+        );
+        let outsider = recipients(
+            &message(Target::Group("team".into()), Some(("eve", 1))),
+            &team(),
+            &observers,
+            anywhere,
+        );
+        assert_eq!(
+            outsider.unwrap_err(),
+            RouterError::NotMember { group: "team".into() }
+        );
+        assert!(
+            watcher.seen.lock().unwrap().is_empty(),
+            "observers see only what would go"
+        );
+    }
+
+    #[test]
+    fn observers_see_every_message_that_would_go_and_may_veto_it() {
+        let watcher = Arc::new(Watcher {
+            veto: true,
+            ..Watcher::default()
+        });
+        let observers = Observers::from(vec![Arc::clone(&watcher) as Arc<dyn Observer>]);
+        for target in [
+            Target::User("bob".into()),
+            Target::Group("team".into()),
+            Target::Everyone,
+        ] {
+            let vetoed = recipients(
+                &message(target, Some(("alice", 1))),
+                &team(),
+                &observers,
+                anywhere,
+            );
+            assert_eq!(
+                vetoed.unwrap_err(),
+                RouterError::Rejected {
+                    reason: "not today".into()
+                }
+            );
+        }
+        assert_eq!(watcher.seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_backend_that_cannot_place_a_recipient_refuses_before_observers_see_it() {
+        let watcher = Arc::new(Watcher::default());
+        let observers = Observers::from(vec![Arc::clone(&watcher) as Arc<dyn Observer>]);
+        let not_yet = |_: &Recipients| {
+            Err(RouterError::Unavailable {
+                reason: "settling".into(),
+            })
+        };
+        let got = recipients(
+            &message(Target::User("bob".into()), None),
+            &team(),
+            &observers,
+            not_yet,
+        );
+        assert!(matches!(got, Err(RouterError::Unavailable { .. })));
+        assert!(watcher.seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_push_to_everyone_goes_to_every_session() {
+        let got = recipients(
+            &message(Target::Everyone, None),
+            &team(),
+            &Observers::default(),
+            anywhere,
+        )
+        .unwrap();
+        assert!(matches!(got, Recipients::Everyone));
+    }
+}
