@@ -54,6 +54,8 @@ mod ready;
 pub mod router_cli;
 mod server;
 mod session;
+mod state;
+mod wire;
 mod writer;
 
 pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, SessionTimers};

@@ -17,19 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::listen::{Acceptor, HttpServing, Slot};
 use crate::metrics::Metrics;
+use crate::state::Shared;
 use crate::{Config, GatewayError, admin, session};
-
-/// What every session and the admin API share.
-pub(crate) struct Shared<R> {
-    pub(crate) config: Config,
-    pub(crate) router: R,
-    pub(crate) auth: Authenticator,
-    pub(crate) ids: MessageIdGenerator,
-    pub(crate) metrics: Metrics,
-    pub(crate) connection_slots: Arc<Semaphore>,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) tasks: TaskTracker,
-}
 
 /// A gateway, configured and ready to start.
 ///

@@ -20,7 +20,8 @@ use crate::auth::Identity;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
 use crate::ready::at_once;
-use crate::server::Shared;
+use crate::state::Shared;
+use crate::wire;
 use crate::writer::{Deadline, Out};
 
 /// How long a closing connection's late bytes are read and discarded, so
@@ -238,18 +239,17 @@ impl<R: Router> Session<R> {
 
     fn transport_failed(&self, error: &TransportError) -> CloseReason {
         tracing::debug!(error = %error, "connection ended");
-        let code = if error.is_too_large() {
-            CloseCode::TooLarge
-        } else if error.is_protocol_violation() || matches!(error, TransportError::Truncated { .. }) {
-            CloseCode::ProtocolError
-        } else {
-            // The link itself failed: nobody will read an A999.
-            self.outbox
-                .close(Close::new(CloseCode::Internal, "connection failed"));
-            return CloseReason::Error;
-        };
-        self.outbox.close(Close::new(code, error.to_string()));
-        CloseReason::Protocol
+        match wire::transport_close(error) {
+            Some(code) => {
+                self.outbox.close(Close::new(code, error.to_string()));
+                CloseReason::Protocol
+            }
+            None => {
+                self.outbox
+                    .close(Close::new(CloseCode::Internal, "connection failed"));
+                CloseReason::Error
+            }
+        }
     }
 
     async fn handle(&mut self, frame: Frame) -> Flow {
@@ -378,7 +378,7 @@ impl<R: Router> Session<R> {
         }
         let message = match RawMessage::parse(&frame.body) {
             Ok(message) => message,
-            Err(e) => return self.error(frame, e.code(), &e.to_string()),
+            Err(e) => return self.error(frame, wire::model_error(&e), &e.to_string()),
         };
         match (message.kind(), frame.cmd) {
             (MessageKind::Ack, Command::C2C) => {
@@ -474,16 +474,8 @@ impl<R: Router> Session<R> {
         self.reply(frame.reply(frame.cmd, body))
     }
 
-    /// The one mapping of router errors to wire codes.
     fn router_error(&self, frame: &Frame, error: &RouterError) -> Flow {
-        let code = match error {
-            RouterError::NotMember { .. } | RouterError::Rejected { .. } => ErrorCode::Forbidden,
-            RouterError::UnknownGroup { .. } => ErrorCode::NotFound,
-            RouterError::Invalid { .. } => ErrorCode::BadRequest,
-            RouterError::Unavailable { .. } => ErrorCode::Internal,
-            _ => ErrorCode::Internal,
-        };
-        self.error(frame, code, &error.to_string())
+        self.error(frame, wire::router_error(error), &error.to_string())
     }
 
     fn error(&self, frame: &Frame, code: ErrorCode, reason: &str) -> Flow {

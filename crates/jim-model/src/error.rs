@@ -1,7 +1,5 @@
 //! The one error type of this crate.
 
-use crate::ErrorCode;
-
 /// Why a body was refused, naming the offending field.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,14 +57,4 @@ pub enum ModelError {
         /// The largest node id.
         max: u16,
     },
-}
-
-impl ModelError {
-    /// The error code of the reply to a request refused for this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ModelError::NodeOutOfRange { .. } => ErrorCode::Internal,
-            _ => ErrorCode::BadRequest,
-        }
-    }
 }

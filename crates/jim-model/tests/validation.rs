@@ -1,13 +1,11 @@
 //! Bad bodies are refused with an error that names the field; unknown
 //! fields survive; the raw checks and the typed model agree.
 
-use jim_model::{ErrorCode, Message, MessageId, MessageKind, ModelError, RawMessage, Route, Stamp, schema};
+use jim_model::{Message, MessageId, MessageKind, ModelError, RawMessage, Route, Stamp, schema};
 use serde_json::{Value, json};
 
 fn raw_err(body: &str) -> String {
-    let err = RawMessage::parse(body.as_bytes()).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::BadRequest);
-    err.to_string()
+    RawMessage::parse(body.as_bytes()).unwrap_err().to_string()
 }
 
 #[test]

@@ -1,0 +1,27 @@
+//! What every session and the admin API share: the configuration, the
+//! routing backend, authentication, ids, metrics, the connection limit
+//! and the shutdown signal. Its own module, below the listeners
+//! (`server`), the sessions and the admin API, which all use it.
+
+use std::sync::Arc;
+
+use jim_model::MessageIdGenerator;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Config;
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+
+/// What every session and the admin API share.
+pub(crate) struct Shared<R> {
+    pub(crate) config: Config,
+    pub(crate) router: R,
+    pub(crate) auth: Authenticator,
+    pub(crate) ids: MessageIdGenerator,
+    pub(crate) metrics: Metrics,
+    pub(crate) connection_slots: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
