@@ -8,7 +8,7 @@
 #   scripts/bench-grpc.sh c2c --clients 1000 --rate 20000 --duration 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p jim-gateway --features grpc -p jim-bench
+cargo build --release -q -p jim-gateway --features grpc -p jim-router-server -p jim-bench
 ./target/release/jim-router --grpc 127.0.0.1:9093 --http off --log warn 1>&2 &
 router=$!
 pids=($router)

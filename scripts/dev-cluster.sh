@@ -28,7 +28,7 @@ mkdir -p "$dir"
 rm -f "$dir"/*.log "$dir/env"
 
 echo "dev-cluster: building jim-gateway and jim-router (release, every mode)..."
-cargo build --release -q -p jim-gateway --features full
+cargo build --release -q -p jim-gateway --features full -p jim-router-server
 
 pids=()
 stop() {

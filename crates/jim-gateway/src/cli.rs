@@ -155,10 +155,14 @@ impl RunArgs {
             config.grpc.key = Some(key.clone());
         }
         if let Some(bootstrap) = &self.kafka_bootstrap {
-            config.kafka.insert("bootstrap".into(), bootstrap.clone().into());
+            config
+                .kafka
+                .insert("bootstrap".into(), serde_json::Value::String(bootstrap.clone()));
         }
         if let Some(prefix) = &self.kafka_prefix {
-            config.kafka.insert("topic_prefix".into(), prefix.clone().into());
+            config
+                .kafka
+                .insert("topic_prefix".into(), serde_json::Value::String(prefix.clone()));
         }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
@@ -238,7 +242,7 @@ fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
 
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
     let mut config = args.config()?;
-    init_logging(&args.log);
+    jim_service::init_logging(&args.log);
     fit_open_file_limit(&mut config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers.filter(|w| *w > 0) {
@@ -281,11 +285,9 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
         }
         #[cfg(feature = "kafka")]
         Mode::Kafka => {
-            let kafka: jim_router_kafka::KafkaConfig = config
-                .kafka
-                .clone()
-                .try_into()
-                .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
+            let kafka: jim_router_kafka::KafkaConfig =
+                serde_json::from_value(serde_json::Value::Object(config.kafka.clone()))
+                    .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
             let backend = jim_router_kafka::KafkaBackend::start(kafka, config.node_id, Vec::new())
                 .await
                 .map_err(|e| match e {
@@ -329,38 +331,6 @@ fn fit_open_file_limit(config: &mut Config) {
     }
 }
 
-/// Sets up `tracing` logs to stderr with a filter such as `info`.
-pub fn init_logging(filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Colour codes only for a person at a terminal, not in a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // stdout carries the banner (and `gentoken`'s token).
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Prints a title and a two-column table (the start-up banners). A closed
-/// stdout (a supervisor that stopped reading) must not kill the process, so
-/// write errors are ignored.
-pub(crate) fn print_table(title: &str, rows: &[(&str, String)], footer: Option<&str>) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let width = rows.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(0);
-    let line = format!("+-----------+-{}-+", "-".repeat(width));
-    let _ = writeln!(out, "{title}\n{line}");
-    for (name, value) in rows {
-        let _ = writeln!(out, "| {name:<9} | {value:<width$} |");
-    }
-    let _ = writeln!(out, "{line}");
-    if let Some(footer) = footer {
-        let _ = writeln!(out, "{footer}");
-    }
-}
-
 /// Where messages are routed, for the banner.
 fn routing(config: &Config) -> String {
     match config.mode {
@@ -400,7 +370,7 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         .auth
         .dev
         .then_some("!!! DEVELOPMENT MODE: do not expose this gateway; use a JWT secret in production !!!");
-    print_table(
+    jim_service::print_table(
         &format!("Jim gateway {}", env!("CARGO_PKG_VERSION")),
         &rows,
         footer,

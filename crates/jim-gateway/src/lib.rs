@@ -9,12 +9,16 @@
 //! and idle timeout, message validation and stamping, acks, error replies,
 //! rate limits, slow-consumer protection and graceful shutdown.
 //!
-//! The `jim-gateway` binary is a thin `main.rs` over [`cli`].
+//! The `jim-gateway` binary is a thin `main.rs` over `cli` (feature `cli`).
+//! The in-process `local` mode is always there.
 //!
 //! # Features
-//! - `local` (default): the in-process backend as the default mode.
-//! - `grpc`: the `grpc` mode (gateways routed by a central router) and the
-//!   `jim-router` binary.
+//! - `cli` (default): the `jim-gateway` binary's command line (clap, the
+//!   TOML configuration file, logs to stderr, the open-file limit). An
+//!   application that embeds the gateway turns it off
+//!   (`default-features = false`) and builds none of it.
+//! - `grpc`: the `grpc` mode (gateways routed by a central router; the
+//!   router binary is the `jim-router-server` package).
 //! - `kafka`: the `kafka` mode (gateways coordinated through Kafka;
 //!   librdkafka is built from source, which needs a C compiler and `make`).
 //! - `full`: `grpc` and `kafka`, for one binary that runs every mode.
@@ -43,6 +47,7 @@
 
 mod admin;
 pub mod auth;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod config;
 mod error;
@@ -50,8 +55,6 @@ mod limits;
 mod listen;
 pub mod metrics;
 mod ready;
-#[cfg(feature = "grpc")]
-pub mod router_cli;
 mod server;
 mod session;
 mod state;
@@ -60,4 +63,5 @@ mod writer;
 
 pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, SessionTimers};
 pub use error::GatewayError;
-pub use server::{Gateway, RunningGateway, StopSignals};
+pub use jim_service::StopSignals;
+pub use server::{Gateway, RunningGateway};

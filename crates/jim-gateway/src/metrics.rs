@@ -6,8 +6,8 @@
 
 use jim_model::{ErrorCode, MessageKind};
 use jim_protocol::Command;
-use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use jim_service::Registry;
+use metrics::{Counter, Gauge};
 
 const ERROR_CODES: [ErrorCode; 6] = [
     ErrorCode::BadRequest,
@@ -68,7 +68,7 @@ impl CloseReason {
 
 /// The gateway's metrics.
 pub struct Metrics {
-    handle: PrometheusHandle,
+    registry: Registry,
     /// Open client connections.
     pub connections: Gauge,
     /// Client connections accepted.
@@ -111,9 +111,8 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh set of metrics with its own recorder.
     pub fn new() -> Metrics {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let r = Registrar { recorder: &recorder };
+        let registry = Registry::new();
+        let r = &registry;
 
         let routed = ROUTED_CMDS
             .iter()
@@ -175,7 +174,7 @@ impl Metrics {
             routed,
             errors,
             closes,
-            handle,
+            registry,
         }
     }
 
@@ -210,42 +209,7 @@ impl Metrics {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.tasks.set(runtime.metrics().num_alive_tasks() as f64);
         }
-        self.handle.render()
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Registrar<'a> {
-    recorder: &'a PrometheusRecorder,
-}
-
-impl Registrar<'_> {
-    fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
-        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect();
-        Key::from_parts(name, labels)
-    }
-
-    fn metadata() -> Metadata<'static> {
-        Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
-    }
-
-    fn counter(&self, name: &'static str, help: &'static str, labels: &[(&'static str, String)]) -> Counter {
-        self.recorder.describe_counter(name.into(), None, help.into());
-        self.recorder
-            .register_counter(&Self::key(name, labels), &Self::metadata())
-    }
-
-    fn bytes(&self, name: &'static str, help: &'static str) -> Counter {
-        self.recorder
-            .describe_counter(name.into(), Some(Unit::Bytes), help.into());
-        self.recorder
-            .register_counter(&Self::key(name, &[]), &Self::metadata())
-    }
-
-    fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
-        self.recorder.describe_gauge(name.into(), None, help.into());
-        self.recorder
-            .register_gauge(&Self::key(name, &[]), &Self::metadata())
+        self.registry.render()
     }
 }
 

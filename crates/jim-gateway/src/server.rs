@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::StopSignals;
 use crate::auth::Authenticator;
 use crate::listen::{Acceptor, HttpServing, Slot};
 use crate::metrics::Metrics;
@@ -362,50 +363,5 @@ impl RunningGateway {
         stop.await;
         tracing::info!("shutting down");
         self.shutdown().await
-    }
-}
-
-/// SIGINT and SIGTERM, caught from the moment this is made: a signal that
-/// comes before anyone waits is not lost (nor does it kill the process).
-#[derive(Debug)]
-pub struct StopSignals {
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    /// Installs the handlers (within a tokio runtime).
-    ///
-    /// # Errors
-    /// The operating system refused.
-    pub fn install() -> std::io::Result<StopSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignals {
-                terminate: signal(SignalKind::terminate())?,
-                interrupt: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(StopSignals {})
-        }
-    }
-
-    /// Resolves on the first SIGINT or SIGTERM since [`install`](Self::install).
-    pub async fn received(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.terminate.recv() => {}
-            _ = self.interrupt.recv() => {}
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

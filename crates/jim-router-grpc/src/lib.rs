@@ -13,7 +13,7 @@
 //!   [`CentralRouter::service`] on any tonic server, or embed it in an
 //!   application, which then pushes, manages groups and observes every
 //!   message through the routing contract, as with the local router. The
-//!   `jim-router` binary (in the `jim-gateway` package) runs it alone.
+//!   `jim-router` binary (the `jim-router-server` package) runs it alone.
 //! - [`GrpcBackend`]: the gateway side, a [`jim_router::Router`] that
 //!   links to the router, reconnects with jittered backoff, and
 //!   re-announces its sessions.

@@ -380,14 +380,14 @@ async fn a_low_open_file_limit_lowers_max_connections_and_running_out_is_logged_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
     let gw = GatewayProcess::start("[session]\nshutdown_grace_ms = 10000\n", None).await;
-    // A client that never reads: its session drains until the grace period ends.
+    // A client that never reads, until the path back to it is full: its
+    // session's writes block, and it drains until the grace period ends.
     let mut stuck = tight_tcp(gw.tcp).await;
     let ping = Frame::new(Command::Ping, 1, vec![b'p'; 60_000])
         .to_bytes()
         .unwrap();
-    for _ in 0..20 {
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), stuck.write_all(&ping)).await;
-    }
+    let full = std::time::Duration::from_millis(500);
+    while tokio::time::timeout(full, stuck.write_all(&ping)).await.is_ok() {}
     let pid = gw.child.id().unwrap().to_string();
     assert!(
         Process::new("kill")
@@ -397,7 +397,10 @@ async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
             .success()
     );
     gw.wait_log("listeners closed, their ports are free").await;
+    // Bound as a successor gateway binds them.
     for addr in [gw.tcp, gw.ws, gw.admin] {
-        std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
     }
 }

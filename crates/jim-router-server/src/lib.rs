@@ -1,6 +1,15 @@
-//! The `jim-router` command line: the central router of the `grpc` mode,
-//! run alone. Configuration from a TOML file, the environment (`JIM_*`)
-//! and flags, like the gateway's.
+//! The `jim-router` binary: the central router of Jim's `grpc` mode
+//! ([`jim_router_grpc::CentralRouter`]), run alone, with a gRPC listener
+//! for the gateways and an HTTP one for health and Prometheus metrics.
+//! Configuration from a TOML file, the environment (`JIM_*`) and flags, like
+//! the gateway's; logs, metrics, the banner and stop signals as the gateway
+//! has them (`jim-service`).
+//!
+//! To embed the router in a service of your own instead, mount
+//! [`CentralRouter::service`](jim_router_grpc::CentralRouter::service) on
+//! your tonic server.
+
+#![warn(missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,12 +21,32 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Parser;
 use jim_router_grpc::{CentralConfig, CentralRouter};
-use metrics::{Key, Metadata, Recorder};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use jim_service::{Registry, StopSignals, print_table};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::GatewayError;
+/// Why the router could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid; the message says how to fix it.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The router refused its configuration.
+    #[error("router: {0}")]
+    Router(#[from] jim_router::RouterError),
+    /// I/O.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// The central router's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,12 +117,12 @@ struct Args {
 }
 
 impl Args {
-    fn config(&self) -> Result<RouterConfig, GatewayError> {
+    fn config(&self) -> Result<RouterConfig, ServerError> {
         let mut config = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?
+                    .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?
             }
             None => RouterConfig::default(),
         };
@@ -105,7 +134,7 @@ impl Args {
             Some(addr) => {
                 config.http = Some(
                     addr.parse()
-                        .map_err(|e| GatewayError::Config(format!("--http {addr:?}: {e}")))?,
+                        .map_err(|e| ServerError::Config(format!("--http {addr:?}: {e}")))?,
                 );
             }
             None => {}
@@ -119,13 +148,17 @@ impl Args {
         if let Some(settle) = self.settle_ms {
             config.settle_ms = settle;
         }
-        if config.key.as_deref().is_some_and(crate::config::is_placeholder) {
-            return Err(GatewayError::Config(
+        if config
+            .key
+            .as_deref()
+            .is_some_and(|key| key.to_ascii_lowercase().contains("change-me"))
+        {
+            return Err(ServerError::Config(
                 "key is still the example's placeholder: set a random value (head -c 32 /dev/urandom | base64), in the file or JIM_ROUTER_KEY".into(),
             ));
         }
         if config.node_id > jim_model::MAX_NODE {
-            return Err(GatewayError::Config(format!(
+            return Err(ServerError::Config(format!(
                 "node_id {} is out of range (0..=1023)",
                 config.node_id
             )));
@@ -134,17 +167,18 @@ impl Args {
     }
 }
 
-/// The `jim-router` binary's entry point.
+/// The `jim-router` binary's entry point: exit status 78 for a bad
+/// configuration, 1 for any other failure.
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let result = args.config().and_then(|config| {
-        crate::cli::init_logging(&args.log);
+        jim_service::init_logging(&args.log);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         runtime.block_on(run(config))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ GatewayError::Config(_)) => {
+        Err(error @ ServerError::Config(_)) => {
             eprintln!("jim-router: {error}");
             ExitCode::from(78)
         }
@@ -155,7 +189,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(config: RouterConfig) -> Result<(), GatewayError> {
+async fn run(config: RouterConfig) -> Result<(), ServerError> {
     let router = CentralRouter::new(
         CentralConfig {
             key: config.key.clone(),
@@ -168,7 +202,7 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
     let stop = CancellationToken::new();
     let grpc = tokio::net::TcpListener::bind(config.grpc)
         .await
-        .map_err(|source| GatewayError::Bind {
+        .map_err(|source| ServerError::Bind {
             addr: config.grpc,
             source,
         })?;
@@ -177,7 +211,7 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| GatewayError::Bind { addr, source })?,
+                .map_err(|source| ServerError::Bind { addr, source })?,
         ),
         None => None,
     };
@@ -186,7 +220,7 @@ async fn run(config: RouterConfig) -> Result<(), GatewayError> {
         .map(tokio::net::TcpListener::local_addr)
         .transpose()?;
     // Before the banner: whoever reads it may signal at once.
-    let signals = crate::StopSignals::install()?;
+    let signals = StopSignals::install()?;
     print_banner(&config, grpc_addr, http_addr);
 
     let service = router.service();
@@ -299,7 +333,7 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
             .to_owned(),
         ),
     ];
-    crate::cli::print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
+    print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
     }
@@ -311,50 +345,46 @@ type StatReader = fn(&jim_router_grpc::RouterStats) -> u64;
 /// The router's Prometheus metrics, read from its counters when scraped.
 #[derive(Clone)]
 struct RouterMetrics {
-    handle: PrometheusHandle,
+    registry: std::sync::Arc<Registry>,
     gauges: Vec<(metrics::Gauge, StatReader)>,
     counters: Vec<(metrics::Counter, StatReader)>,
 }
 
 impl RouterMetrics {
     fn new() -> RouterMetrics {
-        let recorder: PrometheusRecorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let meta = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
-        let gauge = |name: &'static str, help: &'static str| {
-            recorder.describe_gauge(name.into(), None, help.into());
-            recorder.register_gauge(&Key::from_name(name), &meta)
-        };
-        let counter = |name: &'static str, help: &'static str| {
-            recorder.describe_counter(name.into(), None, help.into());
-            recorder.register_counter(&Key::from_name(name), &meta)
-        };
+        let registry = Registry::new();
         let gauges: Vec<(metrics::Gauge, StatReader)> = vec![
-            (gauge("jim_router_gateways", "Gateways linked"), |s| s.gateways),
-            (gauge("jim_router_sessions", "Sessions on all gateways"), |s| {
-                s.sessions
+            (registry.gauge("jim_router_gateways", "Gateways linked"), |s| {
+                s.gateways
             }),
-            (gauge("jim_router_groups", "Groups with members"), |s| s.groups),
+            (
+                registry.gauge("jim_router_sessions", "Sessions on all gateways"),
+                |s| s.sessions,
+            ),
+            (registry.gauge("jim_router_groups", "Groups with members"), |s| {
+                s.groups
+            }),
         ];
         let counters: Vec<(metrics::Counter, StatReader)> = vec![
             (
-                counter("jim_router_messages_routed_total", "Messages routed"),
+                registry.counter("jim_router_messages_routed_total", "Messages routed", &[]),
                 |s| s.routed,
             ),
             (
-                counter("jim_router_deliveries_total", "Deliveries sent to gateways"),
+                registry.counter("jim_router_deliveries_total", "Deliveries sent to gateways", &[]),
                 |s| s.deliveries,
             ),
             (
-                counter(
+                registry.counter(
                     "jim_router_dropped_links_total",
                     "Gateway links dropped for falling behind",
+                    &[],
                 ),
                 |s| s.dropped_links,
             ),
         ];
         RouterMetrics {
-            handle,
+            registry: std::sync::Arc::new(registry),
             gauges,
             counters,
         }
@@ -368,7 +398,7 @@ impl RouterMetrics {
         for (counter, read) in &self.counters {
             counter.absolute(read(&stats));
         }
-        self.handle.render()
+        self.registry.render()
     }
 }
 

@@ -1,0 +1,35 @@
+//! What a Jim process needs to run as a service, shared by the gateway and
+//! the central router so that neither copies the other:
+//!
+//! - [`Registry`]: a Prometheus registry of its own (no global recorder, so
+//!   several gateways can run in one process), handing out counters and
+//!   gauges and rendering the text exposition for `/metrics`.
+//! - [`StopSignals`]: SIGINT and SIGTERM, caught from the moment they are
+//!   installed (before a start-up banner tells anyone the process is up).
+//! - [`print_table`]: the start-up banner.
+//! - `init_logging` (feature `logging`): `tracing` to stderr, coloured only
+//!   on a terminal.
+//!
+//! ```
+//! let registry = jim_service::Registry::new();
+//! let sent = registry.counter("jim_example_total", "Things done", &[]);
+//! sent.increment(2);
+//! assert!(registry.render().contains("jim_example_total 2"));
+//! ```
+//!
+//! # Features
+//! - `logging`: [`init_logging`] (tracing-subscriber).
+
+#![warn(missing_docs)]
+
+mod banner;
+#[cfg(feature = "logging")]
+mod logging;
+mod registry;
+mod signals;
+
+pub use banner::print_table;
+#[cfg(feature = "logging")]
+pub use logging::init_logging;
+pub use registry::Registry;
+pub use signals::StopSignals;

@@ -1,0 +1,73 @@
+//! A Prometheus registry of one's own.
+
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Counters and gauges registered once (updating one is an atomic add),
+/// rendered as Prometheus text.
+pub struct Registry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        Registry { recorder, handle }
+    }
+
+    fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect();
+        Key::from_parts(name, labels)
+    }
+
+    fn metadata() -> Metadata<'static> {
+        Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+    }
+
+    /// A counter `name{labels}`, described by `help`.
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, String)],
+    ) -> Counter {
+        self.recorder.describe_counter(name.into(), None, help.into());
+        self.recorder
+            .register_counter(&Self::key(name, labels), &Self::metadata())
+    }
+
+    /// A counter of bytes.
+    pub fn bytes(&self, name: &'static str, help: &'static str) -> Counter {
+        self.recorder
+            .describe_counter(name.into(), Some(Unit::Bytes), help.into());
+        self.recorder
+            .register_counter(&Self::key(name, &[]), &Self::metadata())
+    }
+
+    /// A gauge.
+    pub fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
+        self.recorder.describe_gauge(name.into(), None, help.into());
+        self.recorder
+            .register_gauge(&Self::key(name, &[]), &Self::metadata())
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
