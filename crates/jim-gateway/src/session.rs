@@ -15,6 +15,7 @@ use jim_router::{
 };
 use jim_transport::{Connection, FrameReader, Incoming, TransportError};
 use tokio::time::{Instant, sleep_until, timeout};
+use tracing::Instrument;
 
 use crate::auth::Identity;
 use crate::limits::RateLimit;
@@ -39,8 +40,20 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         mut reader,
         writer,
         kind,
-        ..
+        peer,
     } = connection;
+    // One span per connection: whatever the session logs names the peer,
+    // and the session and user once authenticated. Entered only to log (and
+    // around attach and detach): entering it at every poll of the session
+    // would cost every message (~150 instructions, by callgrind).
+    let span = tracing::info_span!(
+        "session",
+        %peer,
+        transport = kind.as_str(),
+        id = tracing::field::Empty,
+        user = tracing::field::Empty,
+        device = tracing::field::Empty,
+    );
     let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
     let mut out = Out::new(writer);
 
@@ -56,9 +69,11 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         auth: None,
         connected: Instant::now(),
         last_activity: Instant::now(),
+        span,
     };
     let reason = session.drive(&mut reader, &mut out).await;
     shared.metrics.closed(reason);
+    session.span.in_scope(|| tracing::debug!(?reason, "closing"));
     // Every way out of `drive` has closed the outbox, but for a lost link.
     let close = outbox.close_reason().unwrap_or_else(|| {
         let lost = Close::new(CloseCode::Internal, "connection lost");
@@ -67,8 +82,15 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
     });
 
     if let Some(auth) = session.auth.take() {
-        if let Err(e) = shared.router.detach(&auth.info).await {
-            tracing::warn!(session = %auth.info.id, error = %e, "detach failed");
+        let detached = shared
+            .router
+            .detach(&auth.info)
+            .instrument(session.span.clone())
+            .await;
+        if let Err(e) = detached {
+            session
+                .span
+                .in_scope(|| tracing::warn!(error = %e, "detach failed"));
         }
         shared.metrics.sessions.decrement(1);
     }
@@ -103,6 +125,8 @@ fn expiry(identity: &Identity) -> Option<Instant> {
 
 struct Session<R> {
     shared: Arc<Shared<R>>,
+    /// The connection's span (see `run`).
+    span: tracing::Span,
     outbox: Arc<Outbox>,
     transport: Transport,
     auth: Option<Authenticated>,
@@ -238,7 +262,8 @@ impl<R: Router> Session<R> {
     }
 
     fn transport_failed(&self, error: &TransportError) -> CloseReason {
-        tracing::debug!(error = %error, "connection ended");
+        self.span
+            .in_scope(|| tracing::debug!(error = %error, "connection ended"));
         match wire::transport_close(error) {
             Some(code) => {
                 self.outbox.close(Close::new(code, error.to_string()));
@@ -302,15 +327,21 @@ impl<R: Router> Session<R> {
             node: self.shared.config.node_id,
             since_ms: unix_ms_now(),
         };
-        if let Err(e) = self
+        self.span.record("id", tracing::field::display(info.id));
+        self.span.record("user", &*info.user);
+        if let Some(device) = &info.device {
+            self.span.record("device", &**device);
+        }
+        let attached = self
             .shared
             .router
             .attach(info.clone(), Arc::clone(&self.outbox))
-            .await
-        {
+            .instrument(self.span.clone())
+            .await;
+        if let Err(e) = attached {
             return self.router_error(frame, &e);
         }
-        tracing::debug!(user = %info.user, session = %info.id, "authenticated");
+        self.span.in_scope(|| tracing::debug!("authenticated"));
         self.shared.metrics.sessions.increment(1);
         let expires = expiry(&identity);
         let ok = self.auth_ok(frame, &info);

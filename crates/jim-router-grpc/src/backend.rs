@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+use tracing::Instrument;
 
 use crate::convert;
 use crate::proto;
@@ -120,7 +121,8 @@ impl GrpcBackend {
                 closed: CancellationToken::new(),
             }),
         };
-        tokio::spawn(Arc::clone(&backend.inner).maintain_link());
+        let span = tracing::info_span!("router link", router = %backend.inner.config.router, node = backend.inner.config.node_id);
+        tokio::spawn(Arc::clone(&backend.inner).maintain_link().instrument(span));
         Ok(backend)
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::convert::{self, status_of};
 use crate::proto;
@@ -469,21 +470,25 @@ impl proto::router_server::Router for CentralRouter {
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         let epoch = self.link(node, sessions, tx.clone());
         let router = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(proto::GatewayEvent { event: Some(event) })) => {
-                        if let Err(status) = router.on_event(node, event) {
-                            let _ = tx.try_send(Err(status));
-                            break;
+        let span = tracing::info_span!("gateway link", node, epoch);
+        tokio::spawn(
+            async move {
+                loop {
+                    match inbound.message().await {
+                        Ok(Some(proto::GatewayEvent { event: Some(event) })) => {
+                            if let Err(status) = router.on_event(node, event) {
+                                let _ = tx.try_send(Err(status));
+                                break;
+                            }
                         }
+                        Ok(Some(proto::GatewayEvent { event: None })) => {}
+                        Ok(None) | Err(_) => break,
                     }
-                    Ok(Some(proto::GatewayEvent { event: None })) => {}
-                    Ok(None) | Err(_) => break,
                 }
+                router.unlink(node, epoch);
             }
-            router.unlink(node, epoch);
-        });
+            .instrument(span),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -21,6 +21,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::positions::{Mark, Positions, realigned};
 use crate::records::{self, DeliveryHead, Heartbeat, Presence, SessionRecord};
@@ -216,15 +217,19 @@ impl KafkaBackend {
         consumer.assign(&assignment)?;
 
         let (caught_up, mut caught_up_rx) = tokio::sync::watch::channel(ends.is_empty());
-        tokio::spawn(Arc::clone(&inner).consume(
-            consumer,
-            Following {
-                ends,
-                caught_up,
-                positions,
-                realign_requests,
-            },
-        ));
+        tokio::spawn(
+            Arc::clone(&inner)
+                .consume(
+                    consumer,
+                    Following {
+                        ends,
+                        caught_up,
+                        positions,
+                        realign_requests,
+                    },
+                )
+                .instrument(tracing::info_span!("kafka consumer", node)),
+        );
         let timeout = inner.config.startup_timeout();
         if tokio::time::timeout(timeout, caught_up_rx.wait_for(|done| *done))
             .await
@@ -251,7 +256,11 @@ impl KafkaBackend {
             )));
         }
         inner.ready.store(true, Ordering::Release);
-        tokio::spawn(Arc::clone(&inner).keep_alive());
+        tokio::spawn(
+            Arc::clone(&inner)
+                .keep_alive()
+                .instrument(tracing::info_span!("kafka heartbeat", node)),
+        );
         tracing::info!(node, epoch, bootstrap = %inner.config.bootstrap, "linked to kafka");
         Ok(KafkaBackend { inner })
     }
