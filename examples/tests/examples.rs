@@ -291,9 +291,7 @@ async fn router_embed_hosts_the_router_observes_and_pushes() {
 }
 
 #[cfg(feature = "kafka")]
-#[path = "../../crates/jim-gateway/tests/kafka/tansu.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod tansu;
+use jim_test_util::tansu;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg(feature = "kafka")]

@@ -4,24 +4,18 @@
 #![cfg(feature = "grpc")]
 #![allow(unreachable_pub)]
 
-#[path = "multi/deployment.rs"]
-#[allow(dead_code)] // shared with the kafka tests
-mod deployment;
-#[path = "gateway/support.rs"]
-#[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary, which uses all of it
-mod support;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use deployment::{Listeners, session_nodes};
+use jim_test_util::deployment::{self, Listeners, session_nodes};
 use jim_gateway::{Config, Gateway, RunningGateway};
 use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
 use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
 use serde_json::json;
-use support::*;
+use jim_test_util::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command as Process};
 

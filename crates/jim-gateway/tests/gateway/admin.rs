@@ -4,7 +4,7 @@
 use jim_protocol::Command;
 use serde_json::json;
 
-use crate::support::*;
+use jim_test_util::*;
 
 async fn keyed() -> Gw {
     Gw::with(|c| c.admin.key = Some(ADMIN_KEY.into())).await

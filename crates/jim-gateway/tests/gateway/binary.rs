@@ -8,7 +8,7 @@ use jim_protocol::{Command, Frame};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::support::*;
+use jim_test_util::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
 

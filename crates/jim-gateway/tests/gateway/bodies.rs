@@ -2,7 +2,7 @@
 
 use jim_protocol::Command;
 
-use crate::support::*;
+use jim_test_util::*;
 
 both_transports!(
     malformed_json_gets_4000_and_the_connection_stays,

@@ -3,7 +3,7 @@
 
 use jim_protocol::{Command, Frame, Header};
 
-use crate::support::*;
+use jim_test_util::*;
 
 both_transports!(
     wrong_magic_gets_a999_1002_then_close,

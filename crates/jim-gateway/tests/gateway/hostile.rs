@@ -8,7 +8,7 @@ use jim_protocol::{Command, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::*;
+use jim_test_util::*;
 
 both_transports!(
     a_pipelined_burst_of_pings_gets_every_pong,

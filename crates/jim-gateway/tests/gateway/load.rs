@@ -8,7 +8,7 @@ use jim_protocol::Command;
 use jim_router::Router;
 
 use crate::session::wait_until;
-use crate::support::*;
+use jim_test_util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_does_not_slow_the_others_and_is_closed() {

@@ -12,4 +12,3 @@ mod load;
 mod messaging;
 mod session;
 mod shutdown;
-mod support;

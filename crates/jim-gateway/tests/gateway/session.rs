@@ -4,7 +4,7 @@
 use jim_protocol::Command;
 use serde_json::json;
 
-use crate::support::*;
+use jim_test_util::*;
 
 both_transports!(
     ping_is_answered_with_the_same_seq_and_body_even_before_auth,

@@ -2,7 +2,7 @@
 
 use jim_protocol::Command;
 
-use crate::support::*;
+use jim_test_util::*;
 
 #[tokio::test]
 async fn shutdown_sends_a999_1001_to_every_session_after_what_was_queued() {

@@ -4,27 +4,21 @@
 #![cfg(feature = "kafka")]
 #![allow(unreachable_pub)]
 
-#[path = "../multi/deployment.rs"]
-#[allow(dead_code)] // shared with the grpc tests
-mod deployment;
-#[path = "../gateway/support.rs"]
-#[allow(dead_code, unused_macros, unused_imports)] // shared with the main test binary
-mod support;
-mod tansu;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use deployment::{Listeners, session_nodes};
+use jim_test_util::deployment::{self, Listeners, session_nodes};
 use jim_protocol::Command;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+// The rdkafka the Kafka backend is built with: no rdkafka of the tests' own.
+use jim_router_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use jim_router_kafka::rdkafka::message::{Headers, Message};
+use jim_router_kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
-use support::*;
-use tansu::Broker;
+use jim_test_util::*;
+use jim_test_util::tansu::Broker;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command as Process};
 use tokio::sync::watch;

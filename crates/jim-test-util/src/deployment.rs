@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Kind, Raw, admin_request};
+use crate::{Kind, Raw, admin_request};
 
 /// Where one gateway listens. The tests' gateway handles deref to it, so
 /// `gateway.user(..)` and `gateway.admin(..)` read the same everywhere.
@@ -119,7 +119,7 @@ pub async fn pipelined(
                     _ = stop.wait_for(|stop| *stop) => break,
                 };
                 permit.forget();
-                let frame = Frame::new(Command::C2C, seq, crate::support::text(&to, &format!("m{seq}")));
+                let frame = Frame::new(Command::C2C, seq, crate::text(&to, &format!("m{seq}")));
                 // Counted first: its reply may come before the write returns.
                 sent.fetch_add(1, Ordering::SeqCst);
                 if writer.write_all(&frame.to_bytes().unwrap()).await.is_err() {
@@ -145,7 +145,7 @@ pub async fn pipelined(
         let mut silent_since = tokio::time::Instant::now();
         loop {
             while let Some(frame) = codec.decode_from(&mut buf).unwrap() {
-                let body = crate::support::json(&frame);
+                let body = crate::json(&frame);
                 answered += 1;
                 window.add_permits(1);
                 match (body["type"].as_str(), body["data"]["code"].as_u64()) {
@@ -198,8 +198,8 @@ impl Deliveries {
         let (tx, ids) = tokio::sync::watch::channel(Vec::new());
         let task = tokio::spawn(async move {
             while let Ok(frame) = raw.next_inner().await {
-                if crate::support::is_delivery(&frame) {
-                    let body = crate::support::json(&frame);
+                if crate::is_delivery(&frame) {
+                    let body = crate::json(&frame);
                     let id = body["data"]["message_id"].as_str().unwrap().to_owned();
                     tx.send_modify(|ids| ids.push(id));
                 }

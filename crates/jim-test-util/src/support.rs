@@ -25,14 +25,16 @@ pub const QUIET: Duration = Duration::from_millis(300);
 pub const JWT_SECRET: &str = "test secret that is long enough!!";
 pub const ADMIN_KEY: &str = "admin-key-for-tests";
 
-/// Runs a test body once per transport.
+/// Runs a test body once per transport: `both_transports!(name, ...)`
+/// makes `tcp::name` and `ws::name`, each calling `name(Kind)`.
+#[macro_export]
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {
         mod tcp {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::support::Kind::Tcp).await;
+                    super::$name($crate::Kind::Tcp).await;
                 }
             )*
         }
@@ -40,13 +42,12 @@ macro_rules! both_transports {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::support::Kind::Ws).await;
+                    super::$name($crate::Kind::Ws).await;
                 }
             )*
         }
     };
 }
-pub(crate) use both_transports;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -328,7 +329,6 @@ impl Raw {
     }
 
     /// The TCP stream under a TCP client, for tests that split it.
-    #[allow(dead_code)] // used by the multi-gateway tests that include this file
     pub fn into_tcp(self) -> TcpStream {
         match self.link {
             Link::Tcp(stream) => stream,

@@ -9,9 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Where tests keep tools they install, `target/tools` of the workspace
-/// (found by its `Cargo.lock`, whichever crate includes this file): reused
-/// by later runs on this machine, and where `.ci/run` installs them.
+/// Where `scripts/install-tools.sh` puts tools, `target/tools` of the
+/// workspace (found by its `Cargo.lock`).
 fn tools_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = manifest

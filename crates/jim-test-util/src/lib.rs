@@ -1,0 +1,18 @@
+//! What Jim's tests share, instead of files included by `#[path]`:
+//!
+//! - the root: a gateway in the test's process on ephemeral loopback ports
+//!   ([`Gw`]), raw clients that speak frames over real TCP and WebSocket
+//!   sockets ([`Raw`], [`HandWs`]), the admin API over HTTP, and
+//!   [`both_transports!`] to run a test body over each transport;
+//! - [`deployment`]: several gateways (grpc and kafka modes): where each
+//!   listens, presence as it reports it, pipelined senders and the
+//!   deliveries they cause, through faults;
+//! - [`tansu`]: a real Kafka-protocol broker on a free port.
+
+#![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub mod deployment;
+mod support;
+pub mod tansu;
+
+pub use support::*;
