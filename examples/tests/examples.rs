@@ -269,11 +269,9 @@ async fn router_embed_hosts_the_router_observes_and_pushes() {
         .start()
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !jim_router::Router::is_ready(&backend) {
-        assert!(tokio::time::Instant::now() < deadline, "the gateway never linked");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    tokio::time::timeout(WAIT, backend.wait_linked(true))
+        .await
+        .expect("the gateway never linked");
     let mut alice = client(gw.tcp_addr().unwrap(), "alice").await;
     let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
     alice
