@@ -310,14 +310,23 @@ impl<R: Router> Session<R> {
         }
     }
 
+    /// The request and identity of a `B001`, or the flow of its failure
+    /// (`B003`, and the session ends).
+    fn verify(&self, frame: &Frame) -> Result<(AuthRequest, Identity), Flow> {
+        let request = AuthRequest::from_slice(&frame.body)
+            .map_err(|e| self.auth_failed(frame, &format!("bad B001 body: {e}")))?;
+        let identity = self
+            .shared
+            .auth
+            .verify(&request.token)
+            .map_err(|e| self.auth_failed(frame, &e.to_string()))?;
+        Ok((request, identity))
+    }
+
     async fn authenticate(&mut self, frame: &Frame) -> Flow {
-        let request = match AuthRequest::from_slice(&frame.body) {
-            Ok(request) => request,
-            Err(e) => return self.auth_failed(frame, &format!("bad B001 body: {e}")),
-        };
-        let identity = match self.shared.auth.verify(&request.token) {
-            Ok(identity) => identity,
-            Err(e) => return self.auth_failed(frame, &e.to_string()),
+        let (request, identity) = match self.verify(frame) {
+            Ok(verified) => verified,
+            Err(failed) => return failed,
         };
         let info = SessionInfo {
             id: SessionId(self.shared.ids.next_id().0),
@@ -367,13 +376,9 @@ impl<R: Router> Session<R> {
     /// extends the session (and updates the name and avatar it carries);
     /// anything else ends it, as a failed authentication does.
     fn refresh(&mut self, frame: &Frame) -> Flow {
-        let request = match AuthRequest::from_slice(&frame.body) {
-            Ok(request) => request,
-            Err(e) => return self.auth_failed(frame, &format!("bad B001 body: {e}")),
-        };
-        let identity = match self.shared.auth.verify(&request.token) {
-            Ok(identity) => identity,
-            Err(e) => return self.auth_failed(frame, &e.to_string()),
+        let identity = match self.verify(frame) {
+            Ok((_, identity)) => identity,
+            Err(failed) => return failed,
         };
         let Some(auth) = &mut self.auth else {
             return Flow::Continue;
