@@ -4,18 +4,17 @@
 #![cfg(feature = "grpc")]
 #![allow(unreachable_pub)]
 
-
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use jim_test_util::deployment::{self, Listeners, session_nodes};
 use jim_gateway::{Config, Gateway, RunningGateway};
 use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
 use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
-use serde_json::json;
+use jim_test_util::deployment::{self, Listeners, session_nodes};
 use jim_test_util::*;
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command as Process};
 

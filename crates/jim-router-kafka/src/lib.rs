@@ -25,8 +25,8 @@ mod records;
 mod view;
 
 pub use backend::KafkaBackend;
+pub use config::KafkaConfig;
+pub use error::KafkaError;
 /// The rdkafka this backend is built with, for applications (and tests)
 /// that read the same cluster.
 pub use rdkafka;
-pub use config::KafkaConfig;
-pub use error::KafkaError;

@@ -4,21 +4,20 @@
 #![cfg(feature = "kafka")]
 #![allow(unreachable_pub)]
 
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use jim_test_util::deployment::{self, Listeners, session_nodes};
 use jim_protocol::Command;
+use jim_test_util::deployment::{self, Listeners, session_nodes};
 // The rdkafka the Kafka backend is built with: no rdkafka of the tests' own.
 use jim_router_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use jim_router_kafka::rdkafka::message::{Headers, Message};
 use jim_router_kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::json;
-use jim_test_util::*;
 use jim_test_util::tansu::Broker;
+use jim_test_util::*;
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command as Process};
 use tokio::sync::watch;
