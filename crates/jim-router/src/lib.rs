@@ -44,5 +44,5 @@ pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
 pub use observer::{ChannelObserver, Observed, Observer, Observers};
 pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbound, Outbox, Refused};
 pub use push::{Audience, push_messages};
-pub use rules::{Recipients, UserList, recipients};
+pub use rules::{Recipients, UserList, Users, recipients};
 pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

@@ -3,18 +3,17 @@
 //! in where those recipients' sessions are (this process, the gateways a
 //! central router knows, the gateways a Kafka view knows).
 
-use std::sync::Arc;
-
 use crate::{Groups, Members, Observers, Outgoing, RouterError, SessionId, Target, UserId};
 
-/// Who gets an accepted message.
+/// Who gets an accepted message (borrowing the message's addressee: no
+/// reference count is touched per message).
 #[derive(Debug, Clone)]
-pub enum Recipients {
+pub enum Recipients<'m> {
     /// Every session of these users, but `except` (the sending session of
     /// a group message: the sender's other devices do get it).
     Users {
         /// The users.
-        users: UserList,
+        users: UserList<'m>,
         /// A session left out.
         except: Option<SessionId>,
     },
@@ -25,21 +24,40 @@ pub enum Recipients {
 /// One user, or a group's members (the group's shared snapshot, not a
 /// copy).
 #[derive(Debug, Clone)]
-pub enum UserList {
+pub enum UserList<'m> {
     /// One user.
-    One(UserId),
+    One(&'m UserId),
     /// The members of a group.
     Members(Members),
 }
 
-impl UserList {
+impl UserList<'_> {
     /// The users.
-    pub fn iter(&self) -> impl Iterator<Item = &UserId> {
-        let (one, members) = match self {
-            UserList::One(user) => (Some(user), None),
-            UserList::Members(members) => (None, Some(members.iter())),
-        };
-        one.into_iter().chain(members.into_iter().flatten())
+    pub fn iter(&self) -> Users<'_> {
+        match self {
+            UserList::One(user) => Users::One(Some(user)),
+            UserList::Members(members) => Users::Members(members.iter()),
+        }
+    }
+}
+
+/// The users of a [`UserList`].
+#[derive(Debug)]
+pub enum Users<'a> {
+    /// One user, until taken.
+    One(Option<&'a UserId>),
+    /// A group's members.
+    Members(std::collections::hash_set::Iter<'a, UserId>),
+}
+
+impl<'a> Iterator for Users<'a> {
+    type Item = &'a UserId;
+
+    fn next(&mut self) -> Option<&'a UserId> {
+        match self {
+            Users::One(user) => user.take(),
+            Users::Members(members) => members.next(),
+        }
     }
 }
 
@@ -66,7 +84,7 @@ impl UserList {
 /// let ids = MessageIdGenerator::new(0).unwrap();
 /// let body = Message::Text(Text::new("team", "standup")).to_vec();
 /// let push = Outgoing::push(Target::Group("team".into()), &body, "bot", &ids).unwrap();
-/// let placed = |_: &Recipients| Ok(());
+/// let placed = |_: &Recipients<'_>| Ok(());
 /// let Recipients::Users { users, except } = recipients(&push, &groups, &Observers::default(), placed)? else {
 ///     unreachable!()
 /// };
@@ -76,15 +94,15 @@ impl UserList {
 ///
 /// # Errors
 /// As above.
-pub fn recipients(
-    message: &Outgoing,
+pub fn recipients<'m>(
+    message: &'m Outgoing,
     groups: &Groups,
     observers: &Observers,
-    can_place: impl FnOnce(&Recipients) -> Result<(), RouterError>,
-) -> Result<Recipients, RouterError> {
+    can_place: impl FnOnce(&Recipients<'m>) -> Result<(), RouterError>,
+) -> Result<Recipients<'m>, RouterError> {
     let recipients = match &message.target {
         Target::User(user) => Recipients::Users {
-            users: UserList::One(Arc::clone(user)),
+            users: UserList::One(user),
             except: None,
         },
         Target::Group(group) => {
@@ -112,7 +130,7 @@ pub fn recipients(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
     use jim_model::{MessageId, MessageKind};
@@ -159,11 +177,11 @@ mod tests {
         }
     }
 
-    fn anywhere(_: &Recipients) -> Result<(), RouterError> {
+    fn anywhere(_: &Recipients<'_>) -> Result<(), RouterError> {
         Ok(())
     }
 
-    fn users(recipients: &Recipients) -> (Vec<String>, Option<SessionId>) {
+    fn users(recipients: &Recipients<'_>) -> (Vec<String>, Option<SessionId>) {
         match recipients {
             Recipients::Users { users, except } => {
                 let mut users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
@@ -176,23 +194,15 @@ mod tests {
 
     #[test]
     fn a_message_to_a_user_goes_to_that_user() {
-        let got = recipients(
-            &message(Target::User("bob".into()), Some(("alice", 1))),
-            &team(),
-            &Observers::default(),
-            anywhere,
-        );
+        let sent = message(Target::User("bob".into()), Some(("alice", 1)));
+        let got = recipients(&sent, &team(), &Observers::default(), anywhere);
         assert_eq!(users(&got.unwrap()), (vec!["bob".into()], None));
     }
 
     #[test]
     fn a_group_message_goes_to_every_member_but_the_sending_session() {
-        let got = recipients(
-            &message(Target::Group("team".into()), Some(("alice", 7))),
-            &team(),
-            &Observers::default(),
-            anywhere,
-        );
+        let sent = message(Target::Group("team".into()), Some(("alice", 7)));
+        let got = recipients(&sent, &team(), &Observers::default(), anywhere);
         assert_eq!(
             users(&got.unwrap()),
             (vec!["alice".into(), "bob".into()], Some(SessionId(7))),
@@ -202,12 +212,8 @@ mod tests {
 
     #[test]
     fn a_push_to_a_group_reaches_every_member() {
-        let got = recipients(
-            &message(Target::Group("team".into()), None),
-            &team(),
-            &Observers::default(),
-            anywhere,
-        );
+        let sent = message(Target::Group("team".into()), None);
+        let got = recipients(&sent, &team(), &Observers::default(), anywhere);
         assert_eq!(users(&got.unwrap()), (vec!["alice".into(), "bob".into()], None));
     }
 
@@ -215,24 +221,16 @@ mod tests {
     fn a_group_message_needs_the_group_and_a_member_sender_before_observers_see_it() {
         let watcher = Arc::new(Watcher::default());
         let observers = Observers::from(vec![Arc::clone(&watcher) as Arc<dyn Observer>]);
-        let unknown = recipients(
-            &message(Target::Group("ghosts".into()), Some(("alice", 1))),
-            &team(),
-            &observers,
-            anywhere,
-        );
+        let sent = message(Target::Group("ghosts".into()), Some(("alice", 1)));
+        let unknown = recipients(&sent, &team(), &observers, anywhere);
         assert_eq!(
             unknown.unwrap_err(),
             RouterError::UnknownGroup {
                 group: "ghosts".into()
             }
         );
-        let outsider = recipients(
-            &message(Target::Group("team".into()), Some(("eve", 1))),
-            &team(),
-            &observers,
-            anywhere,
-        );
+        let sent = message(Target::Group("team".into()), Some(("eve", 1)));
+        let outsider = recipients(&sent, &team(), &observers, anywhere);
         assert_eq!(
             outsider.unwrap_err(),
             RouterError::NotMember { group: "team".into() }
@@ -255,12 +253,8 @@ mod tests {
             Target::Group("team".into()),
             Target::Everyone,
         ] {
-            let vetoed = recipients(
-                &message(target, Some(("alice", 1))),
-                &team(),
-                &observers,
-                anywhere,
-            );
+            let sent = message(target, Some(("alice", 1)));
+            let vetoed = recipients(&sent, &team(), &observers, anywhere);
             assert_eq!(
                 vetoed.unwrap_err(),
                 RouterError::Rejected {
@@ -275,30 +269,21 @@ mod tests {
     fn a_backend_that_cannot_place_a_recipient_refuses_before_observers_see_it() {
         let watcher = Arc::new(Watcher::default());
         let observers = Observers::from(vec![Arc::clone(&watcher) as Arc<dyn Observer>]);
-        let not_yet = |_: &Recipients| {
+        let not_yet = |_: &Recipients<'_>| {
             Err(RouterError::Unavailable {
                 reason: "settling".into(),
             })
         };
-        let got = recipients(
-            &message(Target::User("bob".into()), None),
-            &team(),
-            &observers,
-            not_yet,
-        );
+        let sent = message(Target::User("bob".into()), None);
+        let got = recipients(&sent, &team(), &observers, not_yet);
         assert!(matches!(got, Err(RouterError::Unavailable { .. })));
         assert!(watcher.seen.lock().unwrap().is_empty());
     }
 
     #[test]
     fn a_push_to_everyone_goes_to_every_session() {
-        let got = recipients(
-            &message(Target::Everyone, None),
-            &team(),
-            &Observers::default(),
-            anywhere,
-        )
-        .unwrap();
+        let sent = message(Target::Everyone, None);
+        let got = recipients(&sent, &team(), &Observers::default(), anywhere).unwrap();
         assert!(matches!(got, Recipients::Everyone));
     }
 }
