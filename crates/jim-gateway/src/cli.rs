@@ -110,13 +110,7 @@ struct GentokenArgs {
 struct Listener(Option<SocketAddr>);
 
 fn parse_listen(value: &str) -> Result<Listener, String> {
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(Listener(None));
-    }
-    value
-        .parse()
-        .map(|addr| Listener(Some(addr)))
-        .map_err(|e| format!("{e}: expected IP:PORT or `off`"))
+    jim_service::listen_addr::parse(value).map(Listener)
 }
 
 impl RunArgs {

@@ -113,15 +113,15 @@ impl Mode {
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// WebSocket listener.
-    #[serde(with = "listen_addr")]
+    #[serde(with = "jim_service::listen_addr")]
     pub ws: Option<SocketAddr>,
     /// The WebSocket path.
     pub ws_path: String,
     /// TCP listener.
-    #[serde(with = "listen_addr")]
+    #[serde(with = "jim_service::listen_addr")]
     pub tcp: Option<SocketAddr>,
     /// Admin HTTP API listener.
-    #[serde(with = "listen_addr")]
+    #[serde(with = "jim_service::listen_addr")]
     pub admin: Option<SocketAddr>,
     /// The web origins (`https://chat.example.com`, or `*` for any) whose
     /// pages may open WebSocket sessions; the browser sends its page's
@@ -129,35 +129,6 @@ pub struct Listen {
     /// browsers send none and are not concerned. Empty: any origin in
     /// development mode, none in production.
     pub allowed_origins: Vec<String>,
-}
-
-/// `"IP:PORT"` or `"off"`.
-mod listen_addr {
-    use std::net::SocketAddr;
-
-    use serde::{Deserialize, Deserializer, Serializer, de};
-
-    pub(super) fn serialize<S: Serializer>(
-        addr: &Option<SocketAddr>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match addr {
-            Some(addr) => serializer.collect_str(addr),
-            None => serializer.serialize_str("off"),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<SocketAddr>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        if text.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        text.parse()
-            .map(Some)
-            .map_err(|e| de::Error::custom(format!("{text:?}: {e} (expected \"IP:PORT\" or \"off\")")))
-    }
 }
 
 impl Default for Listen {

@@ -1,9 +1,7 @@
-//! Accepting connections: riding out a lack of file descriptors, and
-//! serving HTTP (WebSocket upgrades, the admin API) with a bounded time to
-//! send a request.
+//! Serving HTTP (WebSocket upgrades, the admin API) with a bounded time to
+//! send a request. (Accepting is `jim_service::Acceptor`.)
 
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +10,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
@@ -20,73 +18,6 @@ use tower_service::Service;
 /// A place under the connection limit, held for a connection's life: from
 /// the TCP accept, through a WebSocket upgrade, to the session's end.
 pub(crate) type Slot = Arc<OwnedSemaphorePermit>;
-
-/// Pause after an accept that failed for want of file descriptors.
-const STARVED_PAUSE: Duration = Duration::from_millis(100);
-
-/// One listener's accept loop.
-pub(crate) struct Acceptor {
-    listener: TcpListener,
-    name: &'static str,
-    /// Accepting fails for want of file descriptors (logged once per episode).
-    starved: bool,
-}
-
-impl Acceptor {
-    pub(crate) fn new(listener: TcpListener, name: &'static str) -> Acceptor {
-        Acceptor {
-            listener,
-            name,
-            starved: false,
-        }
-    }
-
-    /// The next connection, or `None` once `shutdown` is cancelled (the
-    /// listener is then dropped by the caller: the port is free at once).
-    ///
-    /// Out of file descriptors, the kernel keeps the connection in its
-    /// backlog: this says so once, pauses, and tries again, instead of
-    /// spinning and logging every attempt.
-    pub(crate) async fn next(&mut self, shutdown: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => return None,
-                accepted = self.listener.accept() => accepted,
-            };
-            match accepted {
-                Ok(accepted) => {
-                    if self.starved {
-                        self.starved = false;
-                        tracing::info!(listener = self.name, "accepting connections again");
-                    }
-                    return Some(accepted);
-                }
-                Err(error) if out_of_descriptors(&error) => {
-                    if !self.starved {
-                        self.starved = true;
-                        tracing::warn!(
-                            listener = self.name,
-                            error = %error,
-                            "out of file descriptors: new connections wait until some close \
-                             (raise the open-file limit, `ulimit -n`, or lower limits.max_connections)"
-                        );
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return None,
-                        () = tokio::time::sleep(STARVED_PAUSE) => {}
-                    }
-                }
-                // The client gave up before we took it (ECONNABORTED and the like).
-                Err(error) => tracing::debug!(listener = self.name, error = %error, "accept failed"),
-            }
-        }
-    }
-}
-
-fn out_of_descriptors(error: &io::Error) -> bool {
-    // EMFILE (the process's limit) and ENFILE (the system's).
-    matches!(error.raw_os_error(), Some(24 | 23))
-}
 
 /// How one HTTP connection is served.
 #[derive(Clone)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use jim_model::{CloseCode, MessageIdGenerator, Status};
 use jim_protocol::{Command, Frame};
 use jim_router::Router;
+use jim_service::Acceptor;
 use jim_transport::{Connection, tcp, ws};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -16,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::StopSignals;
 use crate::auth::Authenticator;
-use crate::listen::{Acceptor, HttpServing, Slot};
+use crate::listen::{HttpServing, Slot};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::{Config, GatewayError, admin, session};

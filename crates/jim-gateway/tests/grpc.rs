@@ -47,6 +47,8 @@ struct RouterProcess {
     /// Its settle window: the test gateways' longest reconnect delay
     /// (200 ms, 300 with jitter) unless a test says otherwise.
     settle_ms: u64,
+    /// More of its configuration (TOML), if any.
+    config: &'static str,
     child: Option<Child>,
 }
 
@@ -56,10 +58,19 @@ impl RouterProcess {
     }
 
     async fn start_settling(key: Option<&'static str>, settle_ms: u64) -> RouterProcess {
+        RouterProcess::start_configured(key, settle_ms, "").await
+    }
+
+    async fn start_configured(
+        key: Option<&'static str>,
+        settle_ms: u64,
+        config: &'static str,
+    ) -> RouterProcess {
         let mut router = RouterProcess {
             port: free_port(),
             key,
             settle_ms,
+            config,
             child: None,
         };
         router.restart().await;
@@ -89,6 +100,12 @@ impl RouterProcess {
             .kill_on_drop(true);
         if let Some(key) = self.key {
             process.args(["--key", key]);
+        }
+        if !self.config.is_empty() {
+            let file =
+                std::env::temp_dir().join(format!("jim-router-{}-{}.toml", std::process::id(), self.port));
+            std::fs::write(&file, self.config).unwrap();
+            process.arg("--config").arg(file);
         }
         let mut child = process.spawn().unwrap();
         // The banner is printed once the listener is bound.
@@ -810,6 +827,7 @@ async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor(
         port,
         key: None,
         settle_ms: 0,
+        config: "",
         child: None,
     };
     let (g1, g2) = GrpcGateway::pair(&router).await;
@@ -851,6 +869,98 @@ async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor(
     assert_eq!(json(&bob.recv().await)["data"]["content"], "via the successor");
     let status = tokio::time::timeout(WAIT, old.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status}");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+/// What an HTTP/2 client sends first.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads `stream` until the router closes it (`Ok(bytes read)`), or gives
+/// up after `WAIT` (`Err`).
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Result<usize, tokio::time::error::Elapsed> {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(WAIT, async {
+        let mut total = 0;
+        let mut buf = [0u8; 512];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_closes_connections_that_never_speak_http2_or_stop_answering() {
+    use tokio::io::AsyncWriteExt;
+    let router =
+        RouterProcess::start_configured(None, 300, "handshake_timeout_ms = 300\nkeepalive_ms = 300\n").await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], router.port));
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut mute = tokio::net::TcpStream::connect(addr).await.unwrap();
+    mute.write_all(PREFACE).await.unwrap();
+
+    until_closed(&mut silent)
+        .await
+        .expect("a connection that never sends the HTTP/2 preface is closed at the handshake timeout");
+    until_closed(&mut mute)
+        .await
+        .expect("a connection that never answers a keep-alive ping is closed");
+    // The gateways' links answer the pings and carry on.
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    alice.send_message(Command::C2C, 1, "bob", "still linked").await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "still linked");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_closes_connections_beyond_max_connections_and_admits_again_when_one_ends() {
+    // Two gateways' links and two idle connections fill the four slots; the
+    // handshake timeout is far beyond WAIT, so a close within WAIT is the cap's.
+    let router =
+        RouterProcess::start_configured(None, 300, "max_connections = 4\nhandshake_timeout_ms = 600000\n")
+            .await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], router.port));
+    let idle_1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let idle_2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The kernel hands connections over in the order they came.
+    let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        until_closed(&mut refused).await,
+        Ok(0),
+        "a fifth connection is closed at accept, unanswered"
+    );
+
+    drop((idle_1, idle_2));
+    // A slot is free once the router has seen a close: a new connection is
+    // then served (the router speaks first: its HTTP/2 settings).
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut first = [0u8; 9];
+            if tokio::io::AsyncReadExt::read_exact(&mut next, &mut first)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a connection is served again once others ended");
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    alice.send_message(Command::C2C, 1, "bob", "under the cap").await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "under the cap");
     g1.shutdown().await;
     g2.shutdown().await;
 }

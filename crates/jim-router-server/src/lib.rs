@@ -11,6 +11,8 @@
 
 #![warn(missing_docs)]
 
+mod admission;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,7 +61,9 @@ pub struct RouterConfig {
     pub key: Option<String>,
     /// The gRPC listener.
     pub grpc: SocketAddr,
-    /// The HTTP listener for `/healthz`, `/readyz`, `/metrics` (`None`: off).
+    /// The HTTP listener for `/healthz`, `/readyz`, `/metrics` (`None`,
+    /// written `"off"`: none).
+    #[serde(with = "jim_service::listen_addr")]
     pub http: Option<SocketAddr>,
     /// How long gateway links get to close on shutdown.
     pub shutdown_grace_ms: u64,
@@ -70,6 +74,14 @@ pub struct RouterConfig {
     /// announced yet get 5000 instead of an ack: gateways are re-linking.
     /// At least the gateways' longest reconnect delay (7.5 s by default).
     pub settle_ms: u64,
+    /// gRPC connections served at once (gateways' links and admin
+    /// callers); more are closed at accept.
+    pub max_connections: usize,
+    /// How long a new gRPC connection has to start speaking HTTP/2.
+    pub handshake_timeout_ms: u64,
+    /// How often an idle gRPC connection is pinged; one that has not
+    /// answered within as long again is closed.
+    pub keepalive_ms: u64,
 }
 
 impl Default for RouterConfig {
@@ -82,6 +94,9 @@ impl Default for RouterConfig {
             shutdown_grace_ms: 5_000,
             max_body: jim_protocol::DEFAULT_MAX_BODY,
             settle_ms: jim_router_grpc::DEFAULT_SETTLE.as_millis() as u64,
+            max_connections: 1024,
+            handshake_timeout_ms: 10_000,
+            keepalive_ms: 10_000,
         }
     }
 }
@@ -129,15 +144,9 @@ impl Args {
         if let Some(grpc) = self.grpc {
             config.grpc = grpc;
         }
-        match self.http.as_deref() {
-            Some(off) if off.eq_ignore_ascii_case("off") => config.http = None,
-            Some(addr) => {
-                config.http = Some(
-                    addr.parse()
-                        .map_err(|e| ServerError::Config(format!("--http {addr:?}: {e}")))?,
-                );
-            }
-            None => {}
+        if let Some(http) = &self.http {
+            config.http = jim_service::listen_addr::parse(http)
+                .map_err(|e| ServerError::Config(format!("--http {e}")))?;
         }
         if let Some(key) = &self.key {
             config.key = Some(key.clone());
@@ -155,6 +164,11 @@ impl Args {
         {
             return Err(ServerError::Config(
                 "key is still the example's placeholder: set a random value (head -c 32 /dev/urandom | base64), in the file or JIM_ROUTER_KEY".into(),
+            ));
+        }
+        if config.max_connections == 0 || config.handshake_timeout_ms == 0 || config.keepalive_ms == 0 {
+            return Err(ServerError::Config(
+                "max_connections, handshake_timeout_ms and keepalive_ms must be above 0".into(),
             ));
         }
         if config.node_id > jim_model::MAX_NODE {
@@ -224,13 +238,20 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
     print_banner(&config, grpc_addr, http_addr);
 
     let service = router.service();
+    let limits = admission::Limits {
+        max_connections: config.max_connections,
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+    };
+    let keepalive = Duration::from_millis(config.keepalive_ms);
     // No graceful-shutdown signal for tonic: it would keep the listener
     // (and the port) until every link is gone. The listener is dropped
     // the moment the shutdown starts; the links are ended below.
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(keepalive))
             .add_service(service)
-            .serve_with_incoming(UntilStopped::new(grpc, stop.clone())),
+            .serve_with_incoming(admission::admitted(grpc, limits, stop.clone())),
     );
     if let Some(listener) = http {
         let metrics = RouterMetrics::new();
@@ -277,41 +298,6 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
         tracing::info!("gateway links still open after the grace period; closing them");
     }
     Ok(())
-}
-
-/// The gRPC listener's connections until the shutdown starts; then the
-/// listener is dropped, so that the port is free at once (a successor can
-/// bind it while this router drains).
-struct UntilStopped {
-    listener: Option<tonic::transport::server::TcpIncoming>,
-    stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
-}
-
-impl UntilStopped {
-    fn new(listener: tokio::net::TcpListener, stop: CancellationToken) -> UntilStopped {
-        UntilStopped {
-            listener: Some(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
-            stop: Box::pin(stop.cancelled_owned()),
-        }
-    }
-}
-
-impl tokio_stream::Stream for UntilStopped {
-    type Item = <tonic::transport::server::TcpIncoming as tokio_stream::Stream>::Item;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.stop.as_mut().poll(cx).is_ready() {
-            self.listener = None;
-            return std::task::Poll::Ready(None);
-        }
-        match self.listener.as_mut() {
-            Some(listener) => std::pin::Pin::new(listener).poll_next(cx),
-            None => std::task::Poll::Ready(None),
-        }
-    }
 }
 
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {
@@ -415,5 +401,53 @@ mod tests {
             deployed.settle_ms,
             jim_router_grpc::DEFAULT_SETTLE.as_millis() as u64
         );
+        assert_eq!(
+            (
+                deployed.max_connections,
+                deployed.handshake_timeout_ms,
+                deployed.keepalive_ms
+            ),
+            (1024, 10_000, 10_000)
+        );
+    }
+
+    fn from_file(toml: &str) -> Result<RouterConfig, ServerError> {
+        let file = std::env::temp_dir().join(format!(
+            "jim-router-config-{}-{}.toml",
+            std::process::id(),
+            content_hash(toml)
+        ));
+        std::fs::write(&file, toml).unwrap();
+        let args = Args::try_parse_from(["jim-router", "--config", file.to_str().unwrap()]).unwrap();
+        let config = args.config();
+        std::fs::remove_file(&file).unwrap();
+        config
+    }
+
+    /// Tests run in parallel: one file name per content.
+    fn content_hash(toml: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        toml.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn the_http_listener_is_turned_off_in_the_file_as_on_the_command_line() {
+        assert_eq!(from_file("http = \"off\"\n").unwrap().http, None);
+        let bad = from_file("http = \"localhost\"\n").unwrap_err().to_string();
+        assert!(bad.contains("expected \"IP:PORT\" or \"off\""), "{bad}");
+    }
+
+    #[test]
+    fn connection_limits_must_be_above_zero() {
+        for key in ["max_connections", "handshake_timeout_ms", "keepalive_ms"] {
+            let refused = from_file(&format!("{key} = 0\n")).unwrap_err();
+            assert!(matches!(refused, ServerError::Config(_)), "{key}: {refused}");
+            assert!(
+                refused.to_string().contains("must be above 0"),
+                "{key}: {refused}"
+            );
+        }
     }
 }

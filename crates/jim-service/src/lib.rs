@@ -6,6 +6,9 @@
 //!   gauges and rendering the text exposition for `/metrics`.
 //! - [`StopSignals`]: SIGINT and SIGTERM, caught from the moment they are
 //!   installed (before a start-up banner tells anyone the process is up).
+//! - [`Acceptor`]: an accept loop that rides out a lack of file
+//!   descriptors (logged once, retried after a pause) instead of spinning.
+//! - [`listen_addr`]: a listener's address in a configuration, or `"off"`.
 //! - [`print_table`]: the start-up banner.
 //! - `init_logging` (feature `logging`): `tracing` to stderr, coloured only
 //!   on a terminal.
@@ -22,12 +25,15 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 mod banner;
+pub mod listen_addr;
 #[cfg(feature = "logging")]
 mod logging;
 mod registry;
 mod signals;
 
+pub use accept::Acceptor;
 pub use banner::print_table;
 #[cfg(feature = "logging")]
 pub use logging::init_logging;
