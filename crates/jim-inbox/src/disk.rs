@@ -1,0 +1,603 @@
+//! The `disk` store: inboxes in an embedded log-structured engine (fjall),
+//! surviving restarts with their epoch.
+//!
+//! One committer thread owns every write: it takes all the appends waiting
+//! at that moment, assigns their offsets, writes them in one batch and
+//! syncs the journal once (group commit), then answers them all. Readers
+//! read a snapshot of what is synced, so nothing is ever delivered that a
+//! crash could take back.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fjall::{Batch, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use jim_protocol::Command;
+use tokio::sync::oneshot;
+
+use crate::clock::{epoch_of, new_epoch, now_ms};
+use crate::{Append, Appended, Entry, InboxError, InboxState, Offset, Read, Retention};
+
+/// Appends taken into one batch at most (one sync each).
+const MAX_BATCH: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct DiskStore {
+    parts: Arc<Partitions>,
+    epoch: Arc<str>,
+    /// What readers may see: the keyspace's sequence number after the last
+    /// synced batch.
+    durable: Arc<AtomicU64>,
+    requests: mpsc::SyncSender<Request>,
+    ttl_ms: u64,
+}
+
+struct Partitions {
+    keyspace: Keyspace,
+    /// user, offset → entry.
+    entries: PartitionHandle,
+    /// user → head, generation, oldest.
+    heads: PartitionHandle,
+    /// sender, client_msg_id → message id, sender's offset, time.
+    recent: PartitionHandle,
+    /// group → members.
+    groups: PartitionHandle,
+}
+
+impl std::fmt::Debug for Partitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partitions").finish_non_exhaustive()
+    }
+}
+
+enum Request {
+    Append {
+        users: Vec<Arc<str>>,
+        cmd: Command,
+        body: Bytes,
+        except: Option<u64>,
+        sender: Option<Arc<str>>,
+        client_msg_id: Option<Box<str>>,
+        message_id: u64,
+        reply: oneshot::Sender<Result<Appended, InboxError>>,
+    },
+    SaveGroup {
+        group: Arc<str>,
+        members: Vec<Arc<str>>,
+        reply: oneshot::Sender<Result<(), InboxError>>,
+    },
+}
+
+fn open_err(e: impl std::fmt::Display) -> InboxError {
+    InboxError::Open {
+        reason: e.to_string(),
+    }
+}
+
+impl DiskStore {
+    pub(crate) fn open(dir: &Path, retention: Retention) -> Result<DiskStore, InboxError> {
+        let keyspace = Config::new(dir).open().map_err(open_err)?;
+        let part = |name: &str| {
+            keyspace
+                .open_partition(name, PartitionCreateOptions::default())
+                .map_err(open_err)
+        };
+        let meta = part("meta")?;
+        let parts = Arc::new(Partitions {
+            entries: part("entries")?,
+            heads: part("heads")?,
+            recent: part("recent")?,
+            groups: part("groups")?,
+            keyspace: keyspace.clone(),
+        });
+        let epoch: Arc<str> = match meta.get("epoch").map_err(open_err)? {
+            Some(epoch) => String::from_utf8_lossy(&epoch).into(),
+            None => {
+                let epoch = new_epoch();
+                meta.insert("epoch", epoch.as_bytes()).map_err(open_err)?;
+                keyspace.persist(PersistMode::SyncAll).map_err(open_err)?;
+                epoch
+            }
+        };
+        let durable = Arc::new(AtomicU64::new(keyspace.instant()));
+        let (requests, receiver) = mpsc::sync_channel(MAX_BATCH * 4);
+        let committer = Committer {
+            parts: Arc::clone(&parts),
+            retention,
+            durable: Arc::clone(&durable),
+            heads: HashMap::new(),
+        };
+        std::thread::Builder::new()
+            .name("jim-inbox-disk".into())
+            .spawn(move || committer.run(&receiver))
+            .map_err(open_err)?;
+        Ok(DiskStore {
+            parts,
+            epoch,
+            durable,
+            requests,
+            ttl_ms: retention.ttl.as_millis() as u64,
+        })
+    }
+
+    pub(crate) async fn append<'u>(
+        &self,
+        users: impl Iterator<Item = &'u Arc<str>>,
+        append: &Append<'_>,
+    ) -> Result<Appended, InboxError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Append {
+            users: users.cloned().collect(),
+            cmd: append.cmd,
+            body: append.body.clone(),
+            except: append.except,
+            sender: append.sender.map(Arc::from),
+            client_msg_id: append.client_msg_id.map(Box::from),
+            message_id: append.message_id,
+            reply,
+        };
+        self.send(request, answer).await?
+    }
+
+    async fn send<T>(&self, request: Request, answer: oneshot::Receiver<T>) -> Result<T, InboxError> {
+        // The queue is bounded: a full one means the disk is far behind.
+        self.requests
+            .try_send(request)
+            .map_err(|e| InboxError::unavailable(format!("disk store: {e}")))?;
+        answer
+            .await
+            .map_err(|_| InboxError::unavailable("disk store stopped"))
+    }
+
+    fn snapshot(&self, partition: &PartitionHandle) -> fjall::Snapshot {
+        partition.snapshot_at(self.durable.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn read(&self, user: &str, after: Offset, max: usize) -> Result<Read, InboxError> {
+        let head = self.head(user)?;
+        let cutoff = now_ms();
+        let start = entry_key(user, after.saturating_add(1));
+        let end = entry_key(user, Offset::MAX);
+        let mut entries = Vec::new();
+        for item in self.snapshot(&self.parts.entries).range(start..=end) {
+            if entries.len() >= max {
+                break;
+            }
+            let (key, value) = item.map_err(InboxError::unavailable)?;
+            let entry = decode_entry(&key, value.into())?;
+            // Past its age but not yet swept: as good as gone.
+            if entry.at_ms.saturating_add(self.ttl_ms) >= cutoff {
+                entries.push(entry);
+            }
+        }
+        Ok(Read {
+            epoch: epoch_of(&self.epoch, head.generation),
+            entries,
+        })
+    }
+
+    fn head(&self, user: &str) -> Result<Head, InboxError> {
+        let value = self
+            .snapshot(&self.parts.heads)
+            .get(user)
+            .map_err(InboxError::unavailable)?;
+        Ok(value.map_or_else(Head::default, |v| Head::decode(&v)))
+    }
+
+    pub(crate) fn state(&self, user: &str) -> Result<InboxState, InboxError> {
+        let head = self.head(user)?;
+        Ok(InboxState {
+            epoch: epoch_of(&self.epoch, head.generation),
+            oldest: head.oldest,
+            head: head.head,
+            held: head.head.wrapping_add(1).wrapping_sub(head.oldest),
+        })
+    }
+
+    pub(crate) async fn save_group(&self, group: &str, members: Vec<Arc<str>>) -> Result<(), InboxError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::SaveGroup {
+            group: group.into(),
+            members,
+            reply,
+        };
+        self.send(request, answer).await?
+    }
+
+    pub(crate) fn groups(&self) -> Result<Vec<(Arc<str>, Vec<Arc<str>>)>, InboxError> {
+        let mut groups = Vec::new();
+        for item in self.snapshot(&self.parts.groups).iter() {
+            let (key, value) = item.map_err(InboxError::unavailable)?;
+            groups.push((String::from_utf8_lossy(&key).into(), decode_strings(&value)));
+        }
+        Ok(groups)
+    }
+}
+
+/// Where one inbox stands, as the committer keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    head: Offset,
+    generation: u32,
+    oldest: Offset,
+}
+
+impl Default for Head {
+    fn default() -> Head {
+        Head {
+            head: 0,
+            generation: 0,
+            oldest: 1,
+        }
+    }
+}
+
+impl Head {
+    fn encode(self) -> [u8; 12] {
+        let mut out = [0; 12];
+        out[..4].copy_from_slice(&self.head.to_be_bytes());
+        out[4..8].copy_from_slice(&self.generation.to_be_bytes());
+        out[8..].copy_from_slice(&self.oldest.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Head {
+        let word = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_be_bytes)
+        };
+        Head {
+            head: word(0),
+            generation: word(4),
+            oldest: word(8),
+        }
+    }
+}
+
+/// The one writer.
+struct Committer {
+    parts: Arc<Partitions>,
+    retention: Retention,
+    durable: Arc<AtomicU64>,
+    /// Heads of the inboxes written since start: the committer is their
+    /// only writer, so this cache is the truth.
+    heads: HashMap<Arc<str>, Head>,
+}
+
+/// What one batch will answer.
+enum Answer {
+    Append(oneshot::Sender<Result<Appended, InboxError>>, Appended),
+    Group(oneshot::Sender<Result<(), InboxError>>),
+}
+
+impl Committer {
+    fn run(mut self, receiver: &mpsc::Receiver<Request>) {
+        let sweep_every = (self.retention.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut next_sweep = std::time::Instant::now() + sweep_every;
+        loop {
+            let wait = next_sweep.saturating_duration_since(std::time::Instant::now());
+            let first = match receiver.recv_timeout(wait) {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch = self.parts.keyspace.batch();
+            let mut answers = Vec::new();
+            let mut recent: HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)> = HashMap::new();
+            let mut failed = None;
+            for request in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
+            {
+                if let Err(e) = self.take(request, &mut batch, &mut answers, &mut recent) {
+                    failed = Some(e);
+                }
+                if answers.len() >= MAX_BATCH {
+                    break;
+                }
+            }
+            if std::time::Instant::now() >= next_sweep {
+                if let Err(e) = self.sweep(&mut batch) {
+                    failed = Some(e);
+                }
+                next_sweep = std::time::Instant::now() + sweep_every;
+            }
+            let result = match failed {
+                Some(e) => Err(e),
+                None => self.commit(batch),
+            };
+            if result.is_err() {
+                // The cache may be ahead of the disk: read it again.
+                self.heads.clear();
+            }
+            for answer in answers {
+                match answer {
+                    Answer::Append(reply, appended) => {
+                        let _ = reply.send(result.clone().map(|()| appended));
+                    }
+                    Answer::Group(reply) => {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), InboxError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.commit().map_err(InboxError::unavailable)?;
+        let seen = self.parts.keyspace.instant();
+        self.parts
+            .keyspace
+            .persist(PersistMode::SyncAll)
+            .map_err(InboxError::unavailable)?;
+        self.durable.store(seen, Ordering::Release);
+        Ok(())
+    }
+
+    fn take(
+        &mut self,
+        request: Request,
+        batch: &mut Batch,
+        answers: &mut Vec<Answer>,
+        recent: &mut HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)>,
+    ) -> Result<(), InboxError> {
+        match request {
+            Request::SaveGroup {
+                group,
+                members,
+                reply,
+            } => {
+                if members.is_empty() {
+                    batch.remove(&self.parts.groups, group.as_bytes());
+                } else {
+                    batch.insert(&self.parts.groups, group.as_bytes(), encode_strings(&members));
+                }
+                answers.push(Answer::Group(reply));
+                Ok(())
+            }
+            Request::Append {
+                users,
+                cmd,
+                body,
+                except,
+                sender,
+                client_msg_id,
+                message_id,
+                reply,
+            } => {
+                let at_ms = now_ms();
+                let dedupe = sender.clone().zip(client_msg_id);
+                if let Some(key) = &dedupe {
+                    if let Some(original) = self.recent(key, recent, at_ms)? {
+                        let duplicate = Appended::Duplicate {
+                            message_id: original.0,
+                            sender_offset: original.1,
+                        };
+                        answers.push(Answer::Append(reply, duplicate));
+                        return Ok(());
+                    }
+                }
+                let mut sender_offset = None;
+                let mut offsets = Vec::with_capacity(users.len());
+                for user in &users {
+                    let offset = self.push(user, cmd, &body, except, at_ms, batch)?;
+                    if sender.as_deref() == Some(&**user) {
+                        sender_offset = Some(offset);
+                    }
+                    offsets.push(offset);
+                }
+                if let Some(key) = dedupe {
+                    let mut value = Vec::with_capacity(20);
+                    value.extend_from_slice(&message_id.to_be_bytes());
+                    value.extend_from_slice(&sender_offset.unwrap_or(0).to_be_bytes());
+                    value.extend_from_slice(&at_ms.to_be_bytes());
+                    batch.insert(&self.parts.recent, recent_key(&key.0, &key.1), value);
+                    recent.insert(key, (message_id, sender_offset));
+                }
+                let stored = Appended::Stored {
+                    offsets,
+                    sender_offset,
+                };
+                answers.push(Answer::Append(reply, stored));
+                Ok(())
+            }
+        }
+    }
+
+    /// The original of a retry, if `key` was sent within the window.
+    fn recent(
+        &self,
+        key: &(Arc<str>, Box<str>),
+        in_batch: &HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)>,
+        now: u64,
+    ) -> Result<Option<(u64, Option<Offset>)>, InboxError> {
+        if let Some(original) = in_batch.get(key) {
+            return Ok(Some(*original));
+        }
+        let Some(value) = self
+            .parts
+            .recent
+            .get(recent_key(&key.0, &key.1))
+            .map_err(InboxError::unavailable)?
+        else {
+            return Ok(None);
+        };
+        let number = |i: usize, n: usize| {
+            value
+                .get(i..i + n)
+                .map(|b| b.iter().fold(0u64, |a, &b| a << 8 | u64::from(b)))
+        };
+        let (Some(message_id), Some(offset), Some(at_ms)) = (number(0, 8), number(8, 4), number(12, 8))
+        else {
+            return Ok(None);
+        };
+        let window = self.retention.dedupe_window.as_millis() as u64;
+        Ok((now.saturating_sub(at_ms) < window)
+            .then(|| (message_id, (offset != 0).then_some(offset as Offset))))
+    }
+
+    fn head(&mut self, user: &Arc<str>) -> Result<&mut Head, InboxError> {
+        if !self.heads.contains_key(user) {
+            let head = self
+                .parts
+                .heads
+                .get(user.as_bytes())
+                .map_err(InboxError::unavailable)?
+                .map_or_else(Head::default, |v| Head::decode(&v));
+            self.heads.insert(Arc::clone(user), head);
+        }
+        Ok(self.heads.get_mut(user).expect("just inserted"))
+    }
+
+    fn push(
+        &mut self,
+        user: &Arc<str>,
+        cmd: Command,
+        body: &Bytes,
+        except: Option<u64>,
+        at_ms: u64,
+        batch: &mut Batch,
+    ) -> Result<Offset, InboxError> {
+        let max_entries = self.retention.max_entries;
+        let entries = self.parts.entries.clone();
+        let head = self.head(user)?;
+        if head.head == Offset::MAX {
+            // Offsets are 32 bits: start again from 1 in a new epoch.
+            for offset in head.oldest..=head.head {
+                batch.remove(&entries, entry_key(user, offset));
+            }
+            *head = Head {
+                head: 0,
+                generation: head.generation + 1,
+                oldest: 1,
+            };
+        }
+        head.head += 1;
+        let offset = head.head;
+        let mut value = Vec::with_capacity(20 + body.len());
+        value.extend_from_slice(&at_ms.to_be_bytes());
+        value.extend_from_slice(&cmd.code());
+        value.extend_from_slice(&except.unwrap_or(0).to_be_bytes());
+        value.extend_from_slice(body);
+        batch.insert(&entries, entry_key(user, offset), value);
+        while head.head - head.oldest + 1 > max_entries {
+            batch.remove(&entries, entry_key(user, head.oldest));
+            head.oldest += 1;
+        }
+        let encoded = head.encode();
+        batch.insert(&self.parts.heads, user.as_bytes(), encoded);
+        Ok(offset)
+    }
+
+    /// Drops entries past their age and forgotten retries.
+    fn sweep(&mut self, batch: &mut Batch) -> Result<(), InboxError> {
+        let now = now_ms();
+        let cutoff = now.saturating_sub(self.retention.ttl.as_millis() as u64);
+        let users: Vec<Arc<str>> = self
+            .parts
+            .heads
+            .iter()
+            .filter_map(|item| item.ok().map(|(key, _)| String::from_utf8_lossy(&key).into()))
+            .collect();
+        for user in users {
+            let entries = self.parts.entries.clone();
+            let head = *self.head(&user)?;
+            let mut oldest = head.oldest;
+            for item in entries.range(entry_key(&user, head.oldest)..=entry_key(&user, head.head)) {
+                let (key, value) = item.map_err(InboxError::unavailable)?;
+                let entry = decode_entry(&key, value.into())?;
+                if entry.at_ms >= cutoff {
+                    break;
+                }
+                batch.remove(&entries, key);
+                oldest = entry.offset + 1;
+            }
+            if oldest != head.oldest {
+                let head = self.head(&user)?;
+                head.oldest = oldest;
+                let encoded = head.encode();
+                batch.insert(&self.parts.heads, user.as_bytes(), encoded);
+            }
+        }
+        let window = self.retention.dedupe_window.as_millis() as u64;
+        for item in self.parts.recent.iter() {
+            let (key, value) = item.map_err(InboxError::unavailable)?;
+            let at_ms = value
+                .get(12..20)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if now.saturating_sub(at_ms) >= window {
+                batch.remove(&self.parts.recent, key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An entry's key: the user (length first, so that no user's keys run
+/// into another's) and the offset, big-endian so keys sort by offset.
+fn entry_key(user: &str, offset: Offset) -> Vec<u8> {
+    let mut key = Vec::with_capacity(6 + user.len());
+    key.extend_from_slice(&(user.len() as u32).to_be_bytes());
+    key.extend_from_slice(user.as_bytes());
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn recent_key(sender: &str, client_msg_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + sender.len() + client_msg_id.len());
+    key.extend_from_slice(&(sender.len() as u32).to_be_bytes());
+    key.extend_from_slice(sender.as_bytes());
+    key.extend_from_slice(client_msg_id.as_bytes());
+    key
+}
+
+fn decode_entry(key: &[u8], value: Bytes) -> Result<Entry, InboxError> {
+    let corrupt = || InboxError::unavailable("disk store: a corrupt entry");
+    let offset = key
+        .get(key.len().saturating_sub(4)..)
+        .and_then(|b| b.try_into().ok())
+        .map(Offset::from_be_bytes)
+        .ok_or_else(corrupt)?;
+    if value.len() < 20 {
+        return Err(corrupt());
+    }
+    let at_ms = u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupt())?);
+    let cmd = Command::from_code(value[8..12].try_into().map_err(|_| corrupt())?);
+    let except = u64::from_be_bytes(value[12..20].try_into().map_err(|_| corrupt())?);
+    Ok(Entry {
+        offset,
+        cmd,
+        except: (except != 0).then_some(except),
+        at_ms,
+        body: value.slice(20..),
+    })
+}
+
+fn encode_strings(strings: &[Arc<str>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in strings {
+        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out
+}
+
+fn decode_strings(mut bytes: &[u8]) -> Vec<Arc<str>> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let Some(s) = bytes.get(4..4 + len) else { break };
+        out.push(String::from_utf8_lossy(s).into());
+        bytes = &bytes[4 + len..];
+    }
+    out
+}

@@ -1,0 +1,277 @@
+//! The one interface over every store.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Histogram};
+
+#[cfg(feature = "disk")]
+use crate::disk::DiskStore;
+use crate::memory::MemoryStore;
+use crate::{Append, Appended, InboxError, InboxState, Offset, Read, Retention, StoreKind};
+
+/// The inboxes of a deployment's users, in one of the stores.
+///
+/// Cheap to clone (clones share the store). Appends happen before the
+/// sender is acked: an error means nothing was stored and no ack may be
+/// given.
+///
+/// ```
+/// use bytes::Bytes;
+/// use jim_inbox::{Append, Appended, Inbox, Retention};
+/// use jim_protocol::Command;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let inbox = Inbox::memory(Retention::default());
+/// let body = Bytes::from_static(br#"{"type":"text","data":{"text":"hi"}}"#);
+/// let append = Append {
+///     cmd: Command::C2C,
+///     body: &body,
+///     except: None,
+///     sender: Some("alice"),
+///     client_msg_id: None,
+///     message_id: 7,
+/// };
+/// let bob = "bob".into();
+/// let stored = inbox.append([&bob].into_iter(), &append).await?;
+/// assert_eq!(stored, Appended::Stored { offsets: vec![1], sender_offset: None });
+/// let read = inbox.read("bob", 0, 100).await?;
+/// assert_eq!(read.entries[0].body, body);
+/// # Ok::<(), jim_inbox::InboxError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Inbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    metrics: InboxMetrics,
+}
+
+enum Store {
+    Off,
+    Memory(MemoryStore),
+    #[cfg(feature = "disk")]
+    Disk(DiskStore, std::path::PathBuf),
+}
+
+/// The store's counters (`jim_inbox_*`), registered once.
+struct InboxMetrics {
+    appends: Counter,
+    duplicates: Counter,
+    reads: Counter,
+    read_entries: Counter,
+    errors: Counter,
+    append_seconds: Histogram,
+}
+
+impl InboxMetrics {
+    fn new() -> InboxMetrics {
+        InboxMetrics {
+            appends: metrics::counter!("jim_inbox_appends_total"),
+            duplicates: metrics::counter!("jim_inbox_duplicates_total"),
+            reads: metrics::counter!("jim_inbox_reads_total"),
+            read_entries: metrics::counter!("jim_inbox_read_entries_total"),
+            errors: metrics::counter!("jim_inbox_store_errors_total"),
+            append_seconds: metrics::histogram!("jim_inbox_append_seconds"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").field("store", &self.describe()).finish()
+    }
+}
+
+impl Inbox {
+    fn new(store: Store) -> Inbox {
+        Inbox {
+            inner: Arc::new(Inner {
+                store,
+                metrics: InboxMetrics::new(),
+            }),
+        }
+    }
+
+    /// No inbox: appends store nothing and offsets are 0.
+    pub fn off() -> Inbox {
+        Inbox::new(Store::Off)
+    }
+
+    /// Inboxes in this process's memory.
+    pub fn memory(retention: Retention) -> Inbox {
+        Inbox::new(Store::Memory(MemoryStore::new(retention)))
+    }
+
+    /// Opens the store `kind` names; within a Tokio runtime it also starts
+    /// the task that drops entries past their age.
+    ///
+    /// # Errors
+    /// [`InboxError::Open`] if a disk store cannot be opened (or the `disk`
+    /// feature is off).
+    pub fn open(kind: &StoreKind, retention: Retention) -> Result<Inbox, InboxError> {
+        let inbox = match kind {
+            StoreKind::Off => return Ok(Inbox::off()),
+            StoreKind::Memory => Inbox::memory(retention),
+            #[cfg(feature = "disk")]
+            StoreKind::Disk { dir } => Inbox::new(Store::Disk(DiskStore::open(dir, retention)?, dir.clone())),
+            #[cfg(not(feature = "disk"))]
+            StoreKind::Disk { .. } => {
+                return Err(InboxError::Open {
+                    reason: "built without the `disk` feature".into(),
+                });
+            }
+        };
+        if let (Store::Memory(_), Ok(runtime)) = (&inbox.inner.store, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(sweep_memory(Arc::downgrade(&inbox.inner), retention));
+        }
+        Ok(inbox)
+    }
+
+    /// Whether messages are stored (the store is not `off`).
+    pub fn is_on(&self) -> bool {
+        !matches!(self.inner.store, Store::Off)
+    }
+
+    /// The store, for the start-up banner: `memory`, `disk (DIR)` or `off`.
+    pub fn describe(&self) -> String {
+        match &self.inner.store {
+            Store::Off => "off".into(),
+            Store::Memory(_) => "memory".into(),
+            #[cfg(feature = "disk")]
+            Store::Disk(_, dir) => format!("disk ({})", dir.display()),
+        }
+    }
+
+    /// Appends a message to the inbox of each of `users` (in that order:
+    /// the offsets come back in it), unless it is a retry of one accepted
+    /// within the dedupe window.
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`]: nothing was stored.
+    pub async fn append<'u>(
+        &self,
+        users: impl Iterator<Item = &'u Arc<str>>,
+        append: &Append<'_>,
+    ) -> Result<Appended, InboxError> {
+        let started = Instant::now();
+        let metrics = &self.inner.metrics;
+        let appended = match &self.inner.store {
+            Store::Off => Ok(Appended::Stored {
+                offsets: users.map(|_| 0).collect(),
+                sender_offset: None,
+            }),
+            Store::Memory(store) => Ok(store.append(users, append)),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.append(users, append).await,
+        };
+        match &appended {
+            Ok(Appended::Stored { .. }) => metrics.appends.increment(1),
+            Ok(Appended::Duplicate { .. }) => metrics.duplicates.increment(1),
+            Err(_) => metrics.errors.increment(1),
+        }
+        metrics.append_seconds.record(started.elapsed());
+        appended
+    }
+
+    /// Up to `max` entries of `user`'s inbox after offset `after`, oldest
+    /// first.
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn read(&self, user: &str, after: Offset, max: usize) -> Result<Read, InboxError> {
+        let metrics = &self.inner.metrics;
+        let read = match &self.inner.store {
+            Store::Off => Ok(Read {
+                epoch: "".into(),
+                entries: Vec::new(),
+            }),
+            Store::Memory(store) => Ok(store.read(user, after, max)),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.read(user, after, max),
+        };
+        match &read {
+            Ok(read) => {
+                metrics.reads.increment(1);
+                metrics.read_entries.increment(read.entries.len() as u64);
+            }
+            Err(_) => metrics.errors.increment(1),
+        }
+        read
+    }
+
+    /// Where `user`'s inbox stands.
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn state(&self, user: &str) -> Result<InboxState, InboxError> {
+        let state = match &self.inner.store {
+            Store::Off => Ok(InboxState {
+                epoch: "".into(),
+                oldest: 1,
+                head: 0,
+                held: 0,
+            }),
+            Store::Memory(store) => Ok(store.state(user)),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.state(user),
+        };
+        if state.is_err() {
+            self.inner.metrics.errors.increment(1);
+        }
+        state
+    }
+
+    /// Keeps a group's members (none: the group is gone) where a restart
+    /// finds them. The memory store keeps nothing: it does not outlive the
+    /// process that holds the groups anyway.
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn save_group(&self, group: &str, members: Vec<Arc<str>>) -> Result<(), InboxError> {
+        match &self.inner.store {
+            Store::Off | Store::Memory(_) => {
+                let _ = (group, members);
+                Ok(())
+            }
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.save_group(group, members).await,
+        }
+    }
+
+    /// Every group kept by [`save_group`](Self::save_group).
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn groups(&self) -> Result<Vec<(Arc<str>, Vec<Arc<str>>)>, InboxError> {
+        match &self.inner.store {
+            Store::Off | Store::Memory(_) => Ok(Vec::new()),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.groups(),
+        }
+    }
+
+    /// Drops entries past their age and forgotten retries now (a task does
+    /// it periodically; the disk store's committer does it itself).
+    pub fn sweep(&self) {
+        if let Store::Memory(store) = &self.inner.store {
+            store.sweep();
+        }
+    }
+}
+
+/// Sweeps a memory store every tenth of its retention (1 s to 60 s) until
+/// the store is dropped.
+async fn sweep_memory(inner: Weak<Inner>, retention: Retention) {
+    let every = (retention.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Store::Memory(store) = &inner.store {
+            store.sweep();
+        }
+    }
+}

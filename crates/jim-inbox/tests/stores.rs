@@ -1,0 +1,361 @@
+//! Every store behaves the same: offsets, reads, retention, retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jim_inbox::{Append, Appended, Inbox, Retention, StoreKind};
+use jim_protocol::Command;
+
+fn append<'a>(
+    body: &'a Bytes,
+    sender: Option<&'a str>,
+    client_msg_id: Option<&'a str>,
+    id: u64,
+) -> Append<'a> {
+    Append {
+        cmd: Command::C2G,
+        body,
+        except: Some(9),
+        sender,
+        client_msg_id,
+        message_id: id,
+    }
+}
+
+/// How often a test checks a store that must change with time.
+const POLL: Duration = Duration::from_millis(50);
+
+fn users(names: &[&str]) -> Vec<Arc<str>> {
+    names.iter().map(|&n| n.into()).collect()
+}
+
+fn stores(retention: Retention) -> Vec<(Inbox, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Inbox::open(
+        &StoreKind::Disk {
+            dir: dir.path().to_path_buf(),
+        },
+        retention,
+    )
+    .unwrap();
+    vec![(Inbox::memory(retention), None), (disk, Some(dir))]
+}
+
+#[tokio::test]
+async fn offsets_count_from_one_per_user_and_reads_return_what_was_appended() {
+    for (inbox, _dir) in stores(Retention::default()) {
+        let team = users(&["alice", "bob"]);
+        for i in 1..=3u64 {
+            let body = Bytes::from(format!("m{i}"));
+            let appended = inbox
+                .append(team.iter(), &append(&body, Some("alice"), None, i))
+                .await
+                .unwrap();
+            let offset = i as u32;
+            assert_eq!(
+                appended,
+                Appended::Stored {
+                    offsets: vec![offset, offset],
+                    sender_offset: Some(offset)
+                },
+                "{inbox:?}"
+            );
+        }
+        let body = Bytes::from_static(b"only bob");
+        inbox
+            .append(users(&["bob"]).iter(), &append(&body, None, None, 4))
+            .await
+            .unwrap();
+
+        let read = inbox.read("bob", 1, 10).await.unwrap();
+        let got: Vec<_> = read.entries.iter().map(|e| (e.offset, e.body.clone())).collect();
+        assert_eq!(
+            got,
+            vec![(2, Bytes::from("m2")), (3, Bytes::from("m3")), (4, body.clone())]
+        );
+        assert_eq!(
+            (read.entries[0].cmd, read.entries[0].except),
+            (Command::C2G, Some(9))
+        );
+        assert_eq!(
+            inbox.read("bob", 0, 2).await.unwrap().entries.len(),
+            2,
+            "at most max"
+        );
+        assert!(inbox.read("bob", 4, 10).await.unwrap().entries.is_empty());
+        let state = inbox.state("bob").await.unwrap();
+        assert_eq!((state.oldest, state.head, state.held), (1, 4, 4));
+        assert_eq!(state.epoch, read.epoch);
+        let nobody = inbox.state("carol").await.unwrap();
+        assert_eq!((nobody.oldest, nobody.head, nobody.held), (1, 0, 0));
+    }
+}
+
+#[tokio::test]
+async fn retention_by_count_keeps_the_newest_and_never_reuses_an_offset() {
+    let retention = Retention {
+        max_entries: 3,
+        ..Retention::default()
+    };
+    for (inbox, _dir) in stores(retention) {
+        let bob = users(&["bob"]);
+        for i in 1..=5u64 {
+            let body = Bytes::from(format!("m{i}"));
+            inbox
+                .append(bob.iter(), &append(&body, None, None, i))
+                .await
+                .unwrap();
+        }
+        let state = inbox.state("bob").await.unwrap();
+        assert_eq!((state.oldest, state.head, state.held), (3, 5, 3), "{inbox:?}");
+        let offsets: Vec<_> = inbox
+            .read("bob", 0, 10)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(offsets, vec![3, 4, 5]);
+    }
+}
+
+#[tokio::test]
+async fn retention_by_age_drops_old_entries() {
+    let retention = Retention {
+        ttl: Duration::from_millis(300),
+        ..Retention::default()
+    };
+    for (inbox, _dir) in stores(retention) {
+        let body = Bytes::from_static(b"soon gone");
+        inbox
+            .append(users(&["bob"]).iter(), &append(&body, None, None, 1))
+            .await
+            .unwrap();
+        assert_eq!(inbox.read("bob", 0, 10).await.unwrap().entries.len(), 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !inbox.read("bob", 0, 10).await.unwrap().entries.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{inbox:?} kept an entry past its age"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        let head = inbox.state("bob").await.unwrap().head;
+        let body = Bytes::from_static(b"next");
+        let again = inbox
+            .append(users(&["bob"]).iter(), &append(&body, None, None, 2))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Appended::Stored {
+                offsets: vec![head + 1],
+                sender_offset: None
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_within_the_window_is_acked_as_the_original_and_not_stored() {
+    for (inbox, _dir) in stores(Retention::default()) {
+        let team = users(&["alice", "bob"]);
+        let body = Bytes::from_static(b"once");
+        let first = inbox
+            .append(team.iter(), &append(&body, Some("alice"), Some("c-1"), 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Appended::Stored {
+                offsets: vec![1, 1],
+                sender_offset: Some(1)
+            }
+        );
+        let retry = inbox
+            .append(team.iter(), &append(&body, Some("alice"), Some("c-1"), 11))
+            .await
+            .unwrap();
+        assert_eq!(
+            retry,
+            Appended::Duplicate {
+                message_id: 10,
+                sender_offset: Some(1)
+            },
+            "{inbox:?}"
+        );
+        // The same id from another sender is another message.
+        let other = inbox
+            .append(team.iter(), &append(&body, Some("bob"), Some("c-1"), 12))
+            .await
+            .unwrap();
+        assert_eq!(
+            other,
+            Appended::Stored {
+                offsets: vec![2, 2],
+                sender_offset: Some(2)
+            }
+        );
+        assert_eq!(inbox.state("bob").await.unwrap().head, 2);
+    }
+    let short = Retention {
+        dedupe_window: Duration::from_millis(100),
+        ..Retention::default()
+    };
+    for (inbox, _dir) in stores(short) {
+        let bob = users(&["bob"]);
+        let body = Bytes::from_static(b"again later");
+        inbox
+            .append(bob.iter(), &append(&body, Some("alice"), Some("c-2"), 1))
+            .await
+            .unwrap();
+        // Retries are recognised for a span of time: let it pass.
+        tokio::time::sleep(short.dedupe_window + POLL).await;
+        let later = inbox
+            .append(bob.iter(), &append(&body, Some("alice"), Some("c-2"), 2))
+            .await
+            .unwrap();
+        assert_eq!(
+            later,
+            Appended::Stored {
+                offsets: vec![2],
+                sender_offset: None
+            },
+            "after the window: {inbox:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_retries_store_the_message_once() {
+    for (inbox, _dir) in stores(Retention::default()) {
+        let bob = users(&["bob"]);
+        let body = Bytes::from_static(b"raced");
+        let tries = (0..8u64).map(|i| {
+            let (inbox, bob, body) = (inbox.clone(), bob.clone(), body.clone());
+            tokio::spawn(async move {
+                inbox
+                    .append(bob.iter(), &append(&body, Some("alice"), Some("same"), i))
+                    .await
+            })
+        });
+        let mut stored = 0;
+        for t in tries {
+            if matches!(t.await.unwrap().unwrap(), Appended::Stored { .. }) {
+                stored += 1;
+            }
+        }
+        assert_eq!(
+            (stored, inbox.state("bob").await.unwrap().head),
+            (1, 1),
+            "{inbox:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_disk_store_survives_a_restart_with_its_epoch_and_groups_and_memory_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::Disk {
+        dir: dir.path().to_path_buf(),
+    };
+    let (epoch, body) = {
+        let inbox = Inbox::open(&kind, Retention::default()).unwrap();
+        let body = Bytes::from_static(b"kept");
+        inbox
+            .append(
+                users(&["bob"]).iter(),
+                &append(&body, Some("alice"), Some("k"), 5),
+            )
+            .await
+            .unwrap();
+        inbox.save_group("team", users(&["alice", "bob"])).await.unwrap();
+        inbox.save_group("gone", users(&["x"])).await.unwrap();
+        inbox.save_group("gone", Vec::new()).await.unwrap();
+        (inbox.state("bob").await.unwrap().epoch, body)
+    };
+    let inbox = reopen(&kind).await;
+    let read = inbox.read("bob", 0, 10).await.unwrap();
+    assert_eq!(
+        (read.epoch.clone(), read.entries[0].body.clone()),
+        (epoch, body.clone())
+    );
+    assert_eq!(
+        inbox.groups().await.unwrap(),
+        vec![("team".into(), users(&["alice", "bob"]))]
+    );
+    let retry = inbox
+        .append(
+            users(&["bob"]).iter(),
+            &append(&body, Some("alice"), Some("k"), 6),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        retry,
+        Appended::Duplicate {
+            message_id: 5,
+            sender_offset: None
+        },
+        "retries are recognised across a restart"
+    );
+    let next = inbox
+        .append(users(&["bob"]).iter(), &append(&body, None, None, 7))
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        Appended::Stored {
+            offsets: vec![2],
+            sender_offset: None
+        }
+    );
+
+    let first = Inbox::memory(Retention::default())
+        .state("bob")
+        .await
+        .unwrap()
+        .epoch;
+    let second = Inbox::memory(Retention::default())
+        .state("bob")
+        .await
+        .unwrap()
+        .epoch;
+    assert_ne!(first, second, "a memory store's epoch is new with every process");
+}
+
+/// Opens the store again once the previous one has let go of it.
+async fn reopen(kind: &StoreKind) -> Inbox {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Inbox::open(kind, Retention::default()) {
+            Ok(inbox) => return inbox,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => panic!("reopening: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_off_store_stores_nothing() {
+    let inbox = Inbox::off();
+    let body = Bytes::from_static(b"x");
+    let appended = inbox
+        .append(users(&["a", "b"]).iter(), &append(&body, Some("a"), Some("c"), 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        appended,
+        Appended::Stored {
+            offsets: vec![0, 0],
+            sender_offset: None
+        }
+    );
+    assert!(inbox.read("a", 0, 10).await.unwrap().entries.is_empty());
+    assert!(!inbox.is_on());
+}
