@@ -174,9 +174,25 @@ impl Client {
     /// # Errors
     /// [`ClientError::AuthFailed`] with the server's code and reason.
     pub async fn authenticate(&mut self, token: &str, device: Option<&str>) -> Result<AuthOk, ClientError> {
+        self.resume(token, device, None).await
+    }
+
+    /// Authenticates, asking for every inbox entry after `since` (v1.1):
+    /// they arrive before any newer delivery, and the reply's `inbox` says
+    /// whether anything was missed (`recovered`).
+    ///
+    /// # Errors
+    /// [`ClientError::AuthFailed`] with the server's code and reason.
+    pub async fn resume(
+        &mut self,
+        token: &str,
+        device: Option<&str>,
+        since: Option<jim_model::Position>,
+    ) -> Result<AuthOk, ClientError> {
         let body = serde_json::to_vec(&AuthRequest {
             token: token.to_owned(),
             device: device.map(str::to_owned),
+            since: since.and_then(|since| serde_json::to_value(since).ok()),
         })
         .unwrap_or_default();
         let reply = self.request(Command::Auth, Bytes::from(body)).await?;

@@ -34,6 +34,7 @@ pub(crate) fn router<R: Router + Clone>(shared: Arc<Shared<R>>) -> HttpRouter {
         )
         .route("/v1/users/{user}/sessions", get(presence::<R>))
         .route("/v1/users/{user}/kick", post(kick::<R>))
+        .route("/v1/users/{user}/inbox", get(inbox::<R>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<R>))
         .route("/metrics", get(metrics::<R>))
@@ -275,6 +276,28 @@ async fn presence<R: Router + Clone>(
     let sessions = shared.router.presence(&user).await?;
     let sessions: Vec<Value> = sessions.iter().map(session_json).collect();
     Ok(Json(json!({ "user": user, "sessions": sessions })))
+}
+
+/// Where a user's inbox stands: epoch, oldest and head offsets, entries
+/// held (404 when the gateway keeps no inbox).
+async fn inbox<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(state) = shared.router.inbox_state(&user).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this gateway keeps no inbox (inbox.store = \"off\")",
+        ));
+    };
+    Ok(Json(json!({
+        "user": user,
+        "epoch": &*state.epoch,
+        "oldest": state.oldest,
+        "head": state.head,
+        "entries": state.held,
+    })))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -72,6 +72,12 @@ struct RunArgs {
     /// Prefix of the Kafka topic names (`kafka` mode).
     #[arg(long, env = "JIM_KAFKA_PREFIX")]
     kafka_prefix: Option<String>,
+    /// The inbox store: `memory`, `disk` (in `--inbox-dir`) or `off`.
+    #[arg(long, env = "JIM_INBOX", value_enum)]
+    inbox: Option<crate::config::InboxStore>,
+    /// The `disk` inbox store's directory.
+    #[arg(long, env = "JIM_INBOX_DIR")]
+    inbox_dir: Option<PathBuf>,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -157,6 +163,12 @@ impl RunArgs {
             config
                 .kafka
                 .insert("topic_prefix".into(), serde_json::Value::String(prefix.clone()));
+        }
+        if let Some(store) = self.inbox {
+            config.inbox.store = store;
+        }
+        if let Some(dir) = &self.inbox_dir {
+            config.inbox.dir = dir.clone();
         }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
@@ -248,6 +260,11 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
         // Before the banner: whoever reads it may signal at once.
         let stop = StopSignals::install()?;
         print_banner(&config, &running);
+        if config.inbox.store == crate::config::InboxStore::Off {
+            tracing::warn!(
+                "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
+            );
+        }
         if config.auth.dev {
             tracing::warn!(
                 "DEVELOPMENT MODE: any non-empty token is accepted as the user id, and the admin API \
@@ -266,9 +283,14 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
 async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     match config.mode {
         Mode::Local => {
-            Gateway::new(config, jim_router::LocalRouter::new())?
-                .start()
+            let metrics = crate::metrics::Metrics::new();
+            let inbox =
+                jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+                    .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
+            let router = jim_router::LocalRouter::open(inbox, Vec::new())
                 .await
+                .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
+            Gateway::with_metrics(config, router, metrics)?.start().await
         }
         #[cfg(feature = "grpc")]
         Mode::Grpc => {
@@ -337,6 +359,25 @@ fn routing(config: &Config) -> String {
     }
 }
 
+/// The inbox store, for the banner.
+fn inbox(config: &Config) -> String {
+    use crate::config::InboxStore;
+    match (config.mode, config.inbox.store) {
+        (Mode::Local, InboxStore::Memory) => format!(
+            "memory (lost on restart), {} entries for {} s per user",
+            config.inbox.max_entries, config.inbox.ttl_secs
+        ),
+        (Mode::Local, InboxStore::Disk) => format!(
+            "disk ({}), {} entries for {} s per user",
+            config.inbox.dir.display(),
+            config.inbox.max_entries,
+            config.inbox.ttl_secs
+        ),
+        (Mode::Local, InboxStore::Off) => "OFF: acked messages to offline users are lost".to_owned(),
+        _ => "OFF in this mode for now: acked messages to offline users are lost".to_owned(),
+    }
+}
+
 fn print_banner(config: &Config, running: &RunningGateway) {
     let show = |addr: Option<SocketAddr>, scheme: &str, path: &str| match addr {
         Some(addr) => format!("{scheme}{addr}{path}"),
@@ -358,6 +399,7 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         ("admin api", show(running.admin_addr(), "http://", "")),
         ("auth", auth),
         ("routing", routing(config)),
+        ("inbox", inbox(config)),
         ("max body", format!("{} bytes", config.limits.max_body)),
     ];
     let footer = config

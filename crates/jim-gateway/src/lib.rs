@@ -50,6 +50,7 @@ pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod cursor;
 mod error;
 mod limits;
 mod listen;

@@ -89,6 +89,11 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Sessions closed as slow consumers.
     pub slow_consumer_closes: Counter,
+    /// Sessions that resumed from an inbox position (`since`).
+    pub inbox_replays: Counter,
+    /// Inbox entries sent from the store (replays and filled gaps) rather
+    /// than live.
+    pub inbox_filled: Counter,
     /// Live tasks of the runtime (set when rendering): leak detection.
     pub tasks: Gauge,
     routed: Vec<Counter>,
@@ -170,6 +175,16 @@ impl Metrics {
                 "Sessions closed because their outbound queue overflowed",
                 &[],
             ),
+            inbox_replays: r.counter(
+                "jim_inbox_replays_total",
+                "Sessions that resumed from an inbox position (since)",
+                &[],
+            ),
+            inbox_filled: r.counter(
+                "jim_inbox_replayed_entries_total",
+                "Inbox entries sent from the store (replays and filled gaps)",
+                &[],
+            ),
             tasks: r.gauge("jim_runtime_tasks", "Live tasks of the async runtime"),
             routed,
             errors,
@@ -201,6 +216,30 @@ impl Metrics {
         }
         if reason == CloseReason::SlowConsumer {
             self.slow_consumer_closes.increment(1);
+        }
+    }
+
+    /// The inbox store's metrics, in this gateway's registry.
+    pub fn inbox(&self) -> jim_router::inbox::InboxMetrics {
+        let r = &self.registry;
+        jim_router::inbox::InboxMetrics {
+            appends: r.counter("jim_inbox_appends_total", "Messages stored in inboxes", &[]),
+            duplicates: r.counter(
+                "jim_inbox_duplicates_total",
+                "Retried sends recognised by client_msg_id (not stored again)",
+                &[],
+            ),
+            reads: r.counter("jim_inbox_reads_total", "Reads of the inbox store", &[]),
+            read_entries: r.counter("jim_inbox_read_entries_total", "Inbox entries read", &[]),
+            errors: r.counter(
+                "jim_inbox_store_errors_total",
+                "Inbox appends and reads the store failed",
+                &[],
+            ),
+            append_seconds: r.histogram(
+                "jim_inbox_append_seconds",
+                "Time to store a message in its inboxes",
+            ),
         }
     }
 

@@ -54,6 +54,15 @@ impl<R: Router + Clone> Gateway<R> {
     /// # Errors
     /// [`GatewayError::Config`] for an invalid configuration.
     pub fn new(config: Config, router: R) -> Result<Gateway<R>, GatewayError> {
+        Gateway::with_metrics(config, router, Metrics::new())
+    }
+
+    /// As [`new`](Self::new), counting into `metrics` (which the router's
+    /// inbox may already count into: [`Metrics::inbox`]).
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] for an invalid configuration.
+    pub fn with_metrics(config: Config, router: R, metrics: Metrics) -> Result<Gateway<R>, GatewayError> {
         config.validate()?;
         let auth = Authenticator::from_config(&config.auth)?;
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
@@ -64,7 +73,7 @@ impl<R: Router + Clone> Gateway<R> {
                 router,
                 auth,
                 ids,
-                metrics: Metrics::new(),
+                metrics,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),

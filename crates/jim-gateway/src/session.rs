@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jim_model::{
-    AuthOk, AuthRequest, CloseCode, ErrorCode, MessageId, MessageKind, RawMessage, Stamp, Status,
-    unix_ms_now, write_ack, write_error,
+    AuthOk, AuthRequest, CloseCode, ErrorCode, InboxHead, MessageId, MessageKind, Position, RawMessage,
+    Stamp, Status, unix_ms_now, write_ack, write_error,
 };
 use jim_protocol::{Command, Frame};
 use jim_router::{
@@ -18,6 +18,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
 
 use crate::auth::Identity;
+use crate::cursor::Cursor;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
 use crate::ready::at_once;
@@ -67,6 +68,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         outbox: Arc::clone(&outbox),
         transport: kind,
         auth: None,
+        follow: None,
         connected: Instant::now(),
         last_activity: Instant::now(),
         span,
@@ -130,6 +132,8 @@ struct Session<R> {
     outbox: Arc<Outbox>,
     transport: Transport,
     auth: Option<Authenticated>,
+    /// The inbox position a `B001` just set, for the writer to take up.
+    follow: Option<Cursor>,
     rate: RateLimit,
     connected: Instant,
     last_activity: Instant,
@@ -183,7 +187,7 @@ impl<R: Router> Session<R> {
                 }
                 // Deliveries (or our own replies) are waiting.
                 () = outbox.ready() => {
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
                         return closed_from_outside(&outbox);
                     }
                 }
@@ -203,7 +207,11 @@ impl<R: Router> Session<R> {
                                 self.last_activity = Instant::now();
                                 frames_in += 1;
                                 bytes_in += frame.encoded_len() as u64;
-                                if let Flow::Stop(reason) = self.handle(frame).await {
+                                let flow = self.handle(frame).await;
+                                if let Some(cursor) = self.follow.take() {
+                                    out.follow(cursor);
+                                }
+                                if let Flow::Stop(reason) = flow {
                                     return reason;
                                 }
                             }
@@ -221,7 +229,7 @@ impl<R: Router> Session<R> {
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply, &shared.router).await {
                         return closed_from_outside(&outbox);
                     }
                     // Authenticating can bring the deadline forward (a short
@@ -328,6 +336,10 @@ impl<R: Router> Session<R> {
             Ok(verified) => verified,
             Err(failed) => return failed,
         };
+        let since = match request.since() {
+            Ok(since) => since,
+            Err(e) => return self.auth_refused(frame, ErrorCode::BadRequest, &format!("bad B001 body: {e}")),
+        };
         let info = SessionInfo {
             id: SessionId(self.shared.ids.next_id().0),
             user: Arc::clone(&identity.user_id),
@@ -350,10 +362,19 @@ impl<R: Router> Session<R> {
         if let Err(e) = attached {
             return self.router_error(frame, &e);
         }
+        // Attached first, then the head read: a message stored in between
+        // is both live and replayed, and the cursor sends it once.
+        let inbox = match self.shared.router.inbox_state(&info.user).await {
+            Ok(state) => state.map(|state| self.resume(&info, &state, since.as_ref())),
+            Err(e) => {
+                let _ = self.shared.router.detach(&info).await;
+                return self.router_error(frame, &e);
+            }
+        };
         self.span.in_scope(|| tracing::debug!("authenticated"));
         self.shared.metrics.sessions.increment(1);
         let expires = expiry(&identity);
-        let ok = self.auth_ok(frame, &info);
+        let ok = self.auth_ok(frame, &info, inbox);
         self.auth = Some(Authenticated {
             info,
             identity,
@@ -363,11 +384,49 @@ impl<R: Router> Session<R> {
         ok
     }
 
-    fn auth_ok(&self, frame: &Frame, info: &SessionInfo) -> Flow {
+    /// Where a new session starts in its inbox, told in its `B002`: after
+    /// the client's position if the inbox still holds everything after it
+    /// (`recovered`), else before every retained entry (with `since`) or at
+    /// the head (without: nothing is replayed).
+    fn resume(
+        &mut self,
+        info: &SessionInfo,
+        state: &jim_router::InboxState,
+        since: Option<&Position>,
+    ) -> InboxHead {
+        let kept = since.filter(|since| {
+            *since.epoch == *state.epoch
+                && since.offset <= u64::from(state.head)
+                && since.offset + 1 >= u64::from(state.oldest)
+        });
+        let start = match (since, kept) {
+            (_, Some(kept)) => kept.offset as u32,
+            (Some(_), None) => state.oldest.saturating_sub(1),
+            (None, None) => state.head,
+        };
+        if since.is_some() {
+            self.shared.metrics.inbox_replays.increment(1);
+        }
+        self.follow = Some(Cursor::new(
+            Arc::clone(&info.user),
+            info.id.0,
+            Arc::clone(&state.epoch),
+            start,
+            state.head,
+        ));
+        InboxHead {
+            epoch: state.epoch.to_string(),
+            offset: u64::from(state.head),
+            recovered: kept.is_some(),
+        }
+    }
+
+    fn auth_ok(&self, frame: &Frame, info: &SessionInfo, inbox: Option<InboxHead>) -> Flow {
         let ok = AuthOk {
             user_id: info.user.to_string(),
             session_id: info.id.to_string(),
             heartbeat_secs: self.shared.config.session.heartbeat_secs,
+            inbox,
         };
         self.reply(frame.reply(Command::AuthOk, serde_json::to_vec(&ok).unwrap_or_default()))
     }
@@ -389,12 +448,18 @@ impl<R: Router> Session<R> {
         auth.expires = expiry(&identity);
         auth.identity = identity;
         let info = auth.info.clone();
-        self.auth_ok(frame, &info)
+        // The session's place in its inbox goes on: nothing to tell.
+        self.auth_ok(frame, &info, None)
     }
 
     fn auth_failed(&self, frame: &Frame, reason: &str) -> Flow {
+        self.auth_refused(frame, ErrorCode::NotAuthenticated, reason)
+    }
+
+    /// A `B003` with `code`; the session ends.
+    fn auth_refused(&self, frame: &Frame, code: ErrorCode, reason: &str) -> Flow {
         self.shared.metrics.auth_failures.increment(1);
-        let body = Status::new(ErrorCode::NotAuthenticated.as_u16(), reason).to_vec();
+        let body = Status::new(code.as_u16(), reason).to_vec();
         let _ = self.outbox.reply(frame.reply(Command::AuthFailed, body));
         self.close(CloseCode::Policy, "authentication failed");
         Flow::Stop(CloseReason::Auth)
@@ -465,6 +530,20 @@ impl<R: Router> Session<R> {
             );
             return self.error(frame, ErrorCode::BadRequest, &reason);
         }
+        let client_msg_id = match message
+            .field("client_msg_id")
+            .map(|raw| serde_json::from_str::<String>(raw.get()))
+        {
+            None => None,
+            Some(Ok(id)) if (1..=64).contains(&id.len()) => Some(Arc::from(id)),
+            Some(_) => {
+                return self.error(
+                    frame,
+                    ErrorCode::BadRequest,
+                    "field `data.client_msg_id` must be a string of 1 to 64 bytes",
+                );
+            }
+        };
         let receiver: Arc<str> = message.receiver_id().into();
         let outgoing = Outgoing {
             cmd: frame.cmd,
@@ -480,6 +559,7 @@ impl<R: Router> Session<R> {
             }),
             message_id,
             body: Bytes::from(body),
+            client_msg_id,
         };
         let kind = outgoing.kind;
         let route = self.shared.router.route(outgoing);
@@ -496,17 +576,20 @@ impl<R: Router> Session<R> {
             }
         };
         match routed {
-            Ok(_) => {
-                self.shared.metrics.routed(frame.cmd, kind);
-                self.ack(frame, &receiver, message_id)
+            Ok(receipt) => {
+                if receipt.original.is_none() {
+                    self.shared.metrics.routed(frame.cmd, kind);
+                }
+                let offset = receipt.offset.filter(|_| frame.cmd == Command::C2G);
+                self.ack(frame, &receiver, receipt.original.unwrap_or(message_id), offset)
             }
             Err(e) => self.router_error(frame, &e),
         }
     }
 
-    fn ack(&self, frame: &Frame, receiver: &str, message_id: MessageId) -> Flow {
-        let mut body = Vec::with_capacity(96 + receiver.len());
-        write_ack(&mut body, receiver, frame.seq, message_id);
+    fn ack(&self, frame: &Frame, receiver: &str, message_id: MessageId, offset: Option<u32>) -> Flow {
+        let mut body = Vec::with_capacity(112 + receiver.len());
+        write_ack(&mut body, receiver, frame.seq, message_id, offset);
         self.reply(frame.reply(frame.cmd, body))
     }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
 use jim_protocol::{Command, Frame};
-use jim_router::{Close, Outbound, Outbox};
+use jim_router::{Close, Outbound, Outbox, Router};
 use jim_transport::FrameWriter;
 use tokio::time::{Instant, timeout};
 
+use crate::cursor::Cursor;
 use crate::metrics::Metrics;
 use crate::ready::at_once;
 
@@ -53,8 +54,8 @@ pub(crate) struct Out {
     writer: FrameWriter,
     batch: VecDeque<Outbound>,
     frames: Vec<Frame>,
-    /// The `seq` of the last frame the server started on this connection.
-    pushed: u32,
+    /// The session's place in its inbox, once it has one.
+    cursor: Option<Box<Cursor>>,
     /// A write failed or was abandoned halfway: nothing more may be written.
     broken: bool,
 }
@@ -65,28 +66,47 @@ impl Out {
             writer,
             batch: VecDeque::new(),
             frames: Vec::new(),
-            pushed: 0,
+            cursor: None,
             broken: false,
         }
     }
 
+    /// From now on, deliveries follow the session's place in its inbox.
+    pub(crate) fn follow(&mut self, cursor: Cursor) {
+        self.cursor = Some(Box::new(cursor));
+    }
+
     /// Writes everything queued now (with `control_reply`, also when
-    /// nothing is: the transport has a reply of its own to flush). Returns
-    /// whether the connection is still usable: a write still blocked at
-    /// `deadline` means a client that does not read, closed as a slow
-    /// consumer.
-    pub(crate) async fn flush(
+    /// nothing is: the transport has a reply of its own to flush), inbox
+    /// entries in order, gaps filled from `router`'s store. Returns whether
+    /// the connection is still usable: a write still blocked at `deadline`
+    /// means a client that does not read, closed as a slow consumer; an
+    /// inbox that cannot be read closes the session.
+    pub(crate) async fn flush<R: Router>(
         &mut self,
         outbox: &Outbox,
         metrics: &Metrics,
         deadline: Deadline,
         control_reply: bool,
+        router: &R,
     ) -> bool {
         outbox.take(&mut self.batch);
         if self.batch.is_empty() && !control_reply {
             return true;
         }
-        self.write_batch(None, outbox, metrics, deadline).await
+        let mut usable = true;
+        if let Some(cursor) = &mut self.cursor {
+            match cursor.order(&mut self.batch, &mut self.frames, router).await {
+                Ok(0) => {}
+                Ok(filled) => metrics.inbox_filled.increment(filled as u64),
+                Err(e) => {
+                    // What is ordered so far still goes out, then the A999.
+                    outbox.close(Close::new(CloseCode::Internal, e.to_string()));
+                    usable = false;
+                }
+            }
+        }
+        self.write_batch(None, outbox, metrics, deadline).await && usable
     }
 
     /// The goodbye: what is still queued, the `A999`, and the transport
@@ -118,18 +138,22 @@ impl Out {
         metrics: &Metrics,
         deadline: Deadline,
     ) -> bool {
-        let pushed = &mut self.pushed;
-        self.frames.extend(self.batch.drain(..).map(|item| match item {
-            Outbound::Reply(frame) => frame,
-            Outbound::Push { cmd, body } => {
-                *pushed = pushed.wrapping_add(1);
-                Frame {
-                    cmd,
-                    seq: *pushed,
-                    body,
-                }
-            }
-        }));
+        match &mut self.cursor {
+            // Closing: what is in order goes out; the rest the client gets
+            // from its inbox when it comes back.
+            Some(cursor) => cursor.order_now(&mut self.batch, &mut self.frames),
+            None => self
+                .frames
+                .extend(self.batch.drain(..).filter_map(|item| match item {
+                    Outbound::Reply(frame) => Some(frame),
+                    Outbound::Push { cmd, body, offset } => Some(Frame {
+                        cmd,
+                        seq: offset,
+                        body,
+                    }),
+                    Outbound::Skip { .. } => None,
+                })),
+        }
         if let Some(close) = close {
             let body = Status::new(close.code.as_u16(), close.reason.to_string()).to_vec();
             self.frames.push(Frame::new(Command::ServerClose, 0, body));

@@ -24,4 +24,4 @@ mod store;
 pub use config::{Retention, StoreKind};
 pub use entry::{Append, Appended, Entry, InboxState, Offset, Read};
 pub use error::InboxError;
-pub use store::Inbox;
+pub use store::{Inbox, InboxMetrics};

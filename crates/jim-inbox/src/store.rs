@@ -57,25 +57,33 @@ enum Store {
     Disk(DiskStore, std::path::PathBuf),
 }
 
-/// The store's counters (`jim_inbox_*`), registered once.
-struct InboxMetrics {
-    appends: Counter,
-    duplicates: Counter,
-    reads: Counter,
-    read_entries: Counter,
-    errors: Counter,
-    append_seconds: Histogram,
+/// What the store counts, registered by whoever renders them (each
+/// gateway has its own registry). [`Default`] counts nothing.
+#[derive(Debug, Clone)]
+pub struct InboxMetrics {
+    /// Messages stored.
+    pub appends: Counter,
+    /// Retries recognised (not stored again).
+    pub duplicates: Counter,
+    /// Reads (replays and gap fills).
+    pub reads: Counter,
+    /// Entries read.
+    pub read_entries: Counter,
+    /// Appends and reads the store failed.
+    pub errors: Counter,
+    /// How long appends took, in seconds.
+    pub append_seconds: Histogram,
 }
 
-impl InboxMetrics {
-    fn new() -> InboxMetrics {
+impl Default for InboxMetrics {
+    fn default() -> InboxMetrics {
         InboxMetrics {
-            appends: metrics::counter!("jim_inbox_appends_total"),
-            duplicates: metrics::counter!("jim_inbox_duplicates_total"),
-            reads: metrics::counter!("jim_inbox_reads_total"),
-            read_entries: metrics::counter!("jim_inbox_read_entries_total"),
-            errors: metrics::counter!("jim_inbox_store_errors_total"),
-            append_seconds: metrics::histogram!("jim_inbox_append_seconds"),
+            appends: Counter::noop(),
+            duplicates: Counter::noop(),
+            reads: Counter::noop(),
+            read_entries: Counter::noop(),
+            errors: Counter::noop(),
+            append_seconds: Histogram::noop(),
         }
     }
 }
@@ -87,37 +95,40 @@ impl std::fmt::Debug for Inbox {
 }
 
 impl Inbox {
-    fn new(store: Store) -> Inbox {
+    fn new(store: Store, metrics: InboxMetrics) -> Inbox {
         Inbox {
-            inner: Arc::new(Inner {
-                store,
-                metrics: InboxMetrics::new(),
-            }),
+            inner: Arc::new(Inner { store, metrics }),
         }
     }
 
     /// No inbox: appends store nothing and offsets are 0.
     pub fn off() -> Inbox {
-        Inbox::new(Store::Off)
+        Inbox::new(Store::Off, InboxMetrics::default())
     }
 
     /// Inboxes in this process's memory.
     pub fn memory(retention: Retention) -> Inbox {
-        Inbox::new(Store::Memory(MemoryStore::new(retention)))
+        Inbox::new(
+            Store::Memory(MemoryStore::new(retention)),
+            InboxMetrics::default(),
+        )
     }
 
-    /// Opens the store `kind` names; within a Tokio runtime it also starts
+    /// Opens the store `kind` names, counting into `metrics`; within a Tokio runtime it also starts
     /// the task that drops entries past their age.
     ///
     /// # Errors
     /// [`InboxError::Open`] if a disk store cannot be opened (or the `disk`
     /// feature is off).
-    pub fn open(kind: &StoreKind, retention: Retention) -> Result<Inbox, InboxError> {
+    pub fn open(kind: &StoreKind, retention: Retention, metrics: InboxMetrics) -> Result<Inbox, InboxError> {
         let inbox = match kind {
-            StoreKind::Off => return Ok(Inbox::off()),
-            StoreKind::Memory => Inbox::memory(retention),
+            StoreKind::Off => return Ok(Inbox::new(Store::Off, metrics)),
+            StoreKind::Memory => Inbox::new(Store::Memory(MemoryStore::new(retention)), metrics),
             #[cfg(feature = "disk")]
-            StoreKind::Disk { dir } => Inbox::new(Store::Disk(DiskStore::open(dir, retention)?, dir.clone())),
+            StoreKind::Disk { dir } => Inbox::new(
+                Store::Disk(DiskStore::open(dir, retention)?, dir.clone()),
+                metrics,
+            ),
             #[cfg(not(feature = "disk"))]
             StoreKind::Disk { .. } => {
                 return Err(InboxError::Open {

@@ -37,6 +37,7 @@ fn stores(retention: Retention) -> Vec<(Inbox, Option<tempfile::TempDir>)> {
             dir: dir.path().to_path_buf(),
         },
         retention,
+        Default::default(),
     )
     .unwrap();
     vec![(Inbox::memory(retention), None), (disk, Some(dir))]
@@ -262,7 +263,7 @@ async fn the_disk_store_survives_a_restart_with_its_epoch_and_groups_and_memory_
         dir: dir.path().to_path_buf(),
     };
     let (epoch, body) = {
-        let inbox = Inbox::open(&kind, Retention::default()).unwrap();
+        let inbox = Inbox::open(&kind, Retention::default(), Default::default()).unwrap();
         let body = Bytes::from_static(b"kept");
         inbox
             .append(
@@ -330,7 +331,7 @@ async fn the_disk_store_survives_a_restart_with_its_epoch_and_groups_and_memory_
 async fn reopen(kind: &StoreKind) -> Inbox {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match Inbox::open(kind, Retention::default()) {
+        match Inbox::open(kind, Retention::default(), Default::default()) {
             Ok(inbox) => return inbox,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 let _ = e;

@@ -47,7 +47,7 @@ pub mod schema;
 pub mod strict;
 
 pub use codes::{CloseCode, ErrorCode};
-pub use control::{AuthOk, AuthRequest, Status};
+pub use control::{AuthOk, AuthRequest, InboxHead, Position, Status};
 pub use error::ModelError;
 pub use format::{FileFormat, ImageFormat, VideoFormat};
 pub use id::{EPOCH_MS, MAX_NODE, MessageId, MessageIdGenerator, NODE_BITS, SEQUENCE_BITS, unix_ms_now};

@@ -329,16 +329,27 @@ pub fn addressed(message: &[u8], receiver_id: &str) -> Result<Vec<u8>, ModelErro
 }
 
 /// Writes the body of an `ack` reply:
-/// `{"type":"ack","data":{"receiver_id":..,"request_id":<seq>,"message_id":".."}}`.
+/// `{"type":"ack","data":{"receiver_id":..,"request_id":<seq>,"message_id":".."}}`,
+/// with `"offset":N` after the id when given (a group message's offset in
+/// the sender's own inbox).
 ///
 /// ```
 /// use jim_model::{MessageId, write_ack};
 ///
 /// let mut out = Vec::new();
-/// write_ack(&mut out, "2", 1233, MessageId(89797));
+/// write_ack(&mut out, "2", 1233, MessageId(89797), None);
 /// assert_eq!(out, br#"{"type":"ack","data":{"receiver_id":"2","request_id":1233,"message_id":"89797"}}"#);
+/// out.clear();
+/// write_ack(&mut out, "g1", 7, MessageId(5), Some(42));
+/// assert_eq!(out, br#"{"type":"ack","data":{"receiver_id":"g1","request_id":7,"message_id":"5","offset":42}}"#);
 /// ```
-pub fn write_ack(out: &mut Vec<u8>, receiver_id: &str, request_id: u32, message_id: MessageId) {
+pub fn write_ack(
+    out: &mut Vec<u8>,
+    receiver_id: &str,
+    request_id: u32,
+    message_id: MessageId,
+    offset: Option<u32>,
+) {
     out.extend_from_slice(b"{\"type\":\"ack\",\"data\":{\"receiver_id\":");
     write_json_str(out, receiver_id);
     let mut digits = itoa::Buffer::new();
@@ -346,7 +357,12 @@ pub fn write_ack(out: &mut Vec<u8>, receiver_id: &str, request_id: u32, message_
     out.extend_from_slice(digits.format(request_id).as_bytes());
     out.extend_from_slice(b",\"message_id\":\"");
     out.extend_from_slice(digits.format(message_id.0).as_bytes());
-    out.extend_from_slice(b"\"}}");
+    out.push(b'"');
+    if let Some(offset) = offset {
+        out.extend_from_slice(b",\"offset\":");
+        out.extend_from_slice(digits.format(offset).as_bytes());
+    }
+    out.extend_from_slice(b"}}");
 }
 
 /// Writes the body of an error reply:

@@ -283,7 +283,7 @@ impl Inner {
         }
         let except = delivery.except_session.map(jim_router::SessionId);
         for user in &delivery.users {
-            self.hub.deliver_to_user(user, cmd, &delivery.body, except);
+            self.hub.deliver_to_user(user, cmd, &delivery.body, except, 0);
         }
     }
 }
@@ -322,6 +322,7 @@ impl Router for GrpcBackend {
             Ok(Ok(result)) => match result.error {
                 None => Ok(Receipt {
                     sessions: Some(result.sessions as usize),
+                    ..Receipt::default()
                 }),
                 Some(error) => Err(convert::route_error_from_proto(error)),
             },

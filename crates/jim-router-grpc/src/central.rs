@@ -311,6 +311,7 @@ impl CentralRouter {
         self.inner.routed.fetch_add(1, Ordering::Relaxed);
         Ok(Receipt {
             sessions: Some(sessions),
+            ..Receipt::default()
         })
     }
 

@@ -88,6 +88,7 @@ pub(crate) fn message_from_proto(message: proto::Message) -> Result<Outgoing, St
         }),
         message_id: MessageId(message.message_id),
         body: message.body,
+        client_msg_id: None,
     })
 }
 
@@ -208,6 +209,7 @@ mod tests {
             }),
             message_id: MessageId(99),
             body: Bytes::from_static(b"{}"),
+            client_msg_id: None,
         };
         assert_eq!(message_from_proto(message_to_proto(&message)).unwrap(), message);
         let info = SessionInfo {
@@ -245,6 +247,7 @@ mod tests {
             sender: None,
             message_id: MessageId(1),
             body: Bytes::new(),
+            client_msg_id: None,
         });
         message.cmd = "B001".into();
         assert_eq!(

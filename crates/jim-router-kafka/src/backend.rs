@@ -491,7 +491,7 @@ impl Inner {
         }
         let except = head.except.map(SessionId);
         for user in &head.users {
-            self.hub.deliver_to_user(user, cmd, &body, except);
+            self.hub.deliver_to_user(user, cmd, &body, except, 0);
         }
     }
 
@@ -862,6 +862,7 @@ impl Router for KafkaBackend {
         }
         Ok(Receipt {
             sessions: Some(sessions),
+            ..Receipt::default()
         })
     }
 

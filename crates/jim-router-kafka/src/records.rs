@@ -160,6 +160,7 @@ mod tests {
             }),
             message_id: jim_model::MessageId(1),
             body: Bytes::new(),
+            client_msg_id: None,
         };
         assert_eq!(
             conversation_key(&message("a", "b")),

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::{ClientAck, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId};
+use crate::{ClientAck, InboxRead, InboxState, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId};
 
 /// Where a gateway's sessions are announced and its messages routed.
 ///
@@ -63,6 +63,33 @@ pub trait Router: Send + Sync + 'static {
     /// [`Close::kicked`](crate::Close::kicked)); returns how many sessions
     /// were told.
     fn kick(&self, user: &str, reason: &str) -> impl Future<Output = Result<usize, RouterError>> + Send;
+
+    /// Where `user`'s inbox stands; `None` when this backend keeps no
+    /// inbox (the store is `off`).
+    fn inbox_state(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<InboxState>, RouterError>> + Send {
+        let _ = user;
+        async { Ok(None) }
+    }
+
+    /// Up to `max` entries of `user`'s inbox after offset `after`, oldest
+    /// first (a session replaying, or filling a gap).
+    fn read_inbox(
+        &self,
+        user: &str,
+        after: u32,
+        max: usize,
+    ) -> impl Future<Output = Result<InboxRead, RouterError>> + Send {
+        let _ = (user, after, max);
+        async {
+            Ok(InboxRead {
+                epoch: "".into(),
+                entries: Vec::new(),
+            })
+        }
+    }
 
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;

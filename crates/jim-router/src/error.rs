@@ -28,6 +28,9 @@ pub enum RouterError {
         /// What is wrong.
         reason: String,
     },
+    /// The inbox store could not take the message: nothing was stored.
+    #[error("{0}")]
+    Inbox(#[from] jim_inbox::InboxError),
     /// The backend cannot be reached or did not confirm; retry later.
     #[error("routing backend unavailable: {reason}")]
     Unavailable {

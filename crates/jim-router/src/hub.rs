@@ -74,18 +74,25 @@ impl Hub {
         removed
     }
 
-    /// Queues a frame to every session of `user`, except `except`.
+    /// Queues a frame to every session of `user`, except `except`, as the
+    /// inbox entry at `offset` (0: not an inbox entry). `except` is told to
+    /// skip that offset, so that its position stays gapless.
     pub fn deliver_to_user(
         &self,
         user: &str,
         cmd: Command,
         body: &Bytes,
         except: Option<SessionId>,
+        offset: u32,
     ) -> Delivered {
         let mut delivered = Delivered::default();
         if let Some(entries) = self.users.get(user) {
-            for entry in entries.iter().filter(|e| Some(e.info.id) != except) {
-                deliver(entry, cmd, body, &mut delivered);
+            for entry in entries.iter() {
+                if Some(entry.info.id) != except {
+                    deliver(entry, cmd, body, offset, &mut delivered);
+                } else if offset != 0 {
+                    let _ = entry.outbox.skip(offset);
+                }
             }
         }
         delivered
@@ -96,7 +103,7 @@ impl Hub {
         let mut delivered = Delivered::default();
         for entries in self.users.iter() {
             for entry in entries.iter() {
-                deliver(entry, cmd, body, &mut delivered);
+                deliver(entry, cmd, body, 0, &mut delivered);
             }
         }
         delivered
@@ -158,8 +165,8 @@ impl Hub {
     }
 }
 
-fn deliver(entry: &Entry, cmd: Command, body: &Bytes, delivered: &mut Delivered) {
-    match entry.outbox.push(cmd, body.clone()) {
+fn deliver(entry: &Entry, cmd: Command, body: &Bytes, offset: u32, delivered: &mut Delivered) {
+    match entry.outbox.deliver(cmd, body.clone(), offset) {
         Ok(()) => delivered.sessions += 1,
         Err(crate::Refused::Overflow) => delivered.overflowed += 1,
         Err(crate::Refused::Closed) => {}
@@ -196,16 +203,17 @@ mod tests {
         assert_eq!((hub.session_count(), hub.user_count()), (3, 2));
 
         let body = Bytes::from_static(b"{}");
-        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).sessions, 2);
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None, 0).sessions, 2);
         assert_eq!(
-            hub.deliver_to_user("a", Command::C2G, &body, Some(SessionId(1)))
+            hub.deliver_to_user("a", Command::C2G, &body, Some(SessionId(1)), 0)
                 .sessions,
             1
         );
         assert_eq!((a1.len(), a2.len(), b.len()), (1, 2, 0));
         assert_eq!(hub.deliver_to_all(Command::S2C, &body).sessions, 3);
         assert_eq!(
-            hub.deliver_to_user("nobody", Command::C2C, &body, None).sessions,
+            hub.deliver_to_user("nobody", Command::C2C, &body, None, 0)
+                .sessions,
             0
         );
 
@@ -233,7 +241,10 @@ mod tests {
         let hub = Hub::new();
         hub.attach(info(1, "a"), Arc::new(Outbox::new(1)));
         let body = Bytes::from_static(b"{}");
-        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).sessions, 1);
-        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None).overflowed, 1);
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None, 0).sessions, 1);
+        assert_eq!(
+            hub.deliver_to_user("a", Command::C2C, &body, None, 0).overflowed,
+            1
+        );
     }
 }

@@ -38,6 +38,8 @@ pub use contract::Router;
 pub use error::RouterError;
 pub use groups::{Groups, Members};
 pub use hub::{Delivered, Hub};
+pub use jim_inbox as inbox;
+pub use jim_inbox::{Inbox, InboxState, Read as InboxRead};
 pub use keys::{KeyRefusal, check_bearer};
 pub use local::LocalRouter;
 pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};

@@ -2,12 +2,20 @@
 
 use std::sync::Arc;
 
+use jim_inbox::{Append, Appended, Retention};
+use jim_model::MessageId;
+
 use crate::{
-    ClientAck, Groups, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Recipients, Router, RouterError,
-    SessionInfo, UserId, recipients,
+    ClientAck, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt,
+    Recipients, Router, RouterError, SessionInfo, UserId, recipients,
 };
 
 /// The `local` routing backend: every session is in this process.
+///
+/// Every message to users or a group is appended to its recipients'
+/// [`Inbox`] before the route is confirmed (the memory store unless
+/// [`open`](LocalRouter::open) chose another), so that a recipient who is
+/// offline gets it when it comes back.
 ///
 /// Cheap to clone (clones share one router). An application can create
 /// it, hand a clone to the gateway, and keep one to push messages, manage
@@ -35,11 +43,25 @@ pub struct LocalRouter {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     hub: Hub,
     groups: Groups,
     observers: Observers,
+    inbox: Inbox,
+    /// Group changes are kept in the store in the order they were made.
+    group_changes: tokio::sync::Mutex<()>,
+}
+
+impl Default for Inner {
+    fn default() -> Inner {
+        Inner {
+            hub: Hub::default(),
+            groups: Groups::default(),
+            observers: Observers::default(),
+            inbox: Inbox::memory(Retention::default()),
+            group_changes: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl std::fmt::Debug for LocalRouter {
@@ -48,12 +70,13 @@ impl std::fmt::Debug for LocalRouter {
             .field("sessions", &self.inner.hub.session_count())
             .field("groups", &self.inner.groups.len())
             .field("observers", &self.inner.observers.len())
+            .field("inbox", &self.inner.inbox)
             .finish()
     }
 }
 
 impl LocalRouter {
-    /// A router with no sessions, groups or observers.
+    /// A router with no sessions, groups or observers, and a memory inbox.
     pub fn new() -> LocalRouter {
         LocalRouter::default()
     }
@@ -68,6 +91,48 @@ impl LocalRouter {
         }
     }
 
+    /// A router keeping its inboxes and groups in `inbox`: the groups the
+    /// store kept (a `disk` store across a restart) are back at once.
+    ///
+    /// ```
+    /// use jim_router::inbox::{Inbox, Retention, StoreKind};
+    /// use jim_router::{LocalRouter, Router};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let kind = StoreKind::Disk { dir: dir.path().into() };
+    /// let router = LocalRouter::open(Inbox::open(&kind, Retention::default(), Default::default())?, vec![]).await?;
+    /// router.add_members("team", &["alice".into()]).await?;
+    /// drop(router);
+    /// # let router = loop { if let Ok(inbox) = Inbox::open(&kind, Retention::default(), Default::default()) { break LocalRouter::open(inbox, vec![]).await?; } };
+    /// // ...restarted on the same directory:
+    /// assert_eq!(router.members("team").await?, vec!["alice".into()]);
+    /// # Ok::<(), jim_router::RouterError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`] if the kept groups cannot be read.
+    pub async fn open(inbox: Inbox, observers: Vec<Arc<dyn Observer>>) -> Result<LocalRouter, RouterError> {
+        let groups = Groups::new();
+        for (group, members) in inbox.groups().await? {
+            groups.add(&group, &members)?;
+        }
+        Ok(LocalRouter {
+            inner: Arc::new(Inner {
+                groups,
+                observers: observers.into(),
+                inbox,
+                ..Inner::default()
+            }),
+        })
+    }
+
+    /// The inbox store.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inner.inbox
+    }
+
     /// The sessions of this process.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
@@ -78,22 +143,63 @@ impl LocalRouter {
         &self.inner.groups
     }
 
-    /// Routes synchronously: the whole of `route` for this backend.
-    fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
+    /// Stores the message in its recipients' inboxes, then queues it to
+    /// their sessions here with its offsets.
+    async fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         let hub = &self.inner.hub;
-        let delivered = match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
-            Recipients::Users { users, except } => {
-                let mut delivered = crate::Delivered::default();
-                for user in users.iter() {
-                    delivered += hub.deliver_to_user(user, message.cmd, &message.body, except);
+        let (users, except) =
+            match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
+                Recipients::Users { users, except } => (users, except),
+                Recipients::Everyone => {
+                    let delivered = hub.deliver_to_all(message.cmd, &message.body);
+                    return Ok(Receipt {
+                        sessions: Some(delivered.sessions),
+                        ..Receipt::default()
+                    });
                 }
-                delivered
-            }
-            Recipients::Everyone => hub.deliver_to_all(message.cmd, &message.body),
+            };
+        let append = Append {
+            cmd: message.cmd,
+            body: &message.body,
+            except: except.map(|session| session.0),
+            sender: message.sender.as_ref().map(|s| &*s.user),
+            client_msg_id: message.client_msg_id.as_deref(),
+            message_id: message.message_id.0,
         };
+        let (offsets, offset) = match self.inner.inbox.append(users.iter(), &append).await? {
+            Appended::Stored {
+                offsets,
+                sender_offset,
+            } => (offsets, sender_offset),
+            Appended::Duplicate {
+                message_id,
+                sender_offset,
+            } => {
+                return Ok(Receipt {
+                    sessions: Some(0),
+                    offset: sender_offset,
+                    original: Some(MessageId(message_id)),
+                });
+            }
+        };
+        let mut delivered = crate::Delivered::default();
+        for (user, offset) in users.iter().zip(offsets) {
+            delivered += hub.deliver_to_user(user, message.cmd, &message.body, except, offset);
+        }
         Ok(Receipt {
             sessions: Some(delivered.sessions),
+            offset,
+            original: None,
         })
+    }
+
+    /// Keeps a group's members as they are now in the store.
+    async fn save_group(&self, group: &str) -> Result<(), RouterError> {
+        let members = match self.inner.groups.members(group) {
+            Ok(members) => members.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(self.inner.inbox.save_group(group, members).await?)
     }
 }
 
@@ -109,7 +215,7 @@ impl Router for LocalRouter {
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
-        self.route_now(&message)
+        self.route_now(&message).await
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
@@ -118,11 +224,15 @@ impl Router for LocalRouter {
     }
 
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.inner.groups.add(group, users)
+        let _in_order = self.inner.group_changes.lock().await;
+        self.inner.groups.add(group, users)?;
+        self.save_group(group).await
     }
 
     async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.inner.groups.remove(group, users)
+        let _in_order = self.inner.group_changes.lock().await;
+        self.inner.groups.remove(group, users)?;
+        self.save_group(group).await
     }
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
@@ -135,6 +245,17 @@ impl Router for LocalRouter {
 
     async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
         Ok(self.inner.hub.kick(user, reason))
+    }
+
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        if !self.inner.inbox.is_on() {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.inbox.state(user).await?))
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        Ok(self.inner.inbox.read(user, after, max).await?)
     }
 
     fn is_ready(&self) -> bool {

@@ -1,5 +1,7 @@
 //! What a gateway asks its router to route.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use jim_model::{MessageId, MessageIdGenerator, MessageKind, ModelError, RawMessage, Stamp, unix_ms_now};
 use jim_protocol::Command;
@@ -44,6 +46,10 @@ pub struct Outgoing {
     pub message_id: MessageId,
     /// The stamped JSON body.
     pub body: Bytes,
+    /// The client's `data.client_msg_id`: a retry with the same sender and
+    /// id within the inbox's window is acked as the original, not sent
+    /// again.
+    pub client_msg_id: Option<Arc<str>>,
 }
 
 impl Outgoing {
@@ -88,16 +94,23 @@ impl Outgoing {
             sender: None,
             message_id,
             body: Bytes::from(stamped),
+            client_msg_id: None,
         })
     }
 }
 
 /// What the router did with a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Receipt {
     /// Sessions the message was queued to, when the backend knows (the
     /// local backend does; remote backends may not).
     pub sessions: Option<usize>,
+    /// The message's offset in the sender's own inbox (a group message to
+    /// a group the sender is in), which the sending session is not sent.
+    pub offset: Option<u32>,
+    /// Set when the message was a retry (same sender and `client_msg_id`)
+    /// of one accepted earlier: that message's id. Nothing was sent.
+    pub original: Option<MessageId>,
 }
 
 /// A client's `ack` of a message it received: observed, never routed.

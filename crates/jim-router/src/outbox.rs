@@ -22,13 +22,21 @@ pub const DEFAULT_OUTBOX_FRAMES: usize = 1024;
 pub enum Outbound {
     /// A reply to one of the client's requests; carries the request's `seq`.
     Reply(Frame),
-    /// A frame the server starts (a delivery or a push); the writer numbers
-    /// it with the session's own counter.
+    /// A frame the server starts (a delivery or a push).
     Push {
         /// `B101`, `B102` or `B103`.
         cmd: Command,
         /// The body, shared with every other recipient.
         body: Bytes,
+        /// Its offset in the user's inbox, written as the frame's `seq`; 0
+        /// for a frame that is not an inbox entry.
+        offset: u32,
+    },
+    /// The inbox entry at this offset is not for this session (it is the
+    /// session's own group message): the session's position moves past it.
+    Skip {
+        /// The offset.
+        offset: u32,
     },
 }
 
@@ -146,7 +154,23 @@ impl Outbox {
     /// [`Refused::Closed`] if the session is closing; [`Refused::Overflow`]
     /// if the queue was full, which closes the session as a slow consumer.
     pub fn push(&self, cmd: Command, body: Bytes) -> Result<(), Refused> {
-        self.enqueue(Outbound::Push { cmd, body })
+        self.enqueue(Outbound::Push { cmd, body, offset: 0 })
+    }
+
+    /// Queues an inbox entry: a delivery with its offset (0: not an entry).
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn deliver(&self, cmd: Command, body: Bytes, offset: u32) -> Result<(), Refused> {
+        self.enqueue(Outbound::Push { cmd, body, offset })
+    }
+
+    /// Moves the session's position past an inbox entry it does not get.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn skip(&self, offset: u32) -> Result<(), Refused> {
+        self.enqueue(Outbound::Skip { offset })
     }
 
     /// Queues a reply to one of the client's requests.

@@ -150,6 +150,7 @@ mod tests {
             }),
             message_id: MessageId(1),
             body: Bytes::from_static(b"{}"),
+            client_msg_id: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! A Prometheus registry of one's own.
 
-use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, Unit};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Counters and gauges registered once (updating one is an atomic add),
@@ -64,6 +64,14 @@ impl Registry {
         self.recorder.describe_gauge(name.into(), None, help.into());
         self.recorder
             .register_gauge(&Self::key(name, &[]), &Self::metadata())
+    }
+
+    /// A histogram of seconds (rendered as a summary of quantiles).
+    pub fn histogram(&self, name: &'static str, help: &'static str) -> Histogram {
+        self.recorder
+            .describe_histogram(name.into(), Some(Unit::Seconds), help.into());
+        self.recorder
+            .register_histogram(&Self::key(name, &[]), &Self::metadata())
     }
 
     /// The Prometheus text exposition of every metric.
