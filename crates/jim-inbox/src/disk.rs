@@ -19,7 +19,12 @@ use jim_protocol::Command;
 use tokio::sync::oneshot;
 
 use crate::clock::{epoch_of, new_epoch, now_ms};
-use crate::{Append, Appended, Entry, InboxError, InboxState, Offset, Read, Retention};
+use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
+
+/// A retry's key: the sender and its `client_msg_id`.
+type RetryKey = (Arc<str>, Box<str>);
+/// The retries of the batch being written: the original's id and offset.
+type InBatch = HashMap<RetryKey, (u64, Option<Offset>)>;
 
 /// Appends taken into one batch at most (one sync each).
 const MAX_BATCH: usize = 4096;
@@ -207,7 +212,7 @@ impl DiskStore {
         self.send(request, answer).await?
     }
 
-    pub(crate) fn groups(&self) -> Result<Vec<(Arc<str>, Vec<Arc<str>>)>, InboxError> {
+    pub(crate) fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
         let mut groups = Vec::new();
         for item in self.snapshot(&self.parts.groups).iter() {
             let (key, value) = item.map_err(InboxError::unavailable)?;
@@ -288,7 +293,7 @@ impl Committer {
             };
             let mut batch = self.parts.keyspace.batch();
             let mut answers = Vec::new();
-            let mut recent: HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)> = HashMap::new();
+            let mut recent: InBatch = HashMap::new();
             let mut failed = None;
             for request in first
                 .into_iter()
@@ -347,7 +352,7 @@ impl Committer {
         request: Request,
         batch: &mut Batch,
         answers: &mut Vec<Answer>,
-        recent: &mut HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)>,
+        recent: &mut InBatch,
     ) -> Result<(), InboxError> {
         match request {
             Request::SaveGroup {
@@ -375,15 +380,15 @@ impl Committer {
             } => {
                 let at_ms = now_ms();
                 let dedupe = sender.clone().zip(client_msg_id);
-                if let Some(key) = &dedupe {
-                    if let Some(original) = self.recent(key, recent, at_ms)? {
-                        let duplicate = Appended::Duplicate {
-                            message_id: original.0,
-                            sender_offset: original.1,
-                        };
-                        answers.push(Answer::Append(reply, duplicate));
-                        return Ok(());
-                    }
+                if let Some(key) = &dedupe
+                    && let Some(original) = self.recent(key, recent, at_ms)?
+                {
+                    let duplicate = Appended::Duplicate {
+                        message_id: original.0,
+                        sender_offset: original.1,
+                    };
+                    answers.push(Answer::Append(reply, duplicate));
+                    return Ok(());
                 }
                 let mut sender_offset = None;
                 let mut offsets = Vec::with_capacity(users.len());
@@ -415,8 +420,8 @@ impl Committer {
     /// The original of a retry, if `key` was sent within the window.
     fn recent(
         &self,
-        key: &(Arc<str>, Box<str>),
-        in_batch: &HashMap<(Arc<str>, Box<str>), (u64, Option<Offset>)>,
+        key: &RetryKey,
+        in_batch: &InBatch,
         now: u64,
     ) -> Result<Option<(u64, Option<Offset>)>, InboxError> {
         if let Some(original) = in_batch.get(key) {

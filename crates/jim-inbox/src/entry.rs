@@ -85,3 +85,6 @@ pub enum Appended {
         sender_offset: Option<Offset>,
     },
 }
+
+/// A group the store kept: its id and members.
+pub type KeptGroup = (Arc<str>, Vec<Arc<str>>);

@@ -22,6 +22,6 @@ mod memory;
 mod store;
 
 pub use config::{Retention, StoreKind};
-pub use entry::{Append, Appended, Entry, InboxState, Offset, Read};
+pub use entry::{Append, Appended, Entry, InboxState, KeptGroup, Offset, Read};
 pub use error::InboxError;
 pub use store::{Inbox, InboxMetrics};

@@ -8,7 +8,7 @@ use metrics::{Counter, Histogram};
 #[cfg(feature = "disk")]
 use crate::disk::DiskStore;
 use crate::memory::MemoryStore;
-use crate::{Append, Appended, InboxError, InboxState, Offset, Read, Retention, StoreKind};
+use crate::{Append, Appended, InboxError, InboxState, KeptGroup, Offset, Read, Retention, StoreKind};
 
 /// The inboxes of a deployment's users, in one of the stores.
 ///
@@ -257,7 +257,7 @@ impl Inbox {
     ///
     /// # Errors
     /// [`InboxError::Unavailable`].
-    pub async fn groups(&self) -> Result<Vec<(Arc<str>, Vec<Arc<str>>)>, InboxError> {
+    pub async fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
         match &self.inner.store {
             Store::Off | Store::Memory(_) => Ok(Vec::new()),
             #[cfg(feature = "disk")]

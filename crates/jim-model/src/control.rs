@@ -25,8 +25,18 @@ pub struct AuthRequest {
     pub device: Option<String>,
     /// The client's inbox position (v1.1): read it with
     /// [`since`](AuthRequest::since).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub since: Option<serde_json::Value>,
+}
+
+/// A field that is there, even as `null` (a `since` of `null` is refused,
+/// not taken for none).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// A position in a user's inbox: everything up to `offset` of epoch

@@ -8,6 +8,7 @@ mod binary;
 mod bodies;
 mod frames;
 mod hostile;
+mod inbox;
 mod load;
 mod messaging;
 mod session;

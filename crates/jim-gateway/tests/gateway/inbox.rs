@@ -1,0 +1,513 @@
+//! The inbox (the contract's section 7) in local mode: what was acked
+//! arrives, once, in order, whenever the recipient comes back.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use jim_protocol::Command;
+use jim_router::inbox::{Inbox, Retention, StoreKind};
+use jim_router::{LocalRouter, Router};
+use serde_json::{Value, json};
+
+use jim_test_util::*;
+
+/// Authenticates `user` with `since` (raw JSON, or none); returns the
+/// `B002` body.
+async fn resume(raw: &mut Raw, user: &str, since: Option<&str>) -> Value {
+    let body = match since {
+        Some(since) => format!(r#"{{"token":"{user}","since":{since}}}"#),
+        None => format!(r#"{{"token":"{user}"}}"#),
+    };
+    let reply = raw.request(Command::Auth, 1, &body).await;
+    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
+    json(&reply)
+}
+
+/// Reads `n` deliveries; returns their (seq, content).
+async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        assert!(
+            is_delivery(&frame),
+            "expected a delivery, got {}",
+            body_str(&frame)
+        );
+        let content = json(&frame)["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        got.push((frame.seq, content));
+    }
+    got
+}
+
+fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<(u32, String)> {
+    range.map(|i| (i, format!("m{i}"))).collect()
+}
+
+/// Sends `m{from}..=m{to}` from `raw` to `to`, each acked.
+async fn send_many(raw: &mut Raw, to: &str, from: u32, upto: u32) {
+    for i in from..=upto {
+        raw.send_message(Command::C2C, i, to, &format!("m{i}")).await;
+    }
+}
+
+async fn offline_recipient_gets_every_acked_message_when_it_comes_back(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut alice = gw.user(kind, "alice").await;
+    send_many(&mut alice, "bob", 1, 3).await;
+
+    let mut bob = gw.raw(kind.other()).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
+    let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
+    assert!(!epoch.is_empty());
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": epoch, "offset": 3, "recovered": false})
+    );
+    assert_eq!(deliveries(&mut bob, 3).await, numbered(1..=3));
+    bob.expect_silence().await;
+
+    // Live deliveries go on from the head.
+    send_many(&mut alice, "bob", 4, 4).await;
+    assert_eq!(deliveries(&mut bob, 1).await, numbered(4..=4));
+
+    let (status, inbox) = gw.admin("GET", "/v1/users/bob/inbox", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        inbox,
+        json!({"user": "bob", "epoch": epoch, "oldest": 1, "head": 4, "entries": 4})
+    );
+}
+
+async fn every_since_case_of_the_contract(kind: Kind) {
+    let gw = Gw::with_router(
+        LocalRouter::open(
+            Inbox::open(
+                &StoreKind::Memory,
+                Retention {
+                    max_entries: 3,
+                    ..Retention::default()
+                },
+                Default::default(),
+            )
+            .unwrap(),
+            Vec::new(),
+        )
+        .await
+        .unwrap(),
+        |_| {},
+    )
+    .await;
+    let mut alice = gw.user(kind, "alice").await;
+    send_many(&mut alice, "bob", 1, 5).await; // bob's inbox holds 3..=5
+    let epoch = gw
+        .router
+        .inbox_state("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .epoch
+        .to_string();
+
+    let cases = [
+        // (since, recovered, replayed)
+        (format!(r#"{{"epoch":"{epoch}","offset":5}}"#), true, vec![]),
+        (
+            format!(r#"{{"epoch":"{epoch}","offset":3}}"#),
+            true,
+            numbered(4..=5),
+        ),
+        (
+            format!(r#"{{"epoch":"{epoch}","offset":2}}"#),
+            true,
+            numbered(3..=5),
+        ),
+        // Behind past retention: 1 and 2 are gone.
+        (
+            format!(r#"{{"epoch":"{epoch}","offset":1}}"#),
+            false,
+            numbered(3..=5),
+        ),
+        (r#"{"epoch":"","offset":0}"#.to_owned(), false, numbered(3..=5)),
+        (
+            r#"{"epoch":"another","offset":4}"#.to_owned(),
+            false,
+            numbered(3..=5),
+        ),
+        // Ahead of the head: not a position of this inbox.
+        (
+            format!(r#"{{"epoch":"{epoch}","offset":9}}"#),
+            false,
+            numbered(3..=5),
+        ),
+    ];
+    for (since, recovered, replayed) in cases {
+        let mut bob = gw.raw(kind).await;
+        let ok = resume(&mut bob, "bob", Some(&since)).await;
+        assert_eq!(
+            ok["inbox"],
+            json!({"epoch": epoch, "offset": 5, "recovered": recovered}),
+            "since {since}"
+        );
+        assert_eq!(
+            deliveries(&mut bob, replayed.len()).await,
+            replayed,
+            "since {since}"
+        );
+        bob.expect_silence().await;
+    }
+
+    // Without since: nothing replayed, not recovered, live from the head.
+    let mut bob = gw.raw(kind).await;
+    let ok = resume(&mut bob, "bob", None).await;
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": epoch, "offset": 5, "recovered": false})
+    );
+    bob.expect_silence().await;
+    send_many(&mut alice, "bob", 6, 6).await;
+    assert_eq!(deliveries(&mut bob, 1).await, numbered(6..=6));
+
+    // A malformed since: B003 4000, and the session ends; others go on.
+    for since in [
+        r#""1:5""#,
+        r#"{"epoch":1,"offset":2}"#,
+        r#"{"epoch":"e","offset":-1}"#,
+        r#"{"epoch":"e","offset":1.5}"#,
+        r#"{"epoch":"e"}"#,
+        r#"[]"#,
+        r#"null"#,
+    ] {
+        let mut carol = gw.raw(kind).await;
+        let reply = carol
+            .request(Command::Auth, 7, &format!(r#"{{"token":"bob","since":{since}}}"#))
+            .await;
+        assert_eq!((reply.cmd, reply.seq), (Command::AuthFailed, 7), "since {since}");
+        let status = json(&reply);
+        assert_eq!(status["code"], 4000, "since {since}: {status}");
+        assert!(status["reason"].as_str().unwrap().contains("since"), "{status}");
+        carol.expect_close(1008).await;
+    }
+    send_many(&mut alice, "bob", 7, 7).await;
+    assert_eq!(deliveries(&mut bob, 1).await, numbered(7..=7));
+}
+
+async fn live_messages_during_a_replay_are_neither_lost_nor_repeated_nor_reordered(kind: Kind) {
+    const N: u32 = 600;
+    let gw = Gw::with_router(
+        LocalRouter::open(
+            Inbox::open(
+                &StoreKind::Memory,
+                Retention {
+                    max_entries: 10_000,
+                    ..Retention::default()
+                },
+                Default::default(),
+            )
+            .unwrap(),
+            Vec::new(),
+        )
+        .await
+        .unwrap(),
+        |config| config.limits.messages_per_sec = 100_000,
+    )
+    .await;
+    let mut alice = gw.user(kind, "alice").await;
+    send_many(&mut alice, "bob", 1, 200).await;
+    // The rest is sent while bob attaches and replays.
+    let sender = tokio::spawn(async move {
+        send_many(&mut alice, "bob", 201, N).await;
+        alice
+    });
+    let mut bob = gw.raw(kind.other()).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
+    let head = ok["inbox"]["offset"].as_u64().unwrap() as u32;
+    assert!(head >= 200);
+    assert_eq!(deliveries(&mut bob, N as usize).await, numbered(1..=N));
+    sender.await.unwrap();
+    bob.expect_silence().await;
+}
+
+async fn group_messages_carry_offsets_and_skip_only_the_sending_session(kind: Kind) {
+    let gw = Gw::start().await;
+    gw.router
+        .add_members("team", &["alice".into(), "bob".into()])
+        .await
+        .unwrap();
+    let mut phone = gw.user(kind, "alice").await;
+    let mut laptop = gw.user(kind.other(), "alice").await;
+    let mut bob = gw.user(kind, "bob").await;
+
+    let reply = phone.request(Command::C2G, 5, &text("team", "g1")).await;
+    assert_ack(&reply, Command::C2G, 5, "team");
+    assert_eq!(json(&reply)["data"]["offset"], 1, "the sender's own offset");
+    assert_eq!(deliveries(&mut laptop, 1).await, vec![(1, "g1".to_owned())]);
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(1, "g1".to_owned())]);
+
+    // The sending session's next delivery is offset 2: no gap, no echo.
+    bob.send_message(Command::C2G, 6, "team", "g2").await;
+    assert_eq!(deliveries(&mut phone, 1).await, vec![(2, "g2".to_owned())]);
+    assert_eq!(deliveries(&mut laptop, 1).await, vec![(2, "g2".to_owned())]);
+    phone.expect_silence().await;
+
+    // A B101 acks carry no offset (the sender's inbox does not get it).
+    let reply = phone.request(Command::C2C, 7, &text("bob", "direct")).await;
+    assert!(
+        json(&reply)["data"].get("offset").is_none(),
+        "{}",
+        body_str(&reply)
+    );
+
+    // Another session of alice, from the start: both entries, its own too.
+    let mut tablet = gw.raw(kind).await;
+    resume(&mut tablet, "alice", Some(r#"{"epoch":"","offset":0}"#)).await;
+    let replayed = deliveries(&mut tablet, 2).await;
+    assert_eq!(replayed, vec![(1, "g1".to_owned()), (2, "g2".to_owned())]);
+}
+
+async fn a_retried_send_is_acked_as_the_original_and_delivered_once(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut bob = gw.user(kind.other(), "bob").await;
+    let send = |content: &str, id: &str| {
+        format!(
+            r#"{{"type":"text","data":{{"receiver_id":"bob","content":"{content}","client_msg_id":"{id}"}}}}"#
+        )
+    };
+    let mut phone = gw.user(kind, "alice").await;
+    let first = assert_ack(
+        &phone.request(Command::C2C, 1, &send("once", "c-1")).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    let delivered = bob.recv().await;
+    assert_eq!(
+        json(&delivered)["data"]["client_msg_id"],
+        "c-1",
+        "deliveries carry it unchanged"
+    );
+    // The ack was lost: the client retries, on the same and on another connection.
+    let again = assert_ack(
+        &phone.request(Command::C2C, 2, &send("once", "c-1")).await,
+        Command::C2C,
+        2,
+        "bob",
+    );
+    let mut laptop = gw.user(kind.other(), "alice").await;
+    let elsewhere = assert_ack(
+        &laptop.request(Command::C2C, 3, &send("once", "c-1")).await,
+        Command::C2C,
+        3,
+        "bob",
+    );
+    assert_eq!((&again, &elsewhere), (&first, &first));
+    bob.expect_silence().await;
+
+    // Another sender's c-1 is another message.
+    let mut carol = gw.user(kind, "carol").await;
+    let other = assert_ack(
+        &carol.request(Command::C2C, 1, &send("mine", "c-1")).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    assert_ne!(other, first);
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(2, "mine".to_owned())]);
+
+    // A group retry gets the original offset too.
+    gw.router
+        .add_members("team", &["alice".into(), "bob".into()])
+        .await
+        .unwrap();
+    let group = |id: &str| {
+        format!(r#"{{"type":"text","data":{{"receiver_id":"team","content":"g","client_msg_id":"{id}"}}}}"#)
+    };
+    let a = json(&phone.request(Command::C2G, 4, &group("g-1")).await);
+    let b = json(&phone.request(Command::C2G, 5, &group("g-1")).await);
+    assert_eq!(
+        (a["data"]["message_id"].clone(), a["data"]["offset"].clone()),
+        (b["data"]["message_id"].clone(), b["data"]["offset"].clone())
+    );
+    assert_eq!(deliveries(&mut bob, 1).await.len(), 1);
+    bob.expect_silence().await;
+
+    // A client_msg_id that is not 1 to 64 bytes of string: 4000, nothing sent.
+    for bad in [
+        r#""""#.to_owned(),
+        format!(r#""{}""#, "x".repeat(65)),
+        "7".to_owned(),
+        "null".to_owned(),
+    ] {
+        let body = format!(
+            r#"{{"type":"text","data":{{"receiver_id":"bob","content":"x","client_msg_id":{bad}}}}}"#
+        );
+        let reason = assert_error(
+            &phone.request(Command::C2C, 9, &body).await,
+            Command::C2C,
+            9,
+            4000,
+        );
+        assert!(reason.contains("client_msg_id"), "{reason}");
+    }
+    bob.expect_silence().await;
+}
+
+both_transports!(
+    offline_recipient_gets_every_acked_message_when_it_comes_back,
+    every_since_case_of_the_contract,
+    live_messages_during_a_replay_are_neither_lost_nor_repeated_nor_reordered,
+    group_messages_carry_offsets_and_skip_only_the_sending_session,
+    a_retried_send_is_acked_as_the_original_and_delivered_once,
+);
+
+/// A gateway whose inbox and groups are on disk in `dir`.
+async fn on_disk(dir: &Path) -> Gw {
+    let kind = StoreKind::Disk {
+        dir: dir.to_path_buf(),
+    };
+    // The previous gateway's store lets go of the directory as it stops.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let inbox = loop {
+        match Inbox::open(&kind, Retention::default(), Default::default()) {
+            Ok(inbox) => break inbox,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "{e}");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), |_| {}).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_store_keeps_inboxes_groups_and_retries_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = on_disk(dir.path()).await;
+    let (status, _) = gw
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let body = r#"{"type":"text","data":{"receiver_id":"bob","content":"kept","client_msg_id":"k-1"}}"#;
+    let id = assert_ack(
+        &alice.request(Command::C2C, 1, body).await,
+        Command::C2C,
+        1,
+        "bob",
+    );
+    alice.send_message(Command::C2G, 2, "team", "kept too").await;
+    let epoch = gw.router.inbox_state("bob").await.unwrap().unwrap().epoch;
+    drop(alice);
+    assert!(gw.shutdown().await);
+    let gw = on_disk(dir.path()).await;
+
+    let (status, members) = gw.admin("GET", "/v1/groups/team/members", None).await;
+    assert_eq!(
+        (status, members["members"].clone()),
+        (200, json!(["alice", "bob"]))
+    );
+    let mut bob = gw.raw(Kind::Ws).await;
+    let ok = resume(
+        &mut bob,
+        "bob",
+        Some(&format!(r#"{{"epoch":"{epoch}","offset":0}}"#)),
+    )
+    .await;
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": &*epoch, "offset": 2, "recovered": true})
+    );
+    assert_eq!(
+        deliveries(&mut bob, 2).await,
+        vec![(1, "kept".to_owned()), (2, "kept too".to_owned())]
+    );
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let retried = assert_ack(
+        &alice.request(Command::C2C, 3, body).await,
+        Command::C2C,
+        3,
+        "bob",
+    );
+    assert_eq!(retried, id, "a retry is recognised after a restart");
+    bob.expect_silence().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_store_restart_changes_the_epoch_and_clients_are_told() {
+    let gw = Gw::start().await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    send_many(&mut alice, "bob", 1, 2).await;
+    let epoch = gw.router.inbox_state("bob").await.unwrap().unwrap().epoch;
+    assert!(gw.shutdown().await);
+
+    let gw = Gw::start().await;
+    let mut bob = gw.raw(Kind::Tcp).await;
+    let ok = resume(
+        &mut bob,
+        "bob",
+        Some(&format!(r#"{{"epoch":"{epoch}","offset":2}}"#)),
+    )
+    .await;
+    assert_eq!(
+        ok["inbox"]["recovered"], false,
+        "the messages of the old epoch are gone: {ok}"
+    );
+    assert_ne!(ok["inbox"]["epoch"], json!(&*epoch));
+    assert_eq!(ok["inbox"]["offset"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_inbox_off_deliveries_have_seq_0_and_b002_no_inbox() {
+    let gw = Gw::with_router(LocalRouter::open(Inbox::off(), Vec::new()).await.unwrap(), |_| {}).await;
+    let mut bob = gw.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
+    assert!(ok.get("inbox").is_none(), "{ok}");
+    let mut alice = gw.user(Kind::Ws, "alice").await;
+    send_many(&mut alice, "bob", 1, 2).await;
+    assert_eq!(
+        deliveries(&mut bob, 2).await,
+        vec![(0, "m1".to_owned()), (0, "m2".to_owned())]
+    );
+    let (status, body) = gw.admin("GET", "/v1/users/bob/inbox", None).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_to_users_and_groups_are_stored_and_pushes_to_everyone_are_not() {
+    let gw = Gw::start().await;
+    gw.router.add_members("team", &["bob".into()]).await.unwrap();
+    for body in [
+        r#"{"users":["bob"],"message":{"type":"text","data":{"content":"p1"}}}"#,
+        r#"{"group":"team","message":{"type":"text","data":{"content":"p2"}}}"#,
+        r#"{"everyone":true,"message":{"type":"text","data":{"content":"p3"}}}"#,
+    ] {
+        let (status, reply) = gw.admin("POST", "/v1/push", Some(body)).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let mut bob = gw.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
+    assert_eq!(ok["inbox"]["offset"], 2);
+    let got: BTreeSet<_> = deliveries(&mut bob, 2).await.into_iter().collect();
+    assert_eq!(
+        got,
+        [(1, "p1".to_owned()), (2, "p2".to_owned())].into_iter().collect()
+    );
+    bob.expect_silence().await;
+
+    // Live: a push to everyone has seq 0.
+    let (status, _) = gw
+        .admin(
+            "POST",
+            "/v1/push",
+            Some(r#"{"everyone":true,"message":{"type":"text","data":{"content":"p4"}}}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(0, "p4".to_owned())]);
+}
