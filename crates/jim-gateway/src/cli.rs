@@ -73,8 +73,8 @@ struct RunArgs {
     #[arg(long, env = "JIM_KAFKA_PREFIX")]
     kafka_prefix: Option<String>,
     /// The inbox store: `memory`, `disk` (in `--inbox-dir`) or `off`.
-    #[arg(long, env = "JIM_INBOX", value_enum)]
-    inbox: Option<crate::config::InboxStore>,
+    #[arg(long, env = "JIM_INBOX")]
+    inbox: Option<jim_router::inbox::InboxStore>,
     /// The `disk` inbox store's directory.
     #[arg(long, env = "JIM_INBOX_DIR")]
     inbox_dir: Option<PathBuf>,
@@ -260,7 +260,12 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
         // Before the banner: whoever reads it may signal at once.
         let stop = StopSignals::install()?;
         print_banner(&config, &running);
-        if config.inbox.store == crate::config::InboxStore::Off {
+        let inbox_off = match config.mode {
+            Mode::Local => config.inbox.store == jim_router::inbox::InboxStore::Off,
+            Mode::Grpc => false,
+            Mode::Kafka => true,
+        };
+        if inbox_off {
             tracing::warn!(
                 "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
             );
@@ -361,7 +366,7 @@ fn routing(config: &Config) -> String {
 
 /// The inbox store, for the banner.
 fn inbox(config: &Config) -> String {
-    use crate::config::InboxStore;
+    use jim_router::inbox::InboxStore;
     match (config.mode, config.inbox.store) {
         (Mode::Local, InboxStore::Memory) => format!(
             "memory (lost on restart), {} entries for {} s per user",
@@ -374,7 +379,8 @@ fn inbox(config: &Config) -> String {
             config.inbox.ttl_secs
         ),
         (Mode::Local, InboxStore::Off) => "OFF: acked messages to offline users are lost".to_owned(),
-        _ => "OFF in this mode for now: acked messages to offline users are lost".to_owned(),
+        (Mode::Grpc, _) => "kept by the router (its [inbox])".to_owned(),
+        (Mode::Kafka, _) => "OFF in kafka mode for now: acked messages to offline users are lost".to_owned(),
     }
 }
 

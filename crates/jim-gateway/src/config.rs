@@ -41,7 +41,7 @@ pub struct Config {
     /// Timers of the session life.
     pub session: SessionTimers,
     /// `[inbox]`: where acknowledged messages wait for their recipients.
-    pub inbox: InboxSettings,
+    pub inbox: jim_router::inbox::InboxSettings,
     /// The central router (`grpc` mode).
     pub grpc: GrpcLink,
     /// Kafka (`kafka` mode): read by the Kafka backend, whose keys are in
@@ -60,7 +60,7 @@ impl Default for Config {
             admin: Admin::default(),
             limits: Limits::default(),
             session: SessionTimers::default(),
-            inbox: InboxSettings::default(),
+            inbox: jim_router::inbox::InboxSettings::default(),
             grpc: GrpcLink::default(),
             kafka: serde_json::Map::new(),
         }
@@ -84,73 +84,6 @@ impl Default for GrpcLink {
             key: None,
         }
     }
-}
-
-/// `[inbox]`: the store of every user's inbox (the contract's section 7)
-/// and its retention.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InboxSettings {
-    /// `memory` (the default), `disk` or `off`.
-    pub store: InboxStore,
-    /// The `disk` store's directory.
-    pub dir: std::path::PathBuf,
-    /// Entries kept per inbox.
-    pub max_entries: u32,
-    /// Entries older than this are dropped, in seconds.
-    pub ttl_secs: u64,
-    /// A send with the same `client_msg_id` this recently is a retry, in
-    /// seconds.
-    pub dedupe_window_secs: u64,
-}
-
-impl Default for InboxSettings {
-    fn default() -> InboxSettings {
-        let retention = jim_router::inbox::Retention::default();
-        InboxSettings {
-            store: InboxStore::Memory,
-            dir: "jim-inbox".into(),
-            max_entries: retention.max_entries,
-            ttl_secs: retention.ttl.as_secs(),
-            dedupe_window_secs: retention.dedupe_window.as_secs(),
-        }
-    }
-}
-
-impl InboxSettings {
-    /// The store these settings name.
-    pub fn kind(&self) -> jim_router::inbox::StoreKind {
-        use jim_router::inbox::StoreKind;
-        match self.store {
-            InboxStore::Memory => StoreKind::Memory,
-            InboxStore::Disk => StoreKind::Disk {
-                dir: self.dir.clone(),
-            },
-            InboxStore::Off => StoreKind::Off,
-        }
-    }
-
-    /// The retention these settings give.
-    pub fn retention(&self) -> jim_router::inbox::Retention {
-        jim_router::inbox::Retention {
-            max_entries: self.max_entries,
-            ttl: Duration::from_secs(self.ttl_secs),
-            dedupe_window: Duration::from_secs(self.dedupe_window_secs),
-        }
-    }
-}
-
-/// The inbox store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum InboxStore {
-    /// In the process: lost with it (clients see a new epoch).
-    Memory,
-    /// On disk in `inbox.dir`: survives restarts.
-    Disk,
-    /// No inbox: an ack promises routing only (v1).
-    Off,
 }
 
 /// The routing backend.
@@ -390,7 +323,9 @@ impl Config {
     /// [`GatewayError::Config`] saying what is wrong and how to fix it.
     pub fn validate(&self) -> Result<(), GatewayError> {
         let fail = |msg: String| Err(GatewayError::Config(msg));
-        if self.inbox.store != InboxStore::Off && (self.inbox.max_entries == 0 || self.inbox.ttl_secs == 0) {
+        if self.inbox.store != jim_router::inbox::InboxStore::Off
+            && (self.inbox.max_entries == 0 || self.inbox.ttl_secs == 0)
+        {
             return fail(
                 "inbox.max_entries and inbox.ttl_secs must be above 0 (set inbox.store = \"off\" for no inbox)"
                     .to_owned(),

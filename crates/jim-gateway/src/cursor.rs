@@ -105,7 +105,7 @@ impl Cursor {
                 Outbound::Skip { offset } if self.greeted && offset == self.last.wrapping_add(1) => {
                     self.last = offset
                 }
-                Outbound::Push { .. } | Outbound::Skip { .. } => {}
+                Outbound::Push { .. } | Outbound::Skip { .. } | Outbound::Resync => {}
             }
         }
     }
@@ -131,6 +131,7 @@ impl Cursor {
                 }),
             ),
             Outbound::Skip { offset } => (offset, None),
+            Outbound::Resync => return self.resync(frames, router).await,
             Outbound::Reply(frame) => {
                 frames.push(frame);
                 return Ok(0);
@@ -148,6 +149,27 @@ impl Cursor {
         Ok(filled)
     }
 
+    /// Catches up to the inbox's head now.
+    async fn resync<R: Router>(&mut self, frames: &mut Vec<Frame>, router: &R) -> Result<usize, RouterError> {
+        let Some(state) = router.inbox_state(&self.user).await? else {
+            return Ok(0);
+        };
+        self.check_epoch(&state.epoch)?;
+        self.fill(state.head, frames, router).await
+    }
+
+    fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
+        if *epoch == self.epoch {
+            return Ok(());
+        }
+        Err(RouterError::Unavailable {
+            reason: format!(
+                "the inbox was reset (epoch {} became {epoch}): reconnect with `since`",
+                self.epoch
+            ),
+        })
+    }
+
     /// Sends the store's entries after `last` up to `upto`; returns how
     /// many. Entries the store no longer holds (past retention) are passed.
     async fn fill<R: Router>(
@@ -160,14 +182,7 @@ impl Cursor {
         while self.last < upto {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
             let read = router.read_inbox(&self.user, self.last, want).await?;
-            if read.epoch != self.epoch {
-                return Err(RouterError::Unavailable {
-                    reason: format!(
-                        "the inbox was reset (epoch {} became {}): reconnect with `since`",
-                        self.epoch, read.epoch
-                    ),
-                });
-            }
+            self.check_epoch(&read.epoch)?;
             let Some(newest) = read.entries.last().map(|e| e.offset) else {
                 self.last = upto;
                 break;

@@ -222,25 +222,10 @@ impl Metrics {
     /// The inbox store's metrics, in this gateway's registry.
     pub fn inbox(&self) -> jim_router::inbox::InboxMetrics {
         let r = &self.registry;
-        jim_router::inbox::InboxMetrics {
-            appends: r.counter("jim_inbox_appends_total", "Messages stored in inboxes", &[]),
-            duplicates: r.counter(
-                "jim_inbox_duplicates_total",
-                "Retried sends recognised by client_msg_id (not stored again)",
-                &[],
-            ),
-            reads: r.counter("jim_inbox_reads_total", "Reads of the inbox store", &[]),
-            read_entries: r.counter("jim_inbox_read_entries_total", "Inbox entries read", &[]),
-            errors: r.counter(
-                "jim_inbox_store_errors_total",
-                "Inbox appends and reads the store failed",
-                &[],
-            ),
-            append_seconds: r.histogram(
-                "jim_inbox_append_seconds",
-                "Time to store a message in its inboxes",
-            ),
-        }
+        jim_router::inbox::InboxMetrics::register(
+            |name, help| r.counter(name, help, &[]),
+            |name, help| r.histogram(name, help),
+        )
     }
 
     /// The Prometheus text exposition of every metric.

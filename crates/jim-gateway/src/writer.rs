@@ -151,7 +151,7 @@ impl Out {
                         seq: offset,
                         body,
                     }),
-                    Outbound::Skip { .. } => None,
+                    Outbound::Skip { .. } | Outbound::Resync => None,
                 })),
         }
         if let Some(close) = close {

@@ -401,7 +401,8 @@ async fn kick_reaches_the_gateway_holding_the_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_restart_gives_5000_meanwhile_then_presence_and_routing_come_back() {
-    let mut router = RouterProcess::start(None).await;
+    // Without an inbox, a message to a user not yet re-announced is refused.
+    let mut router = RouterProcess::start_configured(None, 300, INBOX_OFF).await;
     let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g2.user(Kind::Ws, "bob").await;
@@ -639,14 +640,17 @@ async fn router_rpcs_refuse_bad_input_with_grpc_status_codes() {
     gateway.shutdown().await;
 }
 
+/// A router that keeps no inbox (v1 routing).
+const INBOX_OFF: &str = "[inbox]\nstore = \"off\"\n";
+
 /// How long traffic runs before and after a fault.
 const TRAFFIC: Duration = Duration::from_millis(400);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_router_restart_every_acked_message_is_delivered() {
-    // Gateway 2 re-links up to ~1.5 s after gateway 1 (its backoff); the
-    // router settles for longer than that.
-    let mut router = RouterProcess::start_settling(None, 2_500).await;
+    // Without an inbox: gateway 2 re-links up to ~1.5 s after gateway 1
+    // (its backoff); the router settles for longer than that.
+    let mut router = RouterProcess::start_configured(None, 2_500, INBOX_OFF).await;
     let unlimited = |c: &mut Config| {
         c.limits.messages_per_sec = 100_000;
         c.limits.message_burst = 100_000;
@@ -961,6 +965,249 @@ async fn the_router_closes_connections_beyond_max_connections_and_admits_again_w
     wait_presence(&g1, "bob", 1).await;
     alice.send_message(Command::C2C, 1, "bob", "under the cap").await;
     assert_eq!(json(&bob.recv().await)["data"]["content"], "under the cap");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+/// Authenticates `user` with `since` (raw JSON); returns the `B002` body.
+async fn resume(raw: &mut Raw, user: &str, since: &str) -> serde_json::Value {
+    let reply = raw
+        .request(
+            Command::Auth,
+            1,
+            &format!(r#"{{"token":"{user}","since":{since}}}"#),
+        )
+        .await;
+    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
+    json(&reply)
+}
+
+/// Reads `n` deliveries; returns their (seq, content).
+async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        assert!(
+            is_delivery(&frame),
+            "expected a delivery, got {}",
+            body_str(&frame)
+        );
+        got.push((
+            frame.seq,
+            json(&frame)["data"]["content"].as_str().unwrap().to_owned(),
+        ));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_user_gets_what_was_acked_when_it_comes_back_on_another_gateway() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    for i in 1..=3 {
+        alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
+    }
+    let mut bob = g2.raw(Kind::Ws).await;
+    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": epoch, "offset": 3, "recovered": false})
+    );
+    let expected: Vec<_> = (1..=3).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(deliveries(&mut bob, 3).await, expected);
+    drop(bob);
+    wait_presence(&g1, "bob", 0).await;
+
+    for i in 4..=5 {
+        alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
+    }
+    // Back on the other gateway, from where it was.
+    let mut bob = g1.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", &format!(r#"{{"epoch":"{epoch}","offset":3}}"#)).await;
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": epoch, "offset": 5, "recovered": true})
+    );
+    assert_eq!(
+        deliveries(&mut bob, 2).await,
+        vec![(4, "m4".to_owned()), (5, "m5".to_owned())]
+    );
+    let (status, inbox) = g2.admin("GET", "/v1/users/bob/inbox", None).await;
+    assert_eq!(
+        (status, inbox["head"].clone(), inbox["entries"].clone()),
+        (200, json!(5), json!(5))
+    );
+
+    // Groups: the sender's offset in its ack, a retry acked as the original.
+    let (status, _) = g1
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = r#"{"type":"text","data":{"receiver_id":"team","content":"g","client_msg_id":"r-1"}}"#;
+    let first = json(&alice.request(Command::C2G, 10, body).await);
+    let mut other = g2.user(Kind::Tcp, "alice").await;
+    let retry = json(&other.request(Command::C2G, 11, body).await);
+    assert_eq!(first["data"]["offset"], 1);
+    assert_eq!(
+        (
+            first["data"]["message_id"].clone(),
+            first["data"]["offset"].clone()
+        ),
+        (
+            retry["data"]["message_id"].clone(),
+            retry["data"]["offset"].clone()
+        )
+    );
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(6, "g".to_owned())]);
+    bob.expect_silence().await;
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_messaged_from_another_gateway_the_moment_it_logs_in_gets_every_message() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    for i in 0..200u32 {
+        let user = format!("racer{i}");
+        let mut racer = g2.raw(Kind::Tcp).await;
+        // No wait at all between the login and the message.
+        racer
+            .send_body(
+                Command::Auth,
+                1,
+                &format!(r#"{{"token":"{user}","since":{{"epoch":"","offset":0}}}}"#),
+            )
+            .await;
+        alice.send_message(Command::C2C, i + 1, &user, "now").await;
+        let mut got = Vec::new();
+        while got.is_empty() {
+            let frame = racer.recv().await;
+            if is_delivery(&frame) {
+                got.push(frame.seq);
+            }
+        }
+        assert_eq!(got, vec![1], "{user}");
+    }
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_on_disk_keeps_inboxes_and_groups_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: &'static str = Box::leak(
+        format!(
+            "[inbox]\nstore = \"disk\"\ndir = {:?}\n",
+            dir.path().display().to_string()
+        )
+        .into_boxed_str(),
+    );
+    let mut router = RouterProcess::start_configured(None, 300, config).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let (status, _) = g1
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    alice.send_message(Command::C2C, 1, "bob", "before").await;
+    alice.send_message(Command::C2G, 2, "team", "group before").await;
+
+    router.kill().await;
+    g1.wait_ready(false).await;
+    router.restart().await;
+    g1.wait_ready(true).await;
+    g2.wait_ready(true).await;
+
+    let (status, members) = g2.admin("GET", "/v1/groups/team/members", None).await;
+    assert_eq!(
+        (status, members["members"].clone()),
+        (200, json!(["alice", "bob"]))
+    );
+    let mut bob = g2.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    assert_eq!(ok["inbox"]["offset"], 2);
+    assert_eq!(
+        deliveries(&mut bob, 2).await,
+        vec![(1, "before".to_owned()), (2, "group before".to_owned())]
+    );
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_on_disk_killed_under_traffic_loses_no_acked_message_and_repeats_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: &'static str = Box::leak(
+        format!(
+            "[inbox]\nstore = \"disk\"\ndir = {:?}\n",
+            dir.path().display().to_string()
+        )
+        .into_boxed_str(),
+    );
+    let mut router = RouterProcess::start_configured(None, 300, config).await;
+    let unlimited = |c: &mut Config| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+    };
+    let fast = (Duration::from_millis(20), Duration::from_millis(50));
+    let slow = (Duration::from_millis(300), Duration::from_millis(600));
+    let g1 = GrpcGateway::start_with(&router, 1, fast.0, fast.1, unlimited).await;
+    let g2 = GrpcGateway::start_with(&router, 2, slow.0, slow.1, unlimited).await;
+    // The group's sender and bob: the other senders would get its messages.
+    let members = r#"{"users":["alice2","bob"]}"#;
+    let (status, _) = g1.admin("POST", "/v1/groups/team/members", Some(members)).await;
+    assert_eq!(status, 200);
+    let bob = g2.user(Kind::Tcp, "bob").await;
+    let deliveries = deployment::Deliveries::collect(bob);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = (0..3)
+        .map(|i| {
+            let stopped = stopped.clone();
+            let addr = g1.tcp;
+            let (cmd, to) = if i == 2 {
+                (Command::C2G, "team")
+            } else {
+                (Command::C2C, "bob")
+            };
+            tokio::spawn(async move {
+                let user = format!("alice{i}");
+                deployment::pipelined_as(addr, &user, cmd, to, 16, Duration::from_millis(2), stopped).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(TRAFFIC).await;
+    router.kill().await;
+    g1.wait_ready(false).await;
+    router.restart().await;
+    g1.wait_ready(true).await;
+    g2.wait_ready(true).await;
+    tokio::time::sleep(TRAFFIC).await;
+    stop.send_replace(true);
+
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+    let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
+    deployment::assert_acked_were_delivered(
+        "grpc, router on disk killed and restarted",
+        &outcome,
+        &delivered,
+    );
+    assert!(outcome.refused > 0, "the outage was seen by the senders");
     g1.shutdown().await;
     g2.shutdown().await;
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// How much each inbox keeps, and for how long retries are recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -39,4 +41,93 @@ pub enum StoreKind {
         /// The store's directory (created if missing).
         dir: PathBuf,
     },
+}
+
+/// `[inbox]`: the store of every user's inbox (the contract's section 7)
+/// and its retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxSettings {
+    /// `memory` (the default), `disk` or `off`.
+    pub store: InboxStore,
+    /// The `disk` store's directory.
+    pub dir: std::path::PathBuf,
+    /// Entries kept per inbox.
+    pub max_entries: u32,
+    /// Entries older than this are dropped, in seconds.
+    pub ttl_secs: u64,
+    /// A send with the same `client_msg_id` this recently is a retry, in
+    /// seconds.
+    pub dedupe_window_secs: u64,
+}
+
+impl Default for InboxSettings {
+    fn default() -> InboxSettings {
+        let retention = Retention::default();
+        InboxSettings {
+            store: InboxStore::Memory,
+            dir: "jim-inbox".into(),
+            max_entries: retention.max_entries,
+            ttl_secs: retention.ttl.as_secs(),
+            dedupe_window_secs: retention.dedupe_window.as_secs(),
+        }
+    }
+}
+
+impl InboxSettings {
+    /// The store these settings name.
+    pub fn kind(&self) -> StoreKind {
+        match self.store {
+            InboxStore::Memory => StoreKind::Memory,
+            InboxStore::Disk => StoreKind::Disk {
+                dir: self.dir.clone(),
+            },
+            InboxStore::Off => StoreKind::Off,
+        }
+    }
+
+    /// The retention these settings give.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_entries: self.max_entries,
+            ttl: std::time::Duration::from_secs(self.ttl_secs),
+            dedupe_window: std::time::Duration::from_secs(self.dedupe_window_secs),
+        }
+    }
+}
+
+/// The inbox store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxStore {
+    /// In the process: lost with it (clients see a new epoch).
+    Memory,
+    /// On disk in `inbox.dir`: survives restarts.
+    Disk,
+    /// No inbox: an ack promises routing only (v1).
+    Off,
+}
+
+impl InboxStore {
+    /// Its name in configuration: `memory`, `disk` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxStore::Memory => "memory",
+            InboxStore::Disk => "disk",
+            InboxStore::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for InboxStore {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<InboxStore, String> {
+        match s {
+            "memory" => Ok(InboxStore::Memory),
+            "disk" => Ok(InboxStore::Disk),
+            "off" => Ok(InboxStore::Off),
+            other => Err(format!("unknown inbox store {other:?}: memory, disk or off")),
+        }
+    }
 }

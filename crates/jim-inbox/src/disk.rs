@@ -128,11 +128,12 @@ impl DiskStore {
         })
     }
 
-    pub(crate) async fn append<'u>(
+    /// Queues an append to the committer now; the receiver gets its result.
+    pub(crate) fn submit<'u>(
         &self,
         users: impl Iterator<Item = &'u Arc<str>>,
         append: &Append<'_>,
-    ) -> Result<Appended, InboxError> {
+    ) -> Result<oneshot::Receiver<Result<Appended, InboxError>>, InboxError> {
         let (reply, answer) = oneshot::channel();
         let request = Request::Append {
             users: users.cloned().collect(),
@@ -144,17 +145,15 @@ impl DiskStore {
             message_id: append.message_id,
             reply,
         };
-        self.send(request, answer).await?
+        self.queue(request)?;
+        Ok(answer)
     }
 
-    async fn send<T>(&self, request: Request, answer: oneshot::Receiver<T>) -> Result<T, InboxError> {
+    fn queue(&self, request: Request) -> Result<(), InboxError> {
         // The queue is bounded: a full one means the disk is far behind.
         self.requests
             .try_send(request)
-            .map_err(|e| InboxError::unavailable(format!("disk store: {e}")))?;
-        answer
-            .await
-            .map_err(|_| InboxError::unavailable("disk store stopped"))
+            .map_err(|e| InboxError::unavailable(format!("disk store: {e}")))
     }
 
     fn snapshot(&self, partition: &PartitionHandle) -> fjall::Snapshot {
@@ -209,7 +208,10 @@ impl DiskStore {
             members,
             reply,
         };
-        self.send(request, answer).await?
+        self.queue(request)?;
+        answer
+            .await
+            .map_err(|_| InboxError::unavailable("disk store stopped"))?
     }
 
     pub(crate) fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {

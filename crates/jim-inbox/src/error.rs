@@ -18,7 +18,6 @@ pub enum InboxError {
     },
 }
 
-#[cfg_attr(not(feature = "disk"), allow(dead_code))]
 impl InboxError {
     pub(crate) fn unavailable(reason: impl std::fmt::Display) -> InboxError {
         InboxError::Unavailable {

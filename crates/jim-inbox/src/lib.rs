@@ -21,7 +21,7 @@ mod error;
 mod memory;
 mod store;
 
-pub use config::{Retention, StoreKind};
+pub use config::{InboxSettings, InboxStore, Retention, StoreKind};
 pub use entry::{Append, Appended, Entry, InboxState, KeptGroup, Offset, Read};
 pub use error::InboxError;
-pub use store::{Inbox, InboxMetrics};
+pub use store::{Inbox, InboxMetrics, Pending};

@@ -75,6 +75,33 @@ pub struct InboxMetrics {
     pub append_seconds: Histogram,
 }
 
+impl InboxMetrics {
+    /// The store's metrics (`jim_inbox_*`), registered by `counter` and
+    /// `histogram` (name, help) in a registry of the caller's.
+    pub fn register(
+        counter: impl Fn(&'static str, &'static str) -> Counter,
+        histogram: impl FnOnce(&'static str, &'static str) -> Histogram,
+    ) -> InboxMetrics {
+        InboxMetrics {
+            appends: counter("jim_inbox_appends_total", "Messages stored in inboxes"),
+            duplicates: counter(
+                "jim_inbox_duplicates_total",
+                "Retried sends recognised by client_msg_id (not stored again)",
+            ),
+            reads: counter("jim_inbox_reads_total", "Reads of the inbox store"),
+            read_entries: counter("jim_inbox_read_entries_total", "Inbox entries read"),
+            errors: counter(
+                "jim_inbox_store_errors_total",
+                "Inbox appends and reads the store failed",
+            ),
+            append_seconds: histogram(
+                "jim_inbox_append_seconds",
+                "Time to store a message in its inboxes",
+            ),
+        }
+    }
+}
+
 impl Default for InboxMetrics {
     fn default() -> InboxMetrics {
         InboxMetrics {
@@ -168,24 +195,33 @@ impl Inbox {
         users: impl Iterator<Item = &'u Arc<str>>,
         append: &Append<'_>,
     ) -> Result<Appended, InboxError> {
+        self.submit(users, append).await
+    }
+
+    /// As [`append`](Self::append), in two steps: the append takes its
+    /// place in the store's order now (appends submitted one after the
+    /// other get their offsets in that order), and the returned future
+    /// says when it is stored. A router routing one link's messages submits
+    /// each in turn and waits for them together.
+    pub fn submit<'u>(&self, users: impl Iterator<Item = &'u Arc<str>>, append: &Append<'_>) -> Pending {
         let started = Instant::now();
-        let metrics = &self.inner.metrics;
-        let appended = match &self.inner.store {
-            Store::Off => Ok(Appended::Stored {
+        let state = match &self.inner.store {
+            Store::Off => PendingState::Done(Some(Ok(Appended::Stored {
                 offsets: users.map(|_| 0).collect(),
                 sender_offset: None,
-            }),
-            Store::Memory(store) => Ok(store.append(users, append)),
+            }))),
+            Store::Memory(store) => PendingState::Done(Some(Ok(store.append(users, append)))),
             #[cfg(feature = "disk")]
-            Store::Disk(store, _) => store.append(users, append).await,
+            Store::Disk(store, _) => match store.submit(users, append) {
+                Ok(answer) => PendingState::Disk(answer),
+                Err(e) => PendingState::Done(Some(Err(e))),
+            },
         };
-        match &appended {
-            Ok(Appended::Stored { .. }) => metrics.appends.increment(1),
-            Ok(Appended::Duplicate { .. }) => metrics.duplicates.increment(1),
-            Err(_) => metrics.errors.increment(1),
+        Pending {
+            inbox: self.clone(),
+            started,
+            state,
         }
-        metrics.append_seconds.record(started.elapsed());
-        appended
     }
 
     /// Up to `max` entries of `user`'s inbox after offset `after`, oldest
@@ -271,6 +307,65 @@ impl Inbox {
         if let Store::Memory(store) = &self.inner.store {
             store.sweep();
         }
+    }
+}
+
+/// An append submitted to the store: resolves once it is stored (or not).
+#[must_use = "an append is stored only once this says so"]
+pub struct Pending {
+    inbox: Inbox,
+    started: Instant,
+    state: PendingState,
+}
+
+enum PendingState {
+    Done(Option<Result<Appended, InboxError>>),
+    #[cfg(feature = "disk")]
+    Disk(tokio::sync::oneshot::Receiver<Result<Appended, InboxError>>),
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Whether the append is already settled (the memory and off stores
+    /// settle at once): then no task need wait for it.
+    pub fn is_settled(&self) -> bool {
+        matches!(self.state, PendingState::Done(_))
+    }
+}
+
+impl std::future::Future for Pending {
+    type Output = Result<Appended, InboxError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let appended = match &mut self.state {
+            PendingState::Done(result) => result
+                .take()
+                .unwrap_or_else(|| Err(InboxError::unavailable("append polled after it completed"))),
+            #[cfg(feature = "disk")]
+            PendingState::Disk(answer) => match std::pin::Pin::new(answer).poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(result) => {
+                    result.unwrap_or_else(|_| Err(InboxError::unavailable("disk store stopped")))
+                }
+            },
+        };
+        let _ = cx;
+        let metrics = &self.inbox.inner.metrics;
+        match &appended {
+            Ok(Appended::Stored { .. }) => metrics.appends.increment(1),
+            Ok(Appended::Duplicate { .. }) => metrics.duplicates.increment(1),
+            Err(_) => metrics.errors.increment(1),
+        }
+        metrics.append_seconds.record(self.started.elapsed());
+        std::task::Poll::Ready(appended)
     }
 }
 

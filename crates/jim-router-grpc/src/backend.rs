@@ -6,7 +6,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use jim_router::{ClientAck, Hub, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo, UserId};
+use jim_router::{
+    ClientAck, Hub, InboxRead, InboxState, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo,
+    UserId,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -151,6 +154,33 @@ impl GrpcBackend {
     }
 
     /// Sends an event up the link, if there is one.
+    /// Sends the event `make` builds for a fresh request number, and waits
+    /// for the router's answer to it.
+    async fn ask(&self, make: impl FnOnce(u64) -> Up) -> Result<proto::RouteResult, RouterError> {
+        let request = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.pending.insert(request, tx);
+        if let Err(error) = self.send_up(make(request)) {
+            self.inner.pending.remove(&request);
+            return Err(error);
+        }
+        match tokio::time::timeout(ROUTE_TIMEOUT, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(unavailable("router link lost before it answered")),
+            Err(_) => {
+                self.inner.pending.remove(&request);
+                Err(unavailable("router did not answer in time"))
+            }
+        }
+    }
+
+    /// Waits until the router has taken every event sent before.
+    async fn barrier(&self) -> Result<(), RouterError> {
+        self.ask(|request| Up::Barrier(proto::Barrier { request }))
+            .await
+            .map(|_| ())
+    }
+
     fn send_up(&self, event: Up) -> Result<(), RouterError> {
         let link = self
             .inner
@@ -254,6 +284,8 @@ impl Inner {
             Err(status) => return Err(status),
         };
         self.connected.send_replace(true);
+        // While unlinked, messages may have been stored for these sessions.
+        self.hub.resync_all();
         tracing::info!(router = %self.config.router, node = self.config.node_id, "linked to router");
         while let Some(event) = inbound.message().await? {
             match event.event {
@@ -282,8 +314,10 @@ impl Inner {
             return;
         }
         let except = delivery.except_session.map(jim_router::SessionId);
-        for user in &delivery.users {
-            self.hub.deliver_to_user(user, cmd, &delivery.body, except, 0);
+        for (i, user) in delivery.users.iter().enumerate() {
+            let offset = delivery.offsets.get(i).copied().unwrap_or(0);
+            self.hub
+                .deliver_to_user(user, cmd, &delivery.body, except, offset);
         }
     }
 }
@@ -293,7 +327,11 @@ impl Router for GrpcBackend {
         let announce = Up::Attach(convert::session_to_proto(&info));
         self.inner.hub.attach(info, outbox);
         // While disconnected, the next hello announces it.
-        let _ = self.send_up(announce);
+        if self.send_up(announce).is_ok() {
+            // Once the router has it, every message it routes comes here:
+            // the session reads its inbox's head only then.
+            let _ = self.barrier().await;
+        }
         Ok(())
     }
 
@@ -307,30 +345,16 @@ impl Router for GrpcBackend {
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
-        let request = self.inner.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.inner.pending.insert(request, tx);
-        let sent = self.send_up(Up::Route(proto::RouteRequest {
-            request,
-            message: Some(convert::message_to_proto(&message)),
-        }));
-        if let Err(error) = sent {
-            self.inner.pending.remove(&request);
-            return Err(error);
-        }
-        match tokio::time::timeout(ROUTE_TIMEOUT, rx).await {
-            Ok(Ok(result)) => match result.error {
-                None => Ok(Receipt {
-                    sessions: Some(result.sessions as usize),
-                    ..Receipt::default()
-                }),
-                Some(error) => Err(convert::route_error_from_proto(error)),
-            },
-            Ok(Err(_)) => Err(unavailable("router link lost before it answered")),
-            Err(_) => {
-                self.inner.pending.remove(&request);
-                Err(unavailable("router did not answer in time"))
-            }
+        let message = Some(convert::message_to_proto(&message));
+        let result = self.ask(|request| Up::Route(proto::RouteRequest { request, message }));
+        let result = result.await?;
+        match result.error {
+            None => Ok(Receipt {
+                sessions: Some(result.sessions as usize),
+                offset: result.offset,
+                original: result.original.map(jim_model::MessageId),
+            }),
+            Some(error) => Err(convert::route_error_from_proto(error)),
         }
     }
 
@@ -401,6 +425,39 @@ impl Router for GrpcBackend {
         let mut client = self.inner.client.clone();
         let reply = client.kick(request).await.map_err(|s| convert::error_of(&s))?;
         Ok(reply.into_inner().kicked as usize)
+    }
+
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        let request = self.request(proto::UserRequest {
+            user: user.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .inbox_state(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?
+            .into_inner();
+        Ok(reply.on.then(|| InboxState {
+            epoch: reply.epoch.into(),
+            oldest: reply.oldest,
+            head: reply.head,
+            held: reply.held,
+        }))
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        let request = self.request(proto::ReadInboxRequest {
+            user: user.to_owned(),
+            after,
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .read_inbox(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?
+            .into_inner();
+        convert::read_from_proto(reply).map_err(|s| convert::error_of(&s))
     }
 
     fn is_ready(&self) -> bool {

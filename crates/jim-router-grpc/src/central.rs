@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use jim_model::MessageId;
 use jim_model::MessageIdGenerator;
+use jim_router::inbox::{Append, Appended, Pending, Retention};
 use jim_router::{
-    Audience, ClientAck, Groups, KeyRefusal, Observer, Observers, Outbox, Outgoing, Receipt, Recipients,
-    Router, RouterError, SessionId, SessionInfo, UserId, check_bearer, push_messages, recipients,
+    Audience, ClientAck, Groups, Inbox, InboxRead, InboxState, KeyRefusal, Observer, Observers, Outbox,
+    Outgoing, Receipt, Recipients, Router, RouterError, SessionId, SessionInfo, UserId, check_bearer,
+    push_messages, recipients,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -118,10 +121,24 @@ struct Inner {
     presence: DashMap<UserId, Vec<SessionInfo>>,
     groups: Groups,
     observers: Observers,
+    /// Every user's inbox: appended before a message is confirmed.
+    inbox: Inbox,
+    /// Group changes are kept in the store in the order they were made.
+    group_changes: tokio::sync::Mutex<()>,
     next_link: AtomicU64,
     routed: AtomicU64,
     deliveries: AtomicU64,
     dropped_links: AtomicU64,
+}
+
+/// A message whose place in line is taken (see [`CentralRouter::submit`]).
+enum Submitted {
+    Everyone,
+    Users {
+        users: Vec<UserId>,
+        except: Option<SessionId>,
+        pending: Pending,
+    },
 }
 
 /// One gateway's link: where its events go.
@@ -141,13 +158,45 @@ impl std::fmt::Debug for CentralRouter {
 }
 
 impl CentralRouter {
-    /// A router with no gateways yet.
+    /// A router with no gateways yet, and a memory inbox.
     ///
     /// # Errors
     /// [`RouterError::Invalid`] for a node id above 1023.
     pub fn new(
         config: CentralConfig,
         observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<CentralRouter, RouterError> {
+        CentralRouter::build(
+            config,
+            observers,
+            Inbox::memory(Retention::default()),
+            Groups::new(),
+        )
+    }
+
+    /// A router keeping every user's inbox, and the groups, in `inbox`:
+    /// the groups a `disk` store kept are back at once.
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a node id above 1023;
+    /// [`RouterError::Inbox`] if the kept groups cannot be read.
+    pub async fn with_inbox(
+        config: CentralConfig,
+        observers: Vec<Arc<dyn Observer>>,
+        inbox: Inbox,
+    ) -> Result<CentralRouter, RouterError> {
+        let groups = Groups::new();
+        for (group, members) in inbox.groups().await? {
+            groups.add(&group, &members)?;
+        }
+        CentralRouter::build(config, observers, inbox, groups)
+    }
+
+    fn build(
+        config: CentralConfig,
+        observers: Vec<Arc<dyn Observer>>,
+        inbox: Inbox,
+        groups: Groups,
     ) -> Result<CentralRouter, RouterError> {
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| RouterError::Invalid {
             reason: e.to_string(),
@@ -159,8 +208,10 @@ impl CentralRouter {
                 ids,
                 links: DashMap::new(),
                 presence: DashMap::new(),
-                groups: Groups::new(),
+                groups,
                 observers: observers.into(),
+                inbox,
+                group_changes: tokio::sync::Mutex::new(()),
                 next_link: AtomicU64::new(1),
                 routed: AtomicU64::new(0),
                 deliveries: AtomicU64::new(0),
@@ -251,8 +302,23 @@ impl CentralRouter {
         });
     }
 
-    /// Decides which gateways get `message` and sends each its delivery.
-    fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
+    /// The inbox store.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inner.inbox
+    }
+
+    /// Routes a message: stores it in its recipients' inboxes, then sends
+    /// each gateway its delivery.
+    async fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
+        let submitted = self.submit(message)?;
+        self.finish(message, submitted).await
+    }
+
+    /// The part of routing that takes the message's place in line: the
+    /// rules, and the append submitted to the store. Messages of one link
+    /// are submitted in the order they came, so each recipient's offsets
+    /// follow each sender's order.
+    fn submit(&self, message: &Outgoing) -> Result<Submitted, RouterError> {
         let inner = &self.inner;
         let recipients = recipients(
             message,
@@ -263,45 +329,114 @@ impl CentralRouter {
                 Recipients::Everyone => Ok(()),
             },
         )?;
-        // node -> (users there, sessions there)
-        let mut plan: HashMap<u16, (Vec<String>, usize)> = HashMap::new();
-        let (except, everyone) = match &recipients {
-            Recipients::Users { users, except } => {
-                for user in users.iter() {
-                    let Some(sessions) = inner.presence.get(user) else {
-                        continue;
-                    };
-                    for session in sessions.iter().filter(|s| Some(s.id) != *except) {
-                        let entry = plan.entry(session.node).or_default();
-                        if entry.0.last().is_none_or(|last| **last != **user) {
-                            entry.0.push(user.to_string());
-                        }
-                        entry.1 += 1;
-                    }
-                }
-                (*except, false)
-            }
-            Recipients::Everyone => {
-                for link in inner.links.iter() {
-                    plan.entry(*link.key()).or_default();
-                }
-                for sessions in inner.presence.iter() {
-                    for session in sessions.iter() {
-                        plan.entry(session.node).or_default().1 += 1;
-                    }
-                }
-                (None, true)
-            }
+        let Recipients::Users { users, except } = recipients else {
+            return Ok(Submitted::Everyone);
         };
+        let append = Append {
+            cmd: message.cmd,
+            body: &message.body,
+            except: except.map(|s| s.0),
+            sender: message.sender.as_ref().map(|s| &*s.user),
+            client_msg_id: message.client_msg_id.as_deref(),
+            message_id: message.message_id.0,
+        };
+        let pending = inner.inbox.submit(users.iter(), &append);
+        Ok(Submitted::Users {
+            users: users.iter().cloned().collect(),
+            except,
+            pending,
+        })
+    }
+
+    /// The rest of routing, once the append is stored: the deliveries.
+    async fn finish(&self, message: &Outgoing, submitted: Submitted) -> Result<Receipt, RouterError> {
+        let (users, except, pending) = match submitted {
+            Submitted::Everyone => return Ok(self.deliver(message, &[], &[], None, true)),
+            Submitted::Users {
+                users,
+                except,
+                pending,
+            } => (users, except, pending),
+        };
+        match pending.await? {
+            Appended::Stored {
+                offsets,
+                sender_offset,
+            } => {
+                let mut receipt = self.deliver(message, &users, &offsets, except, false);
+                receipt.offset = sender_offset;
+                Ok(receipt)
+            }
+            Appended::Duplicate {
+                message_id,
+                sender_offset,
+            } => Ok(Receipt {
+                sessions: Some(0),
+                offset: sender_offset,
+                original: Some(MessageId(message_id)),
+            }),
+        }
+    }
+
+    /// Sends each gateway holding a recipient its delivery.
+    fn deliver(
+        &self,
+        message: &Outgoing,
+        users: &[UserId],
+        offsets: &[u32],
+        except: Option<SessionId>,
+        everyone: bool,
+    ) -> Receipt {
+        let inner = &self.inner;
+        // node -> (users there, their offsets, sessions there)
+        let mut plan: HashMap<u16, (Vec<String>, Vec<u32>, usize)> = HashMap::new();
+        if everyone {
+            for link in inner.links.iter() {
+                plan.entry(*link.key()).or_default();
+            }
+            for sessions in inner.presence.iter() {
+                for session in sessions.iter() {
+                    plan.entry(session.node).or_default().2 += 1;
+                }
+            }
+        }
+        for (i, user) in users.iter().enumerate() {
+            let Some(sessions) = inner.presence.get(user) else {
+                continue;
+            };
+            let offset = offsets.get(i).copied().unwrap_or(0);
+            for session in sessions.iter() {
+                let sending = Some(session.id) == except;
+                if sending && offset == 0 {
+                    continue;
+                }
+                // The sending session is told to skip the entry: its
+                // gateway needs the offset too.
+                let entry = plan.entry(session.node).or_default();
+                if entry.0.last().is_none_or(|last| **last != **user) {
+                    entry.0.push(user.to_string());
+                    entry.1.push(offset);
+                }
+                if !sending {
+                    entry.2 += 1;
+                }
+            }
+        }
         let cmd = message.cmd.to_string();
         let mut sessions = 0;
-        for (node, (users, count)) in plan {
+        for (node, (users, offsets, count)) in plan {
+            let offsets = if offsets.iter().all(|o| *o == 0) {
+                Vec::new()
+            } else {
+                offsets
+            };
             let delivery = proto::Delivery {
                 cmd: cmd.clone(),
                 body: message.body.clone(),
                 users,
                 except_session: except.map(|s| s.0),
                 everyone,
+                offsets,
             };
             if self.send(node, Down::Delivery(delivery)) {
                 sessions += count;
@@ -309,17 +444,40 @@ impl CentralRouter {
             }
         }
         self.inner.routed.fetch_add(1, Ordering::Relaxed);
-        Ok(Receipt {
+        Receipt {
             sessions: Some(sessions),
             ..Receipt::default()
-        })
+        }
+    }
+
+    /// Keeps a group's members as they are now in the store.
+    async fn save_group(&self, group: &str) -> Result<(), RouterError> {
+        let members = match self.inner.groups.members(group) {
+            Ok(members) => members.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(self.inner.inbox.save_group(group, members).await?)
+    }
+
+    async fn add_members_now(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let _in_order = self.inner.group_changes.lock().await;
+        self.inner.groups.add(group, users)?;
+        self.save_group(group).await
+    }
+
+    async fn remove_members_now(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let _in_order = self.inner.group_changes.lock().await;
+        self.inner.groups.remove(group, users)?;
+        self.save_group(group).await
     }
 
     /// While settling, refuses a message to users of whom no gateway has
     /// told yet: their gateway may still be re-linking.
     fn check_placed<'u>(&self, mut users: impl Iterator<Item = &'u UserId>) -> Result<(), RouterError> {
         let since = self.inner.started.elapsed();
-        if since >= self.inner.config.settle {
+        // With an inbox the message waits there: the user's sessions catch
+        // up once their gateway has re-linked.
+        if since >= self.inner.config.settle || self.inner.inbox.is_on() {
             return Ok(());
         }
         match users.find(|user| !self.inner.presence.contains_key(&***user)) {
@@ -392,6 +550,25 @@ impl CentralRouter {
         }
     }
 
+    /// Tells a gateway how its route request went.
+    fn answer(&self, node: u16, request: u64, routed: Result<Receipt, RouterError>) {
+        let result = match routed {
+            Ok(receipt) => proto::RouteResult {
+                request,
+                error: None,
+                sessions: receipt.sessions.unwrap_or(0) as u64,
+                offset: receipt.offset,
+                original: receipt.original.map(|id| id.0),
+            },
+            Err(error) => proto::RouteResult {
+                request,
+                error: Some(convert::route_error_to_proto(&error)),
+                ..proto::RouteResult::default()
+            },
+        };
+        self.send(node, Down::Result(result));
+    }
+
     /// Handles one event of a gateway's stream.
     fn on_event(&self, node: u16, event: Up) -> Result<(), Status> {
         match event {
@@ -411,24 +588,28 @@ impl CentralRouter {
                     .message
                     .ok_or_else(|| Status::invalid_argument("route.message is required"))
                     .and_then(convert::message_from_proto)?;
-                let result = match self.route_now(&message) {
-                    Ok(receipt) => proto::RouteResult {
-                        request: request.request,
-                        error: None,
-                        sessions: receipt.sessions.unwrap_or(0) as u64,
-                    },
-                    Err(error) => proto::RouteResult {
-                        request: request.request,
-                        error: Some(convert::route_error_to_proto(&error)),
-                        sessions: 0,
-                    },
-                };
-                self.send(node, Down::Result(result));
+                match self.submit(&message) {
+                    // Stored already (memory, off): finish in line.
+                    Ok(submitted) if submitted.is_settled() => {
+                        let routed = self.finish(&message, submitted).now_or_unavailable();
+                        self.answer(node, request.request, routed);
+                    }
+                    // Waiting for the disk: the link goes on reading meanwhile.
+                    Ok(submitted) => {
+                        let router = self.clone();
+                        tokio::spawn(async move {
+                            let routed = router.finish(&message, submitted).await;
+                            router.answer(node, request.request, routed);
+                        });
+                    }
+                    Err(error) => self.answer(node, request.request, Err(error)),
+                }
             }
             Up::Ack(ack) => {
                 let ack = convert::ack_from_proto(ack);
                 self.inner.observers.ack(&ack);
             }
+            Up::Barrier(barrier) => self.answer(node, barrier.request, Ok(Receipt::default())),
         }
         Ok(())
     }
@@ -513,7 +694,7 @@ impl proto::router_server::Router for CentralRouter {
         .map_err(status_of)?;
         let mut pushed = Vec::with_capacity(messages.len());
         for (receiver, outgoing) in messages {
-            let receipt = self.route_now(&outgoing).map_err(status_of)?;
+            let receipt = self.route_now(&outgoing).await.map_err(status_of)?;
             pushed.push(proto::Pushed {
                 receiver_id: receiver,
                 message_id: outgoing.message_id.to_string(),
@@ -530,7 +711,9 @@ impl proto::router_server::Router for CentralRouter {
         self.check_key(&request)?;
         let request = request.into_inner();
         let users = convert::users(request.users)?;
-        self.inner.groups.add(&request.group, &users).map_err(status_of)?;
+        self.add_members_now(&request.group, &users)
+            .await
+            .map_err(status_of)?;
         self.members_reply(request.group)
     }
 
@@ -541,9 +724,8 @@ impl proto::router_server::Router for CentralRouter {
         self.check_key(&request)?;
         let request = request.into_inner();
         let users = convert::users(request.users)?;
-        self.inner
-            .groups
-            .remove(&request.group, &users)
+        self.remove_members_now(&request.group, &users)
+            .await
             .map_err(status_of)?;
         let members = match self.inner.groups.sorted_members(&request.group) {
             // The last member left: the group is gone, and empty.
@@ -592,6 +774,78 @@ impl proto::router_server::Router for CentralRouter {
             kicked,
         }))
     }
+
+    async fn inbox_state(
+        &self,
+        request: Request<proto::UserRequest>,
+    ) -> Result<Response<proto::InboxStateReply>, Status> {
+        self.check_key(&request)?;
+        let user = request.into_inner().user;
+        if user.is_empty() {
+            return Err(Status::invalid_argument("user must not be empty"));
+        }
+        let reply = match Router::inbox_state(self, &user).await.map_err(status_of)? {
+            Some(state) => proto::InboxStateReply {
+                on: true,
+                epoch: state.epoch.to_string(),
+                oldest: state.oldest,
+                head: state.head,
+                held: state.held,
+            },
+            None => proto::InboxStateReply::default(),
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn read_inbox(
+        &self,
+        request: Request<proto::ReadInboxRequest>,
+    ) -> Result<Response<proto::ReadInboxReply>, Status> {
+        self.check_key(&request)?;
+        let request = request.into_inner();
+        if request.user.is_empty() {
+            return Err(Status::invalid_argument("user must not be empty"));
+        }
+        // A bounded read: a gateway asks again for more.
+        let max = (request.max as usize).clamp(1, READ_MAX);
+        let read = self
+            .inner
+            .inbox
+            .read(&request.user, request.after, max)
+            .await
+            .map_err(|e| status_of(e.into()))?;
+        Ok(Response::new(convert::read_to_proto(read)))
+    }
+}
+
+/// Entries one `ReadInbox` answers at most.
+const READ_MAX: usize = 1024;
+
+impl Submitted {
+    fn is_settled(&self) -> bool {
+        match self {
+            Submitted::Everyone => true,
+            Submitted::Users { pending, .. } => pending.is_settled(),
+        }
+    }
+}
+
+/// Runs a future known to complete at its first poll.
+trait NowOrUnavailable {
+    fn now_or_unavailable(self) -> Result<Receipt, RouterError>;
+}
+
+impl<F: std::future::Future<Output = Result<Receipt, RouterError>>> NowOrUnavailable for F {
+    fn now_or_unavailable(self) -> Result<Receipt, RouterError> {
+        let mut future = std::pin::pin!(self);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(routed) => routed,
+            std::task::Poll::Pending => Err(RouterError::Unavailable {
+                reason: "the inbox store did not settle".into(),
+            }),
+        }
+    }
 }
 
 impl CentralRouter {
@@ -623,7 +877,7 @@ impl Router for CentralRouter {
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
-        self.route_now(&message)
+        self.route_now(&message).await
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
@@ -632,11 +886,22 @@ impl Router for CentralRouter {
     }
 
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.inner.groups.add(group, users)
+        self.add_members_now(group, users).await
     }
 
     async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.inner.groups.remove(group, users)
+        self.remove_members_now(group, users).await
+    }
+
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        if !self.inner.inbox.is_on() {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.inbox.state(user).await?))
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        Ok(self.inner.inbox.read(user, after, max).await?)
     }
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {

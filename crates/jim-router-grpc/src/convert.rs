@@ -60,6 +60,7 @@ pub(crate) fn message_to_proto(message: &Outgoing) -> proto::Message {
         }),
         message_id: message.message_id.0,
         body: message.body.clone(),
+        client_msg_id: message.client_msg_id.as_deref().map(str::to_owned),
     }
 }
 
@@ -88,7 +89,46 @@ pub(crate) fn message_from_proto(message: proto::Message) -> Result<Outgoing, St
         }),
         message_id: MessageId(message.message_id),
         body: message.body,
-        client_msg_id: None,
+        client_msg_id: message.client_msg_id.map(Into::into),
+    })
+}
+
+/// An inbox read for the wire.
+pub(crate) fn read_to_proto(read: jim_router::InboxRead) -> proto::ReadInboxReply {
+    proto::ReadInboxReply {
+        epoch: read.epoch.to_string(),
+        entries: read
+            .entries
+            .into_iter()
+            .map(|e| proto::InboxEntry {
+                offset: e.offset,
+                cmd: e.cmd.to_string(),
+                except_session: e.except,
+                at_ms: e.at_ms,
+                body: e.body,
+            })
+            .collect(),
+    }
+}
+
+/// An inbox read from the wire.
+pub(crate) fn read_from_proto(reply: proto::ReadInboxReply) -> Result<jim_router::InboxRead, Status> {
+    let entries = reply
+        .entries
+        .into_iter()
+        .map(|e| {
+            Ok(jim_router::inbox::Entry {
+                offset: e.offset,
+                cmd: command(&e.cmd)?,
+                except: e.except_session,
+                at_ms: e.at_ms,
+                body: e.body,
+            })
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok(jim_router::InboxRead {
+        epoch: reply.epoch.into(),
+        entries,
     })
 }
 

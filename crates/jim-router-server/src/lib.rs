@@ -82,6 +82,8 @@ pub struct RouterConfig {
     /// How often an idle gRPC connection is pinged; one that has not
     /// answered within as long again is closed.
     pub keepalive_ms: u64,
+    /// `[inbox]`: the router owns every user's inbox in grpc mode.
+    pub inbox: jim_router::inbox::InboxSettings,
 }
 
 impl Default for RouterConfig {
@@ -97,6 +99,7 @@ impl Default for RouterConfig {
             max_connections: 1024,
             handshake_timeout_ms: 10_000,
             keepalive_ms: 10_000,
+            inbox: jim_router::inbox::InboxSettings::default(),
         }
     }
 }
@@ -126,6 +129,12 @@ struct Args {
     /// announced by any gateway get 5000 (gateways are re-linking).
     #[arg(long, env = "JIM_SETTLE_MS")]
     settle_ms: Option<u64>,
+    /// The inbox store: `memory`, `disk` (in `--inbox-dir`) or `off`.
+    #[arg(long, env = "JIM_INBOX")]
+    inbox: Option<jim_router::inbox::InboxStore>,
+    /// The `disk` inbox store's directory.
+    #[arg(long, env = "JIM_INBOX_DIR")]
+    inbox_dir: Option<PathBuf>,
     /// Log filter.
     #[arg(long, env = "JIM_LOG", default_value = "info")]
     log: String,
@@ -156,6 +165,19 @@ impl Args {
         }
         if let Some(settle) = self.settle_ms {
             config.settle_ms = settle;
+        }
+        if let Some(store) = self.inbox {
+            config.inbox.store = store;
+        }
+        if let Some(dir) = &self.inbox_dir {
+            config.inbox.dir = dir.clone();
+        }
+        if config.inbox.store != jim_router::inbox::InboxStore::Off
+            && (config.inbox.max_entries == 0 || config.inbox.ttl_secs == 0)
+        {
+            return Err(ServerError::Config(
+                "inbox.max_entries and inbox.ttl_secs must be above 0 (set inbox.store = \"off\" for no inbox)".into(),
+            ));
         }
         if config
             .key
@@ -204,7 +226,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(config: RouterConfig) -> Result<(), ServerError> {
-    let router = CentralRouter::new(
+    let metrics = RouterMetrics::new();
+    let inbox = jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+        .map_err(|e| ServerError::Config(format!("[inbox]: {e}")))?;
+    let router = CentralRouter::with_inbox(
         CentralConfig {
             key: config.key.clone(),
             max_body: config.max_body,
@@ -212,7 +237,9 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
             ..CentralConfig::new(config.node_id)
         },
         Vec::new(),
-    )?;
+        inbox,
+    )
+    .await?;
     let stop = CancellationToken::new();
     let grpc = tokio::net::TcpListener::bind(config.grpc)
         .await
@@ -254,7 +281,6 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
             .serve_with_incoming(admission::admitted(grpc, limits, stop.clone())),
     );
     if let Some(listener) = http {
-        let metrics = RouterMetrics::new();
         let router = router.clone();
         let app =
             axum::Router::new()
@@ -318,10 +344,34 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
             }
             .to_owned(),
         ),
+        ("inbox", inbox_row(&config.inbox)),
     ];
     print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
+    if config.inbox.store == jim_router::inbox::InboxStore::Off {
+        tracing::warn!(
+            "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
+        );
+    }
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
+    }
+}
+
+/// The inbox store, for the banner.
+fn inbox_row(inbox: &jim_router::inbox::InboxSettings) -> String {
+    use jim_router::inbox::InboxStore;
+    match inbox.store {
+        InboxStore::Memory => format!(
+            "memory (lost on restart), {} entries for {} s per user",
+            inbox.max_entries, inbox.ttl_secs
+        ),
+        InboxStore::Disk => format!(
+            "disk ({}), {} entries for {} s per user",
+            inbox.dir.display(),
+            inbox.max_entries,
+            inbox.ttl_secs
+        ),
+        InboxStore::Off => "OFF: acked messages to offline users are lost".to_owned(),
     }
 }
 
@@ -374,6 +424,15 @@ impl RouterMetrics {
             gauges,
             counters,
         }
+    }
+
+    /// The inbox store's metrics, in the router's registry.
+    fn inbox(&self) -> jim_router::inbox::InboxMetrics {
+        let r = &self.registry;
+        jim_router::inbox::InboxMetrics::register(
+            |name, help| r.counter(name, help, &[]),
+            |name, help| r.histogram(name, help),
+        )
     }
 
     fn render(&self, router: &CentralRouter) -> String {

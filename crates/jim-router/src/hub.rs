@@ -146,6 +146,16 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// Tells every session to catch up with its inbox: routing may have
+    /// gone on without this process knowing (a re-linked gateway).
+    pub fn resync_all(&self) {
+        for entries in self.users.iter() {
+            for entry in entries.iter() {
+                let _ = entry.outbox.resync();
+            }
+        }
+    }
+
     /// Closes every session with `close` (shutdown); returns how many.
     pub fn close_all(&self, close: &Close) -> usize {
         self.users

@@ -32,6 +32,9 @@ pub enum Outbound {
         /// for a frame that is not an inbox entry.
         offset: u32,
     },
+    /// The session may have missed inbox entries (its gateway re-linked to
+    /// a router that routed meanwhile): it catches up to the head.
+    Resync,
     /// The inbox entry at this offset is not for this session (it is the
     /// session's own group message): the session's position moves past it.
     Skip {
@@ -163,6 +166,14 @@ impl Outbox {
     /// As [`push`](Self::push).
     pub fn deliver(&self, cmd: Command, body: Bytes, offset: u32) -> Result<(), Refused> {
         self.enqueue(Outbound::Push { cmd, body, offset })
+    }
+
+    /// Asks the session to catch up with its inbox (see [`Outbound::Resync`]).
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn resync(&self) -> Result<(), Refused> {
+        self.enqueue(Outbound::Resync)
     }
 
     /// Moves the session's position past an inbox entry it does not get.

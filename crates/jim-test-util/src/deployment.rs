@@ -18,12 +18,17 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// A client of this gateway, authenticated as `user`.
-    pub async fn user(&self, kind: Kind, user: &str) -> Raw {
-        let mut raw = match kind {
+    /// A client of this gateway, not yet authenticated.
+    pub async fn raw(&self, kind: Kind) -> Raw {
+        match kind {
             Kind::Tcp => Raw::tcp(self.tcp).await,
             Kind::Ws => Raw::ws(&format!("ws://{}/ws", self.ws)).await,
-        };
+        }
+    }
+
+    /// A client of this gateway, authenticated as `user`.
+    pub async fn user(&self, kind: Kind, user: &str) -> Raw {
+        let mut raw = self.raw(kind).await;
         raw.auth(user).await;
         raw
     }
@@ -90,12 +95,25 @@ pub async fn pipelined(
     to: &str,
     window: usize,
     interval: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Outcome {
+    pipelined_as(addr, user, jim_protocol::Command::C2C, to, window, interval, stop).await
+}
+
+/// As [`pipelined`], sending `cmd` (`B102` to a group `to`).
+pub async fn pipelined_as(
+    addr: SocketAddr,
+    user: &str,
+    cmd: jim_protocol::Command,
+    to: &str,
+    window: usize,
+    interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Outcome {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use jim_protocol::{Command, Frame, FrameCodec};
+    use jim_protocol::{Frame, FrameCodec};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::Semaphore;
 
@@ -119,7 +137,7 @@ pub async fn pipelined(
                     _ = stop.wait_for(|stop| *stop) => break,
                 };
                 permit.forget();
-                let frame = Frame::new(Command::C2C, seq, crate::text(&to, &format!("m{seq}")));
+                let frame = Frame::new(cmd, seq, crate::text(&to, &format!("m{seq}")));
                 // Counted first: its reply may come before the write returns.
                 sent.fetch_add(1, Ordering::SeqCst);
                 if writer.write_all(&frame.to_bytes().unwrap()).await.is_err() {
