@@ -7,11 +7,14 @@
 #   scripts/bench.sh idle --connections 19000
 #   scripts/bench.sh c2g --transport ws --clients 1000 --group-size 1000
 #
-# Extra gateway flags go in GATEWAY_ARGS.
+#   GATEWAY_ARGS="--inbox disk --inbox-dir /tmp/jim-inbox" scripts/bench.sh offline --recipients 100 --messages 50000
+#
+# Extra gateway flags go in GATEWAY_ARGS; another configuration file in
+# GATEWAY_CONFIG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p jim-gateway -p jim-bench
-./target/release/jim-gateway --config crates/jim-bench/gateway.toml --log warn ${GATEWAY_ARGS:-} 1>&2 &
+./target/release/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn ${GATEWAY_ARGS:-} 1>&2 &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

@@ -128,6 +128,7 @@ impl Connecting {
                 failed,
                 per_second: established as f64 / took.as_secs_f64().max(1e-9),
             }),
+            replay: None,
         })
     }
 }

@@ -4,7 +4,9 @@
 //! - `c2c`: N clients, each sending to uniformly random others;
 //! - `c2g`: groups of G clients, each sending to its group (fan-out);
 //! - `idle`: K authenticated connections held open (memory per connection);
-//! - `connect`: connect + authenticate as fast as allowed.
+//! - `connect`: connect + authenticate as fast as allowed;
+//! - `offline`: messages to recipients who are offline, stored in their
+//!   inboxes, then replayed when they reconnect with `since`.
 //!
 //! Over TCP or WebSocket, closed loop (at most W unacknowledged messages
 //! per sender; reports deliveries per second) or open loop (a fixed total
@@ -25,6 +27,7 @@ pub mod conn;
 mod error;
 pub mod idle;
 pub mod messaging;
+pub mod offline;
 pub mod relay;
 pub mod report;
 pub mod server;

@@ -23,6 +23,9 @@ enum Workload {
     Idle,
     /// Connect and authenticate as fast as possible.
     Connect,
+    /// Send to offline recipients (stored in their inboxes), then bring
+    /// them back with `since`: store and replay rates.
+    Offline,
 }
 
 /// Load generator for the Jim gateway (loopback only).
@@ -51,7 +54,7 @@ struct Args {
     /// The admin key, if the gateway has one.
     #[arg(long, env = "JIM_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
-    /// Clients (c2c, c2g).
+    /// Clients (c2c, c2g; the senders of offline).
     #[arg(long, default_value_t = 1000)]
     clients: usize,
     /// Group size (c2g).
@@ -72,6 +75,12 @@ struct Args {
     /// Bytes per message body.
     #[arg(long, default_value_t = 200)]
     body_size: usize,
+    /// Recipients, offline while sending (offline).
+    #[arg(long, default_value_t = 100)]
+    recipients: usize,
+    /// Messages in all (offline).
+    #[arg(long, default_value_t = 50_000)]
+    messages: usize,
     /// Connections (idle, connect).
     #[arg(long, default_value_t = 1000)]
     connections: usize,
@@ -143,6 +152,7 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
     let sockets = match args.workload {
         Workload::C2c | Workload::C2g => args.clients,
         Workload::Idle | Workload::Connect => args.connections,
+        Workload::Offline => args.clients + args.recipients,
     };
     raise_file_limit(sockets)?;
     let target = Target {
@@ -171,6 +181,23 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 drain: Duration::from_secs_f64(args.drain),
                 run_id,
                 admin: Some((args.admin.clone(), args.admin_key.clone())),
+                server_pid: args.server_pid,
+                progress: !args.quiet,
+            }
+            .run()
+            .await
+        }
+        Workload::Offline => {
+            jim_bench::offline::Offline {
+                target,
+                transport: args.transport,
+                senders: args.clients,
+                recipients: args.recipients,
+                messages: args.messages,
+                window: args.window,
+                body_size: args.body_size,
+                drain: Duration::from_secs_f64(args.drain),
+                run_id,
                 server_pid: args.server_pid,
                 progress: !args.quiet,
             }

@@ -268,6 +268,7 @@ impl Messaging {
             send_lag: matches!(plan.load, Load::Open { .. }).then(|| Latency::from_histogram(&send_lag)),
             server,
             connections: None,
+            replay: None,
         })
     }
 }

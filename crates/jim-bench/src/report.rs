@@ -99,6 +99,19 @@ pub struct Connections {
     pub per_second: f64,
 }
 
+/// The two phases of an `offline` run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Replay {
+    /// Recipients replayed to.
+    pub recipients: usize,
+    /// Messages acked (so stored) per second while nobody was online.
+    pub stored_per_second: f64,
+    /// From the first reconnect to the last entry received.
+    pub replay_seconds: f64,
+    /// Entries received per second, all recipients.
+    pub replayed_per_second: f64,
+}
+
 /// The result of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -130,6 +143,8 @@ pub struct Report {
     pub server: Option<ServerUse>,
     /// Connection counts (`idle`, `connect`).
     pub connections: Option<Connections>,
+    /// Storing and replaying (`offline`).
+    pub replay: Option<Replay>,
 }
 
 impl Report {
@@ -168,6 +183,17 @@ impl fmt::Display for Report {
                 format!(
                     "{verdict}: lost {}, duplicates {}, reordered {}, errors {}",
                     c.lost, c.duplicates, c.reordered, c.errors
+                ),
+            ));
+        }
+        if let Some(r) = &self.replay {
+            rows.push(("recipients", r.recipients.to_string()));
+            rows.push(("stored", format!("{:.0} acked messages/s", r.stored_per_second)));
+            rows.push((
+                "replayed",
+                format!(
+                    "{:.0} entries/s ({:.2} s to drain)",
+                    r.replayed_per_second, r.replay_seconds
                 ),
             ));
         }

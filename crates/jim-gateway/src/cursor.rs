@@ -8,7 +8,7 @@
 //! entry goes out. The replay after `B002` is the same fill, up to the
 //! head the session was told.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use jim_protocol::{Command, Frame};
@@ -62,6 +62,9 @@ impl Cursor {
     ) -> Result<usize, RouterError> {
         let mut replayed = 0;
         let mut held = Vec::new();
+        // Entries that came ahead of the next one: what they wait for is
+        // usually later in this batch (two routes raced by a hair).
+        let mut ahead = BTreeMap::new();
         while let Some(item) = batch.pop_front() {
             match item {
                 Outbound::Reply(frame) => {
@@ -71,14 +74,15 @@ impl Cursor {
                         self.greeted = true;
                         replayed += self.fill(self.replay_to, frames, router).await?;
                         for item in std::mem::take(&mut held) {
-                            replayed += self.place(item, frames, router).await?;
+                            replayed += self.place(item, &mut ahead, frames, router).await?;
                         }
                     }
                 }
                 item if !self.greeted => held.push(item),
-                item => replayed += self.place(item, frames, router).await?,
+                item => replayed += self.place(item, &mut ahead, frames, router).await?,
             }
         }
+        replayed += self.settle(&mut ahead, frames, router).await?;
         // Only possible if the greeting was never queued: keep them for later.
         batch.extend(held);
         Ok(replayed)
@@ -110,14 +114,19 @@ impl Cursor {
         }
     }
 
-    /// Places one delivery or skip; returns the entries filled before it.
+    /// Places one item; returns the entries read from the store for it.
     async fn place<R: Router>(
         &mut self,
         item: Outbound,
+        ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
         let (offset, frame) = match item {
+            Outbound::Reply(frame) => {
+                frames.push(frame);
+                return Ok(0);
+            }
             Outbound::Push { cmd, body, offset: 0 } => {
                 frames.push(Frame { cmd, seq: 0, body });
                 return Ok(0);
@@ -131,20 +140,48 @@ impl Cursor {
                 }),
             ),
             Outbound::Skip { offset } => (offset, None),
-            Outbound::Resync => return self.resync(frames, router).await,
-            Outbound::Reply(frame) => {
-                frames.push(frame);
-                return Ok(0);
+            Outbound::Resync => {
+                let settled = self.settle(ahead, frames, router).await?;
+                return Ok(settled + self.resync(frames, router).await?);
             }
-        };
-        let filled = if offset > self.last.saturating_add(1) {
-            self.fill(offset - 1, frames, router).await?
-        } else {
-            0
         };
         if offset == self.last.wrapping_add(1) {
             frames.extend(frame);
             self.last = offset;
+            self.release(ahead, frames);
+        } else if offset > self.last {
+            ahead.insert(offset, frame);
+        }
+        Ok(0)
+    }
+
+    /// Sends what waited in `ahead` and is next in line now.
+    fn release(&mut self, ahead: &mut BTreeMap<u32, Option<Frame>>, frames: &mut Vec<Frame>) {
+        while let Some(entry) = ahead.first_entry() {
+            let offset = *entry.key();
+            if offset <= self.last {
+                entry.remove();
+            } else if offset == self.last.wrapping_add(1) {
+                frames.extend(entry.remove());
+                self.last = offset;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Fills from the store the gaps before what still waits in `ahead`,
+    /// then sends it.
+    async fn settle<R: Router>(
+        &mut self,
+        ahead: &mut BTreeMap<u32, Option<Frame>>,
+        frames: &mut Vec<Frame>,
+        router: &R,
+    ) -> Result<usize, RouterError> {
+        let mut filled = 0;
+        while let Some((&next, _)) = ahead.first_key_value() {
+            filled += self.fill(next - 1, frames, router).await?;
+            self.release(ahead, frames);
         }
         Ok(filled)
     }
@@ -200,5 +237,56 @@ impl Cursor {
             self.last = newest.min(upto);
         }
         Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use jim_router::LocalRouter;
+    use jim_router::inbox::{Append, Inbox, Retention, StoreKind};
+
+    use super::*;
+
+    fn push(offset: u32) -> Outbound {
+        Outbound::Push {
+            cmd: Command::C2C,
+            body: Bytes::from(offset.to_string()),
+            offset,
+        }
+    }
+
+    /// Two routes that raced: the later offset came first, and the store
+    /// keeps only the newest entry. The earlier one, right behind in the
+    /// same batch, is sent (not passed as lost) and each goes out once.
+    #[tokio::test]
+    async fn entries_out_of_order_in_a_batch_go_out_in_order_without_the_store() {
+        let retention = Retention {
+            max_entries: 1,
+            ..Retention::default()
+        };
+        let inbox = Inbox::open(&StoreKind::Memory, retention, Default::default()).unwrap();
+        let user: Arc<str> = "bob".into();
+        for id in 1..=3 {
+            let body = Bytes::from(id.to_string());
+            let append = Append {
+                cmd: Command::C2C,
+                body: &body,
+                except: None,
+                sender: None,
+                client_msg_id: None,
+                message_id: id,
+            };
+            inbox.append([&user].into_iter(), &append).await.unwrap();
+        }
+        let epoch = inbox.state("bob").await.unwrap().epoch;
+        let router = LocalRouter::open(inbox, Vec::new()).await.unwrap();
+        let mut cursor = Cursor::new(Arc::clone(&user), 7, epoch, 0, 0);
+        cursor.greeted = true;
+        let mut batch: VecDeque<Outbound> = [push(2), push(1), push(2), Outbound::Skip { offset: 3 }].into();
+        let mut frames = Vec::new();
+        let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!((seqs, filled, cursor.last), (vec![1, 2], 0, 3));
     }
 }
