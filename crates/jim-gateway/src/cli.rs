@@ -72,12 +72,15 @@ struct RunArgs {
     /// Prefix of the Kafka topic names (`kafka` mode).
     #[arg(long, env = "JIM_KAFKA_PREFIX")]
     kafka_prefix: Option<String>,
-    /// The inbox store: `memory`, `disk` (in `--inbox-dir`) or `off`.
+    /// The inbox store: `memory`, `disk` (in `--inbox-dir`), `redis` (at `--inbox-redis`) or `off`.
     #[arg(long, env = "JIM_INBOX")]
     inbox: Option<jim_router::inbox::InboxStore>,
     /// The `disk` inbox store's directory.
     #[arg(long, env = "JIM_INBOX_DIR")]
     inbox_dir: Option<PathBuf>,
+    /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
+    #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
+    inbox_redis: Option<String>,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -169,6 +172,9 @@ impl RunArgs {
         }
         if let Some(dir) = &self.inbox_dir {
             config.inbox.dir = dir.clone();
+        }
+        if let Some(url) = &self.inbox_redis {
+            config.inbox.redis_url = url.clone();
         }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
@@ -291,6 +297,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let metrics = crate::metrics::Metrics::new();
             let inbox =
                 jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+                    .await
                     .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
             let router = jim_router::LocalRouter::open(inbox, Vec::new())
                 .await
@@ -366,21 +373,10 @@ fn routing(config: &Config) -> String {
 
 /// The inbox store, for the banner.
 fn inbox(config: &Config) -> String {
-    use jim_router::inbox::InboxStore;
-    match (config.mode, config.inbox.store) {
-        (Mode::Local, InboxStore::Memory) => format!(
-            "memory (lost on restart), {} entries for {} s per user",
-            config.inbox.max_entries, config.inbox.ttl_secs
-        ),
-        (Mode::Local, InboxStore::Disk) => format!(
-            "disk ({}), {} entries for {} s per user",
-            config.inbox.dir.display(),
-            config.inbox.max_entries,
-            config.inbox.ttl_secs
-        ),
-        (Mode::Local, InboxStore::Off) => "OFF: acked messages to offline users are lost".to_owned(),
-        (Mode::Grpc, _) => "kept by the router (its [inbox])".to_owned(),
-        (Mode::Kafka, _) => "OFF in kafka mode for now: acked messages to offline users are lost".to_owned(),
+    match config.mode {
+        Mode::Local => config.inbox.describe(),
+        Mode::Grpc => "kept by the router (its [inbox])".to_owned(),
+        Mode::Kafka => "OFF in kafka mode for now: acked messages to offline users are lost".to_owned(),
     }
 }
 

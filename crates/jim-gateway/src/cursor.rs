@@ -265,7 +265,9 @@ mod tests {
             max_entries: 1,
             ..Retention::default()
         };
-        let inbox = Inbox::open(&StoreKind::Memory, retention, Default::default()).unwrap();
+        let inbox = Inbox::open(&StoreKind::Memory, retention, Default::default())
+            .await
+            .unwrap();
         let user: Arc<str> = "bob".into();
         for id in 1..=3 {
             let body = Bytes::from(id.to_string());

@@ -41,6 +41,11 @@ pub enum StoreKind {
         /// The store's directory (created if missing).
         dir: PathBuf,
     },
+    /// In Redis (one stream per user), shared by every gateway.
+    Redis {
+        /// `redis://[:password@]host:port[/db]`.
+        url: String,
+    },
 }
 
 /// `[inbox]`: the store of every user's inbox (the contract's section 7)
@@ -48,10 +53,12 @@ pub enum StoreKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboxSettings {
-    /// `memory` (the default), `disk` or `off`.
+    /// `memory` (the default), `disk`, `redis` or `off`.
     pub store: InboxStore,
     /// The `disk` store's directory.
     pub dir: std::path::PathBuf,
+    /// The `redis` store's server, `redis://[:password@]host:port[/db]`.
+    pub redis_url: String,
     /// Entries kept per inbox.
     pub max_entries: u32,
     /// Entries older than this are dropped, in seconds.
@@ -67,6 +74,7 @@ impl Default for InboxSettings {
         InboxSettings {
             store: InboxStore::Memory,
             dir: "jim-inbox".into(),
+            redis_url: "redis://127.0.0.1:6379/".into(),
             max_entries: retention.max_entries,
             ttl_secs: retention.ttl.as_secs(),
             dedupe_window_secs: retention.dedupe_window.as_secs(),
@@ -82,7 +90,21 @@ impl InboxSettings {
             InboxStore::Disk => StoreKind::Disk {
                 dir: self.dir.clone(),
             },
+            InboxStore::Redis => StoreKind::Redis {
+                url: self.redis_url.clone(),
+            },
             InboxStore::Off => StoreKind::Off,
+        }
+    }
+
+    /// The store and its retention, for a start-up banner.
+    pub fn describe(&self) -> String {
+        let retention = format!("{} entries for {} s per user", self.max_entries, self.ttl_secs);
+        match self.store {
+            InboxStore::Memory => format!("memory (lost on restart), {retention}"),
+            InboxStore::Disk => format!("disk ({}), {retention}", self.dir.display()),
+            InboxStore::Redis => format!("redis ({}), {retention}", redacted(&self.redis_url)),
+            InboxStore::Off => "OFF: acked messages to offline users are lost".to_owned(),
         }
     }
 
@@ -104,16 +126,19 @@ pub enum InboxStore {
     Memory,
     /// On disk in `inbox.dir`: survives restarts.
     Disk,
+    /// In Redis at `inbox.redis_url`: shared by every gateway.
+    Redis,
     /// No inbox: an ack promises routing only (v1).
     Off,
 }
 
 impl InboxStore {
-    /// Its name in configuration: `memory`, `disk` or `off`.
+    /// Its name in configuration: `memory`, `disk`, `redis` or `off`.
     pub fn as_str(self) -> &'static str {
         match self {
             InboxStore::Memory => "memory",
             InboxStore::Disk => "disk",
+            InboxStore::Redis => "redis",
             InboxStore::Off => "off",
         }
     }
@@ -126,8 +151,19 @@ impl std::str::FromStr for InboxStore {
         match s {
             "memory" => Ok(InboxStore::Memory),
             "disk" => Ok(InboxStore::Disk),
+            "redis" => Ok(InboxStore::Redis),
             "off" => Ok(InboxStore::Off),
-            other => Err(format!("unknown inbox store {other:?}: memory, disk or off")),
+            other => Err(format!(
+                "unknown inbox store {other:?}: memory, disk, redis or off"
+            )),
         }
+    }
+}
+
+/// A Redis URL without its password, for the banner and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }

@@ -4,7 +4,8 @@
 //! 7).
 //!
 //! An [`Inbox`] is one of the stores: `memory` (in the process), `disk` (an
-//! embedded engine, surviving restarts), or `off`. Entries of one inbox are
+//! embedded engine, surviving restarts), `redis` (Redis Streams, shared by
+//! every gateway), or `off`. Entries of one inbox are
 //! numbered 1, 2, 3, ... (the [`Offset`]); the inbox's epoch changes when
 //! the store could not keep it, so a client's position (`epoch`, `offset`)
 //! says whether it missed anything. The inbox also recognises retried sends
@@ -19,6 +20,8 @@ mod disk;
 mod entry;
 mod error;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
 pub use config::{InboxSettings, InboxStore, Retention, StoreKind};

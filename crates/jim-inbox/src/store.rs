@@ -8,6 +8,8 @@ use metrics::{Counter, Histogram};
 #[cfg(feature = "disk")]
 use crate::disk::DiskStore;
 use crate::memory::MemoryStore;
+#[cfg(feature = "redis")]
+use crate::redis::RedisStore;
 use crate::{Append, Appended, InboxError, InboxState, KeptGroup, Offset, Read, Retention, StoreKind};
 
 /// The inboxes of a deployment's users, in one of the stores.
@@ -55,6 +57,8 @@ enum Store {
     Memory(MemoryStore),
     #[cfg(feature = "disk")]
     Disk(DiskStore, std::path::PathBuf),
+    #[cfg(feature = "redis")]
+    Redis(RedisStore, String),
 }
 
 /// What the store counts, registered by whoever renders them (each
@@ -145,9 +149,13 @@ impl Inbox {
     /// the task that drops entries past their age.
     ///
     /// # Errors
-    /// [`InboxError::Open`] if a disk store cannot be opened (or the `disk`
-    /// feature is off).
-    pub fn open(kind: &StoreKind, retention: Retention, metrics: InboxMetrics) -> Result<Inbox, InboxError> {
+    /// [`InboxError::Open`] if the store cannot be opened (or its feature
+    /// is off).
+    pub async fn open(
+        kind: &StoreKind,
+        retention: Retention,
+        metrics: InboxMetrics,
+    ) -> Result<Inbox, InboxError> {
         let inbox = match kind {
             StoreKind::Off => return Ok(Inbox::new(Store::Off, metrics)),
             StoreKind::Memory => Inbox::new(Store::Memory(MemoryStore::new(retention)), metrics),
@@ -160,6 +168,20 @@ impl Inbox {
             StoreKind::Disk { .. } => {
                 return Err(InboxError::Open {
                     reason: "built without the `disk` feature".into(),
+                });
+            }
+            #[cfg(feature = "redis")]
+            StoreKind::Redis { url } => Inbox::new(
+                Store::Redis(
+                    RedisStore::open(url, retention).await?,
+                    crate::config::redacted(url),
+                ),
+                metrics,
+            ),
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis { .. } => {
+                return Err(InboxError::Open {
+                    reason: "built without the `redis` feature".into(),
                 });
             }
         };
@@ -181,6 +203,8 @@ impl Inbox {
             Store::Memory(_) => "memory".into(),
             #[cfg(feature = "disk")]
             Store::Disk(_, dir) => format!("disk ({})", dir.display()),
+            #[cfg(feature = "redis")]
+            Store::Redis(_, url) => format!("redis ({url})"),
         }
     }
 
@@ -216,6 +240,18 @@ impl Inbox {
                 Ok(answer) => PendingState::Disk(answer),
                 Err(e) => PendingState::Done(Some(Err(e))),
             },
+            #[cfg(feature = "redis")]
+            Store::Redis(..) => {
+                let users: Vec<Arc<str>> = users.cloned().collect();
+                let owned = OwnedAppend::of(append);
+                let inbox = self.clone();
+                PendingState::Redis(Box::pin(async move {
+                    let Store::Redis(store, _) = &inbox.inner.store else {
+                        unreachable!("a redis append of another store")
+                    };
+                    store.append(users.iter(), &owned.borrowed()).await
+                }))
+            }
         };
         Pending {
             inbox: self.clone(),
@@ -239,6 +275,8 @@ impl Inbox {
             Store::Memory(store) => Ok(store.read(user, after, max)),
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.read(user, after, max),
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => store.read(user, after, max).await,
         };
         match &read {
             Ok(read) => {
@@ -265,6 +303,8 @@ impl Inbox {
             Store::Memory(store) => Ok(store.state(user)),
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.state(user),
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => store.state(user).await,
         };
         if state.is_err() {
             self.inner.metrics.errors.increment(1);
@@ -286,6 +326,8 @@ impl Inbox {
             }
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.save_group(group, members).await,
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => store.save_group(group, members).await,
         }
     }
 
@@ -298,6 +340,8 @@ impl Inbox {
             Store::Off | Store::Memory(_) => Ok(Vec::new()),
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.groups(),
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => store.groups().await,
         }
     }
 
@@ -322,6 +366,45 @@ enum PendingState {
     Done(Option<Result<Appended, InboxError>>),
     #[cfg(feature = "disk")]
     Disk(tokio::sync::oneshot::Receiver<Result<Appended, InboxError>>),
+    #[cfg(feature = "redis")]
+    Redis(std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, InboxError>> + Send>>),
+}
+
+/// An [`Append`] that owns its parts, for an append that outlives its
+/// caller's borrow.
+#[cfg(feature = "redis")]
+struct OwnedAppend {
+    cmd: jim_protocol::Command,
+    body: bytes::Bytes,
+    except: Option<u64>,
+    sender: Option<Box<str>>,
+    client_msg_id: Option<Box<str>>,
+    message_id: u64,
+}
+
+#[cfg(feature = "redis")]
+impl OwnedAppend {
+    fn of(append: &Append<'_>) -> OwnedAppend {
+        OwnedAppend {
+            cmd: append.cmd,
+            body: append.body.clone(),
+            except: append.except,
+            sender: append.sender.map(Box::from),
+            client_msg_id: append.client_msg_id.map(Box::from),
+            message_id: append.message_id,
+        }
+    }
+
+    fn borrowed(&self) -> Append<'_> {
+        Append {
+            cmd: self.cmd,
+            body: &self.body,
+            except: self.except,
+            sender: self.sender.as_deref(),
+            client_msg_id: self.client_msg_id.as_deref(),
+            message_id: self.message_id,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -355,6 +438,11 @@ impl std::future::Future for Pending {
                 std::task::Poll::Ready(result) => {
                     result.unwrap_or_else(|_| Err(InboxError::unavailable("disk store stopped")))
                 }
+            },
+            #[cfg(feature = "redis")]
+            PendingState::Redis(append) => match append.as_mut().poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(result) => result,
             },
         };
         let _ = cx;

@@ -30,22 +30,33 @@ fn users(names: &[&str]) -> Vec<Arc<str>> {
     names.iter().map(|&n| n.into()).collect()
 }
 
-fn stores(retention: Retention) -> Vec<(Inbox, Option<tempfile::TempDir>)> {
+/// What keeps a store's backing alive for a test: a directory, a Redis.
+#[allow(dead_code)] // held, never read
+enum Backing {
+    None,
+    Dir(tempfile::TempDir),
+    Redis(jim_test_util::redis::RedisServer),
+}
+
+async fn stores(retention: Retention) -> Vec<(Inbox, Backing)> {
     let dir = tempfile::tempdir().unwrap();
-    let disk = Inbox::open(
-        &StoreKind::Disk {
-            dir: dir.path().to_path_buf(),
-        },
-        retention,
-        Default::default(),
-    )
-    .unwrap();
-    vec![(Inbox::memory(retention), None), (disk, Some(dir))]
+    let disk = StoreKind::Disk {
+        dir: dir.path().to_path_buf(),
+    };
+    let disk = Inbox::open(&disk, retention, Default::default()).await.unwrap();
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let shared = Inbox::open(&kind, retention, Default::default()).await.unwrap();
+    vec![
+        (Inbox::memory(retention), Backing::None),
+        (disk, Backing::Dir(dir)),
+        (shared, Backing::Redis(redis)),
+    ]
 }
 
 #[tokio::test]
 async fn offsets_count_from_one_per_user_and_reads_return_what_was_appended() {
-    for (inbox, _dir) in stores(Retention::default()) {
+    for (inbox, _dir) in stores(Retention::default()).await {
         let team = users(&["alice", "bob"]);
         for i in 1..=3u64 {
             let body = Bytes::from(format!("m{i}"));
@@ -99,7 +110,7 @@ async fn retention_by_count_keeps_the_newest_and_never_reuses_an_offset() {
         max_entries: 3,
         ..Retention::default()
     };
-    for (inbox, _dir) in stores(retention) {
+    for (inbox, _dir) in stores(retention).await {
         let bob = users(&["bob"]);
         for i in 1..=5u64 {
             let body = Bytes::from(format!("m{i}"));
@@ -128,7 +139,7 @@ async fn retention_by_age_drops_old_entries() {
         ttl: Duration::from_millis(300),
         ..Retention::default()
     };
-    for (inbox, _dir) in stores(retention) {
+    for (inbox, _dir) in stores(retention).await {
         let body = Bytes::from_static(b"soon gone");
         inbox
             .append(users(&["bob"]).iter(), &append(&body, None, None, 1))
@@ -161,7 +172,7 @@ async fn retention_by_age_drops_old_entries() {
 
 #[tokio::test]
 async fn a_retry_within_the_window_is_acked_as_the_original_and_not_stored() {
-    for (inbox, _dir) in stores(Retention::default()) {
+    for (inbox, _dir) in stores(Retention::default()).await {
         let team = users(&["alice", "bob"]);
         let body = Bytes::from_static(b"once");
         let first = inbox
@@ -205,7 +216,7 @@ async fn a_retry_within_the_window_is_acked_as_the_original_and_not_stored() {
         dedupe_window: Duration::from_millis(100),
         ..Retention::default()
     };
-    for (inbox, _dir) in stores(short) {
+    for (inbox, _dir) in stores(short).await {
         let bob = users(&["bob"]);
         let body = Bytes::from_static(b"again later");
         inbox
@@ -231,7 +242,7 @@ async fn a_retry_within_the_window_is_acked_as_the_original_and_not_stored() {
 
 #[tokio::test]
 async fn concurrent_retries_store_the_message_once() {
-    for (inbox, _dir) in stores(Retention::default()) {
+    for (inbox, _dir) in stores(Retention::default()).await {
         let bob = users(&["bob"]);
         let body = Bytes::from_static(b"raced");
         let tries = (0..8u64).map(|i| {
@@ -263,7 +274,9 @@ async fn the_disk_store_survives_a_restart_with_its_epoch_and_groups_and_memory_
         dir: dir.path().to_path_buf(),
     };
     let (epoch, body) = {
-        let inbox = Inbox::open(&kind, Retention::default(), Default::default()).unwrap();
+        let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+            .await
+            .unwrap();
         let body = Bytes::from_static(b"kept");
         inbox
             .append(
@@ -331,7 +344,7 @@ async fn the_disk_store_survives_a_restart_with_its_epoch_and_groups_and_memory_
 async fn reopen(kind: &StoreKind) -> Inbox {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match Inbox::open(kind, Retention::default(), Default::default()) {
+        match Inbox::open(kind, Retention::default(), Default::default()).await {
             Ok(inbox) => return inbox,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 let _ = e;
@@ -359,4 +372,97 @@ async fn the_off_store_stores_nothing() {
     );
     assert!(inbox.read("a", 0, 10).await.unwrap().entries.is_empty());
     assert!(!inbox.is_on());
+}
+
+#[tokio::test]
+async fn the_redis_store_rides_out_a_redis_restart_and_says_when_redis_lost_its_data() {
+    let mut redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    let body = Bytes::from_static(b"kept");
+    inbox
+        .append(
+            users(&["bob"]).iter(),
+            &append(&body, Some("alice"), Some("k"), 5),
+        )
+        .await
+        .unwrap();
+    inbox.save_group("team", users(&["alice", "bob"])).await.unwrap();
+    let epoch = inbox.state("bob").await.unwrap().epoch;
+
+    // Down: nothing is stored, and the caller is told.
+    redis.kill().await;
+    let down = inbox
+        .append(users(&["bob"]).iter(), &append(&body, None, None, 6))
+        .await;
+    assert!(down.is_err(), "an append while Redis is down: {down:?}");
+
+    // Back (its append-only file kept everything acknowledged): same epoch.
+    redis.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        match inbox
+            .append(users(&["bob"]).iter(), &append(&body, None, None, 7))
+            .await
+        {
+            Ok(next) => break next,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "redis never came back: {e}"
+                );
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    };
+    assert_eq!(
+        next,
+        Appended::Stored {
+            offsets: vec![2],
+            sender_offset: None
+        }
+    );
+    let read = inbox.read("bob", 0, 10).await.unwrap();
+    assert_eq!((read.epoch.clone(), read.entries.len()), (epoch.clone(), 2));
+    assert_eq!(
+        inbox.groups().await.unwrap(),
+        vec![("team".into(), users(&["alice", "bob"]))]
+    );
+    let retry = inbox
+        .append(
+            users(&["bob"]).iter(),
+            &append(&body, Some("alice"), Some("k"), 8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        retry,
+        Appended::Duplicate {
+            message_id: 5,
+            sender_offset: None
+        }
+    );
+
+    // Redis lost its data: a new epoch, offsets from 1 again.
+    flush_all(&redis.url()).await;
+    let state = inbox.state("bob").await.unwrap();
+    assert_ne!(state.epoch, epoch);
+    assert_eq!((state.head, state.held), (0, 0));
+}
+
+async fn redis_client(url: &str) -> std::net::TcpStream {
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    std::net::TcpStream::connect(addr).unwrap()
+}
+
+/// `FLUSHALL` by hand (RESP over a socket): the data is gone.
+async fn flush_all(url: &str) {
+    use std::io::{Read, Write};
+    let mut stream = redis_client(url).await;
+    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
 }

@@ -129,12 +129,15 @@ struct Args {
     /// announced by any gateway get 5000 (gateways are re-linking).
     #[arg(long, env = "JIM_SETTLE_MS")]
     settle_ms: Option<u64>,
-    /// The inbox store: `memory`, `disk` (in `--inbox-dir`) or `off`.
+    /// The inbox store: `memory`, `disk` (in `--inbox-dir`), `redis` (at `--inbox-redis`) or `off`.
     #[arg(long, env = "JIM_INBOX")]
     inbox: Option<jim_router::inbox::InboxStore>,
     /// The `disk` inbox store's directory.
     #[arg(long, env = "JIM_INBOX_DIR")]
     inbox_dir: Option<PathBuf>,
+    /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
+    #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
+    inbox_redis: Option<String>,
     /// Log filter.
     #[arg(long, env = "JIM_LOG", default_value = "info")]
     log: String,
@@ -171,6 +174,9 @@ impl Args {
         }
         if let Some(dir) = &self.inbox_dir {
             config.inbox.dir = dir.clone();
+        }
+        if let Some(url) = &self.inbox_redis {
+            config.inbox.redis_url = url.clone();
         }
         if config.inbox.store != jim_router::inbox::InboxStore::Off
             && (config.inbox.max_entries == 0 || config.inbox.ttl_secs == 0)
@@ -228,6 +234,7 @@ pub fn main() -> ExitCode {
 async fn run(config: RouterConfig) -> Result<(), ServerError> {
     let metrics = RouterMetrics::new();
     let inbox = jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+        .await
         .map_err(|e| ServerError::Config(format!("[inbox]: {e}")))?;
     let router = CentralRouter::with_inbox(
         CentralConfig {
@@ -344,7 +351,7 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
             }
             .to_owned(),
         ),
-        ("inbox", inbox_row(&config.inbox)),
+        ("inbox", config.inbox.describe()),
     ];
     print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
     if config.inbox.store == jim_router::inbox::InboxStore::Off {
@@ -354,24 +361,6 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
     }
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
-    }
-}
-
-/// The inbox store, for the banner.
-fn inbox_row(inbox: &jim_router::inbox::InboxSettings) -> String {
-    use jim_router::inbox::InboxStore;
-    match inbox.store {
-        InboxStore::Memory => format!(
-            "memory (lost on restart), {} entries for {} s per user",
-            inbox.max_entries, inbox.ttl_secs
-        ),
-        InboxStore::Disk => format!(
-            "disk ({}), {} entries for {} s per user",
-            inbox.dir.display(),
-            inbox.max_entries,
-            inbox.ttl_secs
-        ),
-        InboxStore::Off => "OFF: acked messages to offline users are lost".to_owned(),
     }
 }
 

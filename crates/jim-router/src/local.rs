@@ -101,10 +101,10 @@ impl LocalRouter {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let dir = tempfile::tempdir().unwrap();
     /// let kind = StoreKind::Disk { dir: dir.path().into() };
-    /// let router = LocalRouter::open(Inbox::open(&kind, Retention::default(), Default::default())?, vec![]).await?;
+    /// let router = LocalRouter::open(Inbox::open(&kind, Retention::default(), Default::default()).await?, vec![]).await?;
     /// router.add_members("team", &["alice".into()]).await?;
     /// drop(router);
-    /// # let router = loop { if let Ok(inbox) = Inbox::open(&kind, Retention::default(), Default::default()) { break LocalRouter::open(inbox, vec![]).await?; } };
+    /// # let router = loop { if let Ok(inbox) = Inbox::open(&kind, Retention::default(), Default::default()).await { break LocalRouter::open(inbox, vec![]).await?; } };
     /// // ...restarted on the same directory:
     /// assert_eq!(router.members("team").await?, vec!["alice".into()]);
     /// # Ok::<(), jim_router::RouterError>(())

@@ -7,11 +7,13 @@
 //! - [`deployment`]: several gateways (grpc and kafka modes): where each
 //!   listens, presence as it reports it, pipelined senders and the
 //!   deliveries they cause, through faults;
-//! - [`tansu`]: a real Kafka-protocol broker on a free port.
+//! - [`tansu`]: a real Kafka-protocol broker on a free port;
+//! - [`redis`]: a real Redis (Debian's `redis-server`) on a free port.
 
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod deployment;
+pub mod redis;
 mod support;
 pub mod tansu;
 

@@ -92,6 +92,7 @@ async fn every_since_case_of_the_contract(kind: Kind) {
                 },
                 Default::default(),
             )
+            .await
             .unwrap(),
             Vec::new(),
         )
@@ -206,6 +207,7 @@ async fn live_messages_during_a_replay_are_neither_lost_nor_repeated_nor_reorder
                 },
                 Default::default(),
             )
+            .await
             .unwrap(),
             Vec::new(),
         )
@@ -370,7 +372,7 @@ async fn on_disk(dir: &Path) -> Gw {
     // The previous gateway's store lets go of the directory as it stops.
     let deadline = tokio::time::Instant::now() + WAIT;
     let inbox = loop {
-        match Inbox::open(&kind, Retention::default(), Default::default()) {
+        match Inbox::open(&kind, Retention::default(), Default::default()).await {
             Ok(inbox) => break inbox,
             Err(e) => {
                 assert!(tokio::time::Instant::now() < deadline, "{e}");

@@ -1,0 +1,364 @@
+//! The `redis` store: one Redis Stream per user, shared by every gateway.
+//!
+//! An append to one inbox is one server-side script: it assigns the next
+//! offset, adds the entry under that id, trims to retention (count, and
+//! the oldest few by age) and refreshes the keys' expiry, atomically. A
+//! message to many users is one pipeline of such scripts (one round trip),
+//! and concurrent appends share the connection's pipeline. A user's keys
+//! share one hash tag (`{user}`), so inboxes shard across a Redis Cluster's
+//! slots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jim_protocol::Command;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use crate::clock::{new_epoch, now_ms};
+use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
+
+/// Appends one entry to one inbox; returns `{offset, epoch}`.
+const APPEND: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+local head = redis.call('HINCRBY', KEYS[2], 'head', 1)
+if head > 4294967295 then
+  redis.call('DEL', KEYS[1])
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'head', 1)
+  head = 1
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], head .. '-0', 'c', ARGV[4], 'e', ARGV[5], 't', ARGV[6], 'b', ARGV[7])
+local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 16)
+for _, entry in ipairs(oldest) do
+  if tonumber(entry[2][6]) < tonumber(ARGV[2]) then
+    redis.call('XDEL', KEYS[1], entry[1])
+  else
+    break
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+return {head, epoch}
+";
+
+/// Where one inbox stands (creating its epoch): `{epoch, head, held, oldest id}`.
+const STATE: &str = r"
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'head')
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local oldest = ''
+if first[1] then oldest = first[1][1] end
+return {meta[1], meta[2] or '0', redis.call('XLEN', KEYS[1]), oldest}
+";
+
+/// One entry as `XRANGE` answers it: its id and its fields.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
+/// How long a retry waits for an original still being stored.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+
+pub(crate) struct RedisStore {
+    connection: ConnectionManager,
+    append: Script,
+    state: Script,
+    retention: Retention,
+    prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(e: redis::RedisError) -> InboxError {
+    InboxError::unavailable(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    pub(crate) async fn open(url: &str, retention: Retention) -> Result<RedisStore, InboxError> {
+        let open_err = |e: redis::RedisError| InboxError::Open {
+            reason: format!("redis {url}: {e}"),
+        };
+        let client = redis::Client::open(url).map_err(open_err)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let connection = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(open_err)?;
+        Ok(RedisStore {
+            connection,
+            append: Script::new(APPEND),
+            state: Script::new(STATE),
+            retention,
+            prefix: "jim:".into(),
+        })
+    }
+
+    fn stream(&self, user: &str) -> String {
+        format!("{}{{{user}}}:in", self.prefix)
+    }
+
+    fn meta(&self, user: &str) -> String {
+        format!("{}{{{user}}}:meta", self.prefix)
+    }
+
+    fn retry_key(&self, sender: &str, client_msg_id: &str) -> String {
+        format!("{}{{{sender}}}:retry:{client_msg_id}", self.prefix)
+    }
+
+    fn ttl_secs(&self) -> u64 {
+        self.retention.ttl.as_secs().max(1)
+    }
+
+    pub(crate) async fn append<'u>(
+        &self,
+        users: impl Iterator<Item = &'u Arc<str>>,
+        append: &Append<'_>,
+    ) -> Result<Appended, InboxError> {
+        let users: Vec<&Arc<str>> = users.collect();
+        let retry = match (append.sender, append.client_msg_id) {
+            (Some(sender), Some(id)) => Some(self.retry_key(sender, id)),
+            _ => None,
+        };
+        if let Some(key) = &retry
+            && let Some(original) = self.claim(key).await?
+        {
+            return Ok(original);
+        }
+        let stored = self.store(&users, append).await;
+        let mut connection = self.connection.clone();
+        match (&retry, &stored) {
+            (Some(key), Ok(Appended::Stored { sender_offset, .. })) => {
+                let value = format!("{}:{}", append.message_id, sender_offset.unwrap_or(0));
+                let window = self.retention.dedupe_window.as_millis() as u64;
+                let _: () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(window.max(1))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(failed)?;
+            }
+            // Not stored: a retry must be able to try again.
+            (Some(key), Err(_)) => {
+                let _: Result<(), _> = connection.del(key).await;
+            }
+            _ => {}
+        }
+        stored
+    }
+
+    /// Claims a retry key for this send; returns the original if another
+    /// send took it first.
+    async fn claim(&self, key: &str) -> Result<Option<Appended>, InboxError> {
+        let mut connection = self.connection.clone();
+        let window = self.retention.dedupe_window.as_millis() as u64;
+        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg("pending")
+                .arg("NX")
+                .arg("PX")
+                .arg(window.max(1))
+                .query_async(&mut connection)
+                .await
+                .map_err(failed)?;
+            if claimed.is_some() {
+                return Ok(None);
+            }
+            let seen: Option<String> = connection.get(key).await.map_err(failed)?;
+            match seen.as_deref().and_then(|v| v.split_once(':')) {
+                Some((id, offset)) => {
+                    let message_id = id
+                        .parse()
+                        .map_err(|_| InboxError::unavailable("redis: a bad retry record"))?;
+                    let offset: Offset = offset.parse().unwrap_or(0);
+                    return Ok(Some(Appended::Duplicate {
+                        message_id,
+                        sender_offset: (offset != 0).then_some(offset),
+                    }));
+                }
+                // Gone meanwhile (expired, or its send failed): claim again.
+                None if seen.is_none() => {}
+                // The original is still being stored.
+                _ if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => {
+                    return Err(InboxError::unavailable(
+                        "a send with this client_msg_id is still being stored; retry",
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn store(&self, users: &[&Arc<str>], append: &Append<'_>) -> Result<Appended, InboxError> {
+        let at_ms = now_ms();
+        let cutoff = at_ms.saturating_sub(self.retention.ttl.as_millis() as u64);
+        let epoch = new_epoch();
+        let cmd = String::from_utf8_lossy(&append.cmd.code()).into_owned();
+        let except = append.except.unwrap_or(0);
+        let mut pipe = redis::pipe();
+        for user in users {
+            let mut invocation = self.append.prepare_invoke();
+            invocation
+                .key(self.stream(user))
+                .key(self.meta(user))
+                .arg(self.retention.max_entries)
+                .arg(cutoff)
+                .arg(&*epoch)
+                .arg(&cmd)
+                .arg(except)
+                .arg(at_ms)
+                .arg(&append.body[..])
+                .arg(self.ttl_secs());
+            pipe.invoke_script(&invocation);
+        }
+        let mut connection = self.connection.clone();
+        let answers: Vec<(u64, String)> = match pipe.query_async(&mut connection).await {
+            Ok(answers) => answers,
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // A restarted Redis forgot the script: load it, then once more.
+                self.append.load_async(&mut connection).await.map_err(failed)?;
+                pipe.query_async(&mut connection).await.map_err(failed)?
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let mut sender_offset = None;
+        let offsets = users
+            .iter()
+            .zip(&answers)
+            .map(|(user, (offset, _))| {
+                let offset = Offset::try_from(*offset).unwrap_or(Offset::MAX);
+                if append.sender == Some(&***user) {
+                    sender_offset = Some(offset);
+                }
+                offset
+            })
+            .collect();
+        Ok(Appended::Stored {
+            offsets,
+            sender_offset,
+        })
+    }
+
+    pub(crate) async fn read(&self, user: &str, after: Offset, max: usize) -> Result<Read, InboxError> {
+        let mut connection = self.connection.clone();
+        let start = format!("{}-0", u64::from(after) + 1);
+        let (epoch, entries): (Option<String>, Vec<StreamEntry>) = redis::pipe()
+            .hget(self.meta(user), "epoch")
+            .cmd("XRANGE")
+            .arg(self.stream(user))
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(max.max(1))
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        let cutoff = now_ms().saturating_sub(self.retention.ttl.as_millis() as u64);
+        let entries = entries
+            .into_iter()
+            .filter_map(|(id, fields)| decode(&id, fields))
+            .filter(|entry| entry.at_ms >= cutoff)
+            .collect();
+        Ok(Read {
+            epoch: epoch.unwrap_or_default().into(),
+            entries,
+        })
+    }
+
+    pub(crate) async fn state(&self, user: &str) -> Result<InboxState, InboxError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.state.prepare_invoke();
+        invocation
+            .key(self.stream(user))
+            .key(self.meta(user))
+            .arg(&*new_epoch())
+            .arg(self.ttl_secs());
+        let (epoch, head, held, oldest): (String, String, u32, String) =
+            invocation.invoke_async(&mut connection).await.map_err(failed)?;
+        let head: Offset = head.parse().unwrap_or(0);
+        let oldest = offset_of(&oldest).unwrap_or(head.wrapping_add(1));
+        Ok(InboxState {
+            epoch: epoch.into(),
+            oldest,
+            head,
+            held,
+        })
+    }
+
+    pub(crate) async fn save_group(&self, group: &str, members: Vec<Arc<str>>) -> Result<(), InboxError> {
+        let names = format!("{}groups", self.prefix);
+        let key = format!("{}group:{group}", self.prefix);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key);
+        if members.is_empty() {
+            pipe.srem(&names, group);
+        } else {
+            let members: Vec<&str> = members.iter().map(|m| &**m).collect();
+            pipe.sadd(&key, members).sadd(&names, group);
+        }
+        let mut connection = self.connection.clone();
+        pipe.query_async::<()>(&mut connection).await.map_err(failed)
+    }
+
+    pub(crate) async fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
+        let mut connection = self.connection.clone();
+        let names: Vec<String> = connection
+            .smembers(format!("{}groups", self.prefix))
+            .await
+            .map_err(failed)?;
+        let mut groups = Vec::with_capacity(names.len());
+        for name in names {
+            let mut members: Vec<String> = connection
+                .smembers(format!("{}group:{name}", self.prefix))
+                .await
+                .map_err(failed)?;
+            members.sort();
+            groups.push((name.into(), members.into_iter().map(Into::into).collect()));
+        }
+        Ok(groups)
+    }
+}
+
+fn offset_of(id: &str) -> Option<Offset> {
+    id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
+fn decode(id: &str, fields: Vec<(String, Vec<u8>)>) -> Option<Entry> {
+    let mut entry = Entry {
+        offset: offset_of(id)?,
+        cmd: Command::C2C,
+        except: None,
+        at_ms: 0,
+        body: Bytes::new(),
+    };
+    for (name, value) in fields {
+        let text = || std::str::from_utf8(&value).ok();
+        match name.as_str() {
+            "c" => entry.cmd = Command::from_code(<[u8; 4]>::try_from(&value[..]).ok()?),
+            "e" => entry.except = text()?.parse().ok().filter(|e| *e != 0),
+            "t" => entry.at_ms = text()?.parse().ok()?,
+            "b" => entry.body = Bytes::from(value),
+            _ => {}
+        }
+    }
+    Some(entry)
+}
