@@ -24,6 +24,9 @@ dev = true
 messages_per_sec = 10000000
 message_burst = 10000000
 outbox_frames = 65536
+[inbox]
+# Kafka routing alone (the inbox stores are measured in local mode).
+store = "off"
 [kafka]
 bootstrap = "127.0.0.1:19092"
 topic_prefix = "bench$$."

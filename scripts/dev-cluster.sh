@@ -110,6 +110,21 @@ else
   }
   backend="kafka 127.0.0.1:$broker_port (tansu, in memory)"
   gateway_args=(--mode kafka --kafka-bootstrap "127.0.0.1:$broker_port")
+  # kafka mode keeps inboxes in Redis, shared by the gateways.
+  if command -v redis-server >/dev/null; then
+    redis_port=$(port 6379)
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --dir "$dir" >"$dir/redis.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 100); do
+      grep -q "Ready to accept" "$dir/redis.log" && break
+      sleep 0.1
+    done
+    backend="$backend, inbox in redis 127.0.0.1:$redis_port"
+    gateway_args+=(--inbox redis --inbox-redis "redis://127.0.0.1:$redis_port/")
+  else
+    backend="$backend, NO inbox (apt-get install redis-server for one)"
+    gateway_args+=(--inbox off)
+  fi
 fi
 
 declare -A ws tcp admin

@@ -305,7 +305,9 @@ async fn events_prints_what_a_kafka_deployment_accepted() {
         state_partitions: 1,
         ..KafkaConfig::default()
     };
-    let backend = KafkaBackend::start(kafka, 7, Vec::new()).await.unwrap();
+    let backend = KafkaBackend::start(kafka, 7, Vec::new(), jim_router::Inbox::off())
+        .await
+        .unwrap();
     let mut config = Config::ephemeral_dev();
     config.node_id = 7;
     let gw = Gateway::new(config, backend.clone())

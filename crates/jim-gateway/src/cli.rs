@@ -269,7 +269,7 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
         let inbox_off = match config.mode {
             Mode::Local => config.inbox.store == jim_router::inbox::InboxStore::Off,
             Mode::Grpc => false,
-            Mode::Kafka => true,
+            Mode::Kafka => config.inbox.store == jim_router::inbox::InboxStore::Off,
         };
         if inbox_off {
             tracing::warn!(
@@ -316,13 +316,26 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let kafka: jim_router_kafka::KafkaConfig =
                 serde_json::from_value(serde_json::Value::Object(config.kafka.clone()))
                     .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
-            let backend = jim_router_kafka::KafkaBackend::start(kafka, config.node_id, Vec::new())
+            use jim_router::inbox::InboxStore;
+            if matches!(config.inbox.store, InboxStore::Memory | InboxStore::Disk) {
+                return Err(GatewayError::Config(format!(
+                    "kafka mode keeps inboxes in Redis, shared by every gateway: set inbox.store = \"redis\" \
+                     (and inbox.redis_url), or \"off\" for no inbox; not \"{}\" (JIM_INBOX, --inbox)",
+                    config.inbox.store.as_str()
+                )));
+            }
+            let metrics = crate::metrics::Metrics::new();
+            let inbox =
+                jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+                    .await
+                    .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
+            let backend = jim_router_kafka::KafkaBackend::start(kafka, config.node_id, Vec::new(), inbox)
                 .await
                 .map_err(|e| match e {
                     jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
                     other => GatewayError::Backend(other.to_string()),
                 })?;
-            Gateway::new(config, backend)?.start().await
+            Gateway::with_metrics(config, backend, metrics)?.start().await
         }
         #[allow(unreachable_patterns)]
         Mode::Grpc | Mode::Kafka => Err(GatewayError::Config(format!(
@@ -376,7 +389,7 @@ fn inbox(config: &Config) -> String {
     match config.mode {
         Mode::Local => config.inbox.describe(),
         Mode::Grpc => "kept by the router (its [inbox])".to_owned(),
-        Mode::Kafka => "OFF in kafka mode for now: acked messages to offline users are lost".to_owned(),
+        Mode::Kafka => config.inbox.describe(),
     }
 }
 

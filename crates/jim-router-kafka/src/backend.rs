@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use jim_router::inbox::{Append, Appended};
 use jim_router::{
-    ClientAck, Hub, Observer, Observers, Outbox, Outgoing, Receipt, Recipients, Router, RouterError,
-    SessionId, SessionInfo, Target, UserId, recipients,
+    ClientAck, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt, Recipients,
+    Router, RouterError, SessionId, SessionInfo, Target, UserId, recipients,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -27,6 +28,14 @@ use crate::positions::{Mark, Positions, realigned};
 use crate::records::{self, DeliveryHead, Heartbeat, Presence, SessionRecord};
 use crate::view::View;
 use crate::{KafkaConfig, KafkaError};
+
+/// When a new session checks its inbox's head again: presence spreads
+/// through Kafka in about a consumer's fetch wait, a lease is the most.
+const PRESENCE_SETTLES: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(3)];
+
+/// A message's delivery records, the sessions they reach, and the
+/// sender's own offset (a group message).
+type Planned = (Vec<DeliveryHead>, usize, Option<u32>);
 
 /// The topics, by role.
 #[derive(Debug, Clone)]
@@ -78,6 +87,9 @@ struct Inner {
     hub: Hub,
     view: View,
     observers: Observers,
+    /// Every user's inbox, in Redis (or off): appended before any record is
+    /// produced, so Kafka carries each recipient's offset.
+    inbox: Inbox,
     /// Replaced when it fails fatally (an idempotent producer does when a
     /// broker comes back without its state).
     producer: std::sync::RwLock<FutureProducer<Health>>,
@@ -149,6 +161,7 @@ impl KafkaBackend {
         config: KafkaConfig,
         node: u16,
         observers: Vec<Arc<dyn Observer>>,
+        inbox: Inbox,
     ) -> Result<KafkaBackend, KafkaError> {
         config.validate().map_err(KafkaError::Config)?;
         let topics = Topics::of(&config);
@@ -177,6 +190,7 @@ impl KafkaBackend {
             hub: Hub::new(),
             view: View::default(),
             observers: observers.into(),
+            inbox,
             producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
@@ -490,8 +504,9 @@ impl Inner {
             return;
         }
         let except = head.except.map(SessionId);
-        for user in &head.users {
-            self.hub.deliver_to_user(user, cmd, &body, except, 0);
+        for (i, user) in head.users.iter().enumerate() {
+            let offset = head.offsets.get(i).copied().unwrap_or(0);
+            self.hub.deliver_to_user(user, cmd, &body, except, offset);
         }
     }
 
@@ -555,6 +570,7 @@ impl Inner {
             node: self.node,
             cmd: None,
             users: Vec::new(),
+            offsets: Vec::new(),
             except: None,
             everyone: false,
             kick: None,
@@ -649,6 +665,10 @@ impl Inner {
                         // Said once ready: whoever reads the log may act on it.
                         tracing::info!("kafka is back: presence and groups re-announced");
                         resync = false;
+                        // Deliveries produced meanwhile may be lost with
+                        // the broker's data: every session catches up with
+                        // its inbox.
+                        self.hub.resync_all();
                     }
                 }
                 Ok(Err(e)) => {
@@ -716,44 +736,95 @@ impl Inner {
     }
 
     /// The delivery records of a message, by target gateway, and how many
-    /// sessions they reach.
-    fn plan(&self, message: &Outgoing) -> Result<(Vec<DeliveryHead>, usize), RouterError> {
-        let now = Instant::now();
+    /// sessions they reach; a message to users is stored in their inboxes
+    /// first, and each record carries their offsets. `None` for a retry of a
+    /// message accepted earlier (nothing to deliver): its receipt instead.
+    async fn plan(&self, message: &Outgoing) -> Result<Result<Planned, Receipt>, RouterError> {
         let cmd = Some(message.cmd.to_string());
-        let mut by_node: HashMap<u16, DeliveryHead> = HashMap::new();
-        let mut sessions = 0;
         let head = |node: u16, except: Option<SessionId>| DeliveryHead {
             node,
             cmd: cmd.clone(),
             users: Vec::new(),
+            offsets: Vec::new(),
             except: except.map(|s| s.0),
             everyone: false,
             kick: None,
             probe: None,
         };
-        match recipients(message, &self.view.groups, &self.observers, |_| Ok(()))? {
-            Recipients::Users { users, except } => {
-                for user in users.iter() {
-                    for (node, count) in self.view.nodes_of(user, except, now) {
-                        by_node
-                            .entry(node)
-                            .or_insert_with(|| head(node, except))
-                            .users
-                            .push(user.to_string());
-                        sessions += count;
-                    }
+        let (users, except): (Vec<UserId>, _) =
+            match recipients(message, &self.view.groups, &self.observers, |_| Ok(()))? {
+                Recipients::Users { users, except } => (users.iter().cloned().collect(), except),
+                Recipients::Everyone => {
+                    let mut sessions = 0;
+                    let heads = self
+                        .view
+                        .live_gateways(Instant::now())
+                        .into_iter()
+                        .map(|(node, count)| {
+                            sessions += count;
+                            DeliveryHead {
+                                everyone: true,
+                                ..head(node, None)
+                            }
+                        })
+                        .collect();
+                    return Ok(Ok((heads, sessions, None)));
                 }
+            };
+        let append = Append {
+            cmd: message.cmd,
+            body: &message.body,
+            except: except.map(|s| s.0),
+            sender: message.sender.as_ref().map(|s| &*s.user),
+            client_msg_id: message.client_msg_id.as_deref(),
+            message_id: message.message_id.0,
+        };
+        let (offsets, sender_offset) = match self.inbox.append(users.iter(), &append).await? {
+            Appended::Stored {
+                offsets,
+                sender_offset,
+            } => (offsets, sender_offset),
+            Appended::Duplicate {
+                message_id,
+                sender_offset,
+            } => {
+                return Ok(Err(Receipt {
+                    sessions: Some(0),
+                    offset: sender_offset,
+                    original: Some(jim_model::MessageId(message_id)),
+                }));
             }
-            Recipients::Everyone => {
-                for (node, count) in self.view.live_gateways(now) {
-                    let mut all = head(node, None);
-                    all.everyone = true;
-                    by_node.insert(node, all);
-                    sessions += count;
-                }
+        };
+        // Presence as it is once the message is stored: a session that
+        // attaches later reads a head that includes it.
+        let now = Instant::now();
+        let mut by_node: HashMap<u16, DeliveryHead> = HashMap::new();
+        let mut sessions = 0;
+        for (user, offset) in users.iter().zip(offsets) {
+            let mut nodes = self.view.nodes_of(user, except, now);
+            // The sending session is told to skip its own entry, in order
+            // with the rest of its deliveries.
+            if offset != 0
+                && sender_offset == Some(offset)
+                && message.sender.as_ref().is_some_and(|s| s.user == *user)
+                && !nodes.iter().any(|(node, _)| *node == self.node)
+            {
+                nodes.push((self.node, 0));
+            }
+            for (node, count) in nodes {
+                let head = by_node.entry(node).or_insert_with(|| head(node, except));
+                head.users.push(user.to_string());
+                head.offsets.push(offset);
+                sessions += count;
             }
         }
-        Ok((by_node.into_values().collect(), sessions))
+        let mut heads: Vec<DeliveryHead> = by_node.into_values().collect();
+        for head in &mut heads {
+            if head.offsets.iter().all(|o| *o == 0) {
+                head.offsets.clear();
+            }
+        }
+        Ok(Ok((heads, sessions, sender_offset)))
     }
 }
 
@@ -809,6 +880,28 @@ fn event_headers(message: &Outgoing) -> OwnedHeaders {
 impl Router for KafkaBackend {
     async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
         let user = Arc::clone(&info.user);
+        if self.inner.inbox.is_on() {
+            // Other gateways learn of this session only when they read its
+            // presence record: what they store for this user meanwhile is
+            // not delivered live. The session catches up with its inbox
+            // once presence has had time to spread.
+            let outbox = Arc::downgrade(&outbox);
+            let closed = self.inner.closed.clone();
+            tokio::spawn(async move {
+                for after in PRESENCE_SETTLES {
+                    tokio::select! {
+                        () = closed.cancelled() => return,
+                        () = tokio::time::sleep(after) => {}
+                    }
+                    match outbox.upgrade() {
+                        Some(outbox) if !outbox.is_closing() => {
+                            let _ = outbox.resync();
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
         self.inner.hub.attach(info, outbox);
         // While Kafka is down, the resync after it publishes everything.
         if self.is_ready()
@@ -832,7 +925,10 @@ impl Router for KafkaBackend {
         if !self.is_ready() {
             return Err(unavailable("not reachable"));
         }
-        let (deliveries, sessions) = inner.plan(&message)?;
+        let (deliveries, sessions, sender_offset) = match inner.plan(&message).await? {
+            Ok(planned) => planned,
+            Err(retry) => return Ok(retry),
+        };
         let key = records::conversation_key(&message);
         let event = inner.produce(
             &inner.topics.events,
@@ -862,7 +958,8 @@ impl Router for KafkaBackend {
         }
         Ok(Receipt {
             sessions: Some(sessions),
-            ..Receipt::default()
+            offset: sender_offset,
+            original: None,
         })
     }
 
@@ -947,6 +1044,7 @@ impl Router for KafkaBackend {
                 node,
                 cmd: None,
                 users: Vec::new(),
+                offsets: Vec::new(),
                 except: None,
                 everyone: false,
                 kick: Some((user.to_owned(), reason.to_owned())),
@@ -965,6 +1063,17 @@ impl Router for KafkaBackend {
             sent.map_err(unavailable)?;
         }
         Ok(kicked)
+    }
+
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        if !self.inner.inbox.is_on() {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.inbox.state(user).await?))
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        Ok(self.inner.inbox.read(user, after, max).await?)
     }
 
     fn is_ready(&self) -> bool {
@@ -1005,7 +1114,7 @@ mod tests {
             startup_timeout_ms: 3_000,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new())
+        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off())
             .await
             .unwrap_err()
             .to_string();
@@ -1021,7 +1130,9 @@ mod tests {
             lease_ms: 10,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new()).await.unwrap_err();
+        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off())
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "kafka configuration: kafka.lease_ms must be at least 300"

@@ -81,6 +81,10 @@ pub(crate) struct DeliveryHead {
     pub(crate) cmd: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) users: Vec<String>,
+    /// Each user's inbox offset, in the order of `users` (none: not inbox
+    /// entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) offsets: Vec<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) except: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -137,6 +141,7 @@ mod tests {
             node: 3,
             cmd: Some("B102".into()),
             users: vec!["a\nb".into(), "c".into()],
+            offsets: vec![4, 9],
             except: Some(9),
             everyone: false,
             kick: None,

@@ -55,8 +55,13 @@ fn config_file(broker: &Broker, prefix: &str, extra: &str) -> tempfile_path::Tem
     let text = format!(
         "[kafka]\nbootstrap = \"{}\"\ntopic_prefix = \"{prefix}\"\nlease_ms = {LEASE_MS}\n\
          delivery_partitions = 4\nevents_partitions = 2\nstate_partitions = 2\n\
-         produce_timeout_ms = 1500\nstartup_timeout_ms = 10000\n{extra}",
-        broker.bootstrap()
+         produce_timeout_ms = 1500\nstartup_timeout_ms = 10000\n{extra}{inbox}",
+        broker.bootstrap(),
+        inbox = if extra.contains("[inbox]") {
+            ""
+        } else {
+            "\n[inbox]\nstore = \"off\"\n"
+        },
     );
     std::fs::write(&path, text).unwrap();
     tempfile_path::TempFile(path)
@@ -97,7 +102,12 @@ impl std::ops::Deref for KafkaGateway {
 
 impl KafkaGateway {
     async fn start(broker: &Broker, prefix: &str, node: u16) -> KafkaGateway {
-        let config = config_file(broker, prefix, "");
+        KafkaGateway::start_with(broker, prefix, node, "").await
+    }
+
+    /// With more configuration (TOML, after `[kafka]`).
+    async fn start_with(broker: &Broker, prefix: &str, node: u16, extra: &str) -> KafkaGateway {
+        let config = config_file(broker, prefix, extra);
         let mut child = gateway_command(&config.0, node)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -519,7 +529,9 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
     let path = std::env::temp_dir().join(format!("jim-kafka-bad-{}.toml", fastrand::u64(..)));
     std::fs::write(
         &path,
-        format!("[kafka]\nbootstrap = \"127.0.0.1:{port}\"\nstartup_timeout_ms = 1500\n"),
+        format!(
+            "[kafka]\nbootstrap = \"127.0.0.1:{port}\"\nstartup_timeout_ms = 1500\n[inbox]\nstore = \"off\"\n"
+        ),
     )
     .unwrap();
     let out = gateway_command(&path, 1)
@@ -532,7 +544,26 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
 
-    std::fs::write(&path, "[kafka]\ndelivery_partitions = 0\n").unwrap();
+    // kafka mode keeps inboxes in Redis (or none): a gateway's own store
+    // would be lost to the users who reconnect elsewhere.
+    for store in ["memory", "disk"] {
+        std::fs::write(&path, format!("[inbox]\nstore = \"{store}\"\n")).unwrap();
+        let out = gateway_command(&path, 1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains("kafka mode keeps inboxes in Redis"), "{stderr}");
+    }
+
+    std::fs::write(
+        &path,
+        "[kafka]\ndelivery_partitions = 0\n[inbox]\nstore = \"off\"\n",
+    )
+    .unwrap();
     let out = gateway_command(&path, 1)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -665,4 +696,210 @@ async fn when_the_senders_gateway_is_killed_every_message_it_acked_is_delivered(
     let delivered = deliveries.wait_for(&outcome.acked, WAIT).await;
     deployment::assert_acked_were_delivered("kafka, the senders' gateway killed", &outcome, &delivered);
     assert!(!outcome.acked.is_empty());
+}
+
+/// The inbox in Redis, for gateways of a test.
+fn redis_inbox(redis: &jim_test_util::redis::RedisServer) -> String {
+    format!("[inbox]\nstore = \"redis\"\nredis_url = \"{}\"\n", redis.url())
+}
+
+/// Authenticates `user` with `since` (raw JSON); returns the `B002` body.
+async fn resume(raw: &mut Raw, user: &str, since: &str) -> serde_json::Value {
+    let reply = raw
+        .request(
+            Command::Auth,
+            1,
+            &format!(r#"{{"token":"{user}","since":{since}}}"#),
+        )
+        .await;
+    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
+    json(&reply)
+}
+
+/// Reads `n` deliveries; returns their (seq, content).
+async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        assert!(
+            is_delivery(&frame),
+            "expected a delivery, got {}",
+            body_str(&frame)
+        );
+        got.push((
+            frame.seq,
+            json(&frame)["data"]["content"].as_str().unwrap().to_owned(),
+        ));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_an_offline_user_gets_what_another_gateway_acked_and_retries_are_recognised() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &inbox).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &inbox).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    for i in 1..=3 {
+        alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
+    }
+    let mut bob = g2.raw(Kind::Ws).await;
+    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ok["inbox"],
+        json!({"epoch": epoch, "offset": 3, "recovered": false})
+    );
+    let expected: Vec<_> = (1..=3).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(deliveries(&mut bob, 3).await, expected);
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    alice.send_message(Command::C2C, 4, "bob", "m4").await;
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(4, "m4".to_owned())]);
+
+    // A retry on the other gateway is acked as the original, not delivered.
+    let body = r#"{"type":"text","data":{"receiver_id":"bob","content":"once","client_msg_id":"k-1"}}"#;
+    let first = assert_ack(
+        &alice.request(Command::C2C, 5, body).await,
+        Command::C2C,
+        5,
+        "bob",
+    );
+    let mut laptop = g2.user(Kind::Tcp, "alice").await;
+    let again = assert_ack(
+        &laptop.request(Command::C2C, 6, body).await,
+        Command::C2C,
+        6,
+        "bob",
+    );
+    assert_eq!(first, again);
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(5, "once".to_owned())]);
+    bob.expect_silence().await;
+    let (status, state) = g1.admin("GET", "/v1/users/bob/inbox", None).await;
+    assert_eq!(
+        (status, state["head"].clone(), state["epoch"].clone()),
+        (200, json!(5), json!(epoch))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_a_user_messaged_from_another_gateway_the_moment_it_logs_in_gets_every_message() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &inbox).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &inbox).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut racers = Vec::new();
+    for i in 0..200u32 {
+        let user = format!("racer{i}");
+        let mut racer = g2.raw(Kind::Tcp).await;
+        // No wait at all between the login and the message.
+        racer
+            .send_body(
+                Command::Auth,
+                1,
+                &format!(r#"{{"token":"{user}","since":{{"epoch":"","offset":0}}}}"#),
+            )
+            .await;
+        alice.send_message(Command::C2C, i + 1, &user, "now").await;
+        racers.push((user, racer));
+    }
+    for (user, mut racer) in racers {
+        let got = loop {
+            let frame = racer.recv().await;
+            if is_delivery(&frame) {
+                break frame.seq;
+            }
+        };
+        assert_eq!(got, 1, "{user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_when_the_recipients_gateway_is_killed_it_gets_everything_acked_on_the_other_once() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let unlimited = format!("{inbox}[limits]\nmessages_per_sec = 100000\nmessage_burst = 100000\n");
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &unlimited).await;
+    let mut g2 = KafkaGateway::start_with(&broker, &prefix, 2, &unlimited).await;
+    let mut bob = g2.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
+    wait_presence(&g1, "bob", 1, WAIT).await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sender = {
+        let addr = g1.tcp;
+        tokio::spawn(async move {
+            deployment::pipelined(addr, "alice", "bob", 16, Duration::from_millis(2), stopped).await
+        })
+    };
+    // Bob reads what arrives until his gateway dies under him.
+    let mut seen = Vec::new();
+    let reading = async {
+        while let Ok(frame) = bob.next_inner().await {
+            if is_delivery(&frame) {
+                seen.push((
+                    frame.seq,
+                    json(&frame)["data"]["message_id"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(3 * TRAFFIC).await;
+        g2.signal("-KILL").await;
+    };
+    tokio::join!(reading, kill);
+    tokio::time::sleep(2 * TRAFFIC).await;
+    stop.send_replace(true);
+    let outcome = sender.await.unwrap();
+
+    // Back on the other gateway, from the last offset bob processed.
+    let last = seen.last().map_or(0, |(seq, _)| *seq);
+    let mut bob = g1.raw(Kind::Ws).await;
+    let ok = resume(
+        &mut bob,
+        "bob",
+        &format!(r#"{{"epoch":"{epoch}","offset":{last}}}"#),
+    )
+    .await;
+    assert_eq!(ok["inbox"]["recovered"], true, "{ok}");
+    let head = ok["inbox"]["offset"].as_u64().unwrap() as u32;
+    let mut frames = deliveries_ids(&mut bob, (head - last) as usize).await;
+    let offsets: Vec<u32> = seen
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(frames.iter().map(|(s, _)| *s))
+        .collect();
+    assert_eq!(
+        offsets,
+        (1..=head).collect::<Vec<_>>(),
+        "every offset once, in order"
+    );
+    seen.append(&mut frames);
+    let delivered: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    deployment::assert_acked_were_delivered("kafka+redis, recipient's gateway killed", &outcome, &delivered);
+    assert!(!outcome.acked.is_empty());
+}
+
+/// Reads `n` deliveries; returns their (seq, message id).
+async fn deliveries_ids(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        if is_delivery(&frame) {
+            got.push((
+                frame.seq,
+                json(&frame)["data"]["message_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    got
 }
