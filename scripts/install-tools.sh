@@ -6,10 +6,21 @@
 #                tests and scripts/dev-cluster.sh kafka (about 4 minutes to
 #                build, once)
 #
+# and checks for what it cannot install without root: a C toolchain and
+# Debian's redis-server.
+#
 # scripts/test.sh runs it first; so does .ci/run (through scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="$PWD/target/tools"
+
+# The inbox's redis tests start Debian's redis-server (not installed here:
+# that takes root; .ci/run does it).
+if ! command -v redis-server >/dev/null; then
+  echo "install-tools: 'redis-server' is missing: the inbox's redis tests start one." >&2
+  echo "  On Debian or Ubuntu: sudo apt-get install redis-server" >&2
+  exit 1
+fi
 
 for tool in cc make; do
   if ! command -v "$tool" >/dev/null; then

@@ -68,11 +68,22 @@ async fn chat_sends_lines_and_prints_what_arrives() {
     let gw = gateway(LocalRouter::new()).await;
     let url = format!("tcp://{}", gw.tcp_addr().unwrap());
     let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
+    // Sent while alice is away: it waits in her inbox.
+    bob.send(
+        Command::C2C,
+        &Message::Text(Text::new("alice", "while you were away")),
+    )
+    .await
+    .unwrap();
     let (mut chat, mut out) = spawn(
         env!("CARGO_BIN_EXE_chat"),
         &["--user", "alice", "--to", "bob", "--url", &url],
     );
     line_containing(&mut out, "signed in as alice").await;
+    assert_eq!(
+        line_containing(&mut out, "while you were away").await,
+        "<bob> while you were away"
+    );
 
     let mut stdin = chat.stdin.take().unwrap();
     stdin.write_all(b"hello from the terminal\n").await.unwrap();

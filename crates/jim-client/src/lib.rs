@@ -38,6 +38,7 @@
 
 mod connection;
 mod error;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,6 +53,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use error::ClientError;
+pub use session::{Backoff, Endpoint, Event, Session, SessionBuilder};
 
 /// What the server sent that was not a reply.
 #[derive(Debug, Clone, PartialEq)]

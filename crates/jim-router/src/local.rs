@@ -106,7 +106,7 @@ impl LocalRouter {
     /// drop(router);
     /// # let router = loop { if let Ok(inbox) = Inbox::open(&kind, Retention::default(), Default::default()).await { break LocalRouter::open(inbox, vec![]).await?; } };
     /// // ...restarted on the same directory:
-    /// assert_eq!(router.members("team").await?, vec!["alice".into()]);
+    /// assert_eq!(router.members("team").await?, vec![jim_router::UserId::from("alice")]);
     /// # Ok::<(), jim_router::RouterError>(())
     /// # }).unwrap();
     /// ```

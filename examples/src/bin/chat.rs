@@ -6,10 +6,12 @@
 //! ```
 //!
 //! Type a line and press Enter to send it; incoming messages are printed as
-//! they arrive. `/quit` (or end of input) leaves cleanly.
+//! they arrive. `/quit` (or end of input) leaves. Messages sent to you
+//! while you were away arrive when you come back (the gateway's inbox), and
+//! a lost connection is re-made by itself.
 
 use clap::Parser;
-use jim_client::{Client, Incoming};
+use jim_client::{Endpoint, Event, Session};
 use jim_model::{Message, Text};
 use jim_protocol::Command;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -52,16 +54,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(group)) => (Command::C2G, group.clone()),
         _ => return Err("give --to USER or --group GROUP".into()),
     };
-    let mut client = match args.url.strip_prefix("tcp://") {
-        Some(addr) => Client::connect_tcp(addr).await?,
-        None => Client::connect_ws(&args.url).await?,
-    };
     let token = args.token.as_deref().unwrap_or(&args.user);
-    let who = client.authenticate(token, Some("terminal")).await?;
-    println!(
-        "* signed in as {} (session {}); talking to {receiver}",
-        who.user_id, who.session_id
-    );
+    // Everything the inbox still holds, as a new device would.
+    let mut session = Session::builder(Endpoint::parse(&args.url), token)
+        .device("terminal")
+        .from_start()
+        .connect()
+        .await?;
+    println!("* signed in as {}; talking to {receiver}", args.user);
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
@@ -76,25 +76,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     continue;
                 }
                 let message = Message::Text(Text::new(receiver.as_str(), line));
-                match client.send(cmd, &message).await {
+                match session.send(cmd, &message).await {
                     Ok(ack) => println!("* sent ({})", ack.message_id),
                     Err(e) => println!("* not sent: {e}"),
                 }
             }
-            incoming = client.next() => match incoming {
-                Some(Incoming::Message { cmd, message, .. }) => print_message(cmd, &message),
-                Some(Incoming::Closed(status)) => {
-                    println!("* the gateway closed the connection: {} {}", status.code, status.reason);
-                    return Ok(());
+            event = session.next() => match event? {
+                Event::Resumed { inbox: Some(inbox) } if !inbox.recovered && inbox.offset > 0 => {
+                    println!("* {} messages kept for you; some older ones may be gone", inbox.offset);
                 }
-                None => {
-                    println!("* connection lost");
-                    return Ok(());
+                Event::Resumed { .. } => {}
+                Event::Message { cmd, message, .. } => print_message(cmd, &message),
+                Event::Disconnected { reason, retry_in } => {
+                    println!("* {reason}; reconnecting in {} ms", retry_in.as_millis());
                 }
             },
         }
     }
-    let status = client.close().await?;
+    let status = session.close().await?;
     println!("* bye ({} {})", status.code, status.reason);
     Ok(())
 }

@@ -366,6 +366,10 @@ both_transports!(
 
 /// A gateway whose inbox and groups are on disk in `dir`.
 async fn on_disk(dir: &Path) -> Gw {
+    on_disk_with(dir, |_| {}).await
+}
+
+async fn on_disk_with(dir: &Path, adjust: impl FnOnce(&mut jim_gateway::Config)) -> Gw {
     let kind = StoreKind::Disk {
         dir: dir.to_path_buf(),
     };
@@ -380,7 +384,7 @@ async fn on_disk(dir: &Path) -> Gw {
             }
         }
     };
-    Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), |_| {}).await
+    Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), adjust).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,4 +516,68 @@ async fn pushes_to_users_and_groups_are_stored_and_pushes_to_everyone_are_not() 
         .await;
     assert_eq!(status, 200);
     assert_eq!(deliveries(&mut bob, 1).await, vec![(0, "p4".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_session_reconnects_by_itself_and_gets_what_was_sent_meanwhile() {
+    use jim_client::{Backoff, Endpoint, Event, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let gw = on_disk(dir.path()).await;
+    let tcp = gw.tcp;
+    let fast = Backoff {
+        min_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(200),
+    };
+    let mut bob = Session::builder(Endpoint::parse(&format!("tcp://{tcp}")), "bob")
+        .from_start()
+        .backoff(fast)
+        .connect()
+        .await
+        .unwrap();
+    let Event::Resumed { inbox: Some(inbox) } = bob.next().await.unwrap() else {
+        panic!("the first event is Resumed with an inbox")
+    };
+    assert_eq!((inbox.offset, inbox.recovered), (0, false));
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    send_many(&mut alice, "bob", 1, 1).await;
+    let Event::Message { offset: 1, .. } = bob.next().await.unwrap() else {
+        panic!("m1 live")
+    };
+
+    // The gateway goes away; bob is told, and will try again by itself.
+    drop(alice);
+    assert!(gw.shutdown().await);
+    let Event::Disconnected { .. } = bob.next().await.unwrap() else {
+        panic!("bob is told the connection is gone")
+    };
+    // Back on the same port; alice sends while bob is still away.
+    let gw = on_disk_with(dir.path(), |config| config.listen.tcp = Some(tcp)).await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    send_many(&mut alice, "bob", 2, 3).await;
+    let resumed = loop {
+        match bob.next().await.unwrap() {
+            Event::Resumed { inbox } => break inbox.unwrap(),
+            Event::Disconnected { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((resumed.offset, resumed.recovered), (3, true));
+    for expected in 2..=3u32 {
+        match bob.next().await.unwrap() {
+            Event::Message { offset, message, .. } => {
+                assert_eq!(offset, expected);
+                assert!(format!("{message:?}").contains(&format!("m{expected}")));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(bob.position().map(|p| p.offset), Some(3));
+
+    // Kicked: reconnecting would not help, and the session says so.
+    let (status, _) = gw
+        .admin("POST", "/v1/users/bob/kick", Some(r#"{"reason":"bye"}"#))
+        .await;
+    assert_eq!(status, 200);
+    let closed = bob.next().await.unwrap_err();
+    assert!(closed.to_string().contains("kicked: bye"), "{closed}");
 }
