@@ -34,13 +34,12 @@ if head > 4294967295 then
   head = 1
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], head .. '-0', 'c', ARGV[4], 'e', ARGV[5], 't', ARGV[6], 'b', ARGV[7])
-local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 16)
-for _, entry in ipairs(oldest) do
-  if tonumber(entry[2][6]) < tonumber(ARGV[2]) then
-    redis.call('XDEL', KEYS[1], entry[1])
-  else
+for _ = 1, 16 do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if not oldest or tonumber(oldest[2][6]) >= tonumber(ARGV[2]) then
     break
   end
+  redis.call('XDEL', KEYS[1], oldest[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
