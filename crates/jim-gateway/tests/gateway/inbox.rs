@@ -581,3 +581,144 @@ async fn a_client_session_reconnects_by_itself_and_gets_what_was_sent_meanwhile(
     let closed = bob.next().await.unwrap_err();
     assert!(closed.to_string().contains("kicked: bye"), "{closed}");
 }
+
+/// The gateway binary on fixed loopback ports (so that it can come back on
+/// them), with its configuration and its inbox (on disk) in `dir`.
+async fn gateway_process(dir: &Path, tcp: u16, admin: u16) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_jim-gateway"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("JIM_") {
+            process.env_remove(key);
+        }
+    }
+    // Senders at full speed: no rate limit in the way.
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmessages_per_sec = 100000\nmessage_burst = 100000\n",
+    )
+    .unwrap();
+    let mut child = process
+        .args(["--dev", "--log", "warn", "--ws", "off", "--inbox", "disk"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--inbox-dir")
+        .arg(dir.join("inbox"))
+        .args([
+            "--tcp",
+            &format!("127.0.0.1:{tcp}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    banner_rows(&mut lines, &["tcp", "inbox"], WAIT).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_disk_killed_under_traffic_delivers_every_acked_message_once_after_reconnecting() {
+    use jim_test_util::deployment::{self, pipelined_as};
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, admin) = (free_port(), free_port());
+    let mut gateway = gateway_process(dir.path(), tcp, admin).await;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], tcp).into();
+    let admin_addr: std::net::SocketAddr = ([127, 0, 0, 1], admin).into();
+    let (status, _) = admin_request(
+        admin_addr,
+        "POST",
+        "/v1/groups/team/members",
+        Some(r#"{"users":["carol","bob"]}"#),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut bob = Raw::tcp(addr).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
+    let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let senders = [("alice", Command::C2C, "bob"), ("carol", Command::C2G, "team")].map(|(user, cmd, to)| {
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            pipelined_as(
+                addr,
+                user,
+                cmd,
+                to,
+                16,
+                std::time::Duration::from_millis(1),
+                stopped,
+            )
+            .await
+        })
+    });
+    // Bob reads until the gateway dies under him.
+    let mut seen: Vec<(u32, String)> = Vec::new();
+    let reading = async {
+        while let Ok(frame) = bob.next_inner().await {
+            if is_delivery(&frame) {
+                seen.push((
+                    frame.seq,
+                    json(&frame)["data"]["message_id"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        gateway.kill().await.unwrap();
+    };
+    tokio::join!(reading, kill);
+    stop.send_replace(true);
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+
+    // Back on the same ports and directory; bob resumes where he was.
+    let _gateway = gateway_process(dir.path(), tcp, admin).await;
+    let last = seen.last().map_or(0, |(seq, _)| *seq);
+    let mut bob = Raw::tcp(addr).await;
+    let ok = resume(
+        &mut bob,
+        "bob",
+        Some(&format!(r#"{{"epoch":"{epoch}","offset":{last}}}"#)),
+    )
+    .await;
+    assert_eq!(ok["inbox"]["recovered"], true, "{ok}");
+    let head = ok["inbox"]["offset"].as_u64().unwrap() as u32;
+    while seen.len() < head as usize {
+        let frame = bob.recv().await;
+        if is_delivery(&frame) {
+            seen.push((
+                frame.seq,
+                json(&frame)["data"]["message_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    bob.expect_silence().await;
+    let offsets: Vec<u32> = seen.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        offsets,
+        (1..=head).collect::<Vec<_>>(),
+        "every offset once, in order"
+    );
+    let delivered: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    deployment::assert_acked_were_delivered("local, disk, gateway killed", &outcome, &delivered);
+    assert!(outcome.acked.len() > 50, "traffic ran: {}", outcome.acked.len());
+}
