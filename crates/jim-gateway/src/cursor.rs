@@ -32,6 +32,10 @@ pub(crate) struct Cursor {
     replay_to: u32,
     /// Whether the `B002` has been written: deliveries wait for it.
     greeted: bool,
+    /// An entry came that was already sent: a replay overlapping live
+    /// deliveries (rare), or a store that lost the inbox and numbers from 1
+    /// again. The head is checked once the batch is placed.
+    stale: bool,
 }
 
 impl Cursor {
@@ -45,6 +49,7 @@ impl Cursor {
             last,
             replay_to,
             greeted: false,
+            stale: false,
         }
     }
 
@@ -83,6 +88,10 @@ impl Cursor {
             }
         }
         replayed += self.settle(&mut ahead, frames, router).await?;
+        if std::mem::take(&mut self.stale) {
+            // A changed epoch ends the session here (the client resumes).
+            replayed += self.resync(frames, router).await?;
+        }
         // Only possible if the greeting was never queued: keep them for later.
         batch.extend(held);
         Ok(replayed)
@@ -151,6 +160,8 @@ impl Cursor {
             self.release(ahead, frames);
         } else if offset > self.last {
             ahead.insert(offset, frame);
+        } else {
+            self.stale = true;
         }
         Ok(0)
     }

@@ -722,3 +722,76 @@ async fn a_gateway_on_disk_killed_under_traffic_delivers_every_acked_message_onc
     deployment::assert_acked_were_delivered("local, disk, gateway killed", &outcome, &delivered);
     assert!(outcome.acked.len() > 50, "traffic ran: {}", outcome.acked.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_loses_the_inbox_under_a_live_session_it_is_told_and_gets_the_new_entries() {
+    use jim_client::{Backoff, Endpoint, Event, Session};
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    let gw = Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), |_| {}).await;
+    let fast = Backoff {
+        min_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(200),
+    };
+    let mut bob = Session::builder(Endpoint::parse(&format!("tcp://{}", gw.tcp)), "bob")
+        .from_start()
+        .backoff(fast)
+        .connect()
+        .await
+        .unwrap();
+    let Event::Resumed { .. } = bob.next().await.unwrap() else {
+        panic!("resumed first")
+    };
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    send_many(&mut alice, "bob", 1, 3).await;
+    for expected in 1..=3 {
+        let Event::Message { offset, .. } = bob.next().await.unwrap() else {
+            panic!("m{expected}")
+        };
+        assert_eq!(offset, expected);
+    }
+    let old = bob.position().unwrap().epoch.clone();
+
+    // Redis loses everything; the next message starts a new epoch at 1.
+    redis_flush_all(&redis.url());
+    send_many(&mut alice, "bob", 4, 4).await;
+    let mut events = Vec::new();
+    let resumed = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob.next().await.unwrap() {
+                Event::Resumed { inbox } => break inbox.unwrap(),
+                other => events.push(other),
+            }
+        }
+    })
+    .await
+    .expect("the live session is told its inbox was reset");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { reason, .. } if reason.contains("inbox was reset"))),
+        "the live session was told: {events:?}"
+    );
+    assert_eq!(resumed.recovered, false, "{resumed:?}");
+    assert_ne!(resumed.epoch, old);
+    match bob.next().await.unwrap() {
+        Event::Message {
+            offset: 1, message, ..
+        } => assert!(format!("{message:?}").contains("m4")),
+        other => panic!("m4 in the new epoch, got {other:?}"),
+    }
+}
+
+/// `FLUSHALL` by hand (RESP over a socket): the data is gone.
+fn redis_flush_all(url: &str) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+}

@@ -903,3 +903,84 @@ async fn deliveries_ids(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
     }
     got
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_restarted_under_traffic_every_acked_message_is_delivered_once() {
+    use jim_client::{Backoff, Endpoint, Event, Session};
+    let broker = Broker::start().await;
+    let mut redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let unlimited = format!("{inbox}[limits]\nmessages_per_sec = 100000\nmessage_burst = 100000\n");
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &unlimited).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &unlimited).await;
+    // Bob as an application would be: a session that reconnects and resumes
+    // by itself (a store that cannot be read closes a session: 1011).
+    let backoff = Backoff {
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+    };
+    let mut bob = Session::builder(Endpoint::parse(&format!("tcp://{}", g2.tcp)), "bob")
+        .from_start()
+        .backoff(backoff)
+        .connect()
+        .await
+        .unwrap();
+    let (ids, seen) = tokio::sync::watch::channel(Vec::<(u32, String)>::new());
+    let collector = tokio::spawn(async move {
+        while let Ok(event) = bob.next().await {
+            if let Event::Message { offset, body, .. } = event {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let id = body["data"]["message_id"].as_str().unwrap().to_owned();
+                ids.send_modify(|ids| ids.push((offset, id)));
+            }
+        }
+    });
+    wait_presence(&g1, "bob", 1, WAIT).await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let stopped = stopped.clone();
+            let addr = g1.tcp;
+            tokio::spawn(async move {
+                deployment::pipelined(
+                    addr,
+                    &format!("alice{i}"),
+                    "bob",
+                    16,
+                    Duration::from_millis(2),
+                    stopped,
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(2 * TRAFFIC).await;
+    redis.kill().await;
+    tokio::time::sleep(TRAFFIC).await;
+    redis.restart().await;
+    tokio::time::sleep(3 * TRAFFIC).await;
+    stop.send_replace(true);
+    let mut outcome = deployment::Outcome::default();
+    for sender in senders {
+        outcome.merge(sender.await.unwrap());
+    }
+    let mut watching = seen.clone();
+    let all_in = |got: &Vec<(u32, String)>| {
+        let have: std::collections::HashSet<&String> = got.iter().map(|(_, id)| id).collect();
+        outcome.acked.iter().all(|id| have.contains(id))
+    };
+    let _ = tokio::time::timeout(WAIT, watching.wait_for(all_in)).await;
+    collector.abort();
+    let got = seen.borrow().clone();
+    let offsets: Vec<u32> = got.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(
+        offsets,
+        (1..=offsets.len() as u32).collect::<Vec<_>>(),
+        "every offset once, in order"
+    );
+    let delivered: Vec<String> = got.into_iter().map(|(_, id)| id).collect();
+    deployment::assert_acked_were_delivered("kafka+redis, redis restarted", &outcome, &delivered);
+    assert!(outcome.refused > 0, "the outage was seen by the senders");
+}
