@@ -775,7 +775,7 @@ async fn when_redis_loses_the_inbox_under_a_live_session_it_is_told_and_gets_the
             .any(|e| matches!(e, Event::Disconnected { reason, .. } if reason.contains("inbox was reset"))),
         "the live session was told: {events:?}"
     );
-    assert_eq!(resumed.recovered, false, "{resumed:?}");
+    assert!(!resumed.recovered, "{resumed:?}");
     assert_ne!(resumed.epoch, old);
     match bob.next().await.unwrap() {
         Event::Message {
