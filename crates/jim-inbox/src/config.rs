@@ -43,7 +43,8 @@ pub enum StoreKind {
     },
     /// In Redis (one stream per user), shared by every gateway.
     Redis {
-        /// `redis://[:password@]host:port[/db]`.
+        /// `redis://[:password@]host:port[/db]`, or a Redis Cluster's seed
+        /// nodes, comma-separated.
         url: String,
     },
 }
@@ -57,7 +58,8 @@ pub struct InboxSettings {
     pub store: InboxStore,
     /// The `disk` store's directory.
     pub dir: std::path::PathBuf,
-    /// The `redis` store's server, `redis://[:password@]host:port[/db]`.
+    /// The `redis` store's server, `redis://[:password@]host:port[/db]`;
+    /// or a Redis Cluster's seed nodes, comma-separated.
     pub redis_url: String,
     /// Entries kept per inbox.
     pub max_entries: u32,

@@ -6,15 +6,17 @@
 //! message to many users is one pipeline of such scripts (one round trip),
 //! and concurrent appends share the connection's pipeline. A user's keys
 //! share one hash tag (`{user}`), so inboxes shard across a Redis Cluster's
-//! slots.
+//! slots; there a message to many users is one script per user, sent at
+//! once and pipelined per node by the cluster connection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use jim_protocol::Command;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use crate::clock::{new_epoch, now_ms};
 use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
@@ -63,8 +65,43 @@ type StreamEntry = (String, Vec<(String, Vec<u8>)>);
 /// How long a retry waits for an original still being stored.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 
+/// One Redis, or a Redis Cluster: both multiplexed and reconnecting.
+#[derive(Clone)]
+enum Link {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Single(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 pub(crate) struct RedisStore {
-    connection: ConnectionManager,
+    connection: Link,
     append: Script,
     state: Script,
     retention: Retention,
@@ -84,19 +121,35 @@ fn failed(e: redis::RedisError) -> InboxError {
 }
 
 impl RedisStore {
+    /// Connects to `url`, or to the Redis Cluster whose seed nodes `url`
+    /// lists, comma-separated.
     pub(crate) async fn open(url: &str, retention: Retention) -> Result<RedisStore, InboxError> {
         let open_err = |e: redis::RedisError| InboxError::Open {
-            reason: format!("redis {url}: {e}"),
+            reason: format!("redis {}: {e}", crate::config::redacted(url)),
         };
-        let client = redis::Client::open(url).map_err(open_err)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let connection = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(open_err)?;
+        let timeout = Duration::from_secs(2);
+        let connection = if url.contains(',') {
+            let seeds: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let client = redis::cluster::ClusterClient::builder(seeds)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(2)
+                .build()
+                .map_err(open_err)?;
+            Link::Cluster(client.get_async_connection().await.map_err(open_err)?)
+        } else {
+            let client = redis::Client::open(url).map_err(open_err)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(2);
+            Link::Single(
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(open_err)?,
+            )
+        };
         Ok(RedisStore {
             connection,
             append: Script::new(APPEND),
@@ -213,8 +266,7 @@ impl RedisStore {
         let epoch = new_epoch();
         let cmd = String::from_utf8_lossy(&append.cmd.code()).into_owned();
         let except = append.except.unwrap_or(0);
-        let mut pipe = redis::pipe();
-        for user in users {
+        let invocation = |user: &str| {
             let mut invocation = self.append.prepare_invoke();
             invocation
                 .key(self.stream(user))
@@ -227,17 +279,35 @@ impl RedisStore {
                 .arg(at_ms)
                 .arg(&append.body[..])
                 .arg(self.ttl_secs());
-            pipe.invoke_script(&invocation);
-        }
-        let mut connection = self.connection.clone();
-        let answers: Vec<(u64, String)> = match pipe.query_async(&mut connection).await {
-            Ok(answers) => answers,
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // A restarted Redis forgot the script: load it, then once more.
-                self.append.load_async(&mut connection).await.map_err(failed)?;
-                pipe.query_async(&mut connection).await.map_err(failed)?
+            invocation
+        };
+        let answers: Vec<(u64, String)> = match &self.connection {
+            Link::Single(_) => {
+                let mut pipe = redis::pipe();
+                for user in users {
+                    pipe.invoke_script(&invocation(user));
+                }
+                let mut connection = self.connection.clone();
+                match pipe.query_async(&mut connection).await {
+                    Ok(answers) => answers,
+                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                        // A restarted Redis forgot the script: load it, then once more.
+                        self.append.load_async(&mut connection).await.map_err(failed)?;
+                        pipe.query_async(&mut connection).await.map_err(failed)?
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
             }
-            Err(e) => return Err(failed(e)),
+            // Users on several nodes: one script each, all at once (each
+            // loads itself where a node does not know it).
+            Link::Cluster(_) => {
+                let calls = users.iter().map(|user| {
+                    let invocation = invocation(user);
+                    let mut connection = self.connection.clone();
+                    async move { invocation.invoke_async::<(u64, String)>(&mut connection).await }
+                });
+                futures_util::future::try_join_all(calls).await.map_err(failed)?
+            }
         };
         let mut sender_offset = None;
         let offsets = users
@@ -303,9 +373,17 @@ impl RedisStore {
         })
     }
 
+    /// The set of group names, and one group's members: one hash tag, so
+    /// that a change is one transaction on one node of a cluster.
+    fn group_keys(&self, group: &str) -> (String, String) {
+        (
+            format!("{}{{groups}}", self.prefix),
+            format!("{}{{groups}}:{group}", self.prefix),
+        )
+    }
+
     pub(crate) async fn save_group(&self, group: &str, members: Vec<Arc<str>>) -> Result<(), InboxError> {
-        let names = format!("{}groups", self.prefix);
-        let key = format!("{}group:{group}", self.prefix);
+        let (names, key) = self.group_keys(group);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&key);
         if members.is_empty() {
@@ -320,14 +398,11 @@ impl RedisStore {
 
     pub(crate) async fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
         let mut connection = self.connection.clone();
-        let names: Vec<String> = connection
-            .smembers(format!("{}groups", self.prefix))
-            .await
-            .map_err(failed)?;
+        let names: Vec<String> = connection.smembers(self.group_keys("").0).await.map_err(failed)?;
         let mut groups = Vec::with_capacity(names.len());
         for name in names {
             let mut members: Vec<String> = connection
-                .smembers(format!("{}group:{name}", self.prefix))
+                .smembers(self.group_keys(&name).1)
                 .await
                 .map_err(failed)?;
             members.sort();

@@ -466,3 +466,75 @@ async fn flush_all(url: &str) {
     stream.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"+OK\r\n");
 }
+
+#[tokio::test]
+async fn the_redis_store_shards_inboxes_over_a_redis_cluster() {
+    let cluster = jim_test_util::redis::RedisCluster::start().await;
+    let kind = StoreKind::Redis { url: cluster.url() };
+    let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    // Enough users for their inboxes to land on every node.
+    let team: Vec<Arc<str>> = (0..30).map(|i| Arc::from(format!("user{i}"))).collect();
+    for i in 1..=3u64 {
+        let body = Bytes::from(format!("m{i}"));
+        let stored = inbox
+            .append(team.iter(), &append(&body, Some("user0"), None, i))
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            Appended::Stored {
+                offsets: vec![i as u32; team.len()],
+                sender_offset: Some(i as u32)
+            }
+        );
+    }
+    for user in &team {
+        let read = inbox.read(user, 1, 10).await.unwrap();
+        let got: Vec<_> = read.entries.iter().map(|e| (e.offset, e.body.clone())).collect();
+        assert_eq!(
+            got,
+            vec![(2, Bytes::from("m2")), (3, Bytes::from("m3"))],
+            "{user}"
+        );
+        let state = inbox.state(user).await.unwrap();
+        assert_eq!((state.head, state.held, state.epoch), (3, 3, read.epoch));
+    }
+    let body = Bytes::from_static(b"once");
+    let first = inbox
+        .append(team.iter().take(2), &append(&body, Some("user1"), Some("c"), 9))
+        .await
+        .unwrap();
+    let retry = inbox
+        .append(team.iter().take(2), &append(&body, Some("user1"), Some("c"), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Appended::Stored {
+            offsets: vec![4, 4],
+            sender_offset: Some(4)
+        }
+    );
+    assert_eq!(
+        retry,
+        Appended::Duplicate {
+            message_id: 9,
+            sender_offset: Some(4)
+        }
+    );
+    inbox.save_group("team", team.clone()).await.unwrap();
+    let groups = inbox.groups().await.unwrap();
+    assert_eq!((groups.len(), groups[0].1.len()), (1, team.len()));
+    // Every node holds some inbox.
+    for node in &cluster.nodes {
+        let keys = tokio::process::Command::new("redis-cli")
+            .args(["-p", &node.port.to_string(), "dbsize"])
+            .output()
+            .await
+            .unwrap();
+        let count: u64 = String::from_utf8_lossy(&keys.stdout).trim().parse().unwrap();
+        assert!(count > 0, "node {} holds nothing", node.port);
+    }
+}

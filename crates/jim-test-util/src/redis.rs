@@ -13,12 +13,17 @@ use tokio::process::{Child, Command};
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
+    cluster: bool,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts one; panics saying how to install it if it is missing.
     pub async fn start() -> RedisServer {
+        RedisServer::start_as(false).await
+    }
+
+    async fn start_as(cluster: bool) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -28,6 +33,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             dir,
+            cluster,
             child: None,
         };
         server.restart().await;
@@ -41,11 +47,16 @@ impl RedisServer {
 
     /// Starts it (again) on the same port and directory.
     pub async fn restart(&mut self) {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if self.cluster {
+            command.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -92,3 +103,68 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis Cluster of three masters on free loopback ports (no replicas):
+/// enough for a user's keys to land on one node and another user's on
+/// another.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes, joins them (`redis-cli --cluster create`), and
+    /// waits until every node says the cluster is ok.
+    pub async fn start() -> RedisCluster {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(RedisServer::start_as(true).await);
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .await
+            .expect("redis-cli (Debian's redis-tools, installed with redis-server)");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        // The nodes agree on their slots by gossip, which signals nothing
+        // here: ask each until it says ok.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        for node in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .await
+                    .expect("redis-cli");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the cluster never became ok"
+                );
+                tokio::time::sleep(CLUSTER_POLL).await;
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    /// The seed nodes, comma-separated, as `inbox.redis_url` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// How often a forming cluster is asked whether it is ok.
+const CLUSTER_POLL: Duration = Duration::from_millis(50);
