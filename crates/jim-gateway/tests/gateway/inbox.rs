@@ -622,6 +622,9 @@ async fn gateway_process(dir: &Path, tcp: u16, admin: u16) -> tokio::process::Ch
     child
 }
 
+/// How long traffic runs before a fault.
+const TRAFFIC: std::time::Duration = std::time::Duration::from_millis(600);
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -680,7 +683,7 @@ async fn a_gateway_on_disk_killed_under_traffic_delivers_every_acked_message_onc
         }
     };
     let kill = async {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        tokio::time::sleep(TRAFFIC).await;
         gateway.kill().await.unwrap();
     };
     tokio::join!(reading, kill);
@@ -794,4 +797,37 @@ fn redis_flush_all(url: &str) {
     let mut reply = [0u8; 5];
     stream.read_exact(&mut reply).unwrap();
     assert_eq!(&reply, b"+OK\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_take_the_message_is_a_5000_and_no_ack() {
+    let mut redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    let gw = Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), |_| {}).await;
+    let mut bob = gw.user(Kind::Ws, "bob").await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    send_many(&mut alice, "bob", 1, 1).await;
+    assert_eq!(deliveries(&mut bob, 1).await, numbered(1..=1));
+
+    redis.kill().await;
+    let reply = alice.request(Command::C2C, 2, &text("bob", "m2")).await;
+    let reason = assert_error(&reply, Command::C2C, 2, 5000);
+    assert!(reason.contains("redis"), "{reason}");
+    bob.expect_silence().await;
+
+    // Back: the retry is acked and delivered, next in line.
+    redis.restart().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let reply = alice.request(Command::C2C, 3, &text("bob", "m2")).await;
+        if json(&reply)["type"] == "ack" {
+            break;
+        }
+        assert_error(&reply, Command::C2C, 3, 5000);
+        assert!(tokio::time::Instant::now() < deadline, "redis never came back");
+    }
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(2, "m2".to_owned())]);
 }
