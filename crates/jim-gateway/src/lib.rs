@@ -22,6 +22,9 @@
 //! - `kafka`: the `kafka` mode (gateways coordinated through Kafka;
 //!   librdkafka is built from source, which needs a C compiler and `make`).
 //! - `full`: `grpc` and `kafka`, for one binary that runs every mode.
+//! - `disk` (default): the inbox's `disk` store (fjall, embedded).
+//! - `redis` (default): the inbox's `redis` store (redis-rs), which kafka
+//!   mode needs for an inbox.
 //!
 //! # Example: a gateway embedded in a service
 //! ```no_run
