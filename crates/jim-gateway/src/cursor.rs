@@ -17,6 +17,15 @@ use jim_router::{Outbound, Router, RouterError};
 /// Entries read from the store at a time.
 const READ_CHUNK: usize = 256;
 
+/// Whether a fill may pass over entries the store no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holes {
+    /// The client was promised nothing was missed: a hole ends the session.
+    Refused,
+    /// The client was told it missed something (`recovered: false`).
+    Skipped,
+}
+
 /// Where a session stands in its inbox.
 #[derive(Debug)]
 pub(crate) struct Cursor {
@@ -30,6 +39,9 @@ pub(crate) struct Cursor {
     last: u32,
     /// Offsets up to here are sent right after the `B002` (the replay).
     replay_to: u32,
+    /// Whether the client was told `recovered: true`: then its replay may
+    /// not skip an entry either.
+    recovered: bool,
     /// Whether the `B002` has been written: deliveries wait for it.
     greeted: bool,
     /// An entry came that was already sent: a replay overlapping live
@@ -41,13 +53,21 @@ pub(crate) struct Cursor {
 impl Cursor {
     /// A session of `user` that has everything up to `last` and is to be
     /// sent everything up to `replay_to` after its `B002`.
-    pub(crate) fn new(user: Arc<str>, session: u64, epoch: Arc<str>, last: u32, replay_to: u32) -> Cursor {
+    pub(crate) fn new(
+        user: Arc<str>,
+        session: u64,
+        epoch: Arc<str>,
+        last: u32,
+        replay_to: u32,
+        recovered: bool,
+    ) -> Cursor {
         Cursor {
             user,
             session,
             epoch,
             last,
             replay_to,
+            recovered,
             greeted: false,
             stale: false,
         }
@@ -77,7 +97,14 @@ impl Cursor {
                     frames.push(frame);
                     if greeting {
                         self.greeted = true;
-                        replayed += self.fill(self.replay_to, frames, router).await?;
+                        // Told it missed something, the client reloads:
+                        // entries trimmed meanwhile may be skipped.
+                        let holes = if self.recovered {
+                            Holes::Refused
+                        } else {
+                            Holes::Skipped
+                        };
+                        replayed += self.fill(self.replay_to, holes, frames, router).await?;
                         for item in std::mem::take(&mut held) {
                             replayed += self.place(item, &mut ahead, frames, router).await?;
                         }
@@ -191,7 +218,7 @@ impl Cursor {
     ) -> Result<usize, RouterError> {
         let mut filled = 0;
         while let Some((&next, _)) = ahead.first_key_value() {
-            filled += self.fill(next - 1, frames, router).await?;
+            filled += self.fill(next - 1, Holes::Refused, frames, router).await?;
             self.release(ahead, frames);
         }
         Ok(filled)
@@ -203,7 +230,7 @@ impl Cursor {
             return Ok(0);
         };
         self.check_epoch(&state.epoch)?;
-        self.fill(state.head, frames, router).await
+        self.fill(state.head, Holes::Refused, frames, router).await
     }
 
     fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
@@ -223,6 +250,7 @@ impl Cursor {
     async fn fill<R: Router>(
         &mut self,
         upto: u32,
+        holes: Holes,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
@@ -231,6 +259,18 @@ impl Cursor {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
             let read = router.read_inbox(&self.user, self.last, want).await?;
             self.check_epoch(&read.epoch)?;
+            let first = read.entries.first().map_or(upto.saturating_add(1), |e| e.offset);
+            if first != self.last.wrapping_add(1) && holes == Holes::Refused {
+                // Trimmed before this session got it: it fell further behind
+                // than the inbox keeps. Never skip silently: the client
+                // resumes, and is told it missed something.
+                return Err(RouterError::Unavailable {
+                    reason: format!(
+                        "this session fell behind its inbox's retention (offset {} is gone): reconnect with `since`",
+                        self.last.wrapping_add(1)
+                    ),
+                });
+            }
             let Some(newest) = read.entries.last().map(|e| e.offset) else {
                 self.last = upto;
                 break;
@@ -267,11 +307,9 @@ mod tests {
         }
     }
 
-    /// Two routes that raced: the later offset came first, and the store
-    /// keeps only the newest entry. The earlier one, right behind in the
-    /// same batch, is sent (not passed as lost) and each goes out once.
-    #[tokio::test]
-    async fn entries_out_of_order_in_a_batch_go_out_in_order_without_the_store() {
+    /// A router whose store holds bob's offsets 1 to 3 but keeps only the
+    /// newest; and bob's inbox's epoch.
+    async fn trimmed() -> (LocalRouter, Arc<str>) {
         let retention = Retention {
             max_entries: 1,
             ..Retention::default()
@@ -293,13 +331,52 @@ mod tests {
             inbox.append([&user].into_iter(), &append).await.unwrap();
         }
         let epoch = inbox.state("bob").await.unwrap().epoch;
-        let router = LocalRouter::open(inbox, Vec::new()).await.unwrap();
-        let mut cursor = Cursor::new(Arc::clone(&user), 7, epoch, 0, 0);
+        (LocalRouter::open(inbox, Vec::new()).await.unwrap(), epoch)
+    }
+
+    /// Two routes that raced: the later offset came first, and the store
+    /// keeps only the newest entry. The earlier one, right behind in the
+    /// same batch, is sent (not passed as lost) and each goes out once.
+    #[tokio::test]
+    async fn entries_out_of_order_in_a_batch_go_out_in_order_without_the_store() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
         cursor.greeted = true;
         let mut batch: VecDeque<Outbound> = [push(2), push(1), push(2), Outbound::Skip { offset: 3 }].into();
         let mut frames = Vec::new();
         let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!((seqs, filled, cursor.last), (vec![1, 2], 0, 3));
+    }
+
+    /// An entry the session never got is gone from the store: the session
+    /// ends (the client resumes and is told), it never skips silently.
+    #[tokio::test]
+    async fn a_gap_the_store_no_longer_holds_ends_the_session() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        cursor.greeted = true;
+        let mut batch: VecDeque<Outbound> = [push(3)].into();
+        let error = cursor
+            .order(&mut batch, &mut Vec::new(), &router)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("fell behind its inbox's retention"),
+            "{error}"
+        );
+    }
+
+    /// A replay after `recovered: false` passes what is gone.
+    #[tokio::test]
+    async fn a_replay_the_client_was_told_is_partial_passes_what_is_gone() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 3, false);
+        let greeting = Frame::new(Command::AuthOk, 1, Bytes::new());
+        let mut batch: VecDeque<Outbound> = [Outbound::Reply(greeting)].into();
+        let mut frames = Vec::new();
+        cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, vec![1, 3], "the greeting's seq, then the one entry left");
     }
 }

@@ -413,6 +413,7 @@ impl<R: Router> Session<R> {
             Arc::clone(&state.epoch),
             start,
             state.head,
+            kept.is_some(),
         ));
         InboxHead {
             epoch: state.epoch.to_string(),
