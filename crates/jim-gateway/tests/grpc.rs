@@ -1211,3 +1211,28 @@ async fn a_router_on_disk_killed_under_traffic_loses_no_acked_message_and_repeat
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_keeping_inboxes_in_redis_serves_them_to_every_gateway() {
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let config: &'static str =
+        Box::leak(format!("[inbox]\nstore = \"redis\"\nredis_url = \"{}\"\n", redis.url()).into_boxed_str());
+    let router = RouterProcess::start_configured(None, 300, config).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    for i in 1..=2 {
+        alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
+    }
+    let mut bob = g2.raw(Kind::Tcp).await;
+    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    assert_eq!(ok["inbox"]["offset"], 2);
+    assert_eq!(
+        deliveries(&mut bob, 2).await,
+        vec![(1, "m1".to_owned()), (2, "m2".to_owned())]
+    );
+    wait_presence(&g1, "bob", 1).await;
+    alice.send_message(Command::C2C, 3, "bob", "m3").await;
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(3, "m3".to_owned())]);
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
