@@ -116,8 +116,13 @@ impl Cursor {
         }
         replayed += self.settle(&mut ahead, frames, router).await?;
         if std::mem::take(&mut self.stale) {
-            // A changed epoch ends the session here (the client resumes).
-            replayed += self.resync(frames, router).await?;
+            // Is it the same inbox? A changed epoch ends the session here
+            // (the client resumes). Only the epoch: filling up to the head
+            // now would send entries still on their way, whose live copies
+            // would then look stale in turn.
+            if let Some(state) = router.inbox_state(&self.user).await? {
+                self.check_epoch(&state.epoch)?;
+            }
         }
         // Only possible if the greeting was never queued: keep them for later.
         batch.extend(held);
