@@ -208,6 +208,9 @@ pub struct Limits {
     pub message_burst: u32,
     /// Frames queued for one session before it is closed as a slow consumer.
     pub outbox_frames: usize,
+    /// Messages of one session the backend may be routing at once; past
+    /// that the session reads no more until one is answered.
+    pub routes_in_flight: usize,
     /// How long one write to a client may block (its socket not draining)
     /// before the connection is closed as a slow consumer, in milliseconds.
     pub write_timeout_ms: u64,
@@ -221,6 +224,7 @@ impl Default for Limits {
             messages_per_sec: 100,
             message_burst: 200,
             outbox_frames: jim_router::DEFAULT_OUTBOX_FRAMES,
+            routes_in_flight: 64,
             write_timeout_ms: 10_000,
         }
     }
@@ -390,8 +394,14 @@ impl Config {
                 self.limits.max_body
             ));
         }
-        if self.limits.outbox_frames == 0 || self.limits.max_connections == 0 {
-            return fail("limits.outbox_frames and limits.max_connections must be positive".into());
+        if self.limits.outbox_frames == 0
+            || self.limits.max_connections == 0
+            || self.limits.routes_in_flight == 0
+        {
+            return fail(
+                "limits.outbox_frames, limits.max_connections and limits.routes_in_flight must be positive"
+                    .into(),
+            );
         }
         if self.limits.write_timeout_ms == 0 {
             return fail("limits.write_timeout_ms must be positive".into());

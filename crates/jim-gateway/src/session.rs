@@ -1,16 +1,19 @@
 //! One client connection's session: the whole session life of the
 //! contract, and the one place where errors become wire codes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use jim_model::{
     AuthOk, AuthRequest, CloseCode, ErrorCode, InboxHead, MessageId, MessageKind, Position, RawMessage,
     Stamp, Status, unix_ms_now, write_ack, write_error,
 };
 use jim_protocol::{Command, Frame};
 use jim_router::{
-    ClientAck, Close, Outbox, Outgoing, Router, RouterError, Sender, SessionId, SessionInfo, Target,
+    ClientAck, Close, Outbox, Outgoing, Receipt, Router, RouterError, Sender, SessionId, SessionInfo, Target,
     Transport,
 };
 use jim_transport::{Connection, FrameReader, Incoming, TransportError};
@@ -139,6 +142,19 @@ struct Session<R> {
     last_activity: Instant,
 }
 
+/// A message the backend is routing, with what its ack needs.
+struct Routed {
+    /// The request's command and `seq` (an empty body).
+    request: Frame,
+    kind: MessageKind,
+    receiver: Arc<str>,
+    message_id: MessageId,
+    result: Result<Receipt, RouterError>,
+}
+
+/// A session's messages in flight, answered in the order they were sent.
+type Routes<'r> = FuturesOrdered<Pin<Box<dyn Future<Output = Routed> + Send + 'r>>>;
+
 /// Whether to go on reading.
 enum Flow {
     Continue,
@@ -155,11 +171,17 @@ impl<R: Router> Session<R> {
         let cancelled = shared.shutdown.cancelled();
         let timer = sleep_until(self.deadline());
         tokio::pin!(closed, cancelled, timer);
+        let mut routes: Routes<'_> = FuturesOrdered::new();
+        let most = shared.config.limits.routes_in_flight;
+        // Since when reading waits for a route to be answered.
+        let mut full_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
                 () = &mut closed => return closed_from_outside(&outbox),
                 () = &mut cancelled => {
+                    // What the backend took is acked before the goodbye.
+                    self.answer_all(&mut routes, shared.config.session.shutdown_grace()).await;
                     self.close(CloseCode::GoingAway, "server shutting down");
                     return CloseReason::Shutdown;
                 }
@@ -185,13 +207,24 @@ impl<R: Router> Session<R> {
                     }
                     timer.as_mut().reset(deadline);
                 }
+                Some(routed) = routes.next(), if !routes.is_empty() => {
+                    self.answer(routed);
+                    // Reading waited: what the client sent meanwhile is
+                    // charged as when it arrived.
+                    if let Some(since) = full_since.take() {
+                        self.rate.credit(since.elapsed());
+                    }
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
+                        return closed_from_outside(&outbox);
+                    }
+                }
                 // Deliveries (or our own replies) are waiting.
                 () = outbox.ready() => {
                     if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
                         return closed_from_outside(&outbox);
                     }
                 }
-                read = reader.read() => {
+                read = reader.read(), if routes.len() < most => {
                     let mut next = Some(read);
                     let mut taken = 0;
                     // A pong the WebSocket layer queued by itself must be flushed too.
@@ -207,7 +240,7 @@ impl<R: Router> Session<R> {
                                 self.last_activity = Instant::now();
                                 frames_in += 1;
                                 bytes_in += frame.encoded_len() as u64;
-                                let flow = self.handle(frame).await;
+                                let flow = self.handle(frame, &mut routes, &shared.router).await;
                                 if let Some(cursor) = self.follow.take() {
                                     out.follow(cursor);
                                 }
@@ -223,9 +256,12 @@ impl<R: Router> Session<R> {
                             Err(error) => return self.transport_failed(&error),
                         }
                         taken += 1;
-                        if taken < MAX_BATCH {
+                        if taken < MAX_BATCH && routes.len() < most {
                             next = reader.try_read().transpose();
                         }
+                    }
+                    if routes.len() >= most {
+                        full_since.get_or_insert_with(Instant::now);
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
@@ -285,13 +321,16 @@ impl<R: Router> Session<R> {
         }
     }
 
-    async fn handle(&mut self, frame: Frame) -> Flow {
+    async fn handle<'r>(&mut self, frame: Frame, routes: &mut Routes<'r>, router: &'r R) -> Flow {
         match (frame.cmd, self.auth.is_some()) {
             (Command::Ping, _) => {
                 let pong = frame.reply(Command::Pong, frame.body.clone());
                 self.reply(pong)
             }
             (Command::ClientClose, _) => {
+                // What the backend took is acked before the goodbye.
+                let grace = self.shared.config.session.shutdown_grace();
+                self.answer_all(routes, grace).await;
                 self.close(CloseCode::Normal, "client closed");
                 Flow::Stop(CloseReason::Client)
             }
@@ -303,7 +342,7 @@ impl<R: Router> Session<R> {
             ),
             (Command::Pong, true) => Flow::Continue,
             (Command::Auth, true) => self.refresh(&frame),
-            (Command::C2C | Command::C2G, true) => self.message(&frame).await,
+            (Command::C2C | Command::C2G, true) => self.message(&frame, routes, router).await,
             (Command::S2C, true) => {
                 self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
             }
@@ -467,7 +506,7 @@ impl<R: Router> Session<R> {
     }
 
     /// A B101 or B102 from an authenticated client.
-    async fn message(&mut self, frame: &Frame) -> Flow {
+    async fn message<'r>(&mut self, frame: &Frame, routes: &mut Routes<'r>, router: &'r R) -> Flow {
         let Some(auth) = &self.auth else {
             return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
         };
@@ -563,28 +602,68 @@ impl<R: Router> Session<R> {
             client_msg_id,
         };
         let kind = outgoing.kind;
-        let route = self.shared.router.route(outgoing);
-        tokio::pin!(route);
-        let routed = match at_once(route.as_mut()).await {
-            Some(routed) => routed,
-            None => {
-                let routed = route.await;
-                // While the backend took its time, this session read
-                // nothing: what the client sent meanwhile is charged as
-                // when it arrived.
-                self.rate.credit(self.last_activity.elapsed());
-                routed
+        let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
+        let mut route: Pin<Box<dyn Future<Output = Routed> + Send + 'r>> = Box::pin(async move {
+            let result = router.route(outgoing).await;
+            Routed {
+                request,
+                kind,
+                receiver,
+                message_id,
+                result,
             }
-        };
-        match routed {
+        });
+        // Started now: one session's messages reach the backend in the
+        // order they were sent. Acks go out in that order too.
+        match at_once(route.as_mut()).await {
+            Some(routed) if routes.is_empty() => self.answer(routed),
+            Some(routed) => {
+                routes.push_back(Box::pin(std::future::ready(routed)));
+                Flow::Continue
+            }
+            None => {
+                routes.push_back(route);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The ack (or error) of a routed message.
+    fn answer(&mut self, routed: Routed) -> Flow {
+        let Routed {
+            request,
+            kind,
+            receiver,
+            message_id,
+            result,
+        } = routed;
+        match result {
             Ok(receipt) => {
                 if receipt.original.is_none() {
-                    self.shared.metrics.routed(frame.cmd, kind);
+                    self.shared.metrics.routed(request.cmd, kind);
                 }
-                let offset = receipt.offset.filter(|_| frame.cmd == Command::C2G);
-                self.ack(frame, &receiver, receipt.original.unwrap_or(message_id), offset)
+                let offset = receipt.offset.filter(|_| request.cmd == Command::C2G);
+                self.ack(
+                    &request,
+                    &receiver,
+                    receipt.original.unwrap_or(message_id),
+                    offset,
+                )
             }
-            Err(e) => self.router_error(frame, &e),
+            Err(e) => self.router_error(&request, &e),
+        }
+    }
+
+    /// Answers every message still being routed, waiting at most `grace`.
+    async fn answer_all(&mut self, routes: &mut Routes<'_>, grace: std::time::Duration) {
+        let deadline = Instant::now() + grace;
+        while !routes.is_empty() {
+            match tokio::time::timeout_at(deadline, routes.next()).await {
+                Ok(Some(routed)) => {
+                    self.answer(routed);
+                }
+                Ok(None) | Err(_) => return,
+            }
         }
     }
 

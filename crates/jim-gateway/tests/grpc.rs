@@ -130,6 +130,16 @@ impl RouterProcess {
         child.kill().await.unwrap();
     }
 
+    /// Sends the process a signal (`-STOP`, `-CONT`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     async fn client(&self) -> RouterClient<tonic::transport::Channel> {
         RouterClient::connect(self.url()).await.unwrap()
     }
@@ -1236,3 +1246,143 @@ async fn a_router_keeping_inboxes_in_redis_serves_them_to_every_gateway() {
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+/// Writes every frame at once, without waiting for a reply.
+async fn burst(raw: &mut Raw, frames: &[jim_protocol::Frame]) {
+    for frame in frames {
+        raw.send(frame.clone()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_refusal_stays_one() {
+    let router = RouterProcess::start(None).await;
+    let unlimited = |c: &mut Config| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+        c.limits.routes_in_flight = 16;
+    };
+    let g1 = GrpcGateway::start_with(
+        &router,
+        1,
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+        unlimited,
+    )
+    .await;
+    let g2 = GrpcGateway::start_with(
+        &router,
+        2,
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+        unlimited,
+    )
+    .await;
+    for kind in [Kind::Tcp, Kind::Ws] {
+        let bob_name = format!("bob-{kind:?}");
+        let mut bob = g2.user(kind.other(), &bob_name).await;
+        wait_presence(&g1, &bob_name, 1).await;
+        let mut alice = g1.user(kind, "alice").await;
+        const N: u32 = 300;
+        let frames: Vec<_> = (1..=N)
+            .map(|i| {
+                if i == 150 {
+                    // Refused by the router: this one alone.
+                    jim_protocol::Frame::new(Command::C2G, i, text("no-such-group", "x"))
+                } else {
+                    jim_protocol::Frame::new(Command::C2C, i, text(&bob_name, &format!("m{i}")))
+                }
+            })
+            .collect();
+        burst(&mut alice, &frames).await;
+        for i in 1..=N {
+            let reply = alice.reply().await;
+            if i == 150 {
+                assert_error(&reply, Command::C2G, 150, 4004);
+            } else {
+                assert_ack(&reply, Command::C2C, i, &bob_name);
+            }
+        }
+        let got: Vec<String> = deliveries(&mut bob, N as usize - 1)
+            .await
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        let sent: Vec<String> = (1..=N).filter(|i| *i != 150).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, sent, "{kind:?}: in the order sent");
+    }
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_router_stops_a_session_reading_at_its_limit_and_closes_no_one() {
+    let router = RouterProcess::start(None).await;
+    let limited = |c: &mut Config| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+        c.limits.routes_in_flight = 8;
+    };
+    let g1 = GrpcGateway::start_with(
+        &router,
+        1,
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+        limited,
+    )
+    .await;
+    let g2 = GrpcGateway::start_with(
+        &router,
+        2,
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+        limited,
+    )
+    .await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+
+    // The router stops answering for 2 s (SIGSTOP), with 50 messages sent.
+    router.signal("-STOP");
+    let frames: Vec<_> = (1..=50u32)
+        .map(|i| jim_protocol::Frame::new(Command::C2C, i, text("bob", &format!("m{i}"))))
+        .collect();
+    burst(&mut alice, &frames).await;
+    // A ping is not read either: the session reads no more at its limit.
+    alice.send_body(Command::Ping, 999, "").await;
+    alice.expect_silence().await;
+    let (status, _) = g1.admin("GET", "/healthz", None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(STALL).await;
+    router.signal("-CONT");
+
+    // Acks in the order sent; the pong (not routed) may come between them.
+    let (mut acked, mut ponged) = (0, false);
+    while acked < 50 || !ponged {
+        let reply = alice.reply().await;
+        if reply.cmd == Command::Pong {
+            assert_eq!(reply.seq, 999);
+            ponged = true;
+        } else {
+            acked += 1;
+            assert_ack(&reply, Command::C2C, acked, "bob");
+        }
+    }
+    let got: Vec<String> = deliveries(&mut bob, 50)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(got, (1..=50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let (_, metrics) = http(g1.admin, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("jim_slow_consumer_closes_total 0"),
+        "nobody was closed"
+    );
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+/// How long the router is stalled.
+const STALL: Duration = Duration::from_secs(2);
