@@ -24,6 +24,7 @@ dev = true
 messages_per_sec = 10000000
 message_burst = 10000000
 outbox_frames = 65536
+routes_in_flight = ${ROUTES_IN_FLIGHT:-64}
 [inbox]
 # Kafka routing alone (the inbox stores are measured in local mode).
 store = "off"

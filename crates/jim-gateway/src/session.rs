@@ -602,6 +602,22 @@ impl<R: Router> Session<R> {
             client_msg_id,
         };
         let kind = outgoing.kind;
+        if router.routes_at_once() && routes.is_empty() {
+            // Nothing in flight and nothing to wait for: in line, unboxed.
+            let route = router.route(outgoing);
+            tokio::pin!(route);
+            let result = match at_once(route.as_mut()).await {
+                Some(result) => result,
+                None => route.await,
+            };
+            return self.answer(Routed {
+                request: Frame::new(frame.cmd, frame.seq, Bytes::new()),
+                kind,
+                receiver,
+                message_id,
+                result,
+            });
+        }
         let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
         let mut route: Pin<Box<dyn Future<Output = Routed> + Send + 'r>> = Box::pin(async move {
             let result = router.route(outgoing).await;

@@ -191,6 +191,11 @@ impl Inbox {
         Ok(inbox)
     }
 
+    /// Whether an append completes without waiting (memory, off).
+    pub fn settles_at_once(&self) -> bool {
+        matches!(self.inner.store, Store::Off | Store::Memory(_))
+    }
+
     /// Whether messages are stored (the store is not `off`).
     pub fn is_on(&self) -> bool {
         !matches!(self.inner.store, Store::Off)

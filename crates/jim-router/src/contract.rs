@@ -91,6 +91,14 @@ pub trait Router: Send + Sync + 'static {
         }
     }
 
+    /// Whether [`route`](Self::route) always completes at its first poll
+    /// (no I/O on the way: the local backend with a memory inbox or none).
+    /// A session then routes in line, skipping the bookkeeping of messages
+    /// in flight.
+    fn routes_at_once(&self) -> bool {
+        false
+    }
+
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;
 

@@ -258,6 +258,10 @@ impl Router for LocalRouter {
         Ok(self.inner.inbox.read(user, after, max).await?)
     }
 
+    fn routes_at_once(&self) -> bool {
+        self.inner.inbox.settles_at_once()
+    }
+
     fn is_ready(&self) -> bool {
         true
     }
