@@ -831,3 +831,38 @@ async fn a_store_that_cannot_take_the_message_is_a_5000_and_no_ack() {
     }
     assert_eq!(deliveries(&mut bob, 1).await, vec![(2, "m2".to_owned())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_messages_to_a_disk_inbox_are_acked_and_delivered_in_the_order_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = on_disk_with(dir.path(), |config| {
+        config.limits.messages_per_sec = 100_000;
+        config.limits.message_burst = 100_000;
+        config.limits.routes_in_flight = 16;
+    })
+    .await;
+    for kind in [Kind::Tcp, Kind::Ws] {
+        let bob_name = format!("bob-{kind:?}");
+        let mut bob = gw.user(kind.other(), &bob_name).await;
+        let mut alice = gw.user(kind, "alice").await;
+        const N: u32 = 300;
+        for i in 1..=N {
+            // All at once: the disk answers in groups, many in flight.
+            alice
+                .send(jim_protocol::Frame::new(
+                    Command::C2C,
+                    i,
+                    text(&bob_name, &format!("m{i}")),
+                ))
+                .await;
+        }
+        for i in 1..=N {
+            assert_ack(&alice.reply().await, Command::C2C, i, &bob_name);
+        }
+        assert_eq!(
+            deliveries(&mut bob, N as usize).await,
+            numbered(1..=N),
+            "{kind:?}"
+        );
+    }
+}
