@@ -983,37 +983,6 @@ async fn the_router_closes_connections_beyond_max_connections_and_admits_again_w
     g2.shutdown().await;
 }
 
-/// Authenticates `user` with `since` (raw JSON); returns the `B002` body.
-async fn resume(raw: &mut Raw, user: &str, since: &str) -> serde_json::Value {
-    let reply = raw
-        .request(
-            Command::Auth,
-            1,
-            &format!(r#"{{"token":"{user}","since":{since}}}"#),
-        )
-        .await;
-    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
-    json(&reply)
-}
-
-/// Reads `n` deliveries; returns their (seq, content).
-async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = raw.recv().await;
-        assert!(
-            is_delivery(&frame),
-            "expected a delivery, got {}",
-            body_str(&frame)
-        );
-        got.push((
-            frame.seq,
-            json(&frame)["data"]["content"].as_str().unwrap().to_owned(),
-        ));
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_user_gets_what_was_acked_when_it_comes_back_on_another_gateway() {
     let router = RouterProcess::start(None).await;
@@ -1023,7 +992,7 @@ async fn an_offline_user_gets_what_was_acked_when_it_comes_back_on_another_gatew
         alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
     }
     let mut bob = g2.raw(Kind::Ws).await;
-    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
     let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
     assert_eq!(
         ok["inbox"],
@@ -1039,7 +1008,12 @@ async fn an_offline_user_gets_what_was_acked_when_it_comes_back_on_another_gatew
     }
     // Back on the other gateway, from where it was.
     let mut bob = g1.raw(Kind::Tcp).await;
-    let ok = resume(&mut bob, "bob", &format!(r#"{{"epoch":"{epoch}","offset":3}}"#)).await;
+    let ok = resume(
+        &mut bob,
+        "bob",
+        Some(&format!(r#"{{"epoch":"{epoch}","offset":3}}"#)),
+    )
+    .await;
     assert_eq!(
         ok["inbox"],
         json!({"epoch": epoch, "offset": 5, "recovered": true})
@@ -1150,7 +1124,7 @@ async fn a_router_on_disk_keeps_inboxes_and_groups_across_a_kill() {
         (200, json!(["alice", "bob"]))
     );
     let mut bob = g2.raw(Kind::Tcp).await;
-    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
     assert_eq!(ok["inbox"]["offset"], 2);
     assert_eq!(
         deliveries(&mut bob, 2).await,
@@ -1238,7 +1212,7 @@ async fn a_router_keeping_inboxes_in_redis_serves_them_to_every_gateway() {
         alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
     }
     let mut bob = g2.raw(Kind::Tcp).await;
-    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
     assert_eq!(ok["inbox"]["offset"], 2);
     assert_eq!(
         deliveries(&mut bob, 2).await,

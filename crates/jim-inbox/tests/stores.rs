@@ -446,25 +446,10 @@ async fn the_redis_store_rides_out_a_redis_restart_and_says_when_redis_lost_its_
     );
 
     // Redis lost its data: a new epoch, offsets from 1 again.
-    flush_all(&redis.url()).await;
+    jim_test_util::redis::flush_all(&redis.url());
     let state = inbox.state("bob").await.unwrap();
     assert_ne!(state.epoch, epoch);
     assert_eq!((state.head, state.held), (0, 0));
-}
-
-async fn redis_client(url: &str) -> std::net::TcpStream {
-    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
-    std::net::TcpStream::connect(addr).unwrap()
-}
-
-/// `FLUSHALL` by hand (RESP over a socket): the data is gone.
-async fn flush_all(url: &str) {
-    use std::io::{Read, Write};
-    let mut stream = redis_client(url).await;
-    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
-    let mut reply = [0u8; 5];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"+OK\r\n");
 }
 
 #[tokio::test]

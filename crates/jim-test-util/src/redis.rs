@@ -95,6 +95,18 @@ impl RedisServer {
     }
 }
 
+/// `FLUSHALL` (RESP over a socket): the server loses its data, as if
+/// restarted without persistence.
+pub fn flush_all(url: &str) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).expect("redis");
+    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").expect("FLUSHALL");
+    let mut reply = [0u8; 5];
+    stream.read_exact(&mut reply).expect("FLUSHALL's reply");
+    assert_eq!(&reply, b"+OK\r\n");
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {

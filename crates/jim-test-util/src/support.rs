@@ -488,6 +488,52 @@ impl Raw {
     }
 }
 
+/// Authenticates `user` on `raw` with an inbox position `since` (raw JSON,
+/// or none); returns the `B002` body.
+pub async fn resume(raw: &mut Raw, user: &str, since: Option<&str>) -> Value {
+    let body = match since {
+        Some(since) => format!(r#"{{"token":"{user}","since":{since}}}"#),
+        None => format!(r#"{{"token":"{user}"}}"#),
+    };
+    let reply = raw.request(Command::Auth, 1, &body).await;
+    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
+    json(&reply)
+}
+
+/// Reads `n` deliveries (nothing else may come); returns their (seq,
+/// `data.content`).
+pub async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        assert!(
+            is_delivery(&frame),
+            "expected a delivery, got {}",
+            body_str(&frame)
+        );
+        let content = json(&frame)["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        got.push((frame.seq, content));
+    }
+    got
+}
+
+/// Reads deliveries until `n` (other replies skipped); returns their (seq,
+/// `data.message_id`).
+pub async fn delivered_ids(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = raw.recv().await;
+        if is_delivery(&frame) {
+            let id = json(&frame)["data"]["message_id"].as_str().unwrap().to_owned();
+            got.push((frame.seq, id));
+        }
+    }
+    got
+}
+
 pub fn body_str(frame: &Frame) -> String {
     String::from_utf8_lossy(&frame.body).into_owned()
 }

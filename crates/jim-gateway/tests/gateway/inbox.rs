@@ -7,40 +7,9 @@ use std::path::Path;
 use jim_protocol::Command;
 use jim_router::inbox::{Inbox, Retention, StoreKind};
 use jim_router::{LocalRouter, Router};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use jim_test_util::*;
-
-/// Authenticates `user` with `since` (raw JSON, or none); returns the
-/// `B002` body.
-async fn resume(raw: &mut Raw, user: &str, since: Option<&str>) -> Value {
-    let body = match since {
-        Some(since) => format!(r#"{{"token":"{user}","since":{since}}}"#),
-        None => format!(r#"{{"token":"{user}"}}"#),
-    };
-    let reply = raw.request(Command::Auth, 1, &body).await;
-    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
-    json(&reply)
-}
-
-/// Reads `n` deliveries; returns their (seq, content).
-async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = raw.recv().await;
-        assert!(
-            is_delivery(&frame),
-            "expected a delivery, got {}",
-            body_str(&frame)
-        );
-        let content = json(&frame)["data"]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        got.push((frame.seq, content));
-    }
-    got
-}
 
 fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<(u32, String)> {
     range.map(|i| (i, format!("m{i}"))).collect()
@@ -759,7 +728,7 @@ async fn when_redis_loses_the_inbox_under_a_live_session_it_is_told_and_gets_the
     let old = bob.position().unwrap().epoch.clone();
 
     // Redis loses everything; the next message starts a new epoch at 1.
-    redis_flush_all(&redis.url());
+    jim_test_util::redis::flush_all(&redis.url());
     send_many(&mut alice, "bob", 4, 4).await;
     let mut events = Vec::new();
     let resumed = tokio::time::timeout(WAIT, async {
@@ -786,17 +755,6 @@ async fn when_redis_loses_the_inbox_under_a_live_session_it_is_told_and_gets_the
         } => assert!(format!("{message:?}").contains("m4")),
         other => panic!("m4 in the new epoch, got {other:?}"),
     }
-}
-
-/// `FLUSHALL` by hand (RESP over a socket): the data is gone.
-fn redis_flush_all(url: &str) {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
-    let mut reply = [0u8; 5];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"+OK\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -703,37 +703,6 @@ fn redis_inbox(redis: &jim_test_util::redis::RedisServer) -> String {
     format!("[inbox]\nstore = \"redis\"\nredis_url = \"{}\"\n", redis.url())
 }
 
-/// Authenticates `user` with `since` (raw JSON); returns the `B002` body.
-async fn resume(raw: &mut Raw, user: &str, since: &str) -> serde_json::Value {
-    let reply = raw
-        .request(
-            Command::Auth,
-            1,
-            &format!(r#"{{"token":"{user}","since":{since}}}"#),
-        )
-        .await;
-    assert_eq!(reply.cmd, Command::AuthOk, "{}", body_str(&reply));
-    json(&reply)
-}
-
-/// Reads `n` deliveries; returns their (seq, content).
-async fn deliveries(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = raw.recv().await;
-        assert!(
-            is_delivery(&frame),
-            "expected a delivery, got {}",
-            body_str(&frame)
-        );
-        got.push((
-            frame.seq,
-            json(&frame)["data"]["content"].as_str().unwrap().to_owned(),
-        ));
-    }
-    got
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_an_offline_user_gets_what_another_gateway_acked_and_retries_are_recognised() {
     let broker = Broker::start().await;
@@ -747,7 +716,7 @@ async fn with_redis_an_offline_user_gets_what_another_gateway_acked_and_retries_
         alice.send_message(Command::C2C, i, "bob", &format!("m{i}")).await;
     }
     let mut bob = g2.raw(Kind::Ws).await;
-    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
     let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
     assert_eq!(
         ok["inbox"],
@@ -829,7 +798,7 @@ async fn with_redis_when_the_recipients_gateway_is_killed_it_gets_everything_ack
     let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &unlimited).await;
     let mut g2 = KafkaGateway::start_with(&broker, &prefix, 2, &unlimited).await;
     let mut bob = g2.raw(Kind::Tcp).await;
-    let ok = resume(&mut bob, "bob", r#"{"epoch":"","offset":0}"#).await;
+    let ok = resume(&mut bob, "bob", Some(r#"{"epoch":"","offset":0}"#)).await;
     let epoch = ok["inbox"]["epoch"].as_str().unwrap().to_owned();
     wait_presence(&g1, "bob", 1, WAIT).await;
 
@@ -867,12 +836,12 @@ async fn with_redis_when_the_recipients_gateway_is_killed_it_gets_everything_ack
     let ok = resume(
         &mut bob,
         "bob",
-        &format!(r#"{{"epoch":"{epoch}","offset":{last}}}"#),
+        Some(&format!(r#"{{"epoch":"{epoch}","offset":{last}}}"#)),
     )
     .await;
     assert_eq!(ok["inbox"]["recovered"], true, "{ok}");
     let head = ok["inbox"]["offset"].as_u64().unwrap() as u32;
-    let mut frames = deliveries_ids(&mut bob, (head - last) as usize).await;
+    let mut frames = delivered_ids(&mut bob, (head - last) as usize).await;
     let offsets: Vec<u32> = seen
         .iter()
         .map(|(s, _)| *s)
@@ -887,21 +856,6 @@ async fn with_redis_when_the_recipients_gateway_is_killed_it_gets_everything_ack
     let delivered: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
     deployment::assert_acked_were_delivered("kafka+redis, recipient's gateway killed", &outcome, &delivered);
     assert!(!outcome.acked.is_empty());
-}
-
-/// Reads `n` deliveries; returns their (seq, message id).
-async fn deliveries_ids(raw: &mut Raw, n: usize) -> Vec<(u32, String)> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = raw.recv().await;
-        if is_delivery(&frame) {
-            got.push((
-                frame.seq,
-                json(&frame)["data"]["message_id"].as_str().unwrap().to_owned(),
-            ));
-        }
-    }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
