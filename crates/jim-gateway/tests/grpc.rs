@@ -179,12 +179,25 @@ impl GrpcGateway {
     }
 
     async fn start(router: &RouterProcess, node: u16) -> GrpcGateway {
+        GrpcGateway::configured(router, node, |_| {}).await
+    }
+
+    /// Gateways 1 and 2 on `router`, each configured by `adjust`.
+    async fn pair_with(router: &RouterProcess, adjust: impl Fn(&mut Config)) -> (GrpcGateway, GrpcGateway) {
+        (
+            GrpcGateway::configured(router, 1, &adjust).await,
+            GrpcGateway::configured(router, 2, &adjust).await,
+        )
+    }
+
+    /// The usual quick re-linking, configured by `adjust`.
+    async fn configured(router: &RouterProcess, node: u16, adjust: impl FnOnce(&mut Config)) -> GrpcGateway {
         GrpcGateway::start_with(
             router,
             node,
             Duration::from_millis(20),
             Duration::from_millis(200),
-            |_| {},
+            adjust,
         )
         .await
     }
@@ -1240,22 +1253,7 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
         c.limits.message_burst = 100_000;
         c.limits.routes_in_flight = 16;
     };
-    let g1 = GrpcGateway::start_with(
-        &router,
-        1,
-        Duration::from_millis(20),
-        Duration::from_millis(200),
-        unlimited,
-    )
-    .await;
-    let g2 = GrpcGateway::start_with(
-        &router,
-        2,
-        Duration::from_millis(20),
-        Duration::from_millis(200),
-        unlimited,
-    )
-    .await;
+    let (g1, g2) = GrpcGateway::pair_with(&router, unlimited).await;
     for kind in [Kind::Tcp, Kind::Ws] {
         let bob_name = format!("bob-{kind:?}");
         let mut bob = g2.user(kind.other(), &bob_name).await;
@@ -1301,22 +1299,7 @@ async fn a_stalled_router_stops_a_session_reading_at_its_limit_and_closes_no_one
         c.limits.message_burst = 100_000;
         c.limits.routes_in_flight = 8;
     };
-    let g1 = GrpcGateway::start_with(
-        &router,
-        1,
-        Duration::from_millis(20),
-        Duration::from_millis(200),
-        limited,
-    )
-    .await;
-    let g2 = GrpcGateway::start_with(
-        &router,
-        2,
-        Duration::from_millis(20),
-        Duration::from_millis(200),
-        limited,
-    )
-    .await;
+    let (g1, g2) = GrpcGateway::pair_with(&router, limited).await;
     let mut bob = g2.user(Kind::Tcp, "bob").await;
     wait_presence(&g1, "bob", 1).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
