@@ -6,17 +6,25 @@
 #
 #   scripts/bench-kafka.sh c2c --clients 200 --window 4 --duration 10
 #   scripts/bench-kafka.sh c2c --clients 200 --rate 2000 --duration 10
+#
+# ROUTES_IN_FLIGHT sets limits.routes_in_flight; KAFKA_PROPERTIES adds
+# lines to [kafka.properties] (e.g. '"linger.ms" = "5"').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p jim-gateway --features kafka -p jim-bench
-tansu=${TANSU:-$(command -v tansu || echo target/tools/bin/tansu)}
+# Absolute: the broker runs in its scratch directory.
+tansu=$(realpath "${TANSU:-$(command -v tansu || echo target/tools/bin/tansu)}")
 scratch=$(mktemp -d)
 pids=()
 trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true; rm -rf "$scratch"' EXIT
 (cd "$scratch" && exec "$tansu" broker --listener-url tcp://127.0.0.1:19092 \
   --advertised-listener-url tcp://127.0.0.1:19092 --storage-engine memory://tansu/ >/dev/null 2>&1) &
 pids+=($!)
-until "$tansu" topic list --broker tcp://127.0.0.1:19092 >/dev/null 2>&1; do sleep 0.1; done
+for _ in $(seq 100); do
+  "$tansu" topic list --broker tcp://127.0.0.1:19092 >/dev/null 2>&1 && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "tansu did not start" >&2; exit 1; }
+  sleep 0.1
+done
 cat > "$scratch/gateway.toml" <<TOML
 [auth]
 dev = true
@@ -31,6 +39,8 @@ store = "off"
 [kafka]
 bootstrap = "127.0.0.1:19092"
 topic_prefix = "bench$$."
+[kafka.properties]
+${KAFKA_PROPERTIES:-}
 TOML
 for node in 1 2; do
   ./target/release/jim-gateway --config "$scratch/gateway.toml" --log warn --mode kafka --node-id $node \

@@ -1238,13 +1238,6 @@ async fn a_router_keeping_inboxes_in_redis_serves_them_to_every_gateway() {
     g2.shutdown().await;
 }
 
-/// Writes every frame at once, without waiting for a reply.
-async fn burst(raw: &mut Raw, frames: &[jim_protocol::Frame]) {
-    for frame in frames {
-        raw.send(frame.clone()).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_refusal_stays_one() {
     let router = RouterProcess::start(None).await;
@@ -1270,7 +1263,7 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
                 }
             })
             .collect();
-        burst(&mut alice, &frames).await;
+        alice.send_all(&frames).await;
         for i in 1..=N {
             let reply = alice.reply().await;
             if i == 150 {
@@ -1309,7 +1302,7 @@ async fn a_stalled_router_stops_a_session_reading_at_its_limit_and_closes_no_one
     let frames: Vec<_> = (1..=50u32)
         .map(|i| jim_protocol::Frame::new(Command::C2C, i, text("bob", &format!("m{i}"))))
         .collect();
-    burst(&mut alice, &frames).await;
+    alice.send_all(&frames).await;
     // A ping is not read either: the session reads no more at its limit.
     alice.send_body(Command::Ping, 999, "").await;
     alice.expect_silence().await;

@@ -134,9 +134,14 @@ impl std::fmt::Debug for KafkaBackend {
     }
 }
 
-fn client_config(config: &KafkaConfig) -> ClientConfig {
+/// A client's configuration: the backend's `defaults` for its role, then
+/// the operator's `[kafka.properties]`, which win.
+fn client_config(config: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.bootstrap);
+    for (key, value) in defaults {
+        client.set(*key, *value);
+    }
     for (key, value) in &config.properties {
         client.set(key, value);
     }
@@ -165,21 +170,19 @@ impl KafkaBackend {
     ) -> Result<KafkaBackend, KafkaError> {
         config.validate().map_err(KafkaError::Config)?;
         let topics = Topics::of(&config);
-        let admin: AdminClient<DefaultClientContext> = client_config(&config).create()?;
+        let admin: AdminClient<DefaultClientContext> = client_config(&config, &[]).create()?;
         ensure_topics(&admin, &config, &topics, config.startup_timeout()).await?;
 
         let health = Health::default();
         let producer = new_producer(&config, &health)?;
         let epoch = fastrand::u64(1..);
-        let consumer: StreamConsumer = client_config(&config)
+        let consumer: StreamConsumer = client_config(&config, CONSUMER_DEFAULTS)
             .set(
                 "group.id",
                 format!("{}gateway-{node}-{epoch}", config.topic_prefix),
             )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .set("topic.metadata.refresh.interval.ms", "2000")
             .create()?;
 
         let (realign_asks, realign_requests) = mpsc::channel(1);
@@ -285,16 +288,24 @@ impl KafkaBackend {
     }
 }
 
+/// The consumer's defaults (`[kafka.properties]` may change them).
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.wait.max.ms", "10"),
+    ("topic.metadata.refresh.interval.ms", "2000"),
+];
+
+/// The producer's defaults (`[kafka.properties]` may change them).
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "1")];
+
 /// The producer: every write acknowledged by all in-sync replicas, and
 /// idempotent (no duplicates on retry, order kept per partition).
 fn new_producer(
     config: &KafkaConfig,
     health: &Health,
 ) -> Result<FutureProducer<Health>, rdkafka::error::KafkaError> {
-    client_config(config)
+    client_config(config, PRODUCER_DEFAULTS)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "1")
         .set("message.timeout.ms", config.produce_timeout_ms.to_string())
         .create_with_context(health.clone())
 }
@@ -436,7 +447,7 @@ impl Inner {
     /// or at the beginning of a log that is not the one it read (Kafka
     /// lost its data and the topic was created again).
     async fn realign(&self, consumer: &StreamConsumer, positions: &Positions) -> Result<(), String> {
-        let config = client_config(&self.config);
+        let config = client_config(&self.config, CONSUMER_DEFAULTS);
         let timeout = self.config.produce_timeout();
         let positions = positions.clone();
         let (assignment, renewed) =

@@ -366,6 +366,14 @@ impl Raw {
         self.send_bytes(&bytes).await;
     }
 
+    /// Writes every frame at once, reading nothing in between: what a
+    /// client pipelining its requests does.
+    pub async fn send_all(&mut self, frames: &[Frame]) {
+        for frame in frames {
+            self.send(frame.clone()).await;
+        }
+    }
+
     pub async fn send_body(&mut self, cmd: Command, seq: u32, body: &str) {
         self.send(Frame::new(cmd, seq, body.to_owned())).await;
     }

@@ -804,16 +804,11 @@ async fn pipelined_messages_to_a_disk_inbox_are_acked_and_delivered_in_the_order
         let mut bob = gw.user(kind.other(), &bob_name).await;
         let mut alice = gw.user(kind, "alice").await;
         const N: u32 = 300;
-        for i in 1..=N {
-            // All at once: the disk answers in groups, many in flight.
-            alice
-                .send(jim_protocol::Frame::new(
-                    Command::C2C,
-                    i,
-                    text(&bob_name, &format!("m{i}")),
-                ))
-                .await;
-        }
+        let frames: Vec<_> = (1..=N)
+            .map(|i| jim_protocol::Frame::new(Command::C2C, i, text(&bob_name, &format!("m{i}"))))
+            .collect();
+        // All at once: the disk answers in groups, many in flight.
+        alice.send_all(&frames).await;
         for i in 1..=N {
             assert_ack(&alice.reply().await, Command::C2C, i, &bob_name);
         }

@@ -925,3 +925,50 @@ async fn with_redis_restarted_under_traffic_every_acked_message_is_delivered_onc
     deployment::assert_acked_were_delivered("kafka+redis, redis restarted", &outcome, &delivered);
     assert!(outcome.refused > 0, "the outage was seen by the senders");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_refusal_stays_one() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    // Many in flight at once, each stored in Redis and produced to Kafka.
+    let extra = format!(
+        "[limits]\nmessages_per_sec = 100000\nmessage_burst = 100000\nroutes_in_flight = 16\n{}",
+        redis_inbox(&redis)
+    );
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &extra).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &extra).await;
+    for kind in [Kind::Tcp, Kind::Ws] {
+        let bob_name = format!("bob-{kind:?}");
+        let mut bob = g2.user(kind.other(), &bob_name).await;
+        wait_presence(&g1, &bob_name, 1, WAIT).await;
+        let mut alice = g1.user(kind, "alice").await;
+        const N: u32 = 300;
+        let frames: Vec<_> = (1..=N)
+            .map(|i| {
+                if i == 150 {
+                    // Refused (alice is no member): this one alone.
+                    jim_protocol::Frame::new(Command::C2G, i, text("no-such-group", "x"))
+                } else {
+                    jim_protocol::Frame::new(Command::C2C, i, text(&bob_name, &format!("m{i}")))
+                }
+            })
+            .collect();
+        alice.send_all(&frames).await;
+        for i in 1..=N {
+            let reply = alice.reply().await;
+            if i == 150 {
+                assert_error(&reply, Command::C2G, 150, 4004);
+            } else {
+                assert_ack(&reply, Command::C2C, i, &bob_name);
+            }
+        }
+        // Offsets 1 to 299 in bob's inbox, delivered live in that order.
+        let expected: Vec<(u32, String)> = (1..=N)
+            .filter(|i| *i != 150)
+            .enumerate()
+            .map(|(k, i)| (k as u32 + 1, format!("m{i}")))
+            .collect();
+        assert_eq!(deliveries(&mut bob, N as usize - 1).await, expected, "{kind:?}");
+    }
+}
