@@ -85,6 +85,52 @@ impl Cursor {
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
+        if self.order_in_line(batch, frames) {
+            return Ok(0);
+        }
+        // Boxed: the store's futures would otherwise be part of every
+        // session's task, idle or not, though few batches need them.
+        Box::pin(self.order_with_store(batch, frames, router)).await
+    }
+
+    /// Moves the front of `batch` into `frames` as long as it is in line
+    /// (the usual case: nothing to read, nothing to hold back); returns
+    /// whether all of it was.
+    fn order_in_line(&mut self, batch: &mut VecDeque<Outbound>, frames: &mut Vec<Frame>) -> bool {
+        if !self.greeted {
+            return batch.is_empty();
+        }
+        while let Some(item) = batch.front() {
+            match item {
+                Outbound::Reply(_) | Outbound::Push { offset: 0, .. } => {}
+                Outbound::Push { offset, .. } | Outbound::Skip { offset }
+                    if *offset == self.last.wrapping_add(1) =>
+                {
+                    self.last = *offset;
+                }
+                Outbound::Push { .. } | Outbound::Skip { .. } | Outbound::Resync => return false,
+            }
+            match batch.pop_front() {
+                Some(Outbound::Reply(frame)) => frames.push(frame),
+                Some(Outbound::Push { cmd, body, offset }) => frames.push(Frame {
+                    cmd,
+                    seq: offset,
+                    body,
+                }),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// [`order`](Self::order) for a batch that needs the store (or waits
+    /// for the greeting).
+    async fn order_with_store<R: Router>(
+        &mut self,
+        batch: &mut VecDeque<Outbound>,
+        frames: &mut Vec<Frame>,
+        router: &R,
+    ) -> Result<usize, RouterError> {
         let mut replayed = 0;
         let mut held = Vec::new();
         // Entries that came ahead of the next one: what they wait for is

@@ -14,7 +14,7 @@ use jim_model::{
 use jim_protocol::{Command, Frame};
 use jim_router::{
     ClientAck, Close, Outbox, Outgoing, Receipt, Router, RouterError, Sender, SessionId, SessionInfo, Target,
-    Transport,
+    Transport, TryRoute,
 };
 use jim_transport::{Connection, FrameReader, Incoming, TransportError};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -152,8 +152,36 @@ struct Routed {
     result: Result<Receipt, RouterError>,
 }
 
+/// A message being routed.
+type Route<'r> = Pin<Box<dyn Future<Output = Routed> + Send + 'r>>;
+
 /// A session's messages in flight, answered in the order they were sent.
-type Routes<'r> = FuturesOrdered<Pin<Box<dyn Future<Output = Routed> + Send + 'r>>>;
+/// The queue is made for the first: a session whose messages all settle in
+/// line (local mode) never needs one.
+#[derive(Default)]
+struct Routes<'r>(Option<FuturesOrdered<Route<'r>>>);
+
+impl<'r> Routes<'r> {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, route: Route<'r>) {
+        self.0.get_or_insert_with(FuturesOrdered::new).push_back(route);
+    }
+
+    /// The next message answered, in order; `None` when none is in flight.
+    async fn next(&mut self) -> Option<Routed> {
+        match &mut self.0 {
+            Some(routes) => routes.next().await,
+            None => None,
+        }
+    }
+}
 
 /// Whether to go on reading.
 enum Flow {
@@ -171,7 +199,7 @@ impl<R: Router> Session<R> {
         let cancelled = shared.shutdown.cancelled();
         let timer = sleep_until(self.deadline());
         tokio::pin!(closed, cancelled, timer);
-        let mut routes: Routes<'_> = FuturesOrdered::new();
+        let mut routes = Routes::default();
         let most = shared.config.limits.routes_in_flight;
         // Since when reading waits for a route to be answered.
         let mut full_since: Option<Instant> = None;
@@ -181,7 +209,8 @@ impl<R: Router> Session<R> {
                 () = &mut closed => return closed_from_outside(&outbox),
                 () = &mut cancelled => {
                     // What the backend took is acked before the goodbye.
-                    self.answer_all(&mut routes, shared.config.session.shutdown_grace()).await;
+                    // Boxed, as every rare path: the task of every session, idle or not, is as large as its largest state.
+                    Box::pin(self.answer_all(&mut routes, shared.config.session.shutdown_grace())).await;
                     self.close(CloseCode::GoingAway, "server shutting down");
                     return CloseReason::Shutdown;
                 }
@@ -330,11 +359,12 @@ impl<R: Router> Session<R> {
             (Command::ClientClose, _) => {
                 // What the backend took is acked before the goodbye.
                 let grace = self.shared.config.session.shutdown_grace();
-                self.answer_all(routes, grace).await;
+                Box::pin(self.answer_all(routes, grace)).await;
                 self.close(CloseCode::Normal, "client closed");
                 Flow::Stop(CloseReason::Client)
             }
-            (Command::Auth, false) => self.authenticate(&frame).await,
+            // Boxed: once per session, and big (the backend's attach).
+            (Command::Auth, false) => Box::pin(self.authenticate(&frame)).await,
             (_, false) => self.error(
                 &frame,
                 ErrorCode::NotAuthenticated,
@@ -525,7 +555,9 @@ impl<R: Router> Session<R> {
             (MessageKind::Ack, Command::C2C) => {
                 let ack = client_ack(auth, &message, &frame.body);
                 return match ack {
-                    Some(ack) => match self.shared.router.acknowledge(ack).await {
+                    // Boxed: a remote backend's write would otherwise sit
+                    // in every session's task, idle or not.
+                    Some(ack) => match Box::pin(self.shared.router.acknowledge(ack)).await {
                         Ok(()) => Flow::Continue,
                         Err(e) => self.router_error(frame, &e),
                     },
@@ -602,24 +634,26 @@ impl<R: Router> Session<R> {
             client_msg_id,
         };
         let kind = outgoing.kind;
-        if router.routes_at_once() && routes.is_empty() {
-            // Nothing in flight and nothing to wait for: in line, unboxed.
-            let route = router.route(outgoing);
-            tokio::pin!(route);
-            let result = match at_once(route.as_mut()).await {
-                Some(result) => result,
-                None => route.await,
-            };
-            return self.answer(Routed {
-                request: Frame::new(frame.cmd, frame.seq, Bytes::new()),
-                kind,
-                receiver,
-                message_id,
-                result,
-            });
-        }
         let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
-        let mut route: Pin<Box<dyn Future<Output = Routed> + Send + 'r>> = Box::pin(async move {
+        let outgoing = match router.try_route(outgoing) {
+            TryRoute::Routed(result) => {
+                let routed = Routed {
+                    request,
+                    kind,
+                    receiver,
+                    message_id,
+                    result,
+                };
+                if routes.is_empty() {
+                    return self.answer(routed);
+                }
+                // Acked after those still in flight.
+                routes.push_back(Box::pin(std::future::ready(routed)));
+                return Flow::Continue;
+            }
+            TryRoute::Later(outgoing) => outgoing,
+        };
+        let mut route: Route<'r> = Box::pin(async move {
             let result = router.route(outgoing).await;
             Routed {
                 request,

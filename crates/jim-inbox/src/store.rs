@@ -227,6 +227,26 @@ impl Inbox {
         self.submit(users, append).await
     }
 
+    /// As [`append`](Self::append), without waiting: for a store that
+    /// [settles at once](Self::settles_at_once) (memory, off). Another
+    /// store stores nothing and says so.
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`]: nothing was stored.
+    pub fn append_now<'u>(
+        &self,
+        users: impl Iterator<Item = &'u Arc<str>>,
+        append: &Append<'_>,
+    ) -> Result<Appended, InboxError> {
+        if !self.settles_at_once() {
+            return Err(InboxError::unavailable(
+                "this store does not append at once: use append",
+            ));
+        }
+        let mut pending = self.submit(users, append);
+        pending.settle()
+    }
+
     /// As [`append`](Self::append), in two steps: the append takes its
     /// place in the store's order now (appends submitted one after the
     /// other get their offsets in that order), and the returned future
@@ -281,7 +301,9 @@ impl Inbox {
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.read(user, after, max),
             #[cfg(feature = "redis")]
-            Store::Redis(store, _) => store.read(user, after, max).await,
+            // Boxed, like every Redis call here: its future would otherwise
+            // sit in every caller's (every session's task), idle or not.
+            Store::Redis(store, _) => Box::pin(store.read(user, after, max)).await,
         };
         match &read {
             Ok(read) => {
@@ -309,7 +331,7 @@ impl Inbox {
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => store.state(user),
             #[cfg(feature = "redis")]
-            Store::Redis(store, _) => store.state(user).await,
+            Store::Redis(store, _) => Box::pin(store.state(user)).await,
         };
         if state.is_err() {
             self.inner.metrics.errors.increment(1);
@@ -433,24 +455,44 @@ impl std::future::Future for Pending {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
         let appended = match &mut self.state {
-            PendingState::Done(result) => result
-                .take()
-                .unwrap_or_else(|| Err(InboxError::unavailable("append polled after it completed"))),
+            PendingState::Done(_) => None,
             #[cfg(feature = "disk")]
             PendingState::Disk(answer) => match std::pin::Pin::new(answer).poll(cx) {
-                std::task::Poll::Pending => return std::task::Poll::Pending,
-                std::task::Poll::Ready(result) => {
-                    result.unwrap_or_else(|_| Err(InboxError::unavailable("disk store stopped")))
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => {
+                    Some(result.unwrap_or_else(|_| Err(InboxError::unavailable("disk store stopped"))))
                 }
             },
             #[cfg(feature = "redis")]
             PendingState::Redis(append) => match append.as_mut().poll(cx) {
-                std::task::Poll::Pending => return std::task::Poll::Pending,
-                std::task::Poll::Ready(result) => result,
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => Some(result),
             },
         };
         let _ = cx;
+        Poll::Ready(match appended {
+            Some(appended) => self.counted(appended),
+            None => self.settle(),
+        })
+    }
+}
+
+impl Pending {
+    /// The outcome of an append that settled at once.
+    fn settle(&mut self) -> Result<Appended, InboxError> {
+        let appended = match &mut self.state {
+            PendingState::Done(result) => result.take(),
+            #[cfg(any(feature = "disk", feature = "redis"))]
+            _ => None,
+        };
+        let appended =
+            appended.unwrap_or_else(|| Err(InboxError::unavailable("append settled twice, or not yet")));
+        self.counted(appended)
+    }
+
+    fn counted(&self, appended: Result<Appended, InboxError>) -> Result<Appended, InboxError> {
         let metrics = &self.inbox.inner.metrics;
         match &appended {
             Ok(Appended::Stored { .. }) => metrics.appends.increment(1),
@@ -458,7 +500,7 @@ impl std::future::Future for Pending {
             Err(_) => metrics.errors.increment(1),
         }
         metrics.append_seconds.record(self.started.elapsed());
-        std::task::Poll::Ready(appended)
+        appended
     }
 }
 

@@ -91,12 +91,26 @@ pub trait Router: Send + Sync + 'static {
         }
     }
 
-    /// Whether [`route`](Self::route) always completes at its first poll
-    /// (no I/O on the way: the local backend with a memory inbox or none).
-    /// A session then routes in line, skipping the bookkeeping of messages
-    /// in flight.
-    fn routes_at_once(&self) -> bool {
-        false
+    /// Routes `message` without waiting if this backend can (nothing to
+    /// wait for on the way: the local backend with a memory inbox or
+    /// none), else gives it back for [`route`](Self::route). A session
+    /// answers what is routed at once in line, with no future of its own
+    /// per message; the default routes nothing at once.
+    ///
+    /// ```
+    /// use jim_router::{LocalRouter, Outgoing, Router, Target, TryRoute};
+    /// use jim_model::{Message, MessageIdGenerator, Text};
+    ///
+    /// let router = LocalRouter::new(); // a memory inbox: settles at once
+    /// let ids = MessageIdGenerator::new(0).unwrap();
+    /// let body = Message::Text(Text::new("bob", "hi")).to_vec();
+    /// let push = Outgoing::push(Target::User("bob".into()), &body, "bot", &ids).unwrap();
+    /// let TryRoute::Routed(receipt) = router.try_route(push) else { unreachable!() };
+    /// assert_eq!(receipt?.sessions, Some(0)); // bob is away: it waits in his inbox
+    /// # Ok::<(), jim_router::RouterError>(())
+    /// ```
+    fn try_route(&self, message: Outgoing) -> TryRoute {
+        TryRoute::Later(message)
     }
 
     /// Whether messages can be routed now (for `/readyz`).
@@ -107,4 +121,13 @@ pub trait Router: Send + Sync + 'static {
     fn close(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+}
+
+/// What [`Router::try_route`] did with a message.
+#[derive(Debug)]
+pub enum TryRoute {
+    /// Routed at once: the receipt, or why it was refused.
+    Routed(Result<Receipt, RouterError>),
+    /// Not without waiting: route it with [`Router::route`].
+    Later(Outgoing),
 }

@@ -54,7 +54,8 @@ impl Hub {
     pub fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) {
         self.users
             .entry(Arc::clone(&info.user))
-            .or_default()
+            // Most users have one session: room for one (64 B, not 256).
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(Entry { info, outbox });
         self.sessions.fetch_add(1, Ordering::Relaxed);
     }

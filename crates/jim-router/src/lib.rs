@@ -34,7 +34,7 @@ mod push;
 mod rules;
 mod session;
 
-pub use contract::Router;
+pub use contract::{Router, TryRoute};
 pub use error::RouterError;
 pub use groups::{Groups, Members};
 pub use hub::{Delivered, Hub};

@@ -7,7 +7,7 @@ use jim_model::MessageId;
 
 use crate::{
     ClientAck, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt,
-    Recipients, Router, RouterError, SessionInfo, UserId, recipients,
+    Recipients, Router, RouterError, SessionId, SessionInfo, TryRoute, UserId, UserList, recipients,
 };
 
 /// The `local` routing backend: every session is in this process.
@@ -143,30 +143,34 @@ impl LocalRouter {
         &self.inner.groups
     }
 
-    /// Stores the message in its recipients' inboxes, then queues it to
-    /// their sessions here with its offsets.
-    async fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
-        let hub = &self.inner.hub;
-        let (users, except) =
-            match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
-                Recipients::Users { users, except } => (users, except),
-                Recipients::Everyone => {
-                    let delivered = hub.deliver_to_all(message.cmd, &message.body);
-                    return Ok(Receipt {
-                        sessions: Some(delivered.sessions),
-                        ..Receipt::default()
-                    });
-                }
-            };
-        let append = Append {
-            cmd: message.cmd,
-            body: &message.body,
-            except: except.map(|session| session.0),
-            sender: message.sender.as_ref().map(|s| &*s.user),
-            client_msg_id: message.client_msg_id.as_deref(),
-            message_id: message.message_id.0,
-        };
-        let (offsets, offset) = match self.inner.inbox.append(users.iter(), &append).await? {
+    /// Who gets `message`: its users and the session left out, or, for a
+    /// push to everyone (which no inbox keeps), its receipt once queued.
+    fn recipients<'m>(
+        &self,
+        message: &'m Outgoing,
+    ) -> Result<Result<(UserList<'m>, Option<SessionId>), Receipt>, RouterError> {
+        match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
+            Recipients::Users { users, except } => Ok(Ok((users, except))),
+            Recipients::Everyone => {
+                let delivered = self.inner.hub.deliver_to_all(message.cmd, &message.body);
+                Ok(Err(Receipt {
+                    sessions: Some(delivered.sessions),
+                    ..Receipt::default()
+                }))
+            }
+        }
+    }
+
+    /// Queues a message stored in its recipients' inboxes to their
+    /// sessions here, with its offsets.
+    fn deliver(
+        &self,
+        message: &Outgoing,
+        users: &UserList<'_>,
+        except: Option<SessionId>,
+        appended: Appended,
+    ) -> Receipt {
+        let (offsets, offset) = match appended {
             Appended::Stored {
                 offsets,
                 sender_offset,
@@ -175,22 +179,25 @@ impl LocalRouter {
                 message_id,
                 sender_offset,
             } => {
-                return Ok(Receipt {
+                return Receipt {
                     sessions: Some(0),
                     offset: sender_offset,
                     original: Some(MessageId(message_id)),
-                });
+                };
             }
         };
         let mut delivered = crate::Delivered::default();
         for (user, offset) in users.iter().zip(offsets) {
-            delivered += hub.deliver_to_user(user, message.cmd, &message.body, except, offset);
+            delivered += self
+                .inner
+                .hub
+                .deliver_to_user(user, message.cmd, &message.body, except, offset);
         }
-        Ok(Receipt {
+        Receipt {
             sessions: Some(delivered.sessions),
             offset,
             original: None,
-        })
+        }
     }
 
     /// Keeps a group's members as they are now in the store.
@@ -215,7 +222,33 @@ impl Router for LocalRouter {
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
-        self.route_now(&message).await
+        let (users, except) = match self.recipients(&message)? {
+            Ok(users) => users,
+            Err(receipt) => return Ok(receipt),
+        };
+        let appended = self
+            .inner
+            .inbox
+            .append(users.iter(), &stored(&message, except))
+            .await?;
+        Ok(self.deliver(&message, &users, except, appended))
+    }
+
+    fn try_route(&self, message: Outgoing) -> TryRoute {
+        if !self.inner.inbox.settles_at_once() {
+            return TryRoute::Later(message);
+        }
+        let routed = self.recipients(&message).and_then(|recipients| match recipients {
+            Ok((users, except)) => {
+                let appended = self
+                    .inner
+                    .inbox
+                    .append_now(users.iter(), &stored(&message, except))?;
+                Ok(self.deliver(&message, &users, except, appended))
+            }
+            Err(receipt) => Ok(receipt),
+        });
+        TryRoute::Routed(routed)
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
@@ -258,11 +291,19 @@ impl Router for LocalRouter {
         Ok(self.inner.inbox.read(user, after, max).await?)
     }
 
-    fn routes_at_once(&self) -> bool {
-        self.inner.inbox.settles_at_once()
-    }
-
     fn is_ready(&self) -> bool {
         true
+    }
+}
+
+/// What the inbox stores of `message`.
+fn stored(message: &Outgoing, except: Option<SessionId>) -> Append<'_> {
+    Append {
+        cmd: message.cmd,
+        body: &message.body,
+        except: except.map(|session| session.0),
+        sender: message.sender.as_ref().map(|s| &*s.user),
+        client_msg_id: message.client_msg_id.as_deref(),
+        message_id: message.message_id.0,
     }
 }

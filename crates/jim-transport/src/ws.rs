@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt, ready};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
 use tokio_tungstenite::tungstenite;
 
@@ -206,12 +206,23 @@ impl WsFrameWriter {
         // One allocation for the batch, split into one message per frame.
         // With no frame, the flush still writes a pending pong.
         let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
-        for frame in frames {
-            frame.encode(&mut buf)?;
-            let message = buf.split().freeze();
-            self.sink.feed(Message::Binary(message)).await.map_err(ws_error)?;
-        }
-        self.sink.flush().await.map_err(ws_error)
+        let mut fed = 0;
+        // Polled by hand rather than with `feed`/`flush` futures: this
+        // future is part of every session's task, idle or not, so it
+        // holds no more than a count.
+        std::future::poll_fn(|cx| {
+            while let Some(frame) = frames.get(fed) {
+                ready!(self.sink.poll_ready_unpin(cx)).map_err(ws_error)?;
+                frame.encode(&mut buf)?;
+                let message = buf.split().freeze();
+                self.sink
+                    .start_send_unpin(Message::Binary(message))
+                    .map_err(ws_error)?;
+                fed += 1;
+            }
+            self.sink.poll_flush_unpin(cx).map_err(ws_error)
+        })
+        .await
     }
 
     /// Sends a WebSocket close with `code` and `reason`.
