@@ -12,14 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p jim-gateway --features grpc -p jim-router-server -p jim-bench
-./target/release/jim-router --grpc 127.0.0.1:9093 --http off --log warn ${ROUTER_ARGS:-} 1>&2 &
+./target/release/jim-router --grpc 127.0.0.1:19093 --http off --log warn ${ROUTER_ARGS:-} 1>&2 &
 router=$!
 pids=($router)
 trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true' EXIT
 sleep 0.3
 for node in 1 2; do
   ./target/release/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn --mode grpc \
-    --router http://127.0.0.1:9093 --node-id $node \
+    --router http://127.0.0.1:19093 --node-id $node \
     --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
   pids+=($!)
 done
