@@ -400,6 +400,30 @@ mod tests {
         assert_eq!((seqs, filled, cursor.last), (vec![1, 2], 0, 3));
     }
 
+    /// A batch in line at first, then out of order: what is in line goes
+    /// out as it is, the rest is put in order, and nothing is read twice.
+    #[tokio::test]
+    async fn a_batch_in_line_then_out_of_order_goes_out_in_order() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        cursor.greeted = true;
+        let pong = Frame::new(Command::Pong, 9, Bytes::new());
+        let mut batch: VecDeque<Outbound> = [
+            push(1),
+            Outbound::Reply(pong),
+            Outbound::Skip { offset: 2 },
+            push(4),
+            push(3),
+            push(5),
+        ]
+        .into();
+        let mut frames = Vec::new();
+        let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!((seqs, filled, cursor.last), (vec![1, 9, 3, 4, 5], 0, 5));
+        assert!(batch.is_empty());
+    }
+
     /// An entry the session never got is gone from the store: the session
     /// ends (the client resumes and is told), it never skips silently.
     #[tokio::test]

@@ -307,3 +307,44 @@ fn stored(message: &Outgoing, except: Option<SessionId>) -> Append<'_> {
         message_id: message.message_id.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jim_inbox::StoreKind;
+    use jim_model::{Message, MessageIdGenerator, Text};
+
+    use super::*;
+    use crate::Target;
+
+    fn to_bob(ids: &MessageIdGenerator) -> Outgoing {
+        let body = Message::Text(Text::new("bob", "hi")).to_vec();
+        Outgoing::push(Target::User("bob".into()), &body, "bot", ids).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_memory_inbox_routes_at_once_and_a_disk_one_later_storing_once() {
+        let ids = MessageIdGenerator::new(0).unwrap();
+        let memory = LocalRouter::new();
+        let TryRoute::Routed(receipt) = memory.try_route(to_bob(&ids)) else {
+            panic!("a memory inbox settles at once")
+        };
+        assert_eq!(receipt.unwrap().sessions, Some(0));
+        assert_eq!(memory.inbox().state("bob").await.unwrap().head, 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let kind = StoreKind::Disk {
+            dir: dir.path().into(),
+        };
+        let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+            .await
+            .unwrap();
+        let disk = LocalRouter::open(inbox, Vec::new()).await.unwrap();
+        let TryRoute::Later(message) = disk.try_route(to_bob(&ids)) else {
+            panic!("a disk inbox waits for its write")
+        };
+        // Given back untouched: nothing was stored yet.
+        assert_eq!(disk.inbox().state("bob").await.unwrap().head, 0);
+        disk.route(message).await.unwrap();
+        assert_eq!(disk.inbox().state("bob").await.unwrap().head, 1);
+    }
+}
