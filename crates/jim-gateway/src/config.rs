@@ -248,6 +248,10 @@ pub struct SessionTimers {
     pub heartbeat_secs: u32,
     /// A session with nothing received for this long is closed.
     pub idle_timeout_ms: u64,
+    /// A session with nothing to do for this long parks: it gives back its
+    /// buffers and driving state until something wakes it (it parks right
+    /// after logging in too). Checking costs a wake-up per period.
+    pub park_after_ms: u64,
     /// On shutdown, how long sessions get to flush before the process exits.
     pub shutdown_grace_ms: u64,
     /// An HTTP request (a WebSocket upgrade, an admin API call) must arrive
@@ -262,6 +266,7 @@ impl Default for SessionTimers {
             auth_timeout_ms: 10_000,
             heartbeat_secs: 30,
             idle_timeout_ms: 90_000,
+            park_after_ms: 5_000,
             shutdown_grace_ms: 10_000,
             handshake_timeout_ms: 10_000,
         }
@@ -277,6 +282,11 @@ impl SessionTimers {
     /// The idle timeout.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// How long a session waits with nothing to do before it parks.
+    pub fn park_after(&self) -> Duration {
+        Duration::from_millis(self.park_after_ms)
     }
 
     /// The shutdown grace period.
@@ -411,6 +421,7 @@ impl Config {
         }
         if self.session.heartbeat_secs == 0
             || self.session.idle_timeout_ms == 0
+            || self.session.park_after_ms == 0
             || self.session.auth_timeout_ms == 0
             || self.session.handshake_timeout_ms == 0
         {

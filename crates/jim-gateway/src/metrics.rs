@@ -77,6 +77,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Authenticated sessions.
     pub sessions: Gauge,
+    /// Connections parked: quiet, holding only what waits.
+    pub parked: Gauge,
     /// Frames received.
     pub frames_in: Counter,
     /// Frames sent.
@@ -165,6 +167,10 @@ impl Metrics {
                 &[],
             ),
             sessions: r.gauge("jim_sessions", "Authenticated sessions"),
+            parked: r.gauge(
+                "jim_connections_parked",
+                "Connections with nothing to do, parked (holding no buffers)",
+            ),
             frames_in: r.counter("jim_frames_in_total", "Frames received", &[]),
             frames_out: r.counter("jim_frames_out_total", "Frames sent", &[]),
             bytes_in: r.bytes("jim_bytes_in_total", "Bytes received"),

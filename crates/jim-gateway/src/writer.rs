@@ -71,6 +71,12 @@ impl Out {
         }
     }
 
+    /// Gives back the buffers kept between writes: the session went quiet.
+    pub(crate) fn shrink(&mut self) {
+        self.batch = VecDeque::new();
+        self.frames = Vec::new();
+    }
+
     /// From now on, deliveries follow the session's place in its inbox.
     pub(crate) fn follow(&mut self, cursor: Cursor) {
         self.cursor = Some(Box::new(cursor));

@@ -289,6 +289,15 @@ impl Outbox {
         .await;
     }
 
+    /// Gives back the queue's memory if nothing is queued: for a session
+    /// gone quiet.
+    pub fn shrink(&self) {
+        let mut state = self.lock();
+        if state.queue.is_empty() {
+            state.queue = VecDeque::new();
+        }
+    }
+
     /// Moves every queued frame into `batch` (which must be empty), without
     /// waiting. Returns the close once the session is closing; the frames
     /// in `batch` are to be written before the `A999`.

@@ -141,6 +141,21 @@ impl Gw {
         admin_request(self.admin, method, path, body, key.as_deref()).await
     }
 
+    /// Waits until `/metrics` has `line` (say `jim_connections_parked 2`).
+    /// For what the gateway does inside and tells no client: this asks
+    /// again every 20 ms until [`WAIT`] has passed.
+    pub async fn wait_metric(&self, line: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, text) = http(self.admin, "GET", "/metrics", None, None).await;
+            if text.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(start.elapsed() < WAIT, "never `{line}` in:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn shutdown(mut self) -> bool {
         self.running.take().unwrap().shutdown().await
     }

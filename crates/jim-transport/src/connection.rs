@@ -51,11 +51,22 @@ impl FrameReader {
     /// Every error is final for the connection. Protocol violations
     /// ([`TransportError::is_protocol_violation`]) deserve an `A999`.
     pub async fn read(&mut self) -> Result<Incoming, TransportError> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// [`read`](Self::read) as a poll.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Incoming, TransportError>> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.read().await,
+            FrameReader::Tcp(reader) => reader.poll_read(cx),
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.read().await,
+            FrameReader::Ws(reader) => reader.poll_read(cx),
         }
     }
 

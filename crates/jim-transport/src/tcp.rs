@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use jim_protocol::{Frame, FrameCodec};
@@ -52,9 +53,18 @@ impl TcpFrameReader {
     /// A fatal protocol error (bad magic, oversized length: checked from the
     /// header before the body is read), a stream cut mid-frame, or I/O.
     pub async fn read(&mut self) -> Result<Incoming, TransportError> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// [`read`](Self::read) as a poll: a session waiting for its client
+    /// holds no future of the read's own.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
         loop {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
-                return Ok(Incoming::Frame(frame));
+                return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
             if self.buf.is_empty() {
                 // Nothing pending: hold no buffer while the client is quiet.
@@ -62,14 +72,14 @@ impl TcpFrameReader {
                 self.buf = BytesMut::new();
             }
             // Wait before reserving, so a quiet connection holds no buffer.
-            self.stream.readable().await?;
+            ready!(self.stream.as_ref().poll_read_ready(cx))?;
             self.buf.reserve(READ_CHUNK);
             match self.read_available()? {
-                Some(0) if self.buf.is_empty() => return Ok(Incoming::Closed),
+                Some(0) if self.buf.is_empty() => return Poll::Ready(Ok(Incoming::Closed)),
                 Some(0) => {
-                    return Err(TransportError::Truncated {
+                    return Poll::Ready(Err(TransportError::Truncated {
                         buffered: self.buf.len(),
-                    });
+                    }));
                 }
                 // Data, or stale readiness: decode, or wait again having given
                 // the buffer back.

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Extension, State};
@@ -138,18 +139,29 @@ impl WsFrameReader {
     /// the WebSocket protocol ([`TransportError::WebSocketProtocol`]), or a
     /// failure of the link.
     pub async fn read(&mut self) -> Result<Incoming, TransportError> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// [`read`](Self::read) as a poll: a session waiting for its client
+    /// holds no future of the read's own.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
         loop {
-            match self.stream.next().await {
-                None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Closed),
-                Some(Ok(Message::Binary(message))) => {
-                    return Ok(Incoming::Frame(self.codec.decode_message(message)?));
-                }
-                Some(Ok(Message::Text(_))) => return Err(TransportError::TextMessage),
-                Some(Ok(Message::Ping(_))) => return Ok(Incoming::ControlReply),
+            return Poll::Ready(match ready!(self.stream.poll_next_unpin(cx)) {
+                None | Some(Ok(Message::Close(_))) => Ok(Incoming::Closed),
+                Some(Ok(Message::Binary(message))) => self
+                    .codec
+                    .decode_message(message)
+                    .map(Incoming::Frame)
+                    .map_err(Into::into),
+                Some(Ok(Message::Text(_))) => Err(TransportError::TextMessage),
+                Some(Ok(Message::Ping(_))) => Ok(Incoming::ControlReply),
                 // An unsolicited pong asks for nothing.
-                Some(Ok(Message::Pong(_))) => {}
-                Some(Err(error)) => return Err(self.classify(error)),
-            }
+                Some(Ok(Message::Pong(_))) => continue,
+                Some(Err(error)) => Err(self.classify(error)),
+            });
         }
     }
 

@@ -21,6 +21,8 @@ both_transports!(
     server_only_and_unknown_commands_get_errors,
     jwt_tokens_are_verified_and_bad_ones_refused,
     every_session_gets_its_own_id,
+    a_parked_session_wakes_for_its_client_a_delivery_a_kick_and_a_shutdown,
+    a_parked_session_is_still_closed_at_its_idle_timeout,
 );
 
 async fn ping_is_answered_with_the_same_seq_and_body_even_before_auth(kind: Kind) {
@@ -330,4 +332,44 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// Sessions park once logged in and after `park_after_ms` with nothing to
+/// do (see `jim_connections_parked`); each thing that can happen to a
+/// session still reaches a parked one.
+async fn a_parked_session_wakes_for_its_client_a_delivery_a_kick_and_a_shutdown(kind: Kind) {
+    let gw = Gw::with(|c| c.session.park_after_ms = 100).await;
+    let mut alice = gw.user(kind, "alice").await;
+    let mut bob = gw.user(kind.other(), "bob").await;
+    let mut carol = gw.user(kind, "carol").await;
+    gw.wait_metric("jim_connections_parked 3").await;
+    // Its client.
+    let pong = bob.request(Command::Ping, 7, "x").await;
+    assert_eq!(
+        (pong.cmd, pong.seq, body_str(&pong).as_str()),
+        (Command::Pong, 7, "x")
+    );
+    gw.wait_metric("jim_connections_parked 3").await;
+    // A delivery, to a recipient parked again.
+    alice.send_message(Command::C2C, 1, "bob", "hi").await;
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(1, "hi".to_owned())]);
+    gw.wait_metric("jim_connections_parked 3").await;
+    // A kick.
+    let (status, _) = gw.admin("POST", "/v1/users/carol/kick", Some("{}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(carol.expect_close(1008).await, "kicked");
+    gw.wait_metric("jim_connections_parked 2").await;
+    // A shutdown.
+    assert!(gw.shutdown().await);
+    for raw in [&mut alice, &mut bob] {
+        assert_eq!(raw.expect_close(1001).await, "server shutting down");
+    }
+}
+
+async fn a_parked_session_is_still_closed_at_its_idle_timeout(kind: Kind) {
+    let gw = Gw::with(|c| c.session.idle_timeout_ms = 1_000).await;
+    let mut raw = gw.user(kind, "alice").await;
+    gw.wait_metric("jim_connections_parked 1").await;
+    assert_eq!(raw.expect_close(1008).await, "idle timeout");
+    gw.wait_metric("jim_connections_parked 0").await;
 }
