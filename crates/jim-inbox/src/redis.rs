@@ -19,6 +19,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use crate::clock::{new_epoch, now_ms};
+use crate::order::SenderOrder;
 use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
 
 /// Appends one entry to one inbox; returns `{offset, epoch}`.
@@ -106,6 +107,8 @@ pub(crate) struct RedisStore {
     state: Script,
     retention: Retention,
     prefix: Arc<str>,
+    /// Each sender's appends, numbered in the order they were submitted.
+    order: Arc<SenderOrder>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -156,7 +159,13 @@ impl RedisStore {
             state: Script::new(STATE),
             retention,
             prefix: "jim:".into(),
+            order: Arc::default(),
         })
+    }
+
+    /// Each sender's appends, in the order they were submitted.
+    pub(crate) fn order(&self) -> &Arc<SenderOrder> {
+        &self.order
     }
 
     fn stream(&self, user: &str) -> String {

@@ -262,20 +262,39 @@ impl Inbox {
             Store::Memory(store) => PendingState::Done(Some(Ok(store.append(users, append)))),
             #[cfg(feature = "disk")]
             Store::Disk(store, _) => match store.submit(users, append) {
-                Ok(answer) => PendingState::Disk(answer),
+                Ok(answer) => PendingState::Answer(answer),
                 Err(e) => PendingState::Done(Some(Err(e))),
             },
             #[cfg(feature = "redis")]
-            Store::Redis(..) => {
+            Store::Redis(store, _) => {
+                // Its place in the sender's order is taken now; the append
+                // runs on a task of its own, so that it keeps that place
+                // (and gives it up) even if nobody waits for it any more.
+                let turn = append.sender.map(|sender| store.order().enter(sender));
                 let users: Vec<Arc<str>> = users.cloned().collect();
                 let owned = OwnedAppend::of(append);
                 let inbox = self.clone();
-                PendingState::Redis(Box::pin(async move {
-                    let Store::Redis(store, _) = &inbox.inner.store else {
-                        unreachable!("a redis append of another store")
-                    };
-                    store.append(users.iter(), &owned.borrowed()).await
-                }))
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            let mut turn = turn;
+                            if let Some(turn) = &mut turn {
+                                turn.wait().await;
+                            }
+                            let Store::Redis(store, _) = &inbox.inner.store else {
+                                unreachable!("a redis append of another store")
+                            };
+                            let appended = store.append(users.iter(), &owned.borrowed()).await;
+                            drop(turn);
+                            let _ = reply.send(appended);
+                        });
+                        PendingState::Answer(answer)
+                    }
+                    Err(_) => PendingState::Done(Some(Err(InboxError::unavailable(
+                        "a redis append needs a tokio runtime",
+                    )))),
+                }
             }
         };
         Pending {
@@ -391,10 +410,9 @@ pub struct Pending {
 
 enum PendingState {
     Done(Option<Result<Appended, InboxError>>),
-    #[cfg(feature = "disk")]
-    Disk(tokio::sync::oneshot::Receiver<Result<Appended, InboxError>>),
-    #[cfg(feature = "redis")]
-    Redis(std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, InboxError>> + Send>>),
+    /// The answer of the disk store's committer, or of a Redis append's task.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    Answer(tokio::sync::oneshot::Receiver<Result<Appended, InboxError>>),
 }
 
 /// An [`Append`] that owns its parts, for an append that outlives its
@@ -458,17 +476,12 @@ impl std::future::Future for Pending {
         use std::task::Poll;
         let appended = match &mut self.state {
             PendingState::Done(_) => None,
-            #[cfg(feature = "disk")]
-            PendingState::Disk(answer) => match std::pin::Pin::new(answer).poll(cx) {
+            #[cfg(any(feature = "disk", feature = "redis"))]
+            PendingState::Answer(answer) => match std::pin::Pin::new(answer).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => {
-                    Some(result.unwrap_or_else(|_| Err(InboxError::unavailable("disk store stopped"))))
+                    Some(result.unwrap_or_else(|_| Err(InboxError::unavailable("the store stopped"))))
                 }
-            },
-            #[cfg(feature = "redis")]
-            PendingState::Redis(append) => match append.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(result) => Some(result),
             },
         };
         let _ = cx;

@@ -523,3 +523,33 @@ async fn the_redis_store_shards_inboxes_over_a_redis_cluster() {
         assert!(count > 0, "node {} holds nothing", node.port);
     }
 }
+
+/// A sender's appends get their offsets in the order they were submitted,
+/// whoever waits for them first, and a retry's claim (a Redis round trip
+/// more) does not let the next one overtake it.
+#[tokio::test]
+async fn a_senders_appends_are_stored_in_the_order_submitted_whichever_is_awaited_first() {
+    for (inbox, _backing) in stores(Retention::default()).await {
+        let bob = users(&["bob"]);
+        let bodies: Vec<Bytes> = (1..=3).map(|i| Bytes::from(format!("m{i}"))).collect();
+        let first = inbox.submit(bob.iter(), &append(&bodies[0], Some("alice"), Some("r-1"), 1));
+        let second = inbox.submit(bob.iter(), &append(&bodies[1], Some("alice"), None, 2));
+        let third = inbox.submit(bob.iter(), &append(&bodies[2], Some("alice"), None, 3));
+        // Awaited last first.
+        let third = third.await.unwrap();
+        let second = second.await.unwrap();
+        let first = first.await.unwrap();
+        let offset = |appended: Appended| match appended {
+            Appended::Stored { offsets, .. } => offsets[0],
+            other => panic!("stored, not {other:?}"),
+        };
+        assert_eq!(
+            (offset(first), offset(second), offset(third)),
+            (1, 2, 3),
+            "{inbox:?}"
+        );
+        let read = inbox.read("bob", 0, 10).await.unwrap();
+        let stored: Vec<&[u8]> = read.entries.iter().map(|e| &e.body[..]).collect();
+        assert_eq!(stored, vec![&b"m1"[..], b"m2", b"m3"], "{inbox:?}");
+    }
+}
