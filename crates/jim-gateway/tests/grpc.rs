@@ -1253,25 +1253,11 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
         wait_presence(&g1, &bob_name, 1).await;
         let mut alice = g1.user(kind, "alice").await;
         const N: u32 = 300;
-        let frames: Vec<_> = (1..=N)
-            .map(|i| {
-                if i == 150 {
-                    // Refused by the router: this one alone.
-                    jim_protocol::Frame::new(Command::C2G, i, text("no-such-group", "x"))
-                } else {
-                    jim_protocol::Frame::new(Command::C2C, i, text(&bob_name, &format!("m{i}")))
-                }
-            })
-            .collect();
-        alice.send_all(&frames).await;
-        for i in 1..=N {
-            let reply = alice.reply().await;
-            if i == 150 {
-                assert_error(&reply, Command::C2G, 150, 4004);
-            } else {
-                assert_ack(&reply, Command::C2C, i, &bob_name);
-            }
-        }
+        // The 150th is refused by the router: that one alone.
+        alice
+            .send_all(&deployment::pipelined_burst(&bob_name, N, 150))
+            .await;
+        deployment::expect_burst_replies(&mut alice, &bob_name, N, 150).await;
         let got: Vec<String> = deliveries(&mut bob, N as usize - 1)
             .await
             .into_iter()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use jim_model::MessageId;
 use jim_model::MessageIdGenerator;
-use jim_router::inbox::{Append, Appended, Pending, Retention};
+use jim_router::inbox::{Appended, Pending, Retention};
 use jim_router::{
     Audience, ClientAck, Groups, Inbox, InboxRead, InboxState, KeyRefusal, Observer, Observers, Outbox,
     Outgoing, Receipt, Recipients, Router, RouterError, SessionId, SessionInfo, UserId, check_bearer,
@@ -332,15 +332,7 @@ impl CentralRouter {
         let Recipients::Users { users, except } = recipients else {
             return Ok(Submitted::Everyone);
         };
-        let append = Append {
-            cmd: message.cmd,
-            body: &message.body,
-            except: except.map(|s| s.0),
-            sender: message.sender.as_ref().map(|s| &*s.user),
-            client_msg_id: message.client_msg_id.as_deref(),
-            message_id: message.message_id.0,
-        };
-        let pending = inner.inbox.submit(users.iter(), &append);
+        let pending = inner.inbox.submit(users.iter(), &message.stored(except));
         Ok(Submitted::Users {
             users: users.iter().cloned().collect(),
             except,

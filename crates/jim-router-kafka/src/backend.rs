@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use jim_router::inbox::{Append, Appended};
+use jim_router::inbox::Appended;
 use jim_router::{
     ClientAck, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt, Recipients,
     Router, RouterError, SessionId, SessionInfo, Target, UserId, recipients,
@@ -782,15 +782,7 @@ impl Inner {
                     return Ok(Ok((heads, sessions, None)));
                 }
             };
-        let append = Append {
-            cmd: message.cmd,
-            body: &message.body,
-            except: except.map(|s| s.0),
-            sender: message.sender.as_ref().map(|s| &*s.user),
-            client_msg_id: message.client_msg_id.as_deref(),
-            message_id: message.message_id.0,
-        };
-        let (offsets, sender_offset) = match self.inbox.append(users.iter(), &append).await? {
+        let (offsets, sender_offset) = match self.inbox.append(users.iter(), &message.stored(except)).await? {
             Appended::Stored {
                 offsets,
                 sender_offset,

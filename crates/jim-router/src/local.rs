@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jim_inbox::{Append, Appended, Retention};
+use jim_inbox::{Appended, Retention};
 use jim_model::MessageId;
 
 use crate::{
@@ -229,7 +229,7 @@ impl Router for LocalRouter {
         let appended = self
             .inner
             .inbox
-            .append(users.iter(), &stored(&message, except))
+            .append(users.iter(), &message.stored(except))
             .await?;
         Ok(self.deliver(&message, &users, except, appended))
     }
@@ -243,7 +243,7 @@ impl Router for LocalRouter {
                 let appended = self
                     .inner
                     .inbox
-                    .append_now(users.iter(), &stored(&message, except))?;
+                    .append_now(users.iter(), &message.stored(except))?;
                 Ok(self.deliver(&message, &users, except, appended))
             }
             Err(receipt) => Ok(receipt),
@@ -293,18 +293,6 @@ impl Router for LocalRouter {
 
     fn is_ready(&self) -> bool {
         true
-    }
-}
-
-/// What the inbox stores of `message`.
-fn stored(message: &Outgoing, except: Option<SessionId>) -> Append<'_> {
-    Append {
-        cmd: message.cmd,
-        body: &message.body,
-        except: except.map(|session| session.0),
-        sender: message.sender.as_ref().map(|s| &*s.user),
-        client_msg_id: message.client_msg_id.as_deref(),
-        message_id: message.message_id.0,
     }
 }
 

@@ -53,6 +53,19 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// What an inbox stores of this message, for recipients other than
+    /// `except` (the sending session of a group message).
+    pub fn stored(&self, except: Option<SessionId>) -> jim_inbox::Append<'_> {
+        jim_inbox::Append {
+            cmd: self.cmd,
+            body: &self.body,
+            except: except.map(|session| session.0),
+            sender: self.sender.as_ref().map(|s| &*s.user),
+            client_msg_id: self.client_msg_id.as_deref(),
+            message_id: self.message_id.0,
+        }
+    }
+
     /// A server push (`B103`) of a message body to `target`, validated and
     /// stamped with `sender_id`, a fresh `message_id` and the time.
     ///

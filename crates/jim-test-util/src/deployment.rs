@@ -315,3 +315,33 @@ pub fn assert_acked_were_delivered(what: &str, outcome: &Outcome, delivered: &[S
         lost.len()
     );
 }
+
+/// `n` text messages `m1`, `m2`, ... to `to`, numbered by `seq`, but for
+/// the one at `refused`: a group message to a group that does not exist,
+/// which every backend refuses with 4004.
+pub fn pipelined_burst(to: &str, n: u32, refused: u32) -> Vec<jim_protocol::Frame> {
+    use jim_protocol::{Command, Frame};
+    (1..=n)
+        .map(|i| {
+            if i == refused {
+                Frame::new(Command::C2G, i, crate::text("no-such-group", "x"))
+            } else {
+                Frame::new(Command::C2C, i, crate::text(to, &format!("m{i}")))
+            }
+        })
+        .collect()
+}
+
+/// Reads the replies to a [`pipelined_burst`]: every message acked in the
+/// order sent, the refused one with 4004, in its place.
+pub async fn expect_burst_replies(raw: &mut Raw, to: &str, n: u32, refused: u32) {
+    use jim_protocol::Command;
+    for i in 1..=n {
+        let reply = raw.reply().await;
+        if i == refused {
+            crate::assert_error(&reply, Command::C2G, i, 4004);
+        } else {
+            crate::assert_ack(&reply, Command::C2C, i, to);
+        }
+    }
+}
