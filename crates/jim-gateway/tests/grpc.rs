@@ -1241,12 +1241,7 @@ async fn a_router_keeping_inboxes_in_redis_serves_them_to_every_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_refusal_stays_one() {
     let router = RouterProcess::start(None).await;
-    let unlimited = |c: &mut Config| {
-        c.limits.messages_per_sec = 100_000;
-        c.limits.message_burst = 100_000;
-        c.limits.routes_in_flight = 16;
-    };
-    let (g1, g2) = GrpcGateway::pair_with(&router, unlimited).await;
+    let (g1, g2) = GrpcGateway::pair_with(&router, in_flight(16)).await;
     for kind in [Kind::Tcp, Kind::Ws] {
         let bob_name = format!("bob-{kind:?}");
         let mut bob = g2.user(kind.other(), &bob_name).await;
@@ -1254,10 +1249,7 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
         let mut alice = g1.user(kind, "alice").await;
         const N: u32 = 300;
         // The 150th is refused by the router: that one alone.
-        alice
-            .send_all(&deployment::pipelined_burst(&bob_name, N, 150))
-            .await;
-        deployment::expect_burst_replies(&mut alice, &bob_name, N, 150).await;
+        deployment::send_burst(&mut alice, &bob_name, N, 150).await;
         let got: Vec<String> = deliveries(&mut bob, N as usize - 1)
             .await
             .into_iter()
@@ -1273,12 +1265,7 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_router_stops_a_session_reading_at_its_limit_and_closes_no_one() {
     let router = RouterProcess::start(None).await;
-    let limited = |c: &mut Config| {
-        c.limits.messages_per_sec = 100_000;
-        c.limits.message_burst = 100_000;
-        c.limits.routes_in_flight = 8;
-    };
-    let (g1, g2) = GrpcGateway::pair_with(&router, limited).await;
+    let (g1, g2) = GrpcGateway::pair_with(&router, in_flight(8)).await;
     let mut bob = g2.user(Kind::Tcp, "bob").await;
     wait_presence(&g1, "bob", 1).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
@@ -1322,6 +1309,15 @@ async fn a_stalled_router_stops_a_session_reading_at_its_limit_and_closes_no_one
     );
     g1.shutdown().await;
     g2.shutdown().await;
+}
+
+/// No rate limit in the way, and `most` messages in flight per session.
+fn in_flight(most: usize) -> impl Fn(&mut Config) {
+    move |c: &mut Config| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+        c.limits.routes_in_flight = most;
+    }
 }
 
 /// How long the router is stalled.

@@ -332,10 +332,11 @@ pub fn pipelined_burst(to: &str, n: u32, refused: u32) -> Vec<jim_protocol::Fram
         .collect()
 }
 
-/// Reads the replies to a [`pipelined_burst`]: every message acked in the
-/// order sent, the refused one with 4004, in its place.
-pub async fn expect_burst_replies(raw: &mut Raw, to: &str, n: u32, refused: u32) {
+/// Sends a [`pipelined_burst`] all at once, then reads its replies: every
+/// message acked in the order sent, the refused one with 4004, in its place.
+pub async fn send_burst(raw: &mut Raw, to: &str, n: u32, refused: u32) {
     use jim_protocol::Command;
+    raw.send_all(&pipelined_burst(to, n, refused)).await;
     for i in 1..=n {
         let reply = raw.reply().await;
         if i == refused {
