@@ -21,8 +21,6 @@ mod entry;
 mod error;
 mod memory;
 #[cfg(feature = "redis")]
-mod order;
-#[cfg(feature = "redis")]
 mod redis;
 mod store;
 

@@ -266,36 +266,7 @@ impl Inbox {
                 Err(e) => PendingState::Done(Some(Err(e))),
             },
             #[cfg(feature = "redis")]
-            Store::Redis(store, _) => {
-                // Its place in the sender's order is taken now; the append
-                // runs on a task of its own, so that it keeps that place
-                // (and gives it up) even if nobody waits for it any more.
-                let turn = append.sender.map(|sender| store.order().enter(sender));
-                let users: Vec<Arc<str>> = users.cloned().collect();
-                let owned = OwnedAppend::of(append);
-                let inbox = self.clone();
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => {
-                        runtime.spawn(async move {
-                            let mut turn = turn;
-                            if let Some(turn) = &mut turn {
-                                turn.wait().await;
-                            }
-                            let Store::Redis(store, _) = &inbox.inner.store else {
-                                unreachable!("a redis append of another store")
-                            };
-                            let appended = store.append(users.iter(), &owned.borrowed()).await;
-                            drop(turn);
-                            let _ = reply.send(appended);
-                        });
-                        PendingState::Answer(answer)
-                    }
-                    Err(_) => PendingState::Done(Some(Err(InboxError::unavailable(
-                        "a redis append needs a tokio runtime",
-                    )))),
-                }
-            }
+            Store::Redis(store, _) => PendingState::Answer(store.submit(users, append)),
         };
         Pending {
             inbox: self.clone(),
@@ -410,46 +381,10 @@ pub struct Pending {
 
 enum PendingState {
     Done(Option<Result<Appended, InboxError>>),
-    /// The answer of the disk store's committer, or of a Redis append's task.
+    /// The answer of the disk store's committer, or of the Redis store's
+    /// batching task.
     #[cfg(any(feature = "disk", feature = "redis"))]
     Answer(tokio::sync::oneshot::Receiver<Result<Appended, InboxError>>),
-}
-
-/// An [`Append`] that owns its parts, for an append that outlives its
-/// caller's borrow.
-#[cfg(feature = "redis")]
-struct OwnedAppend {
-    cmd: jim_protocol::Command,
-    body: bytes::Bytes,
-    except: Option<u64>,
-    sender: Option<Box<str>>,
-    client_msg_id: Option<Box<str>>,
-    message_id: u64,
-}
-
-#[cfg(feature = "redis")]
-impl OwnedAppend {
-    fn of(append: &Append<'_>) -> OwnedAppend {
-        OwnedAppend {
-            cmd: append.cmd,
-            body: append.body.clone(),
-            except: append.except,
-            sender: append.sender.map(Box::from),
-            client_msg_id: append.client_msg_id.map(Box::from),
-            message_id: append.message_id,
-        }
-    }
-
-    fn borrowed(&self) -> Append<'_> {
-        Append {
-            cmd: self.cmd,
-            body: &self.body,
-            except: self.except,
-            sender: self.sender.as_deref(),
-            client_msg_id: self.client_msg_id.as_deref(),
-            message_id: self.message_id,
-        }
-    }
 }
 
 impl std::fmt::Debug for Pending {

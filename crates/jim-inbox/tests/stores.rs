@@ -241,6 +241,57 @@ async fn a_retry_within_the_window_is_acked_as_the_original_and_not_stored() {
 }
 
 #[tokio::test]
+async fn a_retry_whose_original_is_still_being_stored_elsewhere_waits_for_it_and_holds_no_one_else_up() {
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let inbox = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    // Another gateway claimed this send and is storing it.
+    let key = "jim:{alice}:retry:c-9";
+    assert_eq!(
+        jim_test_util::redis::command(&redis.url(), &["SET", key, "pending"]),
+        "+OK"
+    );
+    let bob = users(&["bob"]);
+    let body = Bytes::from_static(b"retried");
+    let mut retry = inbox.submit(bob.iter(), &append(&body, Some("alice"), Some("c-9"), 5));
+    let other = inbox
+        .append(bob.iter(), &append(&body, Some("carol"), None, 6))
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        Appended::Stored {
+            offsets: vec![1],
+            sender_offset: None
+        },
+        "appends behind the retry go on"
+    );
+    assert!(
+        tokio::time::timeout(POLL, &mut retry).await.is_err(),
+        "the retry waits while its original is pending"
+    );
+    // The other gateway stored it as message 42, the sender's offset 7.
+    assert_eq!(
+        jim_test_util::redis::command(&redis.url(), &["SET", key, "42:7"]),
+        "+OK"
+    );
+    assert_eq!(
+        retry.await.unwrap(),
+        Appended::Duplicate {
+            message_id: 42,
+            sender_offset: Some(7)
+        }
+    );
+    assert_eq!(
+        inbox.state("bob").await.unwrap().head,
+        1,
+        "the retry stored nothing"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_retries_store_the_message_once() {
     for (inbox, _dir) in stores(Retention::default()).await {
         let bob = users(&["bob"]);

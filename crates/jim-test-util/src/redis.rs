@@ -98,13 +98,25 @@ impl RedisServer {
 /// `FLUSHALL` (RESP over a socket): the server loses its data, as if
 /// restarted without persistence.
 pub fn flush_all(url: &str) {
-    use std::io::{Read, Write};
+    assert_eq!(command(url, &["FLUSHALL"]), "+OK");
+}
+
+/// Sends one command (RESP over a socket) and returns the first line of
+/// its reply, e.g. `+OK`.
+pub fn command(url: &str, args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Write};
     let addr = url.trim_start_matches("redis://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).expect("redis");
-    stream.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").expect("FLUSHALL");
-    let mut reply = [0u8; 5];
-    stream.read_exact(&mut reply).expect("FLUSHALL's reply");
-    assert_eq!(&reply, b"+OK\r\n");
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).expect("a command to redis");
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .expect("redis's reply");
+    reply.trim_end().to_owned()
 }
 
 impl Drop for RedisServer {

@@ -3,11 +3,11 @@
 //! An append to one inbox is one server-side script: it assigns the next
 //! offset, adds the entry under that id, trims to retention (count, and
 //! the oldest few by age) and refreshes the keys' expiry, atomically. A
-//! message to many users is one pipeline of such scripts (one round trip),
-//! and concurrent appends share the connection's pipeline. A user's keys
-//! share one hash tag (`{user}`), so inboxes shard across a Redis Cluster's
-//! slots; there a message to many users is one script per user, sent at
-//! once and pipelined per node by the cluster connection.
+//! message to many users is one such script per user. Appends go in
+//! batches, in the order submitted: every append waiting is one pipeline
+//! (see [`batch`]). A user's keys share one hash tag (`{user}`), so
+//! inboxes shard across a Redis Cluster's slots; there a batch is one
+//! pipeline per inbox, all sent at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,13 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
+use batch::{Claim, Job, OwnedAppend, Stamp, answer};
+use tokio::sync::{mpsc, oneshot};
+
 use crate::clock::{new_epoch, now_ms};
-use crate::order::SenderOrder;
 use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
+
+mod batch;
 
 /// Appends one entry to one inbox; returns `{offset, epoch}`.
 const APPEND: &str = r"
@@ -101,22 +105,28 @@ impl ConnectionLike for Link {
     }
 }
 
+/// The store: reads and group changes go straight to Redis; appends go
+/// through the batching task (see [`batch`]).
 pub(crate) struct RedisStore {
-    connection: Link,
-    append: Script,
-    state: Script,
-    retention: Retention,
-    prefix: Arc<str>,
-    /// Each sender's appends, numbered in the order they were submitted.
-    order: Arc<SenderOrder>,
+    redis: Arc<Redis>,
+    appends: mpsc::UnboundedSender<Job>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.redis.prefix)
             .finish_non_exhaustive()
     }
+}
+
+/// One Redis (or cluster), its scripts and the keys' layout.
+pub(crate) struct Redis {
+    connection: Link,
+    append: Script,
+    state: Script,
+    retention: Retention,
+    prefix: Arc<str>,
 }
 
 fn failed(e: redis::RedisError) -> InboxError {
@@ -125,8 +135,54 @@ fn failed(e: redis::RedisError) -> InboxError {
 
 impl RedisStore {
     /// Connects to `url`, or to the Redis Cluster whose seed nodes `url`
-    /// lists, comma-separated.
+    /// lists, comma-separated, and starts the task that appends.
     pub(crate) async fn open(url: &str, retention: Retention) -> Result<RedisStore, InboxError> {
+        let redis = Arc::new(Redis::open(url, retention).await?);
+        // Unbounded, yet bounded by the callers: each session keeps at most
+        // `limits.routes_in_flight` messages waiting for their append.
+        let (appends, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(batch::run(Arc::clone(&redis), jobs));
+        Ok(RedisStore { redis, appends })
+    }
+
+    /// Queues an append: appends are stored in the order submitted, and
+    /// the receiver gets the outcome.
+    pub(crate) fn submit<'u>(
+        &self,
+        users: impl Iterator<Item = &'u Arc<str>>,
+        append: &Append<'_>,
+    ) -> oneshot::Receiver<Result<Appended, InboxError>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            users: users.cloned().collect(),
+            append: OwnedAppend::of(append),
+            reply,
+        };
+        // The task lives as long as the store; were it gone, the dropped
+        // reply says so to the caller.
+        let _ = self.appends.send(job);
+        answer
+    }
+
+    pub(crate) async fn read(&self, user: &str, after: Offset, max: usize) -> Result<Read, InboxError> {
+        self.redis.read(user, after, max).await
+    }
+
+    pub(crate) async fn state(&self, user: &str) -> Result<InboxState, InboxError> {
+        self.redis.state(user).await
+    }
+
+    pub(crate) async fn save_group(&self, group: &str, members: Vec<Arc<str>>) -> Result<(), InboxError> {
+        self.redis.save_group(group, members).await
+    }
+
+    pub(crate) async fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
+        self.redis.groups().await
+    }
+}
+
+impl Redis {
+    async fn open(url: &str, retention: Retention) -> Result<Redis, InboxError> {
         let open_err = |e: redis::RedisError| InboxError::Open {
             reason: format!("redis {}: {e}", crate::config::redacted(url)),
         };
@@ -153,19 +209,13 @@ impl RedisStore {
                     .map_err(open_err)?,
             )
         };
-        Ok(RedisStore {
+        Ok(Redis {
             connection,
             append: Script::new(APPEND),
             state: Script::new(STATE),
             retention,
             prefix: "jim:".into(),
-            order: Arc::default(),
         })
-    }
-
-    /// Each sender's appends, in the order they were submitted.
-    pub(crate) fn order(&self) -> &Arc<SenderOrder> {
-        &self.order
     }
 
     fn stream(&self, user: &str) -> String {
@@ -184,83 +234,40 @@ impl RedisStore {
         self.retention.ttl.as_secs().max(1)
     }
 
-    pub(crate) async fn append<'u>(
+    /// One append on its own, after waiting for the original of a retry
+    /// still being stored elsewhere (see [`batch`]): claims its retry key,
+    /// stores, records.
+    async fn append_alone(
         &self,
-        users: impl Iterator<Item = &'u Arc<str>>,
+        users: &[Arc<str>],
         append: &Append<'_>,
+        key: &str,
     ) -> Result<Appended, InboxError> {
-        let users: Vec<&Arc<str>> = users.collect();
-        let retry = match (append.sender, append.client_msg_id) {
-            (Some(sender), Some(id)) => Some(self.retry_key(sender, id)),
-            _ => None,
-        };
-        if let Some(key) = &retry
-            && let Some(original) = self.claim(key).await?
-        {
+        if let Some(original) = self.claim(key).await? {
             return Ok(original);
         }
-        let stored = self.store(&users, append).await;
-        let mut connection = self.connection.clone();
-        match (&retry, &stored) {
-            (Some(key), Ok(Appended::Stored { sender_offset, .. })) => {
-                let value = format!("{}:{}", append.message_id, sender_offset.unwrap_or(0));
-                let window = self.retention.dedupe_window.as_millis() as u64;
-                let _: () = redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(window.max(1))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(failed)?;
-            }
-            // Not stored: a retry must be able to try again.
-            (Some(key), Err(_)) => {
-                let _: Result<(), _> = connection.del(key).await;
-            }
-            _ => {}
-        }
+        let mut stored = self.store_all(&[(users, *append)]).await;
+        let stored = stored
+            .pop()
+            .unwrap_or_else(|| Err(InboxError::unavailable("redis: no answer")));
+        self.record_all([(key, &stored, append.message_id)].into_iter())
+            .await?;
         stored
     }
 
     /// Claims a retry key for this send; returns the original if another
-    /// send took it first.
+    /// send took it first, waiting while that one is still being stored.
     async fn claim(&self, key: &str) -> Result<Option<Appended>, InboxError> {
-        let mut connection = self.connection.clone();
-        let window = self.retention.dedupe_window.as_millis() as u64;
         let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
         loop {
-            let claimed: Option<String> = redis::cmd("SET")
-                .arg(key)
-                .arg("pending")
-                .arg("NX")
-                .arg("PX")
-                .arg(window.max(1))
-                .query_async(&mut connection)
-                .await
-                .map_err(failed)?;
-            if claimed.is_some() {
-                return Ok(None);
-            }
-            let seen: Option<String> = connection.get(key).await.map_err(failed)?;
-            match seen.as_deref().and_then(|v| v.split_once(':')) {
-                Some((id, offset)) => {
-                    let message_id = id
-                        .parse()
-                        .map_err(|_| InboxError::unavailable("redis: a bad retry record"))?;
-                    let offset: Offset = offset.parse().unwrap_or(0);
-                    return Ok(Some(Appended::Duplicate {
-                        message_id,
-                        sender_offset: (offset != 0).then_some(offset),
-                    }));
-                }
-                // Gone meanwhile (expired, or its send failed): claim again.
-                None if seen.is_none() => {}
-                // The original is still being stored.
-                _ if tokio::time::Instant::now() < deadline => {
+            let answers = self.send_all(std::iter::once(self.claim_cmds(key))).await?;
+            match Claim::of(&answers)? {
+                Claim::Ours => return Ok(None),
+                Claim::Original(original) => return Ok(Some(original)),
+                Claim::InFlight if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                _ => {
+                Claim::InFlight => {
                     return Err(InboxError::unavailable(
                         "a send with this client_msg_id is still being stored; retry",
                     ));
@@ -269,71 +276,71 @@ impl RedisStore {
         }
     }
 
-    async fn store(&self, users: &[&Arc<str>], append: &Append<'_>) -> Result<Appended, InboxError> {
-        let at_ms = now_ms();
-        let cutoff = at_ms.saturating_sub(self.retention.ttl.as_millis() as u64);
-        let epoch = new_epoch();
-        let cmd = String::from_utf8_lossy(&append.cmd.code()).into_owned();
-        let except = append.except.unwrap_or(0);
-        let invocation = |user: &str| {
-            let mut invocation = self.append.prepare_invoke();
-            invocation
-                .key(self.stream(user))
-                .key(self.meta(user))
-                .arg(self.retention.max_entries)
-                .arg(cutoff)
-                .arg(&*epoch)
-                .arg(&cmd)
-                .arg(except)
-                .arg(at_ms)
-                .arg(&append.body[..])
-                .arg(self.ttl_secs());
-            invocation
-        };
-        let answers: Vec<(u64, String)> = match &self.connection {
-            Link::Single(_) => {
-                let mut pipe = redis::pipe();
-                for user in users {
-                    pipe.invoke_script(&invocation(user));
+    /// `SET key pending NX`, then what the key holds: whether this send
+    /// claimed it, or the original's record.
+    fn claim_cmds(&self, key: &str) -> Vec<Cmd> {
+        let window = self.retention.dedupe_window.as_millis() as u64;
+        let mut claim = redis::cmd("SET");
+        claim
+            .arg(key)
+            .arg("pending")
+            .arg("NX")
+            .arg("PX")
+            .arg(window.max(1));
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        vec![claim, get]
+    }
+
+    /// Records what each claimed send became: the original's id and
+    /// offset for the window, or (not stored) nothing, so that a retry
+    /// can try again.
+    async fn record_all<'a>(
+        &self,
+        claimed: impl Iterator<Item = (&'a str, &'a Result<Appended, InboxError>, u64)>,
+    ) -> Result<(), InboxError> {
+        let window = self.retention.dedupe_window.as_millis() as u64;
+        let pipes: Vec<Vec<Cmd>> = claimed
+            .map(|(key, stored, message_id)| {
+                let mut cmd;
+                if let Ok(Appended::Stored { sender_offset, .. }) = stored {
+                    cmd = redis::cmd("SET");
+                    cmd.arg(key)
+                        .arg(format!("{message_id}:{}", sender_offset.unwrap_or(0)))
+                        .arg("PX")
+                        .arg(window.max(1));
+                } else {
+                    cmd = redis::cmd("DEL");
+                    cmd.arg(key);
                 }
-                let mut connection = self.connection.clone();
-                match pipe.query_async(&mut connection).await {
-                    Ok(answers) => answers,
-                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                        // A restarted Redis forgot the script: load it, then once more.
-                        self.append.load_async(&mut connection).await.map_err(failed)?;
-                        pipe.query_async(&mut connection).await.map_err(failed)?
-                    }
-                    Err(e) => return Err(failed(e)),
-                }
-            }
-            // Users on several nodes: one script each, all at once (each
-            // loads itself where a node does not know it).
-            Link::Cluster(_) => {
-                let calls = users.iter().map(|user| {
-                    let invocation = invocation(user);
-                    let mut connection = self.connection.clone();
-                    async move { invocation.invoke_async::<(u64, String)>(&mut connection).await }
-                });
-                futures_util::future::try_join_all(calls).await.map_err(failed)?
-            }
-        };
-        let mut sender_offset = None;
-        let offsets = users
-            .iter()
-            .zip(&answers)
-            .map(|(user, (offset, _))| {
-                let offset = Offset::try_from(*offset).unwrap_or(Offset::MAX);
-                if append.sender == Some(&***user) {
-                    sender_offset = Some(offset);
-                }
-                offset
+                vec![cmd]
             })
             .collect();
-        Ok(Appended::Stored {
-            offsets,
-            sender_offset,
-        })
+        if pipes.is_empty() {
+            return Ok(());
+        }
+        for done in self.send_all(pipes.into_iter()).await? {
+            answer::<Value>(done)?;
+        }
+        Ok(())
+    }
+
+    /// The `APPEND` script's call for one user's inbox.
+    fn append_cmd(&self, user: &str, append: &Append<'_>, stamp: &Stamp) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.append.get_hash())
+            .arg(2)
+            .arg(self.stream(user))
+            .arg(self.meta(user))
+            .arg(self.retention.max_entries)
+            .arg(stamp.cutoff_ms)
+            .arg(&*stamp.epoch)
+            .arg(&append.cmd.code()[..])
+            .arg(append.except.unwrap_or(0))
+            .arg(stamp.at_ms)
+            .arg(&append.body[..])
+            .arg(self.ttl_secs());
+        cmd
     }
 
     pub(crate) async fn read(&self, user: &str, after: Offset, max: usize) -> Result<Read, InboxError> {
