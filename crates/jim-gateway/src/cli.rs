@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth::{claims_for, mint};
+use crate::auth::{SigningKey, claims_for};
 use crate::{Config, Gateway, GatewayError, Mode, RunningGateway, StopSignals};
 
 /// The Jim IM gateway.
@@ -24,7 +24,7 @@ pub struct Cli {
 enum Command {
     /// Run the gateway (what happens without a subcommand).
     Run(RunArgs),
-    /// Mint a client token (HS256 JWT) for a user, signed with the gateway's secret.
+    /// Mint a client token for a user: HS256 with the gateway's secret, or signed with a private key.
     Gentoken(GentokenArgs),
     /// Print the effective configuration as TOML (secrets hidden) and exit.
     Config(RunArgs),
@@ -57,6 +57,10 @@ struct RunArgs {
     /// The HS256 secret of client tokens (32+ bytes).
     #[arg(long, env = "JIM_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// A JWKS of client token keys: a file, or an identity provider's
+    /// `http(s)://` URL.
+    #[arg(long, env = "JIM_JWKS")]
+    jwks: Option<String>,
     /// The admin API's bearer key.
     #[arg(long, env = "JIM_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
@@ -95,8 +99,8 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct GentokenArgs {
     /// The user id (the token's subject).
-    #[arg(short, long)]
-    user: String,
+    #[arg(short, long, required_unless_present = "jwks")]
+    user: Option<String>,
     /// Display name, stamped as `sender_name` on the user's messages.
     #[arg(long)]
     name: Option<String>,
@@ -109,6 +113,24 @@ struct GentokenArgs {
     /// The signing secret; defaults to the gateway's (flag, `JIM_JWT_SECRET`, or config file).
     #[arg(long, env = "JIM_JWT_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Sign with this private key (PKCS#8 PEM) instead of the secret.
+    #[arg(long, requires = "alg")]
+    key: Option<PathBuf>,
+    /// The private key's algorithm: `RS256`, `ES256` or `EdDSA`.
+    #[arg(long, requires = "key")]
+    alg: Option<String>,
+    /// The key id (`kid`) to name in the token.
+    #[arg(long)]
+    kid: Option<String>,
+    /// The issuer (`iss`).
+    #[arg(long)]
+    iss: Option<String>,
+    /// The audience (`aud`).
+    #[arg(long)]
+    aud: Option<String>,
+    /// Print the private key's public half as a JWKS document, not a token.
+    #[arg(long, requires = "key")]
+    jwks: bool,
     /// A TOML configuration file to take the secret from.
     #[arg(short, long, env = "JIM_CONFIG")]
     config: Option<PathBuf>,
@@ -147,6 +169,9 @@ impl RunArgs {
         }
         if let Some(secret) = &self.jwt_secret {
             config.auth.jwt_secret = Some(secret.clone());
+        }
+        if let Some(jwks) = &self.jwks {
+            config.auth.jwks = Some(jwks.clone());
         }
         if let Some(key) = &self.admin_key {
             config.admin.key = Some(key.clone());
@@ -211,6 +236,34 @@ pub fn main() -> ExitCode {
 }
 
 fn gentoken(args: &GentokenArgs) -> Result<(), GatewayError> {
+    let signing = match (&args.key, &args.alg) {
+        (Some(path), Some(alg)) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))?;
+            SigningKey::private_pem(alg, &pem, args.kid.as_deref())?
+        }
+        _ => SigningKey::secret(gentoken_secret(args)?.as_bytes()),
+    };
+    if args.jwks {
+        let jwks = signing
+            .public_jwks()
+            .ok_or_else(|| GatewayError::Config("this key has no public half".into()))?;
+        println!("{jwks}");
+        return Ok(());
+    }
+    let user = args.user.as_deref().unwrap_or_default();
+    if user.is_empty() {
+        return Err(GatewayError::Config("--user must not be empty".into()));
+    }
+    let mut claims = claims_for(user, args.ttl, args.name.as_deref(), args.avatar.as_deref());
+    claims.iss.clone_from(&args.iss);
+    claims.aud.clone_from(&args.aud);
+    println!("{}", signing.mint(&claims)?);
+    Ok(())
+}
+
+/// The HS256 secret: the flag (or `JIM_JWT_SECRET`), or the config file's.
+fn gentoken_secret(args: &GentokenArgs) -> Result<String, GatewayError> {
     let secret = match (&args.secret, &args.config) {
         (Some(secret), _) => secret.clone(),
         (None, Some(path)) => Config::from_file(path)?
@@ -219,7 +272,7 @@ fn gentoken(args: &GentokenArgs) -> Result<(), GatewayError> {
             .ok_or_else(|| GatewayError::Config(format!("{} has no auth.jwt_secret", path.display())))?,
         (None, None) => {
             return Err(GatewayError::Config(
-                "no secret: pass --secret, set JIM_JWT_SECRET, or --config a file with auth.jwt_secret"
+                "no secret: pass --secret, set JIM_JWT_SECRET, or --config a file with auth.jwt_secret (or sign with --key and --alg)"
                     .into(),
             ));
         }
@@ -230,12 +283,7 @@ fn gentoken(args: &GentokenArgs) -> Result<(), GatewayError> {
             secret.len()
         )));
     }
-    if args.user.is_empty() {
-        return Err(GatewayError::Config("--user must not be empty".into()));
-    }
-    let claims = claims_for(&args.user, args.ttl, args.name.as_deref(), args.avatar.as_deref());
-    println!("{}", mint(secret.as_bytes(), &claims)?);
-    Ok(())
+    Ok(secret)
 }
 
 fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
@@ -398,11 +446,7 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         Some(addr) => format!("{scheme}{addr}{path}"),
         None => "off".to_owned(),
     };
-    let auth = if config.auth.dev {
-        "DEVELOPMENT (any non-empty token is the user id)".to_owned()
-    } else {
-        "HS256 JWT (sub = user id, exp required)".to_owned()
-    };
+    let auth = running.auth().to_owned();
     let rows = [
         ("mode", config.mode.as_str().to_owned()),
         ("node id", config.node_id.to_string()),

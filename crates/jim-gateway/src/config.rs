@@ -3,6 +3,7 @@
 //! `cli.rs`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -156,6 +157,24 @@ pub struct Auth {
     /// The HS256 secret of client tokens (at least 32 bytes). Prefer the
     /// `JIM_JWT_SECRET` environment variable to writing it here.
     pub jwt_secret: Option<String>,
+    /// Public keys of RS256, ES256 and EdDSA tokens (`[[auth.keys]]`),
+    /// chosen by the token's `kid`. Several at once: keys rotate without
+    /// downtime.
+    pub keys: Vec<PublicKey>,
+    /// A JWKS document of public keys: a file, or an `http(s)://` URL
+    /// (an identity provider's `jwks_uri`).
+    pub jwks: Option<String>,
+    /// How often the JWKS is read again, in seconds.
+    pub jwks_refresh_secs: u64,
+    /// A token naming a key not in the JWKS has it read again, at most
+    /// once per this many seconds.
+    pub jwks_unknown_kid_secs: u64,
+    /// The `iss` tokens must carry, if set.
+    pub issuer: Option<String>,
+    /// The `aud` tokens must name, if set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
     /// Tokens expiring further than this from now are refused (an `exp` of
     /// 2^64-1 is no expiry at all), in seconds.
     pub max_token_lifetime_secs: u64,
@@ -171,6 +190,13 @@ impl Default for Auth {
         Auth {
             dev: false,
             jwt_secret: None,
+            keys: Vec::new(),
+            jwks: None,
+            jwks_refresh_secs: 300,
+            jwks_unknown_kid_secs: 10,
+            issuer: None,
+            audience: None,
+            leeway_secs: 5,
             max_token_lifetime_secs: crate::auth::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
             client_profiles: None,
         }
@@ -183,6 +209,19 @@ impl Auth {
     pub fn client_profiles(&self) -> bool {
         self.client_profiles.unwrap_or(self.dev)
     }
+}
+
+/// A public key of signed tokens, from a PEM file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKey {
+    /// The `kid` tokens signed with it carry (optional with one key of
+    /// its algorithm).
+    pub kid: Option<String>,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    /// The PEM file of the public key (`-----BEGIN PUBLIC KEY-----`).
+    pub pem: PathBuf,
 }
 
 /// The admin HTTP API.
@@ -363,11 +402,20 @@ impl Config {
                 ));
             }
         }
+        for key in &self.auth.keys {
+            crate::auth::parse_alg(&key.alg)
+                .map_err(|e| GatewayError::Config(format!("auth.keys {}: {e}", key.pem.display())))?;
+        }
+        if self.auth.jwks.is_some() && (self.auth.jwks_refresh_secs == 0) {
+            return fail("auth.jwks_refresh_secs must be positive".into());
+        }
         if !self.auth.dev {
+            let public_keys = !self.auth.keys.is_empty() || self.auth.jwks.is_some();
             match &self.auth.jwt_secret {
+                None if public_keys => {}
                 None => {
                     return fail(
-                        "no token secret: set auth.jwt_secret or JIM_JWT_SECRET (32+ bytes), or run with --dev"
+                        "no token key: set auth.jwt_secret or JIM_JWT_SECRET (32+ bytes), auth.keys or auth.jwks, or run with --dev"
                             .into(),
                     );
                 }
@@ -466,7 +514,13 @@ mod tests {
         let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
         let mut keys = Vec::new();
         key_paths(&defaults, "", &mut keys);
-        let documented = ["auth.client_profiles", "grpc.key"];
+        let documented = [
+            "auth.client_profiles",
+            "auth.jwks",
+            "auth.issuer",
+            "auth.audience",
+            "grpc.key",
+        ];
         for key in keys {
             let name = key.rsplit('.').next().unwrap();
             assert!(

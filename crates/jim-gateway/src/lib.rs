@@ -5,7 +5,7 @@
 //! (the in-process [`LocalRouter`](jim_router::LocalRouter), or a remote
 //! backend), binds the TCP, WebSocket and admin listeners, and runs every
 //! connection through the session life of the `jim1` contract:
-//! authentication (HS256 JWT, or the explicit development mode), heartbeat
+//! authentication (JWT: HS256, RS256, ES256, EdDSA; or the explicit development mode), heartbeat
 //! and idle timeout, message validation and stamping, acks, error replies,
 //! rate limits, slow-consumer protection and graceful shutdown.
 //!
@@ -65,7 +65,7 @@ mod state;
 mod wire;
 mod writer;
 
-pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, SessionTimers};
+pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, PublicKey, SessionTimers};
 pub use error::GatewayError;
 pub use jim_service::StopSignals;
 pub use server::{Gateway, RunningGateway};

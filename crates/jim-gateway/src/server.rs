@@ -86,6 +86,7 @@ impl<R: Router + Clone> Gateway<R> {
     /// [`GatewayError::Bind`] naming the address that could not be bound.
     pub async fn start(self) -> Result<RunningGateway, GatewayError> {
         let shared = self.shared;
+        shared.auth.read_keys().await;
         let listen = &shared.config.listen;
         let tcp = bind(listen.tcp).await?;
         let ws = bind(listen.ws).await?;
@@ -99,9 +100,13 @@ impl<R: Router + Clone> Gateway<R> {
             tasks: shared.tasks.clone(),
             listeners: TaskTracker::new(),
             grace: shared.config.session.shutdown_grace(),
+            auth: shared.auth.describe(),
             close_router: Box::new(move || Box::pin(async move { router.router.close().await })),
         };
 
+        if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
+            shared.tasks.spawn(refresh);
+        }
         if let Some(listener) = tcp {
             running.tcp = Some(listener.local_addr()?);
             shared
@@ -304,6 +309,8 @@ pub struct RunningGateway {
     listeners: TaskTracker,
     grace: Duration,
     close_router: CloseRouter,
+    /// What tokens are checked with, for the banner.
+    auth: String,
 }
 
 impl std::fmt::Debug for RunningGateway {
@@ -317,6 +324,12 @@ impl std::fmt::Debug for RunningGateway {
 }
 
 impl RunningGateway {
+    /// What client tokens are checked with (development mode, the HS256
+    /// secret, public keys, a JWKS).
+    pub fn auth(&self) -> &str {
+        &self.auth
+    }
+
     /// The TCP listener's address (with the real port when configured as 0).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp

@@ -447,7 +447,7 @@ impl<R: Router> Session<R> {
                 "not authenticated: send B001 first",
             ),
             (Command::Pong, true) => Flow::Continue,
-            (Command::Auth, true) => self.refresh(&frame),
+            (Command::Auth, true) => Box::pin(self.refresh(&frame)).await,
             (Command::C2C | Command::C2G, true) => self.message(&frame, routes, router).await,
             (Command::S2C, true) => {
                 self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
@@ -465,19 +465,22 @@ impl<R: Router> Session<R> {
 
     /// The request and identity of a `B001`, or the flow of its failure
     /// (`B003`, and the session ends).
-    fn verify(&self, frame: &Frame) -> Result<(AuthRequest, Identity), Flow> {
+    async fn verify(&self, frame: &Frame) -> Result<(AuthRequest, Identity), Flow> {
         let request = AuthRequest::from_slice(&frame.body)
             .map_err(|e| self.auth_failed(frame, &format!("bad B001 body: {e}")))?;
-        let identity = self
-            .shared
-            .auth
-            .verify(&request.token)
-            .map_err(|e| self.auth_failed(frame, &e.to_string()))?;
-        Ok((request, identity))
+        match self.shared.auth.verify_fetching_keys(&request.token).await {
+            Ok(identity) => Ok((request, identity)),
+            Err(e) => {
+                // The client is told the kind; the log, the particulars.
+                self.span
+                    .in_scope(|| tracing::info!(reason = %e.detail(), "token refused"));
+                Err(self.auth_failed(frame, &e.to_string()))
+            }
+        }
     }
 
     async fn authenticate(&mut self, frame: &Frame) -> Flow {
-        let (request, identity) = match self.verify(frame) {
+        let (request, identity) = match self.verify(frame).await {
             Ok(verified) => verified,
             Err(failed) => return failed,
         };
@@ -580,8 +583,8 @@ impl<R: Router> Session<R> {
     /// A `B001` on an authenticated session: a fresh token of the same user
     /// extends the session (and updates the name and avatar it carries);
     /// anything else ends it, as a failed authentication does.
-    fn refresh(&mut self, frame: &Frame) -> Flow {
-        let identity = match self.verify(frame) {
+    async fn refresh(&mut self, frame: &Frame) -> Flow {
+        let identity = match self.verify(frame).await {
             Ok((_, identity)) => identity,
             Err(failed) => return failed,
         };

@@ -13,6 +13,7 @@
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod deployment;
+pub mod document;
 pub mod redis;
 mod support;
 pub mod tansu;

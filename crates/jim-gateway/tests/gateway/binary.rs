@@ -40,9 +40,39 @@ fn gentoken_mints_a_token_the_gateway_accepts() {
 }
 
 #[test]
+fn gentoken_signs_with_a_private_key_and_prints_the_jwks_the_gateway_takes() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ed-a.pem");
+    let run = |args: &[&str]| {
+        let out = gateway().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let common = ["gentoken", "--key", key, "--alg", "EdDSA", "--kid", "2026-11"];
+    let token = run(&[
+        &common[..],
+        &["--user", "alice", "--iss", "https://id.example", "--aud", "jim"],
+    ]
+    .concat());
+    let jwks = run(&[&common[..], &["--jwks"]].concat());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, &jwks).unwrap();
+    let auth = jim_gateway::Auth {
+        jwks: Some(path.display().to_string()),
+        issuer: Some("https://id.example".into()),
+        audience: Some("jim".into()),
+        ..jim_gateway::Auth::default()
+    };
+    let who = Authenticator::from_config(&auth).unwrap().verify(&token).unwrap();
+    assert_eq!(&*who.user_id, "alice");
+    // The public half only.
+    assert!(!jwks.contains("\"d\""), "{jwks}");
+}
+
+#[test]
 fn configuration_errors_exit_78_with_a_clear_message() {
     let mut cases: Vec<(&[&str], &str)> = vec![
-        (&[], "no token secret: set auth.jwt_secret or JIM_JWT_SECRET"),
+        (&[], "no token key: set auth.jwt_secret or JIM_JWT_SECRET"),
         (
             &["--config", "/nonexistent/jim.toml"],
             "cannot read /nonexistent/jim.toml",

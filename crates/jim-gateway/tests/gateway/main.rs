@@ -13,3 +13,4 @@ mod load;
 mod messaging;
 mod session;
 mod shutdown;
+mod tokens;

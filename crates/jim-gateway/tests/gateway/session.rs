@@ -242,7 +242,7 @@ async fn jwt_tokens_are_verified_and_bad_ones_refused(kind: Kind) {
                 &claims_for("bob", 60, None, None),
             )
             .unwrap(),
-            "invalid token: bad signature (signed with another secret than the gateway's?)",
+            "invalid token: bad signature (signed with another key than the gateway's?)",
         ),
         (
             "bob".to_owned(),
