@@ -57,6 +57,12 @@ struct RunArgs {
     /// The HS256 secret of client tokens (32+ bytes).
     #[arg(long, env = "JIM_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// The listeners' TLS certificate chain (PEM); with `--tls-key`.
+    #[arg(long, env = "JIM_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The listeners' TLS private key (PEM).
+    #[arg(long, env = "JIM_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// A JWKS of client token keys: a file, or an identity provider's
     /// `http(s)://` URL.
     #[arg(long, env = "JIM_JWKS")]
@@ -169,6 +175,12 @@ impl RunArgs {
         }
         if let Some(secret) = &self.jwt_secret {
             config.auth.jwt_secret = Some(secret.clone());
+        }
+        if let Some(cert) = &self.tls_cert {
+            config.tls.cert = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            config.tls.key = Some(key.clone());
         }
         if let Some(jwks) = &self.jwks {
             config.auth.jwks = Some(jwks.clone());
@@ -447,15 +459,30 @@ fn print_banner(config: &Config, running: &RunningGateway) {
         None => "off".to_owned(),
     };
     let auth = running.auth().to_owned();
+    let tls = |listener: &str| config.tls.encrypts(listener);
     let rows = [
         ("mode", config.mode.as_str().to_owned()),
         ("node id", config.node_id.to_string()),
-        ("tcp", show(running.tcp_addr(), "", "")),
+        (
+            "tcp",
+            show(running.tcp_addr(), "", if tls("tcp") { " (TLS)" } else { "" }),
+        ),
         (
             "websocket",
-            show(running.ws_addr(), "ws://", &config.listen.ws_path),
+            show(
+                running.ws_addr(),
+                if tls("ws") { "wss://" } else { "ws://" },
+                &config.listen.ws_path,
+            ),
         ),
-        ("admin api", show(running.admin_addr(), "http://", "")),
+        (
+            "admin api",
+            show(
+                running.admin_addr(),
+                if tls("admin") { "https://" } else { "http://" },
+                "",
+            ),
+        ),
         ("auth", auth),
         ("routing", routing(config)),
         ("inbox", inbox(config)),

@@ -33,6 +33,8 @@ pub struct Config {
     pub mode: Mode,
     /// Where to listen.
     pub listen: Listen,
+    /// TLS on the listeners.
+    pub tls: Tls,
     /// How clients authenticate.
     pub auth: Auth,
     /// The admin HTTP API.
@@ -57,6 +59,7 @@ impl Default for Config {
             node_id: 0,
             mode: Mode::Local,
             listen: Listen::default(),
+            tls: Tls::default(),
             auth: Auth::default(),
             admin: Admin::default(),
             limits: Limits::default(),
@@ -144,6 +147,50 @@ impl Default for Listen {
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9002))),
             allowed_origins: Vec::new(),
         }
+    }
+}
+
+/// TLS on the listeners: with a certificate and key, every listener is
+/// encrypted (`jim1` over TLS, `wss://`, `https://`) but those named in
+/// `plaintext`. The files are read again on SIGHUP and when they change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Listeners left in plaintext though a certificate is set: any of
+    /// `tcp`, `ws`, `admin` (say, the admin API on loopback).
+    pub plaintext: Vec<String>,
+}
+
+impl Tls {
+    /// The certificate and key, if both are set.
+    pub fn files(&self) -> Option<jim_service::tls::TlsFiles> {
+        Some(jim_service::tls::TlsFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+        })
+    }
+
+    /// Whether the listener named `listener` (`tcp`, `ws`, `admin`) is
+    /// encrypted.
+    pub fn encrypts(&self, listener: &str) -> bool {
+        self.files().is_some() && !self.plaintext.iter().any(|p| p == listener)
+    }
+}
+
+impl Config {
+    /// The listeners on an address other hosts can reach (not loopback)
+    /// that are not encrypted: the start-up log warns about each.
+    pub fn exposed_plaintext(&self) -> Vec<(&'static str, SocketAddr)> {
+        let listen = &self.listen;
+        [("tcp", listen.tcp), ("ws", listen.ws), ("admin", listen.admin)]
+            .into_iter()
+            .filter_map(|(name, addr)| Some((name, addr?)))
+            .filter(|(name, addr)| !addr.ip().is_loopback() && !self.tls.encrypts(name))
+            .collect()
     }
 }
 
@@ -402,6 +449,19 @@ impl Config {
                 ));
             }
         }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return fail("tls.cert and tls.key go together: set both, or neither".into());
+        }
+        if let Some(odd) = self
+            .tls
+            .plaintext
+            .iter()
+            .find(|p| !["tcp", "ws", "admin"].contains(&p.as_str()))
+        {
+            return fail(format!(
+                "tls.plaintext: {odd:?} is not a listener (tcp, ws, admin)"
+            ));
+        }
         for key in &self.auth.keys {
             crate::auth::parse_alg(&key.alg)
                 .map_err(|e| GatewayError::Config(format!("auth.keys {}: {e}", key.pem.display())))?;
@@ -503,6 +563,26 @@ mod tests {
     }
 
     #[test]
+    fn listeners_others_can_reach_in_plaintext_are_named() {
+        let mut config = Config::default();
+        assert!(config.exposed_plaintext().is_empty(), "loopback only by default");
+        config.listen.tcp = Some("0.0.0.0:9001".parse().unwrap());
+        config.listen.ws = Some("[::]:9000".parse().unwrap());
+        let names = |c: &Config| {
+            c.exposed_plaintext()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&config), ["tcp", "ws"]);
+        config.tls.cert = Some("cert.pem".into());
+        config.tls.key = Some("key.pem".into());
+        assert!(names(&config).is_empty(), "encrypted");
+        config.tls.plaintext = vec!["ws".into()];
+        assert_eq!(names(&config), ["ws"]);
+    }
+
+    #[test]
     fn the_example_file_has_every_key_with_its_default() {
         let example: Config = toml::from_str(EXAMPLE).unwrap();
         let mut expected = Config::default();
@@ -515,6 +595,8 @@ mod tests {
         let mut keys = Vec::new();
         key_paths(&defaults, "", &mut keys);
         let documented = [
+            "tls.cert",
+            "tls.key",
             "auth.client_profiles",
             "auth.jwks",
             "auth.issuer",

@@ -10,10 +10,16 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
+
+/// A refused connection is told why within this (handshake included), or
+/// dropped.
+pub(crate) const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
 /// A place under the connection limit, held for a connection's life: from
 /// the TCP accept, through a WebSocket upgrade, to the session's end.
@@ -29,12 +35,45 @@ pub(crate) struct HttpServing {
     pub(crate) header_timeout: Duration,
     /// How long connections get to finish their request at shutdown.
     pub(crate) grace: Duration,
+    /// The listener's TLS, if it is encrypted.
+    pub(crate) tls: Option<Handshake>,
+}
+
+/// A listener's TLS handshake: its acceptor, and how long a client gets.
+#[derive(Clone)]
+pub(crate) struct Handshake {
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) timeout: Duration,
+    pub(crate) failures: metrics::Counter,
+}
+
+impl Handshake {
+    /// The encrypted stream, or `None` (counted, logged at debug) when the
+    /// client failed the handshake or took too long.
+    pub(crate) async fn accept(&self, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
+        let _ = stream.set_nodelay(true);
+        let failed = match tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        self.failures.increment(1);
+        tracing::debug!(%peer, error = failed, "TLS handshake failed");
+        None
+    }
 }
 
 impl HttpServing {
-    /// Serves one accepted connection until it closes, is upgraded, or the
-    /// gateway shuts down. `slot`, when given, is put in each request's
-    /// extensions (a WebSocket upgrade takes it into the session).
+    /// The same, over TLS when `tls` is given.
+    pub(crate) fn encrypted(mut self, tls: Option<Handshake>) -> HttpServing {
+        self.tls = tls;
+        self
+    }
+
+    /// Serves one accepted connection (its TLS handshake first, if the
+    /// listener is encrypted) until it closes, is upgraded, or the gateway
+    /// shuts down. `slot`, when given, is put in each request's extensions
+    /// (a WebSocket upgrade takes it into the session).
     pub(crate) async fn serve(
         self,
         stream: TcpStream,
@@ -42,6 +81,42 @@ impl HttpServing {
         slot: Option<Slot>,
         shutdown: CancellationToken,
     ) {
+        match &self.tls {
+            None => self.serve_on(stream, peer, slot, shutdown).await,
+            Some(tls) => {
+                if let Some(stream) = tls.accept(stream, peer).await {
+                    self.serve_on(stream, peer, slot, shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// Tells a connection over the limit to come back later (503).
+    pub(crate) async fn refuse(self, stream: TcpStream, peer: SocketAddr) {
+        let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                       content-length: 21\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
+                       too many connections\n";
+        let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+            match &self.tls {
+                None => {
+                    let mut stream = stream;
+                    let _ = stream.write_all(refusal.as_bytes()).await;
+                }
+                Some(tls) => {
+                    if let Some(mut stream) = tls.accept(stream, peer).await {
+                        let _ = stream.write_all(refusal.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn serve_on<S>(self, stream: S, peer: SocketAddr, slot: Option<Slot>, shutdown: CancellationToken)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let app = self.app;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));

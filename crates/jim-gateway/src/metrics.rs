@@ -89,6 +89,12 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// Failed authentications.
     pub auth_failures: Counter,
+    /// TLS handshakes that failed or took too long.
+    pub tls_handshake_failures: Counter,
+    /// Certificate reloads, done and refused.
+    pub tls_reloads: jim_service::Outcomes,
+    /// JWKS reads, done and failed.
+    pub jwks_reads: jim_service::Outcomes,
     /// Sessions closed as slow consumers.
     pub slow_consumer_closes: Counter,
     /// Sessions that resumed from an inbox position (`since`).
@@ -176,6 +182,19 @@ impl Metrics {
             bytes_in: r.bytes("jim_bytes_in_total", "Bytes received"),
             bytes_out: r.bytes("jim_bytes_out_total", "Bytes sent"),
             auth_failures: r.counter("jim_auth_failures_total", "Failed authentications", &[]),
+            tls_reloads: r.outcomes(
+                "jim_tls_reloads_total",
+                "Certificate reloads: done (ok), or refused and the one in use kept (error)",
+            ),
+            jwks_reads: r.outcomes(
+                "jim_jwks_reads_total",
+                "JWKS reads: done (ok), or failed and the keys read before kept (error)",
+            ),
+            tls_handshake_failures: r.counter(
+                "jim_tls_handshake_failures_total",
+                "TLS handshakes that failed or took longer than session.handshake_timeout_ms",
+                &[],
+            ),
             slow_consumer_closes: r.counter(
                 "jim_slow_consumer_closes_total",
                 "Sessions closed because their outbound queue overflowed",

@@ -9,7 +9,6 @@ use jim_protocol::{Command, Frame};
 use jim_router::Router;
 use jim_service::Acceptor;
 use jim_transport::{Connection, tcp, ws};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::StopSignals;
 use crate::auth::Authenticator;
-use crate::listen::{HttpServing, Slot};
+use crate::listen::{Handshake, HttpServing, REFUSAL_WRITE, Slot};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::{Config, GatewayError, admin, session};
@@ -64,7 +63,13 @@ impl<R: Router + Clone> Gateway<R> {
     /// [`GatewayError::Config`] for an invalid configuration.
     pub fn with_metrics(config: Config, router: R, metrics: Metrics) -> Result<Gateway<R>, GatewayError> {
         config.validate()?;
-        let auth = Authenticator::from_config(&config.auth)?;
+        let auth = Authenticator::counted(&config.auth, metrics.jwks_reads.clone())?;
+        let tls = match config.tls.files() {
+            Some(files) => Some(Arc::new(
+                jim_service::tls::ServerTls::load(&files).map_err(|e| GatewayError::Config(e.to_string()))?,
+            )),
+            None => None,
+        };
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -72,6 +77,7 @@ impl<R: Router + Clone> Gateway<R> {
                 config,
                 router,
                 auth,
+                tls,
                 ids,
                 metrics,
                 shutdown: CancellationToken::new(),
@@ -107,11 +113,19 @@ impl<R: Router + Clone> Gateway<R> {
         if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
             shared.tasks.spawn(refresh);
         }
-        if let Some(listener) = tcp {
-            running.tcp = Some(listener.local_addr()?);
+        if let Some(tls) = &shared.tls {
             shared
                 .tasks
-                .spawn(accept_tcp(Arc::clone(&shared), Acceptor::new(listener, "tcp")));
+                .spawn(Arc::clone(tls).watch(shared.shutdown.clone(), shared.metrics.tls_reloads.clone()));
+        }
+        warn_plaintext(&shared.config);
+        if let Some(listener) = tcp {
+            running.tcp = Some(listener.local_addr()?);
+            shared.tasks.spawn(accept_tcp(
+                Arc::clone(&shared),
+                Acceptor::new(listener, "tcp"),
+                shared.tls_for("tcp", &[]),
+            ));
         }
         if let Some(listener) = ws {
             running.ws = Some(listener.local_addr()?);
@@ -124,12 +138,14 @@ impl<R: Router + Clone> Gateway<R> {
             running.listeners.spawn(accept_ws(
                 Arc::clone(&shared),
                 Acceptor::new(listener, "websocket"),
-                serving,
+                serving.encrypted(shared.tls_for("ws", HTTP)),
             ));
         }
         if let Some(listener) = admin {
             running.admin = Some(listener.local_addr()?);
-            let serving = shared.http_serving(admin::router(Arc::clone(&shared)));
+            let serving = shared
+                .http_serving(admin::router(Arc::clone(&shared)))
+                .encrypted(shared.tls_for("admin", HTTP));
             shared.tasks.spawn(accept_admin(
                 Arc::clone(&shared),
                 Acceptor::new(listener, "admin"),
@@ -140,13 +156,27 @@ impl<R: Router + Clone> Gateway<R> {
     }
 }
 
+/// What an HTTP listener offers in TLS's ALPN.
+const HTTP: &[&[u8]] = &[b"http/1.1"];
+
 impl<R> Shared<R> {
     fn http_serving(&self, app: axum::Router) -> HttpServing {
         HttpServing {
             app,
             header_timeout: self.config.session.handshake_timeout(),
             grace: self.config.session.shutdown_grace(),
+            tls: None,
         }
+    }
+
+    /// The TLS acceptor of the listener named `listener`, if it is encrypted.
+    fn tls_for(&self, listener: &str, alpn: &[&[u8]]) -> Option<Handshake> {
+        let tls = self.tls.as_ref().filter(|_| self.config.tls.encrypts(listener))?;
+        Some(Handshake {
+            acceptor: tls.acceptor(alpn),
+            timeout: self.config.session.handshake_timeout(),
+            failures: self.metrics.tls_handshake_failures.clone(),
+        })
     }
 
     /// A place under the connection limit, if there is one.
@@ -171,30 +201,48 @@ async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, GatewayEr
     }
 }
 
-/// A refused connection is told why within this, or dropped.
-const REFUSAL_WRITE: Duration = Duration::from_secs(1);
-
-async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor) {
+async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, tls: Option<Handshake>) {
+    let max_body = shared.config.limits.max_body;
     while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
-        let mut connection = tcp::connection(stream, peer, shared.config.limits.max_body);
-        match shared.slot() {
-            Some(slot) => {
-                shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));
-            }
+        let slot = shared.slot();
+        match &tls {
             None => {
+                let connection = tcp::connection(stream, peer, max_body);
+                shared.tasks.spawn(admit(Arc::clone(&shared), connection, slot));
+            }
+            Some(tls) => {
+                let (tls, shared_too) = (tls.clone(), Arc::clone(&shared));
                 shared.tasks.spawn(async move {
-                    let body = Status::new(CloseCode::Policy.as_u16(), TOO_MANY).to_vec();
-                    let goodbye = [Frame::new(Command::ServerClose, 0, body)];
-                    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-                        let _ = connection.writer.write_frames(&goodbye).await;
-                        let _ = connection
-                            .writer
-                            .close(CloseCode::Policy.as_u16(), TOO_MANY)
-                            .await;
-                    })
-                    .await;
+                    if let Some(stream) = tls.accept(stream, peer).await {
+                        let connection = jim_transport::tls::connection(stream, peer, max_body);
+                        admit(shared_too, connection, slot).await;
+                    }
                 });
             }
+        }
+    }
+}
+
+/// Runs a session on a connection with a slot; tells one without a slot
+/// that there are too many, and closes it.
+async fn admit<R: Router>(
+    shared: Arc<Shared<R>>,
+    mut connection: Connection,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    match slot {
+        Some(slot) => serve(shared, connection, slot).await,
+        None => {
+            let body = Status::new(CloseCode::Policy.as_u16(), TOO_MANY).to_vec();
+            let goodbye = [Frame::new(Command::ServerClose, 0, body)];
+            let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+                let _ = connection.writer.write_frames(&goodbye).await;
+                let _ = connection
+                    .writer
+                    .close(CloseCode::Policy.as_u16(), TOO_MANY)
+                    .await;
+            })
+            .await;
         }
     }
 }
@@ -204,7 +252,7 @@ const TOO_MANY: &str = "too many connections";
 /// WebSocket connections take their slot when accepted, so that requests
 /// that never finish (or never upgrade) count against the limit too.
 async fn accept_ws<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, serving: HttpServing) {
-    while let Some((mut stream, peer)) = acceptor.next(&shared.shutdown).await {
+    while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
         // Chat wants latency: no Nagle delay on WebSocket connections either.
         let _ = stream.set_nodelay(true);
         match shared.slot() {
@@ -218,12 +266,7 @@ async fn accept_ws<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, se
                     .spawn(serving.serve(stream, peer, Some(slot), shutdown));
             }
             None => {
-                shared.tasks.spawn(async move {
-                    let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-                                   content-length: 21\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
-                                   too many connections\n";
-                    let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(refusal.as_bytes())).await;
-                });
+                shared.tasks.spawn(serving.clone().refuse(stream, peer));
             }
         }
     }
@@ -276,6 +319,18 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
             return;
         };
         shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));
+    }
+}
+
+/// Warns, for each listener on an address others can reach, that it is
+/// not encrypted.
+fn warn_plaintext(config: &Config) {
+    for (listener, addr) in config.exposed_plaintext() {
+        tracing::warn!(
+            listener,
+            %addr,
+            "this listener is reachable from other hosts and NOT encrypted: set tls.cert and tls.key, or put a TLS proxy in front"
+        );
     }
 }
 

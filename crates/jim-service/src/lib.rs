@@ -10,6 +10,7 @@
 //!   descriptors (logged once, retried after a pause) instead of spinning.
 //! - [`listen_addr`]: a listener's address in a configuration, or `"off"`.
 //! - [`print_table`]: the start-up banner.
+//! - [`tls`]: TLS for listeners, with certificates reloaded in place.
 //! - `init_logging` (feature `logging`): `tracing` to stderr, coloured only
 //!   on a terminal.
 //!
@@ -32,10 +33,11 @@ pub mod listen_addr;
 mod logging;
 mod registry;
 mod signals;
+pub mod tls;
 
 pub use accept::Acceptor;
 pub use banner::print_table;
 #[cfg(feature = "logging")]
 pub use logging::init_logging;
-pub use registry::Registry;
+pub use registry::{Outcomes, Registry};
 pub use signals::StopSignals;

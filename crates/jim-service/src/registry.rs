@@ -51,6 +51,15 @@ impl Registry {
             .register_counter(&Self::key(name, labels), &Self::metadata())
     }
 
+    /// `name{outcome="ok"}` and `name{outcome="error"}`: how often a
+    /// recurring task (a reload, a fetch) worked and failed.
+    pub fn outcomes(&self, name: &'static str, help: &'static str) -> Outcomes {
+        Outcomes {
+            ok: self.counter(name, help, &[("outcome", "ok".to_owned())]),
+            failed: self.counter(name, help, &[("outcome", "error".to_owned())]),
+        }
+    }
+
     /// A counter of bytes.
     pub fn bytes(&self, name: &'static str, help: &'static str) -> Counter {
         self.recorder
@@ -77,5 +86,40 @@ impl Registry {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+}
+
+/// How often something recurring worked, and failed. The default counts
+/// nowhere.
+#[derive(Clone)]
+pub struct Outcomes {
+    /// It worked.
+    pub ok: Counter,
+    /// It failed.
+    pub failed: Counter,
+}
+
+impl std::fmt::Debug for Outcomes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcomes").finish_non_exhaustive()
+    }
+}
+
+impl Default for Outcomes {
+    fn default() -> Self {
+        Outcomes {
+            ok: Counter::noop(),
+            failed: Counter::noop(),
+        }
+    }
+}
+
+impl Outcomes {
+    /// Counts `result`'s outcome.
+    pub fn count<T, E>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.ok.increment(1),
+            Err(_) => self.failed.increment(1),
+        }
     }
 }

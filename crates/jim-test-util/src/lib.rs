@@ -17,5 +17,6 @@ pub mod document;
 pub mod redis;
 mod support;
 pub mod tansu;
+pub mod tls;
 
 pub use support::*;

@@ -303,8 +303,15 @@ pub struct Raw {
 
 enum Link {
     Tcp(TcpStream),
+    /// `jim1` over TLS.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Ws(Box<Ws>),
 }
+
+/// A stream of bytes: TCP, or TLS over it.
+trait ByteStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ByteStream for S {}
 
 /// How a connection ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -326,6 +333,39 @@ impl Raw {
         }
     }
 
+    /// `jim1` over TLS to `addr`, trusting `ca` only, checking the
+    /// certificate is for `name`.
+    pub async fn tls(ca: &crate::tls::TestCa, addr: SocketAddr, name: &str) -> Raw {
+        let stream = ca.connect(addr, name, &[]).await.unwrap();
+        Raw {
+            link: Link::Tls(Box::new(stream)),
+            codec: FrameCodec::with_max_body(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// WebSocket over TLS (`wss://`), trusting `ca` only.
+    pub async fn wss(ca: &crate::tls::TestCa, url: &str) -> Raw {
+        let connector = tokio_tungstenite::Connector::Rustls(ca.client_config(&[b"http/1.1"]));
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector))
+            .await
+            .unwrap();
+        Raw {
+            link: Link::Ws(Box::new(ws)),
+            codec: FrameCodec::with_max_body(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The byte stream under a TCP or TLS client.
+    fn bytes(&mut self) -> Option<&mut dyn ByteStream> {
+        match &mut self.link {
+            Link::Tcp(stream) => Some(stream),
+            Link::Tls(stream) => Some(&mut **stream),
+            Link::Ws(_) => None,
+        }
+    }
+
     pub async fn ws(url: &str) -> Raw {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         Raw {
@@ -339,7 +379,7 @@ impl Raw {
     pub fn into_ws(self) -> Ws {
         match self.link {
             Link::Ws(ws) => *ws,
-            Link::Tcp(_) => panic!("not a WebSocket client"),
+            Link::Tcp(_) | Link::Tls(_) => panic!("not a WebSocket client"),
         }
     }
 
@@ -347,25 +387,28 @@ impl Raw {
     pub fn into_tcp(self) -> TcpStream {
         match self.link {
             Link::Tcp(stream) => stream,
-            Link::Ws(_) => panic!("not a TCP client"),
+            Link::Tls(_) | Link::Ws(_) => panic!("not a plain TCP client"),
         }
     }
 
     pub fn kind(&self) -> Kind {
         match self.link {
-            Link::Tcp(_) => Kind::Tcp,
+            Link::Tcp(_) | Link::Tls(_) => Kind::Tcp,
             Link::Ws(_) => Kind::Ws,
         }
     }
 
     /// Sends bytes: on TCP as they are, on WebSocket as one binary message.
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        match &mut self.link {
-            Link::Tcp(stream) => stream.write_all(bytes).await.unwrap(),
-            Link::Ws(ws) => ws
-                .send(WsMessage::Binary(Bytes::copy_from_slice(bytes)))
+        if let Some(stream) = self.bytes() {
+            stream.write_all(bytes).await.unwrap();
+            stream.flush().await.unwrap();
+            return;
+        }
+        if let Link::Ws(ws) = &mut self.link {
+            ws.send(WsMessage::Binary(Bytes::copy_from_slice(bytes)))
                 .await
-                .unwrap(),
+                .unwrap();
         }
     }
 
@@ -403,12 +446,15 @@ impl Raw {
     pub async fn next_inner(&mut self) -> Result<Frame, End> {
         loop {
             match &mut self.link {
-                Link::Tcp(stream) => {
+                Link::Tcp(_) | Link::Tls(_) => {
                     if let Some(frame) = self.codec.decode_from(&mut self.buf).unwrap() {
                         return Ok(frame);
                     }
-                    self.buf.reserve(4096);
-                    match stream.read_buf(&mut self.buf).await {
+                    let mut buf = std::mem::take(&mut self.buf);
+                    buf.reserve(4096);
+                    let read = self.bytes().expect("a byte stream").read_buf(&mut buf).await;
+                    self.buf = buf;
+                    match read {
                         Ok(0) | Err(_) => return Err(End::Eof),
                         Ok(_) => {}
                     }

@@ -38,6 +38,9 @@ pub enum FrameReader {
     /// TCP.
     #[cfg(feature = "tcp")]
     Tcp(crate::tcp::TcpFrameReader),
+    /// TCP with TLS.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsFrameReader),
     /// WebSocket.
     #[cfg(feature = "ws")]
     Ws(crate::ws::WsFrameReader),
@@ -65,6 +68,8 @@ impl FrameReader {
         match self {
             #[cfg(feature = "tcp")]
             FrameReader::Tcp(reader) => reader.poll_read(cx),
+            #[cfg(feature = "tls")]
+            FrameReader::Tls(reader) => reader.poll_read(cx),
             #[cfg(feature = "ws")]
             FrameReader::Ws(reader) => reader.poll_read(cx),
         }
@@ -80,6 +85,8 @@ impl FrameReader {
         match self {
             #[cfg(feature = "tcp")]
             FrameReader::Tcp(reader) => reader.try_read(),
+            #[cfg(feature = "tls")]
+            FrameReader::Tls(reader) => reader.try_read(),
             #[cfg(feature = "ws")]
             FrameReader::Ws(reader) => reader.try_read(),
         }
@@ -92,6 +99,9 @@ pub enum FrameWriter {
     /// TCP.
     #[cfg(feature = "tcp")]
     Tcp(crate::tcp::TcpFrameWriter),
+    /// TCP with TLS.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsFrameWriter),
     /// WebSocket.
     #[cfg(feature = "ws")]
     Ws(crate::ws::WsFrameWriter),
@@ -108,6 +118,8 @@ impl FrameWriter {
         match self {
             #[cfg(feature = "tcp")]
             FrameWriter::Tcp(writer) => writer.write_frames(frames).await,
+            #[cfg(feature = "tls")]
+            FrameWriter::Tls(writer) => writer.write_frames(frames).await,
             #[cfg(feature = "ws")]
             FrameWriter::Ws(writer) => writer.write_frames(frames).await,
         }
@@ -122,6 +134,11 @@ impl FrameWriter {
         match self {
             #[cfg(feature = "tcp")]
             FrameWriter::Tcp(writer) => {
+                let _ = (code, reason);
+                writer.shutdown().await
+            }
+            #[cfg(feature = "tls")]
+            FrameWriter::Tls(writer) => {
                 let _ = (code, reason);
                 writer.shutdown().await
             }
@@ -140,6 +157,8 @@ impl FrameReader {
         match self {
             #[cfg(feature = "tcp")]
             FrameReader::Tcp(reader) => reader.discard().await,
+            #[cfg(feature = "tls")]
+            FrameReader::Tls(reader) => reader.discard().await,
             #[cfg(feature = "ws")]
             FrameReader::Ws(reader) => reader.discard().await,
         }

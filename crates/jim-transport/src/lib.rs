@@ -8,6 +8,8 @@
 //! - TCP ([`tcp`]): frames on the stream, with a read buffer that is
 //!   released whenever the connection has nothing pending, so idle
 //!   connections hold no buffer; a batch of frames is one `write`.
+//! - TCP with TLS ([`tls`]): the same frames through rustls, once the
+//!   handshake is done (the gateway accepts and handshakes).
 //! - WebSocket ([`ws`]): an axum route that upgrades, then one binary
 //!   message per frame; text messages and messages that are not exactly one
 //!   frame are protocol errors; messages above the maximum are refused from
@@ -16,6 +18,7 @@
 //! # Features
 //! - `tcp` (default): the TCP adapter.
 //! - `ws` (default): the WebSocket adapter (axum).
+//! - `tls` (default): frames on TLS streams (tokio-rustls).
 
 #![warn(missing_docs)]
 
@@ -23,6 +26,8 @@ mod connection;
 mod error;
 #[cfg(feature = "tcp")]
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "ws")]
 pub mod ws;
 

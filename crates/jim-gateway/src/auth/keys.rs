@@ -47,6 +47,7 @@ struct Jwks {
     /// When it was last read (or tried): serialises reads and bounds the
     /// rate of those for unknown keys.
     last_read: tokio::sync::Mutex<Option<Instant>>,
+    reads: jim_service::Outcomes,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ impl std::fmt::Display for JwksSource {
 impl KeyRing {
     /// The keys `auth` configures; a JWKS file is read now, a JWKS URL
     /// when first needed (see [`refresh_loop`](Self::refresh_loop)).
-    pub(crate) fn from_config(auth: &Auth) -> Result<KeyRing, GatewayError> {
+    pub(crate) fn from_config(auth: &Auth, reads: jim_service::Outcomes) -> Result<KeyRing, GatewayError> {
         let secret = auth
             .jwt_secret
             .as_deref()
@@ -92,6 +93,7 @@ impl KeyRing {
                     refresh_every: Duration::from_secs(auth.jwks_refresh_secs),
                     unknown_kid_every: Duration::from_secs(auth.jwks_unknown_kid_secs),
                     last_read: tokio::sync::Mutex::new(None),
+                    reads,
                 })
             }
         };
@@ -254,7 +256,7 @@ impl Jwks {
         match read {
             Ok(keys) => {
                 tracing::info!(source = %self.source, keys = keys.len(), "read the JWKS");
-                metrics::counter!("jim_jwks_reads_total", "outcome" => "ok").increment(1);
+                self.reads.ok.increment(1);
                 *self
                     .keys
                     .write()
@@ -262,7 +264,7 @@ impl Jwks {
             }
             Err(e) => {
                 tracing::warn!(source = %self.source, error = %e, "cannot read the JWKS; keeping the keys read before");
-                metrics::counter!("jim_jwks_reads_total", "outcome" => "error").increment(1);
+                self.reads.failed.increment(1);
             }
         }
     }

@@ -182,6 +182,18 @@ impl Authenticator {
     /// [`GatewayError::Config`] without any key outside development mode,
     /// or for a key that cannot be read.
     pub fn from_config(auth: &crate::config::Auth) -> Result<Authenticator, GatewayError> {
+        Authenticator::counted(auth, jim_service::Outcomes::default())
+    }
+
+    /// As [`from_config`](Self::from_config), counting the JWKS's reads
+    /// into `jwks_reads`.
+    ///
+    /// # Errors
+    /// As [`from_config`](Self::from_config).
+    pub fn counted(
+        auth: &crate::config::Auth,
+        jwks_reads: jim_service::Outcomes,
+    ) -> Result<Authenticator, GatewayError> {
         if auth.dev {
             return Ok(Authenticator::Dev);
         }
@@ -190,7 +202,10 @@ impl Authenticator {
                 "no token key configured (auth.jwt_secret, auth.keys or auth.jwks)".into(),
             ));
         }
-        Ok(Authenticator::checking(KeyRing::from_config(auth)?, auth))
+        Ok(Authenticator::checking(
+            KeyRing::from_config(auth, jwks_reads)?,
+            auth,
+        ))
     }
 
     /// Tokens signed with `keys`, checked as `auth` says.

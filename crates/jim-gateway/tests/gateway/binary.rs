@@ -161,6 +161,8 @@ pub(crate) struct GatewayProcess {
     pub ws: SocketAddr,
     pub admin: SocketAddr,
     pub log: tokio::sync::watch::Receiver<Vec<String>>,
+    /// The banner's tcp, websocket and admin api rows.
+    pub listeners: [String; 3],
     config: std::path::PathBuf,
 }
 
@@ -210,17 +212,15 @@ impl GatewayProcess {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (rows, _) = banner_rows(&mut lines, &["tcp", "websocket", "admin api"], WAIT).await;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = |row: &str, scheme: &str| -> SocketAddr {
-            rows[row]
-                .trim_start_matches(scheme)
-                .trim_end_matches("/ws")
-                .parse()
-                .unwrap()
+        let addr = |row: &str| -> SocketAddr {
+            let shown = rows[row].trim_end_matches(" (TLS)").trim_end_matches("/ws");
+            shown.rsplit("://").next().unwrap().parse().unwrap()
         };
         GatewayProcess {
-            tcp: addr("tcp", ""),
-            ws: addr("websocket", "ws://"),
-            admin: addr("admin api", "http://"),
+            tcp: addr("tcp"),
+            ws: addr("websocket"),
+            admin: addr("admin api"),
+            listeners: ["tcp", "websocket", "admin api"].map(|row| rows[row].clone()),
             child,
             log,
             config: path,
@@ -433,4 +433,53 @@ async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
             .await
             .unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
     }
+}
+
+/// SIGHUP reloads the certificate (its files' times unchanged, so only
+/// the signal can tell), and the banner says which listeners are
+/// encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_and_the_banner_shows_what_is_encrypted() {
+    use jim_test_util::tls::{TestCa, was_given};
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let first = ca.issue(&["127.0.0.1"], "first");
+    let (cert, key) = first.write(dir.path());
+    let config = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nplaintext = [\"admin\"]\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let gw = GatewayProcess::start(&config, None).await;
+    let [tcp, websocket, admin] = &gw.listeners;
+    assert!(tcp.ends_with(" (TLS)"), "{tcp}");
+    assert!(websocket.starts_with("wss://"), "{websocket}");
+    assert!(admin.starts_with("http://"), "{admin}");
+    let stream = ca.connect(gw.tcp, "127.0.0.1", &[]).await.unwrap();
+    assert!(was_given(&stream, &first));
+
+    let times = |path: &std::path::Path| std::fs::metadata(path).unwrap().modified().unwrap();
+    let (cert_time, key_time) = (times(&cert), times(&key));
+    let second = ca.issue(&["127.0.0.1"], "second");
+    second.write(dir.path());
+    for (path, time) in [(&cert, cert_time), (&key, key_time)] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+    let pid = gw.child.id().unwrap().to_string();
+    assert!(
+        Process::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.wait_log("TLS certificate reloaded").await;
+    assert_eq!(gw.log_lines("why=\"SIGHUP\""), 1, "{:?}", gw.log.borrow());
+    let stream = ca.connect(gw.tcp, "127.0.0.1", &[]).await.unwrap();
+    assert!(was_given(&stream, &second));
 }

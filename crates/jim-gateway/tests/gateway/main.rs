@@ -13,4 +13,5 @@ mod load;
 mod messaging;
 mod session;
 mod shutdown;
+mod tls;
 mod tokens;
