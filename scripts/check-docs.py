@@ -12,7 +12,8 @@ Every ```sh block must say, in an HTML comment on the lines just above it
                                 until the end of its section (the next "## "
                                 or "### " heading), then gets SIGTERM. When its output
                                 holds a gateway's start-up banner, a client
-                                connects to the banner's TCP listener and pings.
+                                connects to the banner's TCP listener (with
+                                TLS if it says so) and pings.
   <!-- ci: skip REASON -->      not run (say why: a real cluster, a browser)
 
 A block without one is an error, so that a command added to the docs is
@@ -25,6 +26,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -33,7 +35,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANNOTATION = re.compile(r'<!--\s*ci:\s*(run|serve|skip)\b(.*?)-->')
-BANNER_TCP = re.compile(r'^\|\s*tcp\s*\|\s*(\S+:\d+)\s*\|', re.M)
+BANNER_TCP = re.compile(r'^\|\s*tcp\s*\|\s*(\S+:\d+)( \(TLS\))?\s*\|', re.M)
 # Builds included: the first cargo command of a run may compile for minutes.
 TIMEOUT = 1200
 
@@ -90,10 +92,17 @@ def environment():
     return env
 
 
-def ping(addr):
-    """A jim1 ping over TCP, answered by a pong with the same seq."""
+def ping(addr, tls=False):
+    """A jim1 ping over TCP (over TLS, the certificate unchecked: the docs'
+    own commands check it), answered by a pong with the same seq."""
     host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        conn = raw
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = context.wrap_socket(raw)
         conn.sendall(b"jim1A001" + struct.pack(">II", 42, 2) + b"ci")
         reply = b""
         while len(reply) < 18:
@@ -125,7 +134,7 @@ class Server:
             if ready in text:
                 banner = BANNER_TCP.search(text)
                 if banner:
-                    ping(banner.group(1))
+                    ping(banner.group(1), tls=bool(banner.group(2)))
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"exited ({self.process.returncode}) before showing {ready!r}")

@@ -37,12 +37,17 @@ pub enum ClientError {
     Protocol(#[from] jim_protocol::ProtocolError),
     /// The URL is not one a client can connect to.
     #[error(
-        "{url:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT where a tool takes both)"
+        "{url:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT or tls://HOST:PORT where a tool takes both)"
     )]
     BadUrl {
         /// The URL given.
         url: String,
     },
+    /// TLS could not be set up: a CA file that cannot be read, a host
+    /// name that cannot be a certificate's. (A certificate the client
+    /// refuses is an [`Io`](Self::Io) error of the handshake.)
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The WebSocket layer failed.
     #[error("WebSocket: {0}")]
     WebSocket(String),

@@ -83,6 +83,9 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Send `A001` every `heartbeat_secs` of the server's `B002`.
     pub heartbeat: bool,
+    /// Over TLS (`tls://`, `wss://`), the CA the gateway's certificate
+    /// must come from (a PEM file); `None`: the operating system's roots.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             max_body: jim_protocol::DEFAULT_MAX_BODY,
             request_timeout: Duration::from_secs(10),
             heartbeat: true,
+            ca: None,
         }
     }
 }
@@ -136,6 +140,19 @@ impl Client {
         Ok(Client::start(reader, writer, options))
     }
 
+    /// Connects with `jim1` over TLS to `host:port`, checking the gateway's
+    /// certificate is for `host` and comes from `options.ca` (or the
+    /// system's roots).
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if the connection or the handshake fails (a
+    /// certificate for another host, expired, of an unknown CA);
+    /// [`ClientError::Tls`] if the CA file cannot be read.
+    pub async fn connect_tls_with(addr: &str, options: Options) -> Result<Client, ClientError> {
+        let (reader, writer) = connection::tls(addr, &options).await?;
+        Ok(Client::start(reader, writer, options))
+    }
+
     /// Connects over WebSocket, e.g. `ws://127.0.0.1:9000/ws`.
     ///
     /// # Errors
@@ -149,7 +166,7 @@ impl Client {
     /// # Errors
     /// [`ClientError::WebSocket`] if the connection or handshake fails.
     pub async fn connect_ws_with(url: &str, options: Options) -> Result<Client, ClientError> {
-        let (reader, writer) = connection::ws(url, options.max_body).await?;
+        let (reader, writer) = connection::ws(url, &options).await?;
         Ok(Client::start(reader, writer, options))
     }
 

@@ -15,7 +15,9 @@ use crate::{Client, ClientError, Incoming, Options};
 pub enum Endpoint {
     /// A TCP address.
     Tcp(String),
-    /// A WebSocket URL.
+    /// A TCP address, with TLS (the host is the certificate's name).
+    Tls(String),
+    /// A WebSocket URL (`ws://`, or `wss://` with TLS).
     Ws(String),
 }
 
@@ -26,18 +28,23 @@ impl Endpoint {
     /// use jim_client::Endpoint;
     ///
     /// assert_eq!(Endpoint::parse("tcp://127.0.0.1:9001"), Endpoint::Tcp("127.0.0.1:9001".into()));
+    /// assert_eq!(Endpoint::parse("tls://chat.example:9001"), Endpoint::Tls("chat.example:9001".into()));
     /// assert_eq!(Endpoint::parse("ws://127.0.0.1:9000/ws"), Endpoint::Ws("ws://127.0.0.1:9000/ws".into()));
     /// ```
     pub fn parse(url: &str) -> Endpoint {
-        match url.strip_prefix("tcp://") {
-            Some(addr) => Endpoint::Tcp(addr.to_owned()),
-            None => Endpoint::Ws(url.to_owned()),
+        if let Some(addr) = url.strip_prefix("tcp://") {
+            Endpoint::Tcp(addr.to_owned())
+        } else if let Some(addr) = url.strip_prefix("tls://") {
+            Endpoint::Tls(addr.to_owned())
+        } else {
+            Endpoint::Ws(url.to_owned())
         }
     }
 
     async fn connect(&self, options: &Options) -> Result<Client, ClientError> {
         match self {
             Endpoint::Tcp(addr) => Client::connect_tcp_with(addr.as_str(), options.clone()).await,
+            Endpoint::Tls(addr) => Client::connect_tls_with(addr, options.clone()).await,
             Endpoint::Ws(url) => Client::connect_ws_with(url, options.clone()).await,
         }
     }

@@ -5,6 +5,9 @@
 //! cargo run -p jim-examples --bin chat -- --user bob --to alice --url ws://127.0.0.1:9000/ws
 //! ```
 //!
+//! Over TLS: `--url tls://HOST:PORT` or `wss://HOST:PORT/ws`, and `--ca`
+//! for a gateway whose certificate is not from a CA the system trusts.
+//!
 //! Type a line and press Enter to send it; incoming messages are printed as
 //! they arrive. `/quit` (or end of input) leaves. Messages sent to you
 //! while you were away arrive when you come back (the gateway's inbox), and
@@ -31,9 +34,14 @@ struct Args {
     /// A group to talk to instead.
     #[arg(long)]
     group: Option<String>,
-    /// The gateway: `tcp://HOST:PORT` or `ws://HOST:PORT/ws`.
+    /// The gateway: `tcp://HOST:PORT`, `tls://HOST:PORT`,
+    /// `ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`.
     #[arg(long, default_value = "tcp://127.0.0.1:9001")]
     url: String,
+    /// Over TLS, the CA (PEM) the gateway's certificate must come from;
+    /// by default the system's roots.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -56,7 +64,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let token = args.token.as_deref().unwrap_or(&args.user);
     // Everything the inbox still holds, as a new device would.
+    let options = jim_client::Options {
+        ca: args.ca.clone(),
+        ..jim_client::Options::default()
+    };
     let mut session = Session::builder(Endpoint::parse(&args.url), token)
+        .options(options)
         .device("terminal")
         .from_start()
         .connect()

@@ -140,3 +140,65 @@ async fn a_new_certificate_is_used_without_a_restart_and_a_bad_one_keeps_the_old
     // The session from before went on throughout.
     assert_eq!(alice.request(Command::Ping, 5, "").await.cmd, Command::Pong);
 }
+
+#[tokio::test]
+async fn jim_client_checks_the_gateways_certificate_over_tls_and_wss() {
+    use jim_client::{Client, Options};
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, _) = encrypted(&ca, dir.path(), "gateway").await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let trusting = Options {
+        ca: Some(ca_file.clone()),
+        ..Options::default()
+    };
+
+    let mut alice = Client::connect_tls_with(&format!("localhost:{}", gw.tcp.port()), trusting.clone())
+        .await
+        .unwrap();
+    alice.authenticate("alice", None).await.unwrap();
+    let mut bob = Client::connect_ws_with(&format!("wss://localhost:{}/ws", gw.ws.port()), trusting.clone())
+        .await
+        .unwrap();
+    bob.authenticate("bob", None).await.unwrap();
+    let text: jim_model::Message =
+        serde_json::from_str(r#"{"type":"text","data":{"receiver_id":"bob","content":"verified"}}"#).unwrap();
+    alice.send(Command::C2C, &text).await.unwrap();
+    let (_, got) = bob.next_message().await.unwrap();
+    assert_eq!(serde_json::to_value(&got).unwrap()["data"]["content"], "verified");
+
+    let refusal = |result: Result<Client, jim_client::ClientError>| match result {
+        Ok(_) => panic!("connected"),
+        Err(e) => e.to_string(),
+    };
+    // The system's roots do not know the test CA.
+    let system =
+        refusal(Client::connect_tls_with(&format!("localhost:{}", gw.tcp.port()), Options::default()).await);
+    assert!(system.contains("UnknownIssuer"), "{system}");
+
+    // A certificate for localhost only, reached as 127.0.0.1.
+    let named_dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.issue(&["localhost"], "named").write(named_dir.path());
+    let named = Gw::with(|c| {
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+    })
+    .await;
+    let wrong_host = refusal(Client::connect_tls_with(&named.tcp.to_string(), trusting.clone()).await);
+    assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
+    let wrong_host =
+        refusal(Client::connect_ws_with(&format!("wss://{}/ws", named.ws), trusting.clone()).await);
+    assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
+
+    let expired_dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.issue_expired(&["localhost"]).write(expired_dir.path());
+    let expired = Gw::with(|c| {
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+    })
+    .await;
+    let refused =
+        refusal(Client::connect_tls_with(&format!("localhost:{}", expired.tcp.port()), trusting).await);
+    assert!(refused.contains("certificate expired"), "{refused}");
+}
