@@ -173,7 +173,7 @@ async fn chat_explains_a_bad_url_and_a_refused_token() {
         (
             vec!["--user", "alice", "--to", "bob", "--url", tcp.as_str()],
             format!(
-                "chat: {tcp:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT where a tool takes both)"
+                "chat: {tcp:?} is not a WebSocket URL: expected ws://HOST:PORT/PATH or wss://... (for TCP, tcp://HOST:PORT or tls://HOST:PORT where a tool takes both)"
             ),
         ),
         (
