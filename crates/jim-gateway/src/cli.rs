@@ -368,6 +368,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
         Mode::Grpc => {
             let mut link = jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id);
             link.key = config.grpc.key.clone();
+            link.ca = config.grpc.ca.clone();
             let backend = jim_router_grpc::GrpcBackend::start(link)?;
             Gateway::new(config, backend)?.start().await
         }

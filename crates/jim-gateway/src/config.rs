@@ -75,8 +75,12 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcLink {
-    /// The router's address.
+    /// The router's address: `http://HOST:PORT`, or `https://HOST:PORT`
+    /// for a link over TLS.
     pub router: String,
+    /// Over TLS, the CA (PEM) the router's certificate must come from;
+    /// unset: the system's roots.
+    pub ca: Option<PathBuf>,
     /// The router's bearer key, if it has one. Prefer `JIM_ROUTER_KEY`.
     pub key: Option<String>,
 }
@@ -85,6 +89,7 @@ impl Default for GrpcLink {
     fn default() -> Self {
         GrpcLink {
             router: "http://127.0.0.1:9093".to_owned(),
+            ca: None,
             key: None,
         }
     }
@@ -601,6 +606,7 @@ mod tests {
             "auth.jwks",
             "auth.issuer",
             "auth.audience",
+            "grpc.ca",
             "grpc.key",
         ];
         for key in keys {

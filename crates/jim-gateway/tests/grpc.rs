@@ -48,7 +48,9 @@ struct RouterProcess {
     /// (200 ms, 300 with jitter) unless a test says otherwise.
     settle_ms: u64,
     /// More of its configuration (TOML), if any.
-    config: &'static str,
+    config: String,
+    /// With a `[tls]` configuration: the CA gateways trust for it.
+    ca: Option<std::path::PathBuf>,
     child: Option<Child>,
 }
 
@@ -64,12 +66,14 @@ impl RouterProcess {
     async fn start_configured(
         key: Option<&'static str>,
         settle_ms: u64,
-        config: &'static str,
+        config: impl Into<String>,
     ) -> RouterProcess {
+        let config: String = config.into();
         let mut router = RouterProcess {
             port: free_port(),
             key,
             settle_ms,
+            ca: None,
             config,
             child: None,
         };
@@ -77,8 +81,25 @@ impl RouterProcess {
         router
     }
 
+    /// A router whose gRPC listener has a certificate of `ca` (for
+    /// 127.0.0.1), written in `dir` with `ca.pem`.
+    async fn start_encrypted(ca: &jim_test_util::tls::TestCa, dir: &std::path::Path) -> RouterProcess {
+        let (cert, key) = ca.issue(&["127.0.0.1"], "router").write(dir);
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let config = format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        let mut router = RouterProcess::start_configured(None, 300, config).await;
+        router.ca = Some(ca_file);
+        router
+    }
+
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     async fn restart(&mut self) {
@@ -104,7 +125,7 @@ impl RouterProcess {
         if !self.config.is_empty() {
             let file =
                 std::env::temp_dir().join(format!("jim-router-{}-{}.toml", std::process::id(), self.port));
-            std::fs::write(&file, self.config).unwrap();
+            std::fs::write(&file, &self.config).unwrap();
             process.arg("--config").arg(file);
         }
         let mut child = process.spawn().unwrap();
@@ -215,6 +236,7 @@ impl GrpcGateway {
         adjust(&mut config);
         let mut link = BackendConfig::new(router.url(), node);
         link.key = router.key.map(str::to_owned);
+        link.ca.clone_from(&router.ca);
         link.min_backoff = min_backoff;
         link.max_backoff = max_backoff;
         let backend = GrpcBackend::start(link).unwrap();
@@ -858,7 +880,8 @@ async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor(
         port,
         key: None,
         settle_ms: 0,
-        config: "",
+        config: String::new(),
+        ca: None,
         child: None,
     };
     let (g1, g2) = GrpcGateway::pair(&router).await;
@@ -1322,3 +1345,69 @@ fn in_flight(most: usize) -> impl Fn(&mut Config) {
 
 /// How long the router is stalled.
 const STALL: Duration = Duration::from_secs(2);
+
+/// Every error of a chain, in one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() {
+    use jim_test_util::tls::TestCa;
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let router = RouterProcess::start_encrypted(&ca, dir.path()).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    let ack = alice
+        .request(Command::C2C, 2, r#"{"type":"text","data":{"receiver_id":"bob","content":"through TLS"}}"#)
+        .await;
+    assert_ack(&ack, Command::C2C, 2, "bob");
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "through TLS");
+
+    // A link that cannot verify the router never comes up.
+    let refused = |link: BackendConfig| async move {
+        match link.endpoint().unwrap().connect().await {
+            Ok(_) => panic!("linked to {}", link.router),
+            Err(e) => chain(&e),
+        }
+    };
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, TestCa::new().pem).unwrap();
+    let mut untrusted = BackendConfig::new(router.url(), 7);
+    untrusted.ca = Some(other_ca);
+    let error = refused(untrusted).await;
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    let mut wrong_host = BackendConfig::new(format!("https://localhost:{}", router.port), 7);
+    wrong_host.ca.clone_from(&router.ca);
+    let error = refused(wrong_host).await;
+    assert!(error.contains("not valid for name"), "{error}");
+    let error = refused(BackendConfig::new(router.url(), 7)).await;
+    assert!(error.contains("UnknownIssuer"), "the system's roots do not know the test CA: {error}");
+
+    let expired_dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.issue_expired(&["127.0.0.1"]).write(expired_dir.path());
+    let expired = RouterProcess::start_configured(
+        None,
+        300,
+        format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .await;
+    let mut link = BackendConfig::new(format!("https://127.0.0.1:{}", expired.port), 7);
+    link.ca.clone_from(&router.ca);
+    let error = refused(link).await;
+    assert!(error.contains("certificate expired"), "{error}");
+}

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 use tracing::Instrument;
 
@@ -33,8 +33,12 @@ const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a gateway reaches its router.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
-    /// The router, e.g. `http://127.0.0.1:9093`.
+    /// The router, e.g. `http://127.0.0.1:9093`, or `https://...` for a
+    /// link over TLS.
     pub router: String,
+    /// Over TLS, the CA (a PEM file) the router's certificate must come
+    /// from; `None`: the operating system's roots.
+    pub ca: Option<std::path::PathBuf>,
     /// The router's bearer key, if it has one.
     pub key: Option<String>,
     /// This gateway's node id.
@@ -46,17 +50,54 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
+    /// The router's endpoint as the link reaches it: over TLS for an
+    /// `https://` router, trusting [`ca`](Self::ca) or the system's roots.
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a router address that is not a URL,
+    /// or a CA file that cannot be read.
+    pub fn endpoint(&self) -> Result<Endpoint, RouterError> {
+        let endpoint = Endpoint::from_shared(self.router.clone())
+            .map_err(|e| RouterError::Invalid {
+                reason: format!("router address {:?}: {e}", self.router),
+            })?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        if !self.router.starts_with("https://") {
+            return Ok(endpoint);
+        }
+        endpoint.tls_config(tls(self)?).map_err(|e| RouterError::Invalid {
+            reason: format!("router TLS: {e}"),
+        })
+    }
+
     /// Defaults for a router address and node id: no key, backoff from
     /// 100 ms to 5 s.
     pub fn new(router: impl Into<String>, node_id: u16) -> BackendConfig {
         BackendConfig {
             router: router.into(),
+            ca: None,
             key: None,
             node_id,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
     }
+}
+
+/// What the link trusts: the configured CA alone, or the system's roots.
+/// The router's certificate must be for the URL's host.
+fn tls(config: &BackendConfig) -> Result<ClientTlsConfig, RouterError> {
+    let tls = ClientTlsConfig::new();
+    Ok(match &config.ca {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| RouterError::Invalid {
+                reason: format!("cannot read the router's CA {}: {e}", path.display()),
+            })?;
+            tls.ca_certificate(Certificate::from_pem(pem))
+        }
+        None => tls.with_native_roots(),
+    })
 }
 
 /// The `grpc` routing backend: this gateway's sessions in a local [`Hub`],
@@ -106,12 +147,7 @@ impl GrpcBackend {
     /// # Errors
     /// [`RouterError::Invalid`] for a router address that is not a URL.
     pub fn start(config: BackendConfig) -> Result<GrpcBackend, RouterError> {
-        let endpoint = Endpoint::from_shared(config.router.clone())
-            .map_err(|e| RouterError::Invalid {
-                reason: format!("router address {:?}: {e}", config.router),
-            })?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
+        let endpoint = config.endpoint()?;
         let backend = GrpcBackend {
             inner: Arc::new(Inner {
                 client: RouterClient::new(endpoint.connect_lazy()),

@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Sleep;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
@@ -31,10 +33,12 @@ pub(crate) struct Limits {
     pub(crate) handshake_timeout: Duration,
 }
 
-/// The connections to serve, until `stop`.
+/// The connections to serve, until `stop`; over TLS first when `tls` is
+/// given (the handshake within the handshake timeout too).
 pub(crate) fn admitted(
     listener: TcpListener,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) -> ReceiverStream<io::Result<Admitted>> {
     let (connections, admitted) = mpsc::channel(16);
@@ -60,14 +64,30 @@ pub(crate) fn admitted(
             }
             // Deliveries are small frames that should leave at once.
             let _ = stream.set_nodelay(true);
-            let connection = Admitted {
+            let admitted = move |stream| Admitted {
                 stream,
                 handshake: Some(Box::pin(tokio::time::sleep(limits.handshake_timeout))),
                 received: 0,
                 _slot: slot,
             };
-            if connections.send(Ok(connection)).await.is_err() {
-                break;
+            match &tls {
+                None => {
+                    if connections.send(Ok(admitted(Link::Plain(stream)))).await.is_err() {
+                        break;
+                    }
+                }
+                Some(tls) => {
+                    let (tls, connections) = (tls.clone(), connections.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(limits.handshake_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let _ = connections.send(Ok(admitted(Link::Tls(Box::new(stream))))).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    });
+                }
             }
         }
         // Dropping the acceptor here closes the listener: the port is free.
@@ -78,12 +98,39 @@ pub(crate) fn admitted(
 /// A connection holding a slot under `max_connections`, with a deadline
 /// for its HTTP/2 preface.
 pub(crate) struct Admitted {
-    stream: TcpStream,
+    stream: Link,
     /// Until the preface is in: when it must be.
     handshake: Option<Pin<Box<Sleep>>>,
     received: usize,
     _slot: OwnedSemaphorePermit,
 }
+
+/// A gateway's connection: plain, or TLS over TCP.
+pub(crate) enum Link {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Link {
+    fn io(&mut self) -> Pin<&mut dyn AsyncReadWrite> {
+        match self {
+            Link::Plain(stream) => Pin::new(stream),
+            Link::Tls(stream) => Pin::new(&mut **stream),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Link::Plain(stream) => stream,
+            Link::Tls(stream) => stream.get_ref().0,
+        }
+    }
+}
+
+/// What a link is read and written through.
+trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncReadWrite for S {}
 
 impl AsyncRead for Admitted {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -97,7 +144,7 @@ impl AsyncRead for Admitted {
             )));
         }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let polled = this.stream.io().poll_read(cx, buf);
         if this.handshake.is_some() && matches!(polled, Poll::Ready(Ok(()))) {
             this.received += buf.filled().len() - before;
             if this.received >= PREFACE_LEN {
@@ -110,7 +157,7 @@ impl AsyncRead for Admitted {
 
 impl AsyncWrite for Admitted {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        self.get_mut().stream.io().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -118,19 +165,22 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        self.get_mut().stream.io().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.stream {
+            Link::Plain(stream) => stream.is_write_vectored(),
+            Link::Tls(stream) => stream.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        self.get_mut().stream.io().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        self.get_mut().stream.io().poll_shutdown(cx)
     }
 }
 
@@ -138,6 +188,6 @@ impl Connected for Admitted {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+        self.stream.tcp().connect_info()
     }
 }

@@ -61,6 +61,10 @@ pub struct RouterConfig {
     pub key: Option<String>,
     /// The gRPC listener.
     pub grpc: SocketAddr,
+    /// `[tls]`: the gRPC listener's certificate chain and key (PEM); the
+    /// gateways then link with `https://`. Read again on SIGHUP and when
+    /// the files change.
+    pub tls: Option<jim_service::tls::TlsFiles>,
     /// The HTTP listener for `/healthz`, `/readyz`, `/metrics` (`None`,
     /// written `"off"`: none).
     #[serde(with = "jim_service::listen_addr")]
@@ -92,6 +96,7 @@ impl Default for RouterConfig {
             node_id: jim_model::MAX_NODE,
             key: None,
             grpc: SocketAddr::from(([127, 0, 0, 1], 9093)),
+            tls: None,
             http: Some(SocketAddr::from(([127, 0, 0, 1], 9094))),
             shutdown_grace_ms: 5_000,
             max_body: jim_protocol::DEFAULT_MAX_BODY,
@@ -129,6 +134,12 @@ struct Args {
     /// announced by any gateway get 5000 (gateways are re-linking).
     #[arg(long, env = "JIM_SETTLE_MS")]
     settle_ms: Option<u64>,
+    /// The gRPC listener's TLS certificate chain (PEM); with `--tls-key`.
+    #[arg(long, env = "JIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The gRPC listener's TLS private key (PEM).
+    #[arg(long, env = "JIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The inbox store: `memory`, `disk` (in `--inbox-dir`), `redis` (at `--inbox-redis`) or `off`.
     #[arg(long, env = "JIM_INBOX")]
     inbox: Option<jim_router::inbox::InboxStore>,
@@ -155,6 +166,12 @@ impl Args {
         };
         if let Some(grpc) = self.grpc {
             config.grpc = grpc;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(jim_service::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
         }
         if let Some(http) = &self.http {
             config.http = jim_service::listen_addr::parse(http)
@@ -270,7 +287,23 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
     // Before the banner: whoever reads it may signal at once.
     let signals = StopSignals::install()?;
     print_banner(&config, grpc_addr, http_addr);
+    if config.tls.is_none() && !grpc_addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %grpc_addr,
+            "the gRPC listener is reachable from other hosts and NOT encrypted: set [tls] cert and key, or keep it on a private network"
+        );
+    }
 
+    let tls = match &config.tls {
+        Some(files) => {
+            let tls = std::sync::Arc::new(
+                jim_service::tls::ServerTls::load(files).map_err(|e| ServerError::Config(e.to_string()))?,
+            );
+            tokio::spawn(std::sync::Arc::clone(&tls).watch(stop.clone(), jim_service::Outcomes::default()));
+            Some(tls.acceptor(&[b"h2"]))
+        }
+        None => None,
+    };
     let service = router.service();
     let limits = admission::Limits {
         max_connections: config.max_connections,
@@ -285,7 +318,7 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
             .http2_keepalive_interval(Some(keepalive))
             .http2_keepalive_timeout(Some(keepalive))
             .add_service(service)
-            .serve_with_incoming(admission::admitted(grpc, limits, stop.clone())),
+            .serve_with_incoming(admission::admitted(grpc, limits, tls, stop.clone())),
     );
     if let Some(listener) = http {
         let router = router.clone();
@@ -337,7 +370,10 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
     let rows = [
         ("role", "central router (grpc mode)".to_owned()),
         ("node id", config.node_id.to_string()),
-        ("grpc", format!("http://{grpc}")),
+        (
+            "grpc",
+            format!("{}://{grpc}", if config.tls.is_some() { "https" } else { "http" }),
+        ),
         (
             "http",
             http.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
