@@ -558,6 +558,15 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
             78,
             "unknown field `bootstrapp`",
         ),
+        // TLS and SASL settings reach librdkafka as they are: its own
+        // check of the CA file is what refuses this one.
+        (
+            format!(
+                "[kafka]\nbootstrap = \"{unreachable}\"\n[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"jim\"\n\"sasl.password\" = \"secret\"\n\"ssl.ca.location\" = \"/nonexistent/kafka-ca.pem\"\n[inbox]\nstore = \"off\"\n"
+            ),
+            1,
+            "ssl.ca.location",
+        ),
     ];
     for (config, code, says) in cases {
         std::fs::write(&path, config).unwrap();
