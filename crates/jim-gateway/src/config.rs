@@ -141,6 +141,11 @@ pub struct Listen {
     /// browsers send none and are not concerned. Empty: any origin in
     /// development mode, none in production.
     pub allowed_origins: Vec<String>,
+    /// Proxies (addresses or prefixes, `10.0.0.0/8`) in front of the
+    /// gateway whose word on the client's address is taken: on TCP, a
+    /// PROXY protocol header (v1 or v2) they must send first; on
+    /// WebSocket, `X-Forwarded-For`. Limits and logs then see the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Listen {
@@ -151,6 +156,7 @@ impl Default for Listen {
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 9001))),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9002))),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -305,6 +311,32 @@ pub struct Limits {
     /// How long one write to a client may block (its socket not draining)
     /// before the connection is closed as a slow consumer, in milliseconds.
     pub write_timeout_ms: u64,
+    /// Open connections from one address (prefix) at once; 0: no limit.
+    pub connections_per_address: usize,
+    /// New connections from one address (prefix) per second, sustained
+    /// and in a burst; 0: no limit.
+    pub connections_per_address_per_sec: u32,
+    /// IPv4 addresses count together by this prefix (32: each alone).
+    pub address_prefix_v4: u8,
+    /// IPv6 addresses count together by this prefix (64: a host's
+    /// usual allocation).
+    pub address_prefix_v6: u8,
+    /// Sessions of one user on this gateway at once; 0: no limit.
+    pub sessions_per_user: usize,
+    /// At `sessions_per_user`: `kick_oldest` (the new session takes the
+    /// oldest one's place) or `refuse_new`.
+    pub sessions_over_limit: SessionsOverLimit,
+}
+
+/// What a user's session past `limits.sessions_per_user` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionsOverLimit {
+    /// The oldest session is closed (`A999` 1008 "kicked: ...").
+    #[default]
+    KickOldest,
+    /// The new one is refused (`B003` 4029).
+    RefuseNew,
 }
 
 impl Default for Limits {
@@ -317,6 +349,12 @@ impl Default for Limits {
             outbox_frames: jim_router::DEFAULT_OUTBOX_FRAMES,
             routes_in_flight: 64,
             write_timeout_ms: 10_000,
+            connections_per_address: 0,
+            connections_per_address_per_sec: 0,
+            address_prefix_v4: 32,
+            address_prefix_v6: 64,
+            sessions_per_user: 0,
+            sessions_over_limit: SessionsOverLimit::KickOldest,
         }
     }
 }
@@ -525,6 +563,12 @@ impl Config {
                 "limits.outbox_frames, limits.max_connections and limits.routes_in_flight must be positive"
                     .into(),
             );
+        }
+        if self.limits.address_prefix_v4 > 32 || self.limits.address_prefix_v6 > 128 {
+            return fail(format!(
+                "limits.address_prefix_v4 ({}) must be at most 32, limits.address_prefix_v6 ({}) at most 128",
+                self.limits.address_prefix_v4, self.limits.address_prefix_v6
+            ));
         }
         if self.limits.write_timeout_ms == 0 {
             return fail("limits.write_timeout_ms must be positive".into());

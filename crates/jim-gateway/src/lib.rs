@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+mod addresses;
 mod admin;
 pub mod auth;
 #[cfg(feature = "cli")]
@@ -65,7 +66,9 @@ mod state;
 mod wire;
 mod writer;
 
-pub use config::{Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, PublicKey, SessionTimers};
+pub use config::{
+    Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, PublicKey, SessionTimers, SessionsOverLimit, Tls,
+};
 pub use error::GatewayError;
 pub use jim_service::StopSignals;
 pub use server::{Gateway, RunningGateway};

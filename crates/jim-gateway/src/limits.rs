@@ -29,6 +29,12 @@ impl RateLimit {
         }
     }
 
+    /// Whether the bucket is full again (nothing to remember).
+    pub(crate) fn is_full(&self) -> bool {
+        let elapsed = Instant::now().saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.per_sec >= self.burst
+    }
+
     /// Takes one token if there is one.
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

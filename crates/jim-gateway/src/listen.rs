@@ -13,17 +13,51 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+
+use crate::addresses::{AddressSlot, Addresses, Refusal};
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
+
+/// Behind a trusted proxy, the connection's place under its client's
+/// address limits, taken at its first request.
+fn admit_forwarded(addresses: &Arc<Addresses>, slot: &Slot, client: SocketAddr) -> Result<(), Refusal> {
+    let mut address = slot
+        .address
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if address.is_none() {
+        *address = addresses
+            .admit(client.ip())
+            .inspect_err(|refusal| addresses.refused(*refusal))?;
+    }
+    Ok(())
+}
 
 /// A refused connection is told why within this (handshake included), or
 /// dropped.
 pub(crate) const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
-/// A place under the connection limit, held for a connection's life: from
-/// the TCP accept, through a WebSocket upgrade, to the session's end.
-pub(crate) type Slot = Arc<OwnedSemaphorePermit>;
+/// A connection's places under the limits, held for its life: from the
+/// TCP accept, through a WebSocket upgrade, to the session's end.
+pub(crate) type Slot = Arc<ConnectionSlot>;
+
+/// Under the connection limit, and under its address's limits.
+pub(crate) struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    /// Taken at accept; behind a trusted proxy, at the first request (its
+    /// `X-Forwarded-For` names the client).
+    address: std::sync::Mutex<Option<AddressSlot>>,
+}
+
+impl ConnectionSlot {
+    pub(crate) fn new(permit: OwnedSemaphorePermit, address: Option<AddressSlot>) -> Slot {
+        Arc::new(ConnectionSlot {
+            _permit: permit,
+            address: std::sync::Mutex::new(address),
+        })
+    }
+}
 
 /// How one HTTP connection is served.
 #[derive(Clone)]
@@ -37,6 +71,9 @@ pub(crate) struct HttpServing {
     pub(crate) grace: Duration,
     /// The listener's TLS, if it is encrypted.
     pub(crate) tls: Option<Handshake>,
+    /// Where clients' addresses are judged (the WebSocket listener): their
+    /// limits, and the proxies whose `X-Forwarded-For` is believed.
+    pub(crate) addresses: Option<Arc<Addresses>>,
 }
 
 /// A listener's TLS handshake: its acceptor, and how long a client gets.
@@ -91,11 +128,24 @@ impl HttpServing {
         }
     }
 
-    /// Tells a connection over the limit to come back later (503).
-    pub(crate) async fn refuse(self, stream: TcpStream, peer: SocketAddr) {
-        let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-                       content-length: 21\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
-                       too many connections\n";
+    /// Judges clients' addresses (see [`HttpServing::addresses`]).
+    pub(crate) fn judging(mut self, addresses: Arc<Addresses>) -> HttpServing {
+        self.addresses = Some(addresses);
+        self
+    }
+
+    /// Tells a connection over a limit to come back later: 503 at the
+    /// connection limit, 429 at its address's.
+    pub(crate) async fn refuse(self, stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+        let status = match refusal {
+            Refusal::MaxConnections => "503 Service Unavailable",
+            Refusal::AddressConnections | Refusal::AddressRate => "429 Too Many Requests",
+        };
+        let body = format!("{}\n", refusal.reason());
+        let refusal = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let _ = tokio::time::timeout(REFUSAL_WRITE, async {
             match &self.tls {
                 None => {
@@ -117,15 +167,39 @@ impl HttpServing {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let app = self.app;
+        let (app, addresses) = (self.app, self.addresses.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let client = match &addresses {
+                Some(addresses) => {
+                    let forwarded = request
+                        .headers()
+                        .get("x-forwarded-for")
+                        .and_then(|v| v.to_str().ok());
+                    addresses.forwarded_for(peer, forwarded)
+                }
+                None => peer,
+            };
+            let refused = match (&addresses, &slot) {
+                (Some(addresses), Some(slot)) if addresses.is_trusted(peer.ip()) => {
+                    admit_forwarded(addresses, slot, client).err()
+                }
+                _ => None,
+            };
+            request.extensions_mut().insert(ConnectInfo(client));
             if let Some(slot) = &slot {
                 request.extensions_mut().insert(Arc::clone(slot));
             }
             // A router is always ready: no `poll_ready` needed.
             let mut app = app.clone();
             async move {
+                if let Some(refusal) = refused {
+                    let response = axum::response::Response::builder()
+                        .status(axum::http::StatusCode::TOO_MANY_REQUESTS)
+                        .header("retry-after", "5")
+                        .body(axum::body::Body::from(format!("{}\n", refusal.reason())))
+                        .unwrap_or_default();
+                    return Ok::<_, Infallible>(response);
+                }
                 let response = app.call(request.map(axum::body::Body::new)).await;
                 Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
             }

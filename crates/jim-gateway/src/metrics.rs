@@ -74,7 +74,7 @@ pub struct Metrics {
     /// Client connections accepted.
     pub connections_accepted: Counter,
     /// Connections refused because `max_connections` was reached.
-    pub connections_refused: Counter,
+    pub connections_refused: [Counter; 3],
     /// Authenticated sessions.
     pub sessions: Gauge,
     /// Connections parked: quiet, holding only what waits.
@@ -91,6 +91,11 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// TLS handshakes that failed or took too long.
     pub tls_handshake_failures: Counter,
+    /// Sessions refused at `limits.sessions_per_user` (`refuse_new`).
+    pub sessions_refused: Counter,
+    /// Sessions closed to make room for a newer one of their user
+    /// (`kick_oldest`).
+    pub sessions_kicked: Counter,
     /// Certificate reloads, done and refused.
     pub tls_reloads: jim_service::Outcomes,
     /// JWKS reads, done and failed.
@@ -167,11 +172,13 @@ impl Metrics {
                 "Client connections accepted",
                 &[],
             ),
-            connections_refused: r.counter(
-                "jim_connections_refused_total",
-                "Connections refused at the connection limit",
-                &[],
-            ),
+            connections_refused: ["max_connections", "address_connections", "address_rate"].map(|reason| {
+                r.counter(
+                    "jim_connections_refused_total",
+                    "Connections refused, by the limit they met",
+                    &[("reason", reason.to_owned())],
+                )
+            }),
             sessions: r.gauge("jim_sessions", "Authenticated sessions"),
             parked: r.gauge(
                 "jim_connections_parked",
@@ -189,6 +196,16 @@ impl Metrics {
             jwks_reads: r.outcomes(
                 "jim_jwks_reads_total",
                 "JWKS reads: done (ok), or failed and the keys read before kept (error)",
+            ),
+            sessions_refused: r.counter(
+                "jim_sessions_refused_total",
+                "Sessions refused, by the limit they met",
+                &[("reason", "sessions_per_user".to_owned())],
+            ),
+            sessions_kicked: r.counter(
+                "jim_sessions_kicked_total",
+                "Sessions closed to make room for a newer one of their user (limits.sessions_per_user)",
+                &[("reason", "sessions_per_user".to_owned())],
             ),
             tls_handshake_failures: r.counter(
                 "jim_tls_handshake_failures_total",

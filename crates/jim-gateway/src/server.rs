@@ -9,14 +9,15 @@ use jim_protocol::{Command, Frame};
 use jim_router::Router;
 use jim_service::Acceptor;
 use jim_transport::{Connection, tcp, ws};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::StopSignals;
+use crate::addresses::{AddressSlot, Refusal};
 use crate::auth::Authenticator;
-use crate::listen::{Handshake, HttpServing, REFUSAL_WRITE, Slot};
+use crate::listen::{ConnectionSlot, Handshake, HttpServing, REFUSAL_WRITE, Slot};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::{Config, GatewayError, admin, session};
@@ -70,6 +71,10 @@ impl<R: Router + Clone> Gateway<R> {
             )),
             None => None,
         };
+        let addresses = Arc::new(crate::addresses::Addresses::new(
+            &config,
+            metrics.connections_refused.clone(),
+        ));
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -77,6 +82,7 @@ impl<R: Router + Clone> Gateway<R> {
                 config,
                 router,
                 auth,
+                addresses,
                 tls,
                 ids,
                 metrics,
@@ -138,7 +144,9 @@ impl<R: Router + Clone> Gateway<R> {
             running.listeners.spawn(accept_ws(
                 Arc::clone(&shared),
                 Acceptor::new(listener, "websocket"),
-                serving.encrypted(shared.tls_for("ws", HTTP)),
+                serving
+                    .encrypted(shared.tls_for("ws", HTTP))
+                    .judging(Arc::clone(&shared.addresses)),
             ));
         }
         if let Some(listener) = admin {
@@ -166,6 +174,7 @@ impl<R> Shared<R> {
             header_timeout: self.config.session.handshake_timeout(),
             grace: self.config.session.shutdown_grace(),
             tls: None,
+            addresses: None,
         }
     }
 
@@ -184,7 +193,7 @@ impl<R> Shared<R> {
         match Arc::clone(&self.connection_slots).try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
-                self.metrics.connections_refused.increment(1);
+                self.addresses.refused(Refusal::MaxConnections);
                 None
             }
         }
@@ -202,44 +211,73 @@ async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, GatewayEr
 }
 
 async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, tls: Option<Handshake>) {
-    let max_body = shared.config.limits.max_body;
     while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
         let slot = shared.slot();
-        match &tls {
-            None => {
-                let connection = tcp::connection(stream, peer, max_body);
-                shared.tasks.spawn(admit(Arc::clone(&shared), connection, slot));
-            }
-            Some(tls) => {
-                let (tls, shared_too) = (tls.clone(), Arc::clone(&shared));
-                shared.tasks.spawn(async move {
-                    if let Some(stream) = tls.accept(stream, peer).await {
-                        let connection = jim_transport::tls::connection(stream, peer, max_body);
-                        admit(shared_too, connection, slot).await;
-                    }
-                });
-            }
-        }
+        let (tls, shared_too) = (tls.clone(), Arc::clone(&shared));
+        shared
+            .tasks
+            .spawn(accept_one_tcp(shared_too, stream, peer, slot, tls));
     }
 }
 
-/// Runs a session on a connection with a slot; tells one without a slot
-/// that there are too many, and closes it.
+/// One TCP connection: its PROXY header if a trusted proxy sent it, its
+/// address's limits, its TLS handshake, then its session.
+async fn accept_one_tcp<R: Router>(
+    shared: Arc<Shared<R>>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+    tls: Option<Handshake>,
+) {
+    let max_body = shared.config.limits.max_body;
+    let client = if shared.addresses.is_trusted(peer.ip()) {
+        let timeout = shared.config.session.handshake_timeout();
+        match crate::addresses::read_proxy_header(&mut stream, peer, timeout).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "a trusted proxy's connection without a PROXY header: closed");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    let admitted = match slot {
+        None => Err(Refusal::MaxConnections),
+        Some(slot) => shared.addresses.admit(client.ip()).map(|address| (slot, address)),
+    };
+    if let Err(refusal) = &admitted
+        && *refusal != Refusal::MaxConnections
+    {
+        shared.addresses.refused(*refusal);
+    }
+    let connection = match &tls {
+        None => tcp::connection(stream, client, max_body),
+        Some(tls) => match tls.accept(stream, client).await {
+            Some(stream) => jim_transport::tls::connection(stream, client, max_body),
+            None => return,
+        },
+    };
+    admit(shared, connection, admitted).await;
+}
+
+/// Runs a session on an admitted connection; tells a refused one why, and
+/// closes it.
 async fn admit<R: Router>(
     shared: Arc<Shared<R>>,
     mut connection: Connection,
-    slot: Option<OwnedSemaphorePermit>,
+    admitted: Result<(OwnedSemaphorePermit, Option<AddressSlot>), Refusal>,
 ) {
-    match slot {
-        Some(slot) => serve(shared, connection, slot).await,
-        None => {
-            let body = Status::new(CloseCode::Policy.as_u16(), TOO_MANY).to_vec();
+    match admitted {
+        Ok(slot) => serve(shared, connection, slot).await,
+        Err(refusal) => {
+            let body = Status::new(CloseCode::Policy.as_u16(), refusal.reason()).to_vec();
             let goodbye = [Frame::new(Command::ServerClose, 0, body)];
             let _ = tokio::time::timeout(REFUSAL_WRITE, async {
                 let _ = connection.writer.write_frames(&goodbye).await;
                 let _ = connection
                     .writer
-                    .close(CloseCode::Policy.as_u16(), TOO_MANY)
+                    .close(CloseCode::Policy.as_u16(), refusal.reason())
                     .await;
             })
             .await;
@@ -247,26 +285,34 @@ async fn admit<R: Router>(
     }
 }
 
-const TOO_MANY: &str = "too many connections";
-
 /// WebSocket connections take their slot when accepted, so that requests
 /// that never finish (or never upgrade) count against the limit too.
 async fn accept_ws<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, serving: HttpServing) {
     while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
         // Chat wants latency: no Nagle delay on WebSocket connections either.
         let _ = stream.set_nodelay(true);
-        match shared.slot() {
-            Some(slot) => {
+        let admitted = match shared.slot() {
+            None => Err(Refusal::MaxConnections),
+            // Behind a trusted proxy, the client's address is known at its
+            // first request.
+            Some(permit) if shared.addresses.is_trusted(peer.ip()) => Ok(ConnectionSlot::new(permit, None)),
+            Some(permit) => shared
+                .addresses
+                .admit(peer.ip())
+                .inspect_err(|refusal| shared.addresses.refused(*refusal))
+                .map(|address| ConnectionSlot::new(permit, address)),
+        };
+        match admitted {
+            Ok(slot) => {
                 let serving = serving.clone();
                 let shutdown = shared.shutdown.clone();
                 // Shared by the HTTP connection and, once upgraded, the session.
-                let slot = Arc::new(slot);
                 shared
                     .tasks
                     .spawn(serving.serve(stream, peer, Some(slot), shutdown));
             }
-            None => {
-                shared.tasks.spawn(serving.clone().refuse(stream, peer));
+            Err(refusal) => {
+                shared.tasks.spawn(serving.clone().refuse(stream, peer, refusal));
             }
         }
     }
@@ -315,7 +361,8 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
         // upgrade task, whose future carries the upgrade machinery for the
         // connection's life (~0.8 KB per idle WebSocket).
         let shared = Arc::clone(&self.0);
-        let Some(slot) = slot.or_else(|| shared.slot().map(Arc::new)) else {
+        let Some(slot) = slot.or_else(|| shared.slot().map(|permit| ConnectionSlot::new(permit, None)))
+        else {
             return;
         };
         shared.tasks.spawn(serve(Arc::clone(&shared), connection, slot));

@@ -21,6 +21,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
 
 use crate::auth::Identity;
+use crate::config::SessionsOverLimit;
 use crate::cursor::Cursor;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
@@ -501,6 +502,9 @@ impl<R: Router> Session<R> {
         if let Some(device) = &info.device {
             self.span.record("device", &**device);
         }
+        if let Some(refused) = self.make_room(frame, &info.user) {
+            return refused;
+        }
         let attached = self
             .shared
             .router
@@ -530,6 +534,35 @@ impl<R: Router> Session<R> {
         });
         self.last_activity = Instant::now();
         ok
+    }
+
+    /// At `limits.sessions_per_user` sessions of `user` on this gateway:
+    /// closes the oldest (`kick_oldest`), or refuses this one with `B003`
+    /// 4029 (`refuse_new`, the flow returned).
+    fn make_room(&self, frame: &Frame, user: &str) -> Option<Flow> {
+        let limits = &self.shared.config.limits;
+        let most = limits.sessions_per_user;
+        let hub = self.shared.router.local_hub().filter(|_| most > 0)?;
+        let mut sessions = hub.sessions_of(user);
+        if sessions.len() < most {
+            return None;
+        }
+        match limits.sessions_over_limit {
+            SessionsOverLimit::RefuseNew => {
+                self.shared.metrics.sessions_refused.increment(1);
+                let reason = format!("too many sessions of this user: at most {most}");
+                Some(self.auth_refused(frame, ErrorCode::RateLimited, &reason))
+            }
+            SessionsOverLimit::KickOldest => {
+                sessions.sort_by_key(|s| (s.since_ms, s.id.0));
+                for oldest in &sessions[..=sessions.len() - most] {
+                    if hub.kick_session(user, oldest.id, "a newer session of this user") {
+                        self.shared.metrics.sessions_kicked.increment(1);
+                    }
+                }
+                None
+            }
+        }
     }
 
     /// Where a new session starts in its inbox, told in its `B002`: after

@@ -19,6 +19,8 @@ pub(crate) struct Shared<R> {
     pub(crate) config: Config,
     pub(crate) router: R,
     pub(crate) auth: Authenticator,
+    /// Client addresses: limits per address, trusted proxies.
+    pub(crate) addresses: Arc<crate::addresses::Addresses>,
     /// The listeners' certificate, when any listener is encrypted.
     pub(crate) tls: Option<Arc<jim_service::tls::ServerTls>>,
     pub(crate) ids: MessageIdGenerator,

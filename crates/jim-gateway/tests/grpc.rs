@@ -1369,7 +1369,11 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
     let ack = alice
-        .request(Command::C2C, 2, r#"{"type":"text","data":{"receiver_id":"bob","content":"through TLS"}}"#)
+        .request(
+            Command::C2C,
+            2,
+            r#"{"type":"text","data":{"receiver_id":"bob","content":"through TLS"}}"#,
+        )
         .await;
     assert_ack(&ack, Command::C2C, 2, "bob");
     assert_eq!(json(&bob.recv().await)["data"]["content"], "through TLS");
@@ -1392,7 +1396,10 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     let error = refused(wrong_host).await;
     assert!(error.contains("not valid for name"), "{error}");
     let error = refused(BackendConfig::new(router.url(), 7)).await;
-    assert!(error.contains("UnknownIssuer"), "the system's roots do not know the test CA: {error}");
+    assert!(
+        error.contains("UnknownIssuer"),
+        "the system's roots do not know the test CA: {error}"
+    );
 
     let expired_dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca.issue_expired(&["127.0.0.1"]).write(expired_dir.path());

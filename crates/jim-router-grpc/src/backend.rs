@@ -500,6 +500,10 @@ impl Router for GrpcBackend {
         *self.inner.connected.borrow()
     }
 
+    fn local_hub(&self) -> Option<&Hub> {
+        Some(&self.inner.hub)
+    }
+
     /// Ends the link: the router forgets this gateway's sessions at once.
     async fn close(&self) {
         self.inner.closed.cancel();

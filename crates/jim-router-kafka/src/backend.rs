@@ -1083,6 +1083,10 @@ impl Router for KafkaBackend {
         self.inner.ready.load(Ordering::Acquire) && !self.inner.health.brokers_down.load(Ordering::Acquire)
     }
 
+    fn local_hub(&self) -> Option<&Hub> {
+        Some(&self.inner.hub)
+    }
+
     /// Leaves at once: a tombstone for this gateway's heartbeat and each of
     /// its presence records.
     async fn close(&self) {

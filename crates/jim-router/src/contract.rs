@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::{ClientAck, InboxRead, InboxState, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId};
+use crate::{
+    ClientAck, Hub, InboxRead, InboxState, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId,
+};
 
 /// Where a gateway's sessions are announced and its messages routed.
 ///
@@ -115,6 +117,13 @@ pub trait Router: Send + Sync + 'static {
 
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// The sessions attached through this backend in this process (for a
+    /// gateway's limits that count them); `None` for a backend that holds
+    /// no client sessions (the central router itself).
+    fn local_hub(&self) -> Option<&Hub> {
+        None
+    }
 
     /// The gateway is shutting down (its sessions are closed): leave the
     /// deployment cleanly, so that others stop routing here at once.

@@ -147,6 +147,18 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// Closes one session of `user` with `A999` 1008 "kicked: `reason`";
+    /// whether it was there to be told.
+    pub fn kick_session(&self, user: &str, session: SessionId, reason: &str) -> bool {
+        let close = Close::kicked(reason);
+        self.users.get(user).is_some_and(|entries| {
+            entries
+                .iter()
+                .filter(|e| e.info.id == session)
+                .any(|e| e.outbox.close(close.clone()))
+        })
+    }
+
     /// Tells every session to catch up with its inbox: routing may have
     /// gone on without this process knowing (a re-linked gateway).
     pub fn resync_all(&self) {

@@ -294,6 +294,10 @@ impl Router for LocalRouter {
     fn is_ready(&self) -> bool {
         true
     }
+
+    fn local_hub(&self) -> Option<&Hub> {
+        Some(&self.inner.hub)
+    }
 }
 
 #[cfg(test)]

@@ -333,6 +333,16 @@ impl Raw {
         }
     }
 
+    /// A raw client on a TCP stream already connected (and written to).
+    pub fn from_tcp(stream: TcpStream) -> Raw {
+        let _ = stream.set_nodelay(true);
+        Raw {
+            link: Link::Tcp(stream),
+            codec: FrameCodec::with_max_body(1 << 20),
+            buf: BytesMut::new(),
+        }
+    }
+
     /// `jim1` over TLS to `addr`, trusting `ca` only, checking the
     /// certificate is for `name`.
     pub async fn tls(ca: &crate::tls::TestCa, addr: SocketAddr, name: &str) -> Raw {

@@ -3,6 +3,7 @@
 
 #![allow(unreachable_pub)] // test helpers are shared between modules of this test binary
 
+mod addresses;
 mod admin;
 mod binary;
 mod bodies;
