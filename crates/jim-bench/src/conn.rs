@@ -1,12 +1,13 @@
 //! Raw `jim1` connections for load: no SDK, frames straight on the socket.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use jim_protocol::{Command, Frame, FrameCodec};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -29,6 +30,8 @@ pub enum Transport {
     Tcp,
     /// WebSocket.
     Ws,
+    /// `jim1` over TLS, on the TCP listeners (trusting `--ca`).
+    Tls,
 }
 
 /// Where the gateways listen. With several gateways, client `i` connects
@@ -41,6 +44,8 @@ pub struct Target {
     pub ws: Vec<SocketAddr>,
     /// WebSocket path.
     pub ws_path: String,
+    /// What a TLS connection trusts (the gateway's CA).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -50,8 +55,36 @@ impl Target {
             tcp: vec![tcp],
             ws: vec![ws],
             ws_path: "/ws".to_owned(),
+            tls: None,
         }
     }
+}
+
+/// A TLS client configuration trusting the CA certificates in `ca` (PEM).
+///
+/// # Errors
+/// [`BenchError::Usage`] if the file cannot be read or holds none.
+pub fn trusting(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BenchError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let usage = |e: String| BenchError::Usage(format!("--ca {}: {e}", ca.display()));
+    let pem = std::fs::read(ca).map_err(|e| usage(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| usage(e.to_string()))?)
+            .map_err(|e| usage(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(usage("no certificate in it".into()));
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| usage(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The loopback source address for the `index`-th connection.
@@ -72,6 +105,7 @@ pub struct Conn {
 }
 
 type Ws = WebSocketStream<TcpStream>;
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// The reading half.
 #[derive(Debug)]
@@ -80,6 +114,8 @@ pub enum Reader {
     Tcp(OwnedReadHalf, BytesMut, FrameCodec),
     /// WebSocket.
     Ws(SplitStream<Ws>, FrameCodec),
+    /// TLS.
+    Tls(ReadHalf<Tls>, BytesMut, FrameCodec),
 }
 
 /// The writing half.
@@ -89,6 +125,8 @@ pub enum Writer {
     Tcp(OwnedWriteHalf),
     /// WebSocket.
     Ws(SplitSink<Ws, WsMessage>),
+    /// TLS.
+    Tls(WriteHalf<Tls>),
 }
 
 /// Connects the `index`-th connection (its source address depends on it).
@@ -104,7 +142,7 @@ pub async fn connect(
     direct: bool,
 ) -> Result<Conn, BenchError> {
     let addrs = match transport {
-        Transport::Tcp => &target.tcp,
+        Transport::Tcp | Transport::Tls => &target.tcp,
         Transport::Ws => &target.ws,
     };
     let addr = *addrs
@@ -128,9 +166,14 @@ pub async fn connect(
     stream
         .set_nodelay(true)
         .map_err(|e| BenchError::Connect(e.to_string()))?;
-    let direct = match direct {
-        true => Some(DirectWriter::new(&stream, transport)?),
-        false => None,
+    let direct = match (direct, transport) {
+        (true, Transport::Tls) => {
+            return Err(BenchError::Usage(
+                "the open loop (--rate) writes from its own threads: not over TLS".into(),
+            ));
+        }
+        (true, _) => Some(DirectWriter::new(&stream, transport)?),
+        (false, _) => None,
     };
     let codec = FrameCodec::with_max_body(1 << 20);
     match transport {
@@ -139,6 +182,23 @@ pub async fn connect(
             Ok(Conn {
                 reader: Reader::Tcp(read, BytesMut::new(), codec),
                 writer: Writer::Tcp(write),
+                direct,
+            })
+        }
+        Transport::Tls => {
+            let config = target
+                .tls
+                .clone()
+                .ok_or_else(|| BenchError::Usage("--transport tls needs --ca".into()))?;
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(|e| BenchError::Connect(format!("TLS: {e}")))?;
+            let (read, write) = tokio::io::split(stream);
+            Ok(Conn {
+                reader: Reader::Tls(read, BytesMut::new(), codec),
+                writer: Writer::Tls(write),
                 direct,
             })
         }
@@ -164,18 +224,8 @@ impl Reader {
     /// The next frame, `None` when the connection ended.
     pub async fn next(&mut self) -> Option<Frame> {
         match self {
-            Reader::Tcp(stream, buf, codec) => loop {
-                match codec.decode_from(buf) {
-                    Ok(Some(frame)) => return Some(frame),
-                    Ok(None) => {}
-                    Err(_) => return None,
-                }
-                buf.reserve(16 * 1024);
-                match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            },
+            Reader::Tcp(stream, buf, codec) => read_frame(stream, buf, codec).await,
+            Reader::Tls(stream, buf, codec) => read_frame(stream, buf, codec).await,
             Reader::Ws(stream, codec) => loop {
                 match stream.next().await? {
                     Ok(WsMessage::Binary(bytes)) => return codec.decode_message(bytes).ok(),
@@ -187,8 +237,37 @@ impl Reader {
     }
 }
 
+/// The next frame of a byte stream, `None` when it ended.
+async fn read_frame(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    codec: &mut FrameCodec,
+) -> Option<Frame> {
+    loop {
+        match codec.decode_from(buf) {
+            Ok(Some(frame)) => return Some(frame),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        buf.reserve(16 * 1024);
+        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Frames in one buffer, for one write.
+fn encoded(frames: &[Frame]) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+    for frame in frames {
+        frame.encode(&mut buf).map_err(|e| e.to_string())?;
+    }
+    Ok(buf)
+}
+
 impl Writer {
-    /// Writes frames in one write (TCP) or one flush (WebSocket).
+    /// Writes frames in one write (TCP, TLS) or one flush (WebSocket).
     ///
     /// # Errors
     /// [`BenchError::Connect`] if the connection failed.
@@ -196,11 +275,13 @@ impl Writer {
         let failed = |e: String| BenchError::Connect(format!("write: {e}"));
         match self {
             Writer::Tcp(stream) => {
-                let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
-                for frame in frames {
-                    frame.encode(&mut buf).map_err(|e| failed(e.to_string()))?;
-                }
+                let buf = encoded(frames).map_err(failed)?;
                 stream.write_all(&buf).await.map_err(|e| failed(e.to_string()))
+            }
+            Writer::Tls(stream) => {
+                let buf = encoded(frames).map_err(failed)?;
+                stream.write_all(&buf).await.map_err(|e| failed(e.to_string()))?;
+                stream.flush().await.map_err(|e| failed(e.to_string()))
             }
             Writer::Ws(sink) => {
                 for frame in frames {
@@ -249,7 +330,7 @@ impl DirectWriter {
         let failed = |e: String| BenchError::Connect(format!("write: {e}"));
         self.scratch.clear();
         match self.transport {
-            Transport::Tcp => frame
+            Transport::Tcp | Transport::Tls => frame
                 .encode(&mut self.scratch)
                 .map_err(|e| failed(e.to_string()))?,
             Transport::Ws => {

@@ -84,6 +84,10 @@ struct Args {
     /// Connections (idle, connect).
     #[arg(long, default_value_t = 1000)]
     connections: usize,
+    /// The CA (PEM) a `--transport tls` connection trusts: the gateway's
+    /// certificate, or what issued it.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Connections being set up at once (idle, connect).
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -159,6 +163,7 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
         tcp: args.tcp.clone(),
         ws: args.ws.clone(),
         ws_path: args.ws_path.clone(),
+        tls: args.ca.as_deref().map(jim_bench::conn::trusting).transpose()?,
     };
     let run_id = args
         .run_id

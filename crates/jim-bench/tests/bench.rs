@@ -177,6 +177,7 @@ async fn the_calibration_relay_runs_c2c_cleanly_in_both_loops() {
         tcp: vec![addr],
         ws: vec![],
         ws_path: "/ws".to_owned(),
+        tls: None,
     };
     for load in [Load::Closed { window: 4 }, Load::Open { rate: 400.0 }] {
         let mut plan = messaging(target.clone(), String::new(), Transport::Tcp, load);
@@ -188,4 +189,41 @@ async fn the_calibration_relay_runs_c2c_cleanly_in_both_loops() {
         assert_eq!(counts.delivered, counts.sent, "{report}");
     }
     relay.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_c2c_and_connect_over_tls_are_clean() {
+    let ca = jim_test_util::tls::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.issue(&["127.0.0.1"], "gateway").write(dir.path());
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let (gw, mut target, admin) = gateway(|c| {
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+        c.tls.plaintext = vec!["admin".into()];
+    })
+    .await;
+    target.tls = Some(jim_bench::conn::trusting(&ca_file).unwrap());
+    let report = messaging(target.clone(), admin, Transport::Tls, Load::Closed { window: 4 })
+        .run()
+        .await
+        .unwrap();
+    let counts = report.counts.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(counts.delivered, counts.expected, "{report}");
+    let report = Connecting {
+        target,
+        transport: Transport::Tls,
+        count: 50,
+        concurrency: 8,
+        run_id: format!("t{}", fastrand::u32(..)),
+        server_pid: None,
+        progress: false,
+    }
+    .connect_rate()
+    .await
+    .unwrap();
+    assert!(report.is_clean(), "{report}");
+    gw.shutdown().await;
 }
