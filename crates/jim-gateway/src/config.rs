@@ -222,6 +222,9 @@ pub struct Auth {
     /// A JWKS document of public keys: a file, or an `http(s)://` URL
     /// (an identity provider's `jwks_uri`).
     pub jwks: Option<String>,
+    /// The CA (PEM) an `https://` JWKS server's certificate must come from;
+    /// unset: Mozilla's roots (what public identity providers use).
+    pub jwks_ca: Option<PathBuf>,
     /// How often the JWKS is read again, in seconds.
     pub jwks_refresh_secs: u64,
     /// A token naming a key not in the JWKS has it read again, at most
@@ -250,6 +253,7 @@ impl Default for Auth {
             jwt_secret: None,
             keys: Vec::new(),
             jwks: None,
+            jwks_ca: None,
             jwks_refresh_secs: 300,
             jwks_unknown_kid_secs: 10,
             issuer: None,
@@ -648,6 +652,7 @@ mod tests {
             "tls.key",
             "auth.client_profiles",
             "auth.jwks",
+            "auth.jwks_ca",
             "auth.issuer",
             "auth.audience",
             "grpc.ca",

@@ -53,14 +53,16 @@ struct Jwks {
 #[derive(Debug, Clone)]
 enum JwksSource {
     File(PathBuf),
-    Url(String),
+    /// A URL, and the CA its server's certificate must come from (by
+    /// default, Mozilla's roots).
+    Url(String, Option<Vec<ureq::tls::Certificate<'static>>>),
 }
 
 impl std::fmt::Display for JwksSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JwksSource::File(path) => write!(f, "{}", path.display()),
-            JwksSource::Url(url) => f.write_str(url),
+            JwksSource::Url(url, _) => f.write_str(url),
         }
     }
 }
@@ -78,14 +80,17 @@ impl KeyRing {
             None => None,
             Some(source) => {
                 let source = if source.starts_with("http://") || source.starts_with("https://") {
-                    JwksSource::Url(source.to_owned())
+                    JwksSource::Url(
+                        source.to_owned(),
+                        auth.jwks_ca.as_deref().map(read_ca).transpose()?,
+                    )
                 } else {
                     JwksSource::File(PathBuf::from(source))
                 };
                 let keys = match &source {
                     JwksSource::File(path) => parse_jwks(&read_file(path)?)
                         .map_err(|e| GatewayError::Config(format!("auth.jwks {}: {e}", path.display())))?,
-                    JwksSource::Url(_) => Vec::new(),
+                    JwksSource::Url(..) => Vec::new(),
                 };
                 Some(Jwks {
                     source,
@@ -180,7 +185,7 @@ impl KeyRing {
     /// Reads a JWKS URL for the first time (a file was read already).
     pub(crate) async fn first_read(&self) {
         if let Some(jwks) = &self.jwks
-            && let JwksSource::Url(_) = jwks.source
+            && let JwksSource::Url(..) = jwks.source
         {
             jwks.read(&mut *jwks.last_read.lock().await).await;
         }
@@ -248,7 +253,7 @@ impl Jwks {
         let source = self.source.clone();
         let read = tokio::task::spawn_blocking(move || match &source {
             JwksSource::File(path) => read_file(path).map_err(|e| e.to_string()),
-            JwksSource::Url(url) => fetch(url),
+            JwksSource::Url(url, ca) => fetch(url, ca.as_deref()),
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
@@ -274,9 +279,32 @@ fn read_file(path: &Path) -> Result<Vec<u8>, GatewayError> {
     std::fs::read(path).map_err(|e| GatewayError::Config(format!("cannot read {}: {e}", path.display())))
 }
 
-fn fetch(url: &str) -> Result<Vec<u8>, String> {
+/// The certificates of a CA file (PEM), for a JWKS server's.
+fn read_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, GatewayError> {
+    let pem = read_file(path)?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(GatewayError::Config(format!(
+            "auth.jwks_ca {}: no certificate in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn fetch(url: &str, ca: Option<&[ureq::tls::Certificate<'static>]>) -> Result<Vec<u8>, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(ca) = ca {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(ca));
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(FETCH_TIMEOUT))
+        .tls_config(tls.build())
         .build()
         .into();
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;

@@ -596,6 +596,27 @@ mod tests {
     }
 
     #[test]
+    fn refusals_tell_the_log_more_than_the_client() {
+        let unknown = AuthError::UnknownKey {
+            kid: Some("k9".into()),
+            alg: Algorithm::ES256,
+        };
+        assert_eq!(unknown.to_string(), "invalid token: unknown signing key");
+        assert_eq!(unknown.detail(), r#"no ES256 key with kid "k9""#);
+        let rejected = AuthError::rejected(
+            "algorithm not accepted",
+            "key Some(\"r1\") is RS256, the token says ES256",
+        );
+        assert_eq!(rejected.to_string(), "invalid token: algorithm not accepted");
+        assert!(
+            rejected.detail().ends_with("the token says ES256"),
+            "{}",
+            rejected.detail()
+        );
+        assert_eq!(AuthError::Expired.detail(), "token expired");
+    }
+
+    #[test]
     fn dev_mode_takes_the_token_as_user_id() {
         assert_eq!(&*Authenticator::Dev.verify("bob").unwrap().user_id, "bob");
         assert_eq!(Authenticator::Dev.verify(""), Err(AuthError::Empty));

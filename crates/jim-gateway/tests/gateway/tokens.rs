@@ -266,3 +266,41 @@ async fn tokens_naming_unknown_keys_read_the_jwks_at_a_bounded_rate() {
         "unknown kids did not make the gateway read again"
     );
 }
+
+#[tokio::test]
+async fn a_jwks_over_https_is_read_with_the_configured_ca_and_refused_without() {
+    let ca = jim_test_util::tls::TestCa::new();
+    let server = DocumentServer::start_tls(jwks(&[("ed-a", "k1")]), &ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let token = signer("ed-a", Some("k1"))
+        .mint(&claims_for("alice", 600, None, None))
+        .unwrap();
+    let trusting = Gw::with(|c| {
+        production(c);
+        c.auth.jwks = Some(server.url());
+        c.auth.jwks_ca = Some(ca_file);
+    })
+    .await;
+    assert!(server.url().starts_with("https://"));
+    assert_eq!(login(&trusting, Kind::Tcp, &token).await, json!({"ok": "alice"}));
+
+    // Mozilla's roots do not know the test CA: the gateway starts with no
+    // key from it, and says so.
+    let reads = server.reads();
+    let untrusting = Gw::with(|c| {
+        production(c);
+        c.auth.jwks = Some(server.url());
+        c.auth.jwks_unknown_kid_secs = 3_600;
+    })
+    .await;
+    assert_eq!(
+        login(&untrusting, Kind::Tcp, &token).await,
+        refused("invalid token: unknown signing key")
+    );
+    assert_eq!(server.reads(), reads, "no document was served to it");
+    untrusting
+        .wait_metric(r#"jim_jwks_reads_total{outcome="error"} 1"#)
+        .await;
+}
