@@ -1368,15 +1368,7 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g2.user(Kind::Ws, "bob").await;
     wait_presence(&g1, "bob", 1).await;
-    let ack = alice
-        .request(
-            Command::C2C,
-            2,
-            r#"{"type":"text","data":{"receiver_id":"bob","content":"through TLS"}}"#,
-        )
-        .await;
-    assert_ack(&ack, Command::C2C, 2, "bob");
-    assert_eq!(json(&bob.recv().await)["data"]["content"], "through TLS");
+    text_goes_through(&mut alice, &mut bob, "bob", "through TLS").await;
 
     // A link that cannot verify the router never comes up.
     let refused = |link: BackendConfig| async move {

@@ -19,6 +19,7 @@ use jim_protocol::Command;
 use tokio::sync::oneshot;
 
 use crate::clock::{epoch_of, new_epoch, now_ms};
+use crate::entry::OwnedAppend;
 use crate::{Append, Appended, Entry, InboxError, InboxState, KeptGroup, Offset, Read, Retention};
 
 /// A retry's key: the sender and its `client_msg_id`.
@@ -61,12 +62,7 @@ impl std::fmt::Debug for Partitions {
 enum Request {
     Append {
         users: Vec<Arc<str>>,
-        cmd: Command,
-        body: Bytes,
-        except: Option<u64>,
-        sender: Option<Arc<str>>,
-        client_msg_id: Option<Box<str>>,
-        message_id: u64,
+        append: OwnedAppend,
         reply: oneshot::Sender<Result<Appended, InboxError>>,
     },
     SaveGroup {
@@ -137,12 +133,7 @@ impl DiskStore {
         let (reply, answer) = oneshot::channel();
         let request = Request::Append {
             users: users.cloned().collect(),
-            cmd: append.cmd,
-            body: append.body.clone(),
-            except: append.except,
-            sender: append.sender.map(Arc::from),
-            client_msg_id: append.client_msg_id.map(Box::from),
-            message_id: append.message_id,
+            append: OwnedAppend::of(append),
             reply,
         };
         self.queue(request)?;
@@ -370,16 +361,15 @@ impl Committer {
                 answers.push(Answer::Group(reply));
                 Ok(())
             }
-            Request::Append {
-                users,
-                cmd,
-                body,
-                except,
-                sender,
-                client_msg_id,
-                message_id,
-                reply,
-            } => {
+            Request::Append { users, append, reply } => {
+                let OwnedAppend {
+                    cmd,
+                    body,
+                    except,
+                    sender,
+                    client_msg_id,
+                    message_id,
+                } = append;
                 let at_ms = now_ms();
                 let dedupe = sender.clone().zip(client_msg_id);
                 if let Some(key) = &dedupe

@@ -88,3 +88,37 @@ pub enum Appended {
 
 /// A group the store kept: its id and members.
 pub type KeptGroup = (Arc<str>, Vec<Arc<str>>);
+
+/// An [`Append`] that owns its parts, to wait in a store's queue.
+pub(crate) struct OwnedAppend {
+    pub(crate) cmd: Command,
+    pub(crate) body: Bytes,
+    pub(crate) except: Option<u64>,
+    pub(crate) sender: Option<Arc<str>>,
+    pub(crate) client_msg_id: Option<Box<str>>,
+    pub(crate) message_id: u64,
+}
+
+impl OwnedAppend {
+    pub(crate) fn of(append: &Append<'_>) -> OwnedAppend {
+        OwnedAppend {
+            cmd: append.cmd,
+            body: append.body.clone(),
+            except: append.except,
+            sender: append.sender.map(Arc::from),
+            client_msg_id: append.client_msg_id.map(Box::from),
+            message_id: append.message_id,
+        }
+    }
+
+    pub(crate) fn borrowed(&self) -> Append<'_> {
+        Append {
+            cmd: self.cmd,
+            body: &self.body,
+            except: self.except,
+            sender: self.sender.as_deref(),
+            client_msg_id: self.client_msg_id.as_deref(),
+            message_id: self.message_id,
+        }
+    }
+}

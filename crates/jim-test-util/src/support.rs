@@ -652,6 +652,14 @@ pub fn text(receiver: &str, content: &str) -> String {
     format!(r#"{{"type":"text","data":{{"receiver_id":"{receiver}","content":"{content}"}}}}"#)
 }
 
+/// `from` sends `to_user` (connected as `to`) a text, with `seq` 2: it is
+/// acked, and `to` receives it.
+pub async fn text_goes_through(from: &mut Raw, to: &mut Raw, to_user: &str, content: &str) {
+    let ack = from.request(Command::C2C, 2, &text(to_user, content)).await;
+    assert_ack(&ack, Command::C2C, 2, to_user);
+    assert_eq!(json(&to.recv().await)["data"]["content"], content);
+}
+
 /// A TCP connection whose receive buffer is small, so that a client that
 /// never reads fills the path back to the gateway quickly.
 pub async fn tight_tcp(addr: SocketAddr) -> TcpStream {

@@ -147,6 +147,15 @@ impl TcpFrameReader {
     }
 }
 
+/// Every frame in one buffer, for one write.
+pub(crate) fn encode_batch(codec: &mut FrameCodec, frames: &[Frame]) -> Result<BytesMut, TransportError> {
+    let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+    for frame in frames {
+        codec.encode_into(frame, &mut buf)?;
+    }
+    Ok(buf)
+}
+
 /// Writes frames to a TCP stream.
 #[derive(Debug)]
 pub struct TcpFrameWriter {
@@ -165,11 +174,7 @@ impl TcpFrameWriter {
         if frames.is_empty() {
             return Ok(());
         }
-        let len = frames.iter().map(Frame::encoded_len).sum();
-        let mut buf = BytesMut::with_capacity(len);
-        for frame in frames {
-            self.codec.encode_into(frame, &mut buf)?;
-        }
+        let buf = encode_batch(&mut self.codec, frames)?;
         self.stream.write_all(&buf).await?;
         Ok(())
     }

@@ -110,11 +110,7 @@ impl TlsFrameWriter {
         if frames.is_empty() {
             return Ok(());
         }
-        let len = frames.iter().map(Frame::encoded_len).sum();
-        let mut buf = BytesMut::with_capacity(len);
-        for frame in frames {
-            self.codec.encode_into(frame, &mut buf)?;
-        }
+        let buf = crate::tcp::encode_batch(&mut self.codec, frames)?;
         self.stream.write_all(&buf).await?;
         self.stream.flush().await?;
         Ok(())

@@ -11,13 +11,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// and localhost, in `dir`.
 async fn encrypted(ca: &TestCa, dir: &std::path::Path, label: &str) -> (Gw, jim_test_util::tls::Issued) {
     let issued = ca.issue(&["127.0.0.1", "localhost"], label);
+    (with_certificate(&issued, dir).await, issued)
+}
+
+/// A gateway whose listeners all use `issued`, written in `dir`.
+async fn with_certificate(issued: &jim_test_util::tls::Issued, dir: &std::path::Path) -> Gw {
     let (cert, key) = issued.write(dir);
-    let gw = Gw::with(|c| {
+    Gw::with(|c| {
         c.tls.cert = Some(cert);
         c.tls.key = Some(key);
     })
-    .await;
-    (gw, issued)
+    .await
 }
 
 /// `GET path` over HTTPS; the status line and body.
@@ -56,15 +60,7 @@ async fn every_listener_speaks_tls_and_a_plaintext_client_bothers_no_one() {
     alice.auth("alice").await;
     let mut bob = Raw::wss(&ca, &format!("wss://localhost:{}/ws", gw.ws.port())).await;
     bob.auth("bob").await;
-    let ack = alice
-        .request(
-            Command::C2C,
-            2,
-            r#"{"type":"text","data":{"receiver_id":"bob","content":"over TLS"}}"#,
-        )
-        .await;
-    assert_ack(&ack, Command::C2C, 2, "bob");
-    assert_eq!(json(&bob.recv().await)["data"]["content"], "over TLS");
+    text_goes_through(&mut alice, &mut bob, "bob", "over TLS").await;
 
     let health = https_get(&ca, gw.admin, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -98,12 +94,7 @@ async fn clients_refuse_a_certificate_for_another_host_or_expired() {
     assert!(unknown.contains("UnknownIssuer"), "{unknown}");
 
     let expired_dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.issue_expired(&["127.0.0.1"]).write(expired_dir.path());
-    let expired = Gw::with(|c| {
-        c.tls.cert = Some(cert);
-        c.tls.key = Some(key);
-    })
-    .await;
+    let expired = with_certificate(&ca.issue_expired(&["127.0.0.1"]), expired_dir.path()).await;
     let expired = refusal(ca.connect(expired.tcp, "127.0.0.1", &[]).await);
     assert!(expired.contains("certificate expired"), "{expired}");
 }
@@ -179,12 +170,7 @@ async fn jim_client_checks_the_gateways_certificate_over_tls_and_wss() {
 
     // A certificate for localhost only, reached as 127.0.0.1.
     let named_dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.issue(&["localhost"], "named").write(named_dir.path());
-    let named = Gw::with(|c| {
-        c.tls.cert = Some(cert);
-        c.tls.key = Some(key);
-    })
-    .await;
+    let named = with_certificate(&ca.issue(&["localhost"], "named"), named_dir.path()).await;
     let wrong_host = refusal(Client::connect_tls_with(&named.tcp.to_string(), trusting.clone()).await);
     assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
     let wrong_host =
@@ -192,12 +178,7 @@ async fn jim_client_checks_the_gateways_certificate_over_tls_and_wss() {
     assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
 
     let expired_dir = tempfile::tempdir().unwrap();
-    let (cert, key) = ca.issue_expired(&["localhost"]).write(expired_dir.path());
-    let expired = Gw::with(|c| {
-        c.tls.cert = Some(cert);
-        c.tls.key = Some(key);
-    })
-    .await;
+    let expired = with_certificate(&ca.issue_expired(&["localhost"]), expired_dir.path()).await;
     let refused =
         refusal(Client::connect_tls_with(&format!("localhost:{}", expired.tcp.port()), trusting).await);
     assert!(refused.contains("certificate expired"), "{refused}");

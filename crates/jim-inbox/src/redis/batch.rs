@@ -11,14 +11,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::future::try_join_all;
-use jim_protocol::Command;
 use redis::{Cmd, FromRedisValue, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Link, Redis, failed};
 use crate::clock::{new_epoch, now_ms};
+use crate::entry::OwnedAppend;
 use crate::{Append, Appended, InboxError, Offset};
 
 /// At most this many appends go in one batch.
@@ -29,40 +28,6 @@ pub(crate) struct Job {
     pub(crate) users: Vec<Arc<str>>,
     pub(crate) append: OwnedAppend,
     pub(crate) reply: oneshot::Sender<Result<Appended, InboxError>>,
-}
-
-/// An [`Append`] that owns its parts, to wait in the queue.
-pub(crate) struct OwnedAppend {
-    cmd: Command,
-    body: Bytes,
-    except: Option<u64>,
-    sender: Option<Box<str>>,
-    client_msg_id: Option<Box<str>>,
-    message_id: u64,
-}
-
-impl OwnedAppend {
-    pub(crate) fn of(append: &Append<'_>) -> OwnedAppend {
-        OwnedAppend {
-            cmd: append.cmd,
-            body: append.body.clone(),
-            except: append.except,
-            sender: append.sender.map(Box::from),
-            client_msg_id: append.client_msg_id.map(Box::from),
-            message_id: append.message_id,
-        }
-    }
-
-    fn borrowed(&self) -> Append<'_> {
-        Append {
-            cmd: self.cmd,
-            body: &self.body,
-            except: self.except,
-            sender: self.sender.as_deref(),
-            client_msg_id: self.client_msg_id.as_deref(),
-            message_id: self.message_id,
-        }
-    }
 }
 
 /// What the scripts of one batch share: when it was stored, the retention

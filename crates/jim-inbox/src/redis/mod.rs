@@ -18,7 +18,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
-use batch::{Claim, Job, OwnedAppend, Stamp, answer};
+use crate::entry::OwnedAppend;
+use batch::{Claim, Job, Stamp, answer};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{new_epoch, now_ms};
