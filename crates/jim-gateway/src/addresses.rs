@@ -66,14 +66,17 @@ struct AddressState {
 }
 
 /// A connection's place under its address's limit; given back on drop.
-pub(crate) struct AddressSlot {
+/// (Boxed: it sits in every connection's task, where it is one pointer.)
+pub(crate) struct AddressSlot(Box<Place>);
+
+struct Place {
     addresses: Arc<Addresses>,
     key: IpAddr,
 }
 
 impl std::fmt::Debug for AddressSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AddressSlot").field("key", &self.key).finish()
+        f.debug_struct("AddressSlot").field("key", &self.0.key).finish()
     }
 }
 
@@ -142,10 +145,10 @@ impl Addresses {
             return Err(Refusal::AddressRate);
         }
         state.open += 1;
-        Ok(Some(AddressSlot {
+        Ok(Some(AddressSlot(Box::new(Place {
             addresses: Arc::clone(self),
             key,
-        }))
+        }))))
     }
 
     /// The address with the bits past its prefix cleared.
@@ -162,7 +165,8 @@ impl Addresses {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let forget = match self.addresses.table.get_mut(&self.key) {
+        let Place { addresses, key } = &*self.0;
+        let forget = match addresses.table.get_mut(key) {
             Some(mut state) => {
                 state.open = state.open.saturating_sub(1);
                 // Kept while it is still rate-limited; forgotten after.
@@ -171,9 +175,7 @@ impl Drop for AddressSlot {
             None => false,
         };
         if forget {
-            self.addresses
-                .table
-                .remove_if(&self.key, |_, state| state.open == 0);
+            addresses.table.remove_if(key, |_, state| state.open == 0);
         }
     }
 }

@@ -70,7 +70,7 @@ pub(crate) struct HttpServing {
     /// How long connections get to finish their request at shutdown.
     pub(crate) grace: Duration,
     /// The listener's TLS, if it is encrypted.
-    pub(crate) tls: Option<Handshake>,
+    pub(crate) tls: Option<Arc<Handshake>>,
     /// Where clients' addresses are judged (the WebSocket listener): their
     /// limits, and the proxies whose `X-Forwarded-For` is believed.
     pub(crate) addresses: Option<Arc<Addresses>>,
@@ -103,7 +103,7 @@ impl Handshake {
 impl HttpServing {
     /// The same, over TLS when `tls` is given.
     pub(crate) fn encrypted(mut self, tls: Option<Handshake>) -> HttpServing {
-        self.tls = tls;
+        self.tls = tls.map(Arc::new);
         self
     }
 
@@ -118,12 +118,17 @@ impl HttpServing {
         slot: Option<Slot>,
         shutdown: CancellationToken,
     ) {
-        match &self.tls {
+        match self.tls.clone() {
             None => self.serve_on(stream, peer, slot, shutdown).await,
+            // Boxed: a plaintext connection's task does not carry the
+            // (larger) state of one over TLS.
             Some(tls) => {
-                if let Some(stream) = tls.accept(stream, peer).await {
-                    self.serve_on(stream, peer, slot, shutdown).await;
-                }
+                Box::pin(async move {
+                    if let Some(stream) = tls.accept(stream, peer).await {
+                        self.serve_on(stream, peer, slot, shutdown).await;
+                    }
+                })
+                .await;
             }
         }
     }

@@ -213,16 +213,22 @@ async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, GatewayEr
 async fn accept_tcp<R: Router>(shared: Arc<Shared<R>>, mut acceptor: Acceptor, tls: Option<Handshake>) {
     while let Some((stream, peer)) = acceptor.next(&shared.shutdown).await {
         let slot = shared.slot();
-        let (tls, shared_too) = (tls.clone(), Arc::clone(&shared));
-        shared
-            .tasks
-            .spawn(accept_one_tcp(shared_too, stream, peer, slot, tls));
+        if tls.is_none() && !shared.addresses.is_trusted(peer.ip()) {
+            // Nothing to wait for before the session: no task of its own.
+            let admitted = admission(&shared, slot, peer);
+            let connection = tcp::connection(stream, peer, shared.config.limits.max_body);
+            start(&shared, connection, admitted);
+        } else {
+            let (tls, shared_too) = (tls.clone(), Arc::clone(&shared));
+            shared.tasks.spawn(prelude(shared_too, stream, peer, slot, tls));
+        }
     }
 }
 
-/// One TCP connection: its PROXY header if a trusted proxy sent it, its
-/// address's limits, its TLS handshake, then its session.
-async fn accept_one_tcp<R: Router>(
+/// What a TCP connection waits for before its session: the PROXY header
+/// a trusted proxy sends first, its TLS handshake. Then the session starts
+/// on a task of its own (this one's state is not carried through it).
+async fn prelude<R: Router>(
     shared: Arc<Shared<R>>,
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -242,15 +248,7 @@ async fn accept_one_tcp<R: Router>(
     } else {
         peer
     };
-    let admitted = match slot {
-        None => Err(Refusal::MaxConnections),
-        Some(slot) => shared.addresses.admit(client.ip()).map(|address| (slot, address)),
-    };
-    if let Err(refusal) = &admitted
-        && *refusal != Refusal::MaxConnections
-    {
-        shared.addresses.refused(*refusal);
-    }
+    let admitted = admission(&shared, slot, client);
     let connection = match &tls {
         None => tcp::connection(stream, client, max_body),
         Some(tls) => match tls.accept(stream, client).await {
@@ -258,29 +256,47 @@ async fn accept_one_tcp<R: Router>(
             None => return,
         },
     };
-    admit(shared, connection, admitted).await;
+    start(&shared, connection, admitted);
 }
 
-/// Runs a session on an admitted connection; tells a refused one why, and
-/// closes it.
-async fn admit<R: Router>(
-    shared: Arc<Shared<R>>,
+/// A connection's places under the limits, or the one it met (counted).
+fn admission<R>(
+    shared: &Shared<R>,
+    slot: Option<OwnedSemaphorePermit>,
+    client: SocketAddr,
+) -> Result<(OwnedSemaphorePermit, Option<AddressSlot>), Refusal> {
+    let slot = slot.ok_or(Refusal::MaxConnections)?;
+    let address = shared
+        .addresses
+        .admit(client.ip())
+        .inspect_err(|refusal| shared.addresses.refused(*refusal))?;
+    Ok((slot, address))
+}
+
+/// Runs a session on an admitted connection, on a task of its own; tells
+/// a refused one why, and closes it.
+fn start<R: Router>(
+    shared: &Arc<Shared<R>>,
     mut connection: Connection,
     admitted: Result<(OwnedSemaphorePermit, Option<AddressSlot>), Refusal>,
 ) {
     match admitted {
-        Ok(slot) => serve(shared, connection, slot).await,
+        Ok(slot) => {
+            shared.tasks.spawn(serve(Arc::clone(shared), connection, slot));
+        }
         Err(refusal) => {
-            let body = Status::new(CloseCode::Policy.as_u16(), refusal.reason()).to_vec();
-            let goodbye = [Frame::new(Command::ServerClose, 0, body)];
-            let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-                let _ = connection.writer.write_frames(&goodbye).await;
-                let _ = connection
-                    .writer
-                    .close(CloseCode::Policy.as_u16(), refusal.reason())
-                    .await;
-            })
-            .await;
+            shared.tasks.spawn(async move {
+                let body = Status::new(CloseCode::Policy.as_u16(), refusal.reason()).to_vec();
+                let goodbye = [Frame::new(Command::ServerClose, 0, body)];
+                let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+                    let _ = connection.writer.write_frames(&goodbye).await;
+                    let _ = connection
+                        .writer
+                        .close(CloseCode::Policy.as_u16(), refusal.reason())
+                        .await;
+                })
+                .await;
+            });
         }
     }
 }
