@@ -1410,3 +1410,36 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     let error = refused(link).await;
     assert!(error.contains("certificate expired"), "{error}");
 }
+
+/// How often a test looks again at what it waits for.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+#[tokio::test]
+async fn the_routers_certificate_is_renewed_without_a_restart() {
+    use jim_test_util::tls::{TestCa, was_given};
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let router = RouterProcess::start_encrypted(&ca, dir.path()).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", router.port).parse().unwrap();
+    let (g1, _g2) = GrpcGateway::pair(&router).await;
+    // Renewed in place: new connections get the new certificate, within
+    // the files' check period (2 s); the gateways' links stay up.
+    let renewed = ca.issue(&["127.0.0.1"], "renewed");
+    renewed.write(dir.path());
+    let deadline = tokio::time::Instant::now() + 2 * WAIT;
+    loop {
+        let stream = ca.connect(addr, "127.0.0.1", &[b"h2"]).await.unwrap();
+        if was_given(&stream, &renewed) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewed certificate was never used"
+        );
+        tokio::time::sleep(LOOK_AGAIN).await;
+    }
+    g1.wait_ready(true).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g1.user(Kind::Ws, "bob").await;
+    text_goes_through(&mut alice, &mut bob, "bob", "after the renewal").await;
+}
