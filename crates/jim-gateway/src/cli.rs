@@ -76,6 +76,9 @@ struct RunArgs {
     /// The central router's bearer key.
     #[arg(long, env = "JIM_ROUTER_KEY", hide_env_values = true)]
     router_key: Option<String>,
+    /// The CA (PEM) an `https://` router's certificate must come from.
+    #[arg(long, env = "JIM_ROUTER_CA")]
+    router_ca: Option<PathBuf>,
     /// Kafka's bootstrap servers (`kafka` mode).
     #[arg(long, env = "JIM_KAFKA_BOOTSTRAP")]
     kafka_bootstrap: Option<String>,
@@ -193,6 +196,9 @@ impl RunArgs {
         }
         if let Some(key) = &self.router_key {
             config.grpc.key = Some(key.clone());
+        }
+        if let Some(ca) = &self.router_ca {
+            config.grpc.ca = Some(ca.clone());
         }
         if let Some(bootstrap) = &self.kafka_bootstrap {
             config
