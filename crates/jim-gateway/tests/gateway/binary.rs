@@ -418,6 +418,13 @@ async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
         .unwrap();
     let full = std::time::Duration::from_millis(500);
     while tokio::time::timeout(full, stuck.write_all(&ping)).await.is_ok() {}
+    let listening = listening_ports(gw.child.id().unwrap());
+    assert!(
+        [gw.tcp, gw.ws, gw.admin]
+            .iter()
+            .all(|a| listening.contains(&a.port())),
+        "the gateway's listeners are seen: {listening:?}"
+    );
     let pid = gw.child.id().unwrap().to_string();
     assert!(
         Process::new("kill")
@@ -427,12 +434,50 @@ async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
             .success()
     );
     gw.wait_log("listeners closed, their ports are free").await;
-    // Bound as a successor gateway binds them.
+    // Bound as a successor gateway binds them. Another test running beside
+    // this one may have taken such an ephemeral port meanwhile: then the
+    // port must at least not be the draining gateway's.
+    let pid = gw.child.id().unwrap();
     for addr in [gw.tcp, gw.ws, gw.admin] {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
+        if let Err(e) = tokio::net::TcpListener::bind(addr).await {
+            let held = listening_ports(pid);
+            assert!(!held.contains(&addr.port()), "{addr} still the gateway's: {e}");
+        }
     }
+}
+
+/// The TCP ports process `pid` listens on (its sockets' inodes, found in
+/// /proc/net/tcp and tcp6 in the LISTEN state).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|link| {
+                    let link = link.to_string_lossy().into_owned();
+                    Some(link.strip_prefix("socket:[")?.trim_end_matches(']').to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1 (HEX_IP:HEX_PORT), st field 3, inode field 9.
+            if fields.len() > 9
+                && fields[3] == "0A"
+                && inodes.iter().any(|i| i == fields[9])
+                && let Some(port) = fields[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports
 }
 
 /// SIGHUP reloads the certificate (its files' times unchanged, so only
