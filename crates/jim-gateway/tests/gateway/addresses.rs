@@ -121,6 +121,16 @@ async fn a_trusted_proxys_proxy_header_names_the_client_and_an_untrusted_peers_i
     assert_eq!(json(&close)["code"], 1002);
 }
 
+/// A WebSocket upgrade saying `X-Forwarded-For: forwarded`, refused: its
+/// status and body.
+async fn refused_forwarded(gw: &Gw, forwarded: &str) -> (u16, String) {
+    ws_refusal_with(&gw.ws_url(), |r| {
+        r.headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+    })
+    .await
+}
+
 #[tokio::test]
 async fn x_forwarded_for_names_the_client_behind_a_trusted_proxy_only() {
     let upgrade = |gw: &Gw, forwarded: &str| {
@@ -143,11 +153,7 @@ async fn x_forwarded_for_names_the_client_behind_a_trusted_proxy_only() {
         .await
         .unwrap();
     // The same client, whatever it wrote before its address.
-    let (status, body) = ws_refusal_with(&behind.ws_url(), |r| {
-        r.headers_mut()
-            .insert("x-forwarded-for", "192.0.2.1, 198.51.100.7".parse().unwrap());
-    })
-    .await;
+    let (status, body) = refused_forwarded(&behind, "192.0.2.1, 198.51.100.7").await;
     assert_eq!(
         (status, body.as_str()),
         (429, "too many connections from your address\n")
@@ -158,11 +164,7 @@ async fn x_forwarded_for_names_the_client_behind_a_trusted_proxy_only() {
     let (_carol, _) = tokio_tungstenite::connect_async(upgrade(&direct, "198.51.100.9"))
         .await
         .unwrap();
-    let (status, _) = ws_refusal_with(&direct.ws_url(), |r| {
-        r.headers_mut()
-            .insert("x-forwarded-for", "198.51.100.10".parse().unwrap());
-    })
-    .await;
+    let (status, _) = refused_forwarded(&direct, "198.51.100.10").await;
     assert_eq!(
         status, 429,
         "a made-up X-Forwarded-For does not get a place of its own"

@@ -227,6 +227,18 @@ impl GatewayProcess {
         }
     }
 
+    /// Sends it a signal (`-TERM`, `-HUP`).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            Process::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// Its resident memory now, in bytes (from /proc).
     pub(crate) fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
@@ -425,14 +437,7 @@ async fn a_gateway_stopped_with_sigterm_frees_its_ports_before_draining() {
             .all(|a| listening.contains(&a.port())),
         "the gateway's listeners are seen: {listening:?}"
     );
-    let pid = gw.child.id().unwrap().to_string();
-    assert!(
-        Process::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    gw.signal("-TERM");
     gw.wait_log("listeners closed, their ports are free").await;
     // Bound as a successor gateway binds them. Another test running beside
     // this one may have taken such an ephemeral port meanwhile: then the
@@ -515,14 +520,7 @@ async fn sighup_reloads_the_certificate_and_the_banner_shows_what_is_encrypted()
             .set_modified(time)
             .unwrap();
     }
-    let pid = gw.child.id().unwrap().to_string();
-    assert!(
-        Process::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    gw.signal("-HUP");
     gw.wait_log("TLS certificate reloaded").await;
     assert_eq!(gw.log_lines("why=\"SIGHUP\""), 1, "{:?}", gw.log.borrow());
     let stream = ca.connect(gw.tcp, "127.0.0.1", &[]).await.unwrap();

@@ -20,24 +20,23 @@ fn key_path(name: &str) -> std::path::PathBuf {
 
 /// A signing key of the test fixtures: `ec-a` is `ec-a.pem`, ES256.
 fn signer(name: &str, kid: Option<&str>) -> SigningKey {
-    let alg = match &name[..2] {
+    let pem = std::fs::read(key_path(&format!("{name}.pem"))).unwrap();
+    SigningKey::private_pem(alg_of(name), &pem, kid).unwrap()
+}
+
+/// The algorithm of a fixture key, from its name.
+fn alg_of(name: &str) -> &'static str {
+    match &name[..2] {
         "rs" => "RS256",
         "ec" => "ES256",
         _ => "EdDSA",
-    };
-    let pem = std::fs::read(key_path(&format!("{name}.pem"))).unwrap();
-    SigningKey::private_pem(alg, &pem, kid).unwrap()
+    }
 }
 
 fn public(name: &str, kid: &str) -> PublicKey {
-    let alg = match &name[..2] {
-        "rs" => "RS256",
-        "ec" => "ES256",
-        _ => "EdDSA",
-    };
     PublicKey {
         kid: Some(kid.to_owned()),
-        alg: alg.to_owned(),
+        alg: alg_of(name).to_owned(),
         pem: key_path(&format!("{name}.pub.pem")),
     }
 }
