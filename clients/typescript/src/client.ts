@@ -478,8 +478,11 @@ export class JimClient extends Emitter<ClientEvents> {
     socket.onmessage = (event: { data: unknown }) => this.received(generation, event.data);
     socket.onclose = (event: { code?: number; reason?: string }) =>
       this.closed(generation, event.code ?? CloseCode.Abnormal, event.reason || "connection lost");
-    // An error is followed by a close, which decides what to do.
-    socket.onerror = () => {};
+    // On an open socket an error is followed by a close, which decides what
+    // to do. A connection that failed may never say close (Node 20's WebSocket).
+    socket.onerror = () => {
+      if (socket.readyState !== OPEN) this.drop(generation, "cannot connect to the gateway");
+    };
   }
 
   private async token(reason: TokenReason): Promise<string> {

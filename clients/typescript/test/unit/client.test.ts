@@ -481,3 +481,16 @@ test("frames in and out are events for a debug view", async () => {
   await session;
   assert.deepEqual(frames, ["out B001 1", "in B002 1"]);
 });
+
+test("a connection that fails with an error and never a close (Node 20's WebSocket) is tried again", async () => {
+  const c = client();
+  const first = FakeSocket.next();
+  const connecting = c.connect();
+  const closed = next(c, "close");
+  const again = FakeSocket.next();
+  (await first).onerror?.({});
+  const info = await closed;
+  assert.deepEqual([info.code, info.reason, info.reconnect], [1006, "cannot connect to the gateway", true]);
+  await (await within(again, "a new socket")).accept();
+  assert.equal((await connecting).userId, "alice");
+});
