@@ -237,28 +237,80 @@ async fn embed_observes_moderates_and_pushes() {
     );
 }
 
-#[tokio::test]
-async fn web_serves_the_chat_page() {
-    let (_web, mut out) = spawn(env!("CARGO_BIN_EXE_web"), &["--listen", "127.0.0.1:0"]);
-    let line = line_containing(&mut out, "open http://").await;
-    let url = line.split_whitespace().nth(1).unwrap().to_owned();
-    let page = tokio::task::spawn_blocking(move || {
-        ureq::get(&url)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap()
+/// GET `url`: the status and the body.
+async fn http_get(url: String) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let config = ureq::Agent::config_builder().http_status_as_error(false).build();
+        let mut response = ureq::Agent::new_with_config(config).get(&url).call().unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn web_serves_the_chat_page_and_the_sdks_modules_only() {
+    // The SDK's real modules are exercised in Chromium by clients/typescript's
+    // browser test; here, what the server hands out from its --sdk directory.
+    let sdk = std::env::temp_dir().join(format!("jim-web-sdk-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(sdk.join("nested")).unwrap();
+    std::fs::write(sdk.join("index.js"), "export const ok = 1;").unwrap();
+    std::fs::write(sdk.join("nested/part.js.map"), "{}").unwrap();
+    std::fs::write(sdk.join("secret.txt"), "not served").unwrap();
+    let (_web, mut out) = spawn(
+        env!("CARGO_BIN_EXE_web"),
+        &["--listen", "127.0.0.1:0", "--sdk", sdk.to_str().unwrap()],
+    );
+    let line = line_containing(&mut out, "open http://").await;
+    let base = line.split_whitespace().nth(1).unwrap().to_owned();
+    let (status, page) = http_get(format!("{base}/")).await;
+    assert_eq!(status, 200);
     for needle in [
-        "function encodeFrame",
-        "binaryType = \"arraybuffer\"",
-        "setUint32(12",
+        "<script type=\"module\" src=\"app.js\">",
+        "name=\"viewport\"",
+        "Protocol details",
     ] {
         assert!(page.contains(needle), "{needle}");
     }
+    let (status, app) = http_get(format!("{base}/app.js")).await;
+    assert_eq!(status, 200);
+    assert!(app.contains("from \"/sdk/index.js\""));
+    assert_eq!(
+        http_get(format!("{base}/sdk/index.js")).await,
+        (200, "export const ok = 1;".to_owned())
+    );
+    assert_eq!(http_get(format!("{base}/sdk/nested/part.js.map")).await.0, 200);
+    for refused in [
+        "secret.txt",
+        "../Cargo.toml",
+        "%2e%2e/index.js",
+        "nested/../index.js",
+        ".hidden.js",
+    ] {
+        assert_eq!(
+            http_get(format!("{base}/sdk/{refused}")).await.0,
+            404,
+            "{refused}"
+        );
+    }
+    std::fs::remove_dir_all(&sdk).unwrap();
+}
+
+#[tokio::test]
+async fn web_without_the_built_sdk_says_how_to_build_it() {
+    let missing = std::env::temp_dir().join(format!("jim-web-none-{}", fastrand::u64(..)));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_web"))
+        .args(["--listen", "127.0.0.1:0", "--sdk", missing.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the SDK is not built") && stderr.contains("npm --prefix clients/typescript ci"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,176 @@
+// The web chat (examples/web, on this SDK) in Debian's Chromium, headless:
+// two people chat through the real gateway, a group, a failed send, the
+// gateway restarting under them, and messages that arrive while one is away.
+// Screenshots go to test-artifacts/ (JIM_ARTIFACTS to put them elsewhere).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { join, resolve } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { binary, REPO, startGateway, tempDir, within, type Gateway } from "../integration/gateway.js";
+
+const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
+const ARTIFACTS = resolve(process.env["JIM_ARTIFACTS"] ?? join(REPO, "clients", "typescript", "test-artifacts"));
+const UI_WAIT_MS = 15_000;
+
+let browser: Browser;
+let web: { url: string; child: ChildProcess };
+
+/** The page server (examples/src/bin/web.rs) with this package's dist/. */
+async function startWeb(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(
+    binary("web"),
+    ["--listen", "127.0.0.1:0", "--sdk", join(REPO, "clients", "typescript", "dist")],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const url = await within(
+    new Promise<string>((found) =>
+      lines.on("line", (line) => {
+        const match = /open (http:\/\/\S+)/.exec(line);
+        if (match) found(match[1]!);
+      }),
+    ),
+    "the web server's address",
+  );
+  return { url, child };
+}
+
+before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set CHROMIUM`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  web = await startWeb();
+});
+
+after(async () => {
+  await browser?.close();
+  web?.child.kill("SIGTERM");
+});
+
+const PHONE = { width: 390, height: 780 };
+const LAPTOP = { width: 1100, height: 700 };
+
+async function signIn(context: BrowserContext, gateway: Gateway, user: string): Promise<Page> {
+  const page = await context.newPage();
+  page.on("pageerror", (error) => console.error(`[${user}'s page]`, error));
+  await page.goto(`${web.url}/?gateway=${encodeURIComponent(gateway.wsUrl)}`);
+  await page.fill("#user", user);
+  await page.click("#signin-form button[type=submit]");
+  await connected(page);
+  return page;
+}
+
+const connected = (page: Page) => page.waitForSelector('#state[data-state="connected"]', { timeout: UI_WAIT_MS });
+
+async function open(page: Page, kind: "user" | "group", id: string): Promise<void> {
+  const listed = page.locator(`[data-conversation="${kind}:${id}"]`);
+  if ((await listed.count()) > 0) {
+    await listed.click();
+  } else {
+    await page.selectOption("#new-kind", kind);
+    await page.fill("#new-id", id);
+    await page.click("#new-chat button");
+  }
+  await page.waitForSelector("#text:not([disabled])", { timeout: UI_WAIT_MS });
+}
+
+async function say(page: Page, content: string): Promise<void> {
+  await page.fill("#text", content);
+  await page.press("#text", "Enter");
+}
+
+/** Waits for a bubble with this text (and state), returns how many bubbles have it. */
+async function bubble(page: Page, content: string, state?: string): Promise<number> {
+  const selector = `.bubble${state ? `[data-state="${state}"]` : ""}`;
+  await page.locator(selector, { hasText: content }).first().waitFor({ timeout: UI_WAIT_MS });
+  return page.locator(".bubble", { hasText: content }).count();
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+test("two people chat in Chromium, through a gateway restart and while one is away", async (t) => {
+  const dir = tempDir("jim-web-inbox-");
+  t.after(dir.remove);
+  const args = ["--inbox", "disk", "--inbox-dir", dir.path];
+  let gateway = await startGateway({ args });
+  t.after(() => gateway.stop());
+  assert.equal((await gateway.admin("POST", "/v1/groups/team/members", { users: ["alice", "bob"] })).status, 200);
+
+  const aliceContext = await browser.newContext({ viewport: LAPTOP });
+  const bobContext = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const alice = await signIn(aliceContext, gateway, "alice");
+  const bob = await signIn(bobContext, gateway, "bob");
+
+  // One to one, both ways.
+  await open(alice, "user", "bob");
+  await say(alice, "Hi Bob! Lunch at noon?");
+  assert.equal(await bubble(alice, "Lunch at noon?", "acked"), 1);
+  await bob.locator('[data-conversation="user:alice"] .unread').waitFor({ timeout: UI_WAIT_MS });
+  await screenshot(bob, "1-phone-conversation-list-with-unread");
+  await open(bob, "user", "alice");
+  assert.equal(await bubble(bob, "Lunch at noon?"), 1);
+  await say(bob, "Sure, see you there");
+  assert.equal(await bubble(alice, "see you there"), 1);
+
+  // A group, and a send the gateway refuses (no such group): failed, with Retry.
+  await open(alice, "group", "team");
+  await say(alice, "Team: the demo is at 3");
+  await bubble(alice, "the demo is at 3", "acked");
+  await open(alice, "group", "nosuchgroup");
+  await say(alice, "is anyone here?");
+  await bubble(alice, "is anyone here?", "failed");
+  assert.match((await alice.locator('.bubble[data-state="failed"] .meta').textContent()) ?? "", /failed: .*nosuchgroup.*Retry/);
+  await screenshot(alice, "2-laptop-failed-send-with-retry");
+  await bob.click("#back");
+  await open(bob, "group", "team");
+  assert.equal(await bubble(bob, "the demo is at 3"), 1);
+  await screenshot(bob, "3-phone-group-chat");
+
+  // The gateway restarts: both pages say so, come back by themselves, and a
+  // message typed meanwhile waits, then goes.
+  const address = gateway.wsAddress;
+  await gateway.stop();
+  await alice.waitForSelector('#state[data-state="reconnecting"]', { timeout: UI_WAIT_MS });
+  await bob.waitForSelector('#state[data-state="reconnecting"]', { timeout: UI_WAIT_MS });
+  await open(alice, "user", "bob");
+  await say(alice, "typed while the server was down");
+  await bubble(alice, "typed while the server was down", "sending");
+  await screenshot(alice, "4-laptop-reconnecting-message-sending");
+  gateway = await startGateway({ ws: address, args });
+  await connected(alice);
+  await connected(bob);
+  await bubble(alice, "typed while the server was down", "acked");
+  await bob.click("#back");
+  await open(bob, "user", "alice");
+  assert.equal(await bubble(bob, "typed while the server was down"), 1);
+
+  // Bob closes the page; Alice writes; Bob opens the page again (same
+  // browser storage): he gets what he missed, once, and nothing twice.
+  await bob.close();
+  await say(alice, "you missed this one");
+  await bubble(alice, "you missed this one", "acked");
+  const bobAgain = await bobContext.newPage();
+  await bobAgain.goto(`${web.url}/?gateway=${encodeURIComponent(gateway.wsUrl)}`);
+  assert.equal(await bobAgain.inputValue("#user"), "bob", "the page remembers who signed in");
+  await bobAgain.click("#signin-form button[type=submit]");
+  await connected(bobAgain);
+  await open(bobAgain, "user", "alice");
+  assert.equal(await bubble(bobAgain, "you missed this one"), 1);
+  for (const earlier of ["Lunch at noon?", "see you there", "typed while the server was down"]) {
+    assert.equal(await bobAgain.locator(".bubble", { hasText: earlier }).count(), 1, `${earlier}: once`);
+  }
+  assert.equal(await bobAgain.locator("#recovery").isHidden(), true, "nothing was missing");
+  await bobAgain.click("#debug summary");
+  await bobAgain.locator("#frames li", { hasText: "B002" }).first().waitFor({ timeout: UI_WAIT_MS });
+  await screenshot(bobAgain, "5-phone-back-with-missed-message-and-debug-panel");
+  await screenshot(alice, "6-laptop-conversation");
+  await aliceContext.close();
+  await bobContext.close();
+});
