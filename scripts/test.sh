@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says (and CI runs): installs the
 # tools the tests need when missing, runs every test of the workspace with
-# every feature, and ends with one line saying how it went.
+# every feature, then the TypeScript SDK's tests (unit, against the gateway
+# binary cargo just built, and the web chat in Chromium), and ends with one
+# line saying how it went.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-tools.sh
@@ -11,12 +13,21 @@ set +e
 # --no-fail-fast: every test binary runs, so the closing count is the whole story.
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
+# The SDK's tests start target/debug/jim-gateway and target/debug/web, which cargo test built.
+npm --prefix clients/typescript test 2>&1 | tee target/test-typescript.log
+sdk_status=${PIPESTATUS[0]}
 set -e
-awk -v status="$status" -v seconds="$(( $(date +%s) - started ))" '
+rust=$(awk '
   /^test result:/ { passed += $4; failed += $6; ignored += $8; binaries++ }
-  END {
-    verdict = (status == 0) ? "ok" : "FAILED (cargo test exited with " status ")"
-    printf "\n==> tests %s: %d passed, %d failed, %d ignored, in %d test binaries and doc-test runs, %d s (log: target/test.log)\n",
-      verdict, passed, failed, ignored, binaries, seconds
-  }' target/test.log
-exit "$status"
+  END { printf "%d passed, %d failed, %d ignored, in %d test binaries and doc-test runs", passed, failed, ignored, binaries }' target/test.log)
+sdk=$(awk '
+  /^ℹ pass / { passed = $3 } /^ℹ fail / { failed = $3 }
+  END { printf "%d passed, %d failed", passed, failed }' target/test-typescript.log)
+if [ "$status" -eq 0 ] && [ "$sdk_status" -eq 0 ]; then
+  verdict=ok
+else
+  verdict="FAILED (cargo test exited with $status, the SDK's tests with $sdk_status)"
+fi
+printf '\n==> tests %s: Rust %s; TypeScript SDK %s; %d s (logs: target/test.log, target/test-typescript.log; screenshots: clients/typescript/test-artifacts)\n' \
+  "$verdict" "$rust" "$sdk" "$(( $(date +%s) - started ))"
+[ "$verdict" = ok ]
