@@ -119,15 +119,19 @@ test("two people chat in Chromium, through a gateway restart and while one is aw
   await say(bob, "Sure, see you there");
   assert.equal(await bubble(alice, "see you there"), 1);
 
-  // A group, and a send the gateway refuses (no such group): failed, with Retry.
+  // A group, and a send the gateway refuses (the group does not exist yet):
+  // failed, with Retry; once the group is made, Retry delivers it.
   await open(alice, "group", "team");
   await say(alice, "Team: the demo is at 3");
   await bubble(alice, "the demo is at 3", "acked");
-  await open(alice, "group", "nosuchgroup");
+  await open(alice, "group", "newgroup");
   await say(alice, "is anyone here?");
   await bubble(alice, "is anyone here?", "failed");
-  assert.match((await alice.locator('.bubble[data-state="failed"] .meta').textContent()) ?? "", /failed: .*nosuchgroup.*Retry/);
+  assert.match((await alice.locator('.bubble[data-state="failed"] .meta').textContent()) ?? "", /failed: .*newgroup.*Retry/);
   await screenshot(alice, "2-laptop-failed-send-with-retry");
+  assert.equal((await gateway.admin("POST", "/v1/groups/newgroup/members", { users: ["alice"] })).status, 200);
+  await alice.click('.bubble[data-state="failed"] .retry');
+  assert.equal(await bubble(alice, "is anyone here?", "acked"), 1, "the same bubble, now sent");
   await bob.click("#back");
   await open(bob, "group", "team");
   assert.equal(await bubble(bob, "the demo is at 3"), 1);
