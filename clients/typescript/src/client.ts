@@ -233,6 +233,8 @@ export class JimClient extends Emitter<ClientEvents> {
   private authError: JimError | undefined;
   private attempt = 0;
   private everConnected = false;
+  /** Whether the connection being made replaces a lost one. */
+  private resuming = false;
   private closing: (() => void) | undefined;
   private currentSession: SessionInfo | undefined;
   private userId: string | undefined;
@@ -294,8 +296,9 @@ export class JimClient extends Emitter<ClientEvents> {
       this.closing = undefined;
       this.authError = undefined;
       this.attempt = 0;
-      this.setState(this.everConnected ? "reconnecting" : "connecting");
-      this.open();
+      this.resuming = false;
+      this.setState("connecting");
+      this.open("connect");
     }
     return signedIn;
   }
@@ -456,7 +459,7 @@ export class JimClient extends Emitter<ClientEvents> {
   }
 
   /** Opens a socket and signs in on it. */
-  private open(): void {
+  private open(reason: "connect" | "reconnect"): void {
     const generation = ++this.generation;
     this.nextSeq = 1;
     this.serverClose = undefined;
@@ -474,7 +477,7 @@ export class JimClient extends Emitter<ClientEvents> {
     this.connectTimer = setTimeout(() => {
       this.drop(generation, `not signed in within ${this.options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
     }, this.options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS);
-    socket.onopen = () => void this.signIn(generation, this.everConnected ? "reconnect" : "connect");
+    socket.onopen = () => void this.signIn(generation, reason);
     socket.onmessage = (event: { data: unknown }) => this.received(generation, event.data);
     socket.onclose = (event: { code?: number; reason?: string }) =>
       this.closed(generation, event.code ?? CloseCode.Abnormal, event.reason || "connection lost");
@@ -612,7 +615,7 @@ export class JimClient extends Emitter<ClientEvents> {
       userId,
       sessionId: String(ok["session_id"] ?? ""),
       heartbeatSecs: typeof ok["heartbeat_secs"] === "number" ? ok["heartbeat_secs"] : 30,
-      reconnected: this.everConnected,
+      reconnected: this.resuming,
     };
     if (this.userId !== undefined && this.userId !== userId) this.position = undefined;
     this.userId = userId;
@@ -804,9 +807,11 @@ export class JimClient extends Emitter<ClientEvents> {
       ...(authError ? { authError } : {}),
     };
     if (again && delayMs !== undefined) {
+      this.resuming ||= this.everConnected;
       this.setState("reconnecting");
       this.emit("close", info);
-      this.reconnectTimer = setTimeout(() => this.open(), delayMs);
+      // A first connection that failed is still a first connection for the token function.
+      this.reconnectTimer = setTimeout(() => this.open(this.everConnected ? "reconnect" : "connect"), delayMs);
     } else {
       this.finish(authError ?? new JimError("closed", `${close.code} ${close.reason}`, close.code));
       this.emit("close", info);

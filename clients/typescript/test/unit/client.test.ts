@@ -494,3 +494,18 @@ test("a connection that fails with an error and never a close (Node 20's WebSock
   await (await within(again, "a new socket")).accept();
   assert.equal((await connecting).userId, "alice");
 });
+
+test("connect() after close() is a new first connection, not a reconnection", async () => {
+  const { client: c, server } = await connected();
+  const done = c.close();
+  await server.nextOf("A998");
+  server.end(1000, "client closed");
+  await done;
+  const states: string[] = [];
+  c.on("state", ({ state }) => states.push(state));
+  const socket = FakeSocket.next();
+  const session = c.connect();
+  await (await socket).accept();
+  assert.equal((await session).reconnected, false);
+  assert.deepEqual(states, ["connecting", "connected"]);
+});
