@@ -51,14 +51,18 @@ pub fn binary() -> PathBuf {
     );
 }
 
-/// A running broker. It restarts on a second port, also in the bootstrap
-/// list: tansu sets no `SO_REUSEADDR`, so its old port stays unusable for a
-/// minute after a stop (TIME_WAIT); clients try every bootstrap address.
+/// A running broker at a stable address. tansu sets no `SO_REUSEADDR`, so
+/// it cannot listen on its old port for a minute after a stop (TIME_WAIT);
+/// a real broker restarts at the same address. So clients reach tansu
+/// through a relay of ours on the broker's port (and tansu advertises that
+/// port): a restart is a new tansu behind the same address, and while the
+/// broker is stopped, nothing listens there (connections are refused).
 pub struct Broker {
+    /// The port clients connect to.
     pub port: u16,
-    ports: [u16; 2],
     dir: PathBuf,
     child: Option<Child>,
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Where a broker's output goes: its scratch directory (kept with
@@ -78,46 +82,77 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How often a relay tries its port again while the kernel still holds it.
+const BIND_AGAIN: Duration = Duration::from_millis(50);
+
+/// Relays every connection to `port` to tansu on `backend` until aborted
+/// (which drops the listener and every relayed connection: what clients
+/// see of a broker going down).
+async fn relay(port: u16, backend: u16) -> tokio::task::JoinHandle<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => break listener,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(BIND_AGAIN).await,
+            Err(e) => panic!("the broker's relay cannot listen on port {port} again: {e}"),
+        }
+    };
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut client, _)) = accepted else { continue };
+                    connections.spawn(async move {
+                        if let Ok(mut broker) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await {
+                            let _ = client.set_nodelay(true);
+                            let _ = broker.set_nodelay(true);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                        }
+                    });
+                }
+                Some(_) = connections.join_next() => {}
+            }
+        }
+    })
+}
+
 impl Broker {
     pub async fn start() -> Broker {
         let dir =
             std::env::temp_dir().join(format!("jim-tansu-{}-{}", std::process::id(), fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
-        let ports = [free_port(), free_port()];
         let mut broker = Broker {
-            port: ports[1],
-            ports,
+            port: free_port(),
             dir,
             child: None,
+            relay: None,
         };
         broker.restart().await;
         broker
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{},127.0.0.1:{}", self.ports[0], self.ports[1])
+        format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again), on the other port, with empty storage.
+    /// Starts (again), at the same address, with empty storage.
     pub async fn restart(&mut self) {
-        self.port = if self.port == self.ports[0] {
-            self.ports[1]
-        } else {
-            self.ports[0]
-        };
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let backend = free_port();
+        let listen = format!("tcp://127.0.0.1:{backend}");
+        let advertised = format!("tcp://127.0.0.1:{}", self.port);
         let mut child = Command::new(binary())
             .args([
                 "broker",
                 "--listener-url",
-                &url,
+                &listen,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(&self.dir)
             .stdout(Stdio::piped())
-            .stderr(log_file(&self.dir, self.port, "err"))
+            .stderr(log_file(&self.dir, backend, "err"))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -136,10 +171,16 @@ impl Broker {
         // Keep reading, so that a full pipe never blocks it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
+        self.relay = Some(relay(self.port, backend).await);
     }
 
-    /// Stops it with SIGTERM (its memory storage is gone with it).
+    /// Stops it with SIGTERM (its memory storage is gone with it); its
+    /// address refuses connections until [`restart`](Self::restart).
     pub async fn stop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+            let _ = relay.await;
+        }
         if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
                 let _ = Std::new("kill").args(["-TERM", &pid.to_string()]).status();
@@ -151,6 +192,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
         if std::env::var_os("JIM_TEST_LOGS").is_some() {
             eprintln!("broker logs kept in {}", self.dir.display());
             return;

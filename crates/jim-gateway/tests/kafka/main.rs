@@ -31,6 +31,8 @@ struct KafkaGateway {
     child: Option<Child>,
     /// Readiness as the process logs it (see [`watch_readiness`]).
     ready: watch::Receiver<bool>,
+    /// The last lines of its log, printed if the test fails.
+    log: RecentLines,
     node: u16,
     listeners: Listeners,
     _config: tempfile_path::TempFile,
@@ -113,7 +115,8 @@ impl KafkaGateway {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let ready = watch_readiness(child.stderr.take().unwrap());
+        let log = RecentLines::default();
+        let ready = watch_readiness(child.stderr.take().unwrap(), log.clone());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (rows, _) = banner_rows(
             &mut lines,
@@ -137,6 +140,7 @@ impl KafkaGateway {
         KafkaGateway {
             child: Some(child),
             ready,
+            log,
             node,
             listeners,
             _config: config,
@@ -159,11 +163,48 @@ async fn wait_presence(gateway: &KafkaGateway, user: &str, count: usize, within:
     deployment::wait_presence(gateway.admin, user, count, within).await
 }
 
+/// The last lines a gateway logged: what a failed test shows of it.
+#[derive(Clone, Default)]
+struct RecentLines(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl RecentLines {
+    const KEPT: usize = 200;
+
+    fn push(&self, line: &str) {
+        let mut lines = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lines.len() == Self::KEPT {
+            lines.pop_front();
+        }
+        lines.push_back(line.to_owned());
+    }
+}
+
+impl Drop for KafkaGateway {
+    fn drop(&mut self) {
+        // A failure in these multi-process tests is a timing story: tell it.
+        if std::thread::panicking() {
+            let lines = self
+                .log
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            eprintln!(
+                "--- the last {} lines of gateway node {}'s log ---",
+                lines.len(),
+                self.node
+            );
+            for line in lines.iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// Follows a gateway process's log: its kafka backend says when it is
 /// linked, when Kafka is lost and when it is back (each logged once the
 /// readiness has changed). The lines go on to the test's stderr with
-/// `JIM_TEST_LOGS` set.
-fn watch_readiness(stderr: ChildStderr) -> watch::Receiver<bool> {
+/// `JIM_TEST_LOGS` set, and the last ones are kept in `recent`.
+fn watch_readiness(stderr: ChildStderr, recent: RecentLines) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     let echo = std::env::var_os("JIM_TEST_LOGS").is_some();
     tokio::spawn(async move {
@@ -172,6 +213,7 @@ fn watch_readiness(stderr: ChildStderr) -> watch::Receiver<bool> {
             if echo {
                 eprintln!("{line}");
             }
+            recent.push(&line);
             if line.contains("linked to kafka") || line.contains("kafka is back") {
                 tx.send_replace(true);
             } else if line.contains("kafka unavailable") {
