@@ -5,6 +5,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { within } from "../support.js";
+
+export { within };
 
 /** The repository's root (this file is clients/typescript/build/test/integration/gateway.js). */
 export const REPO = resolve(fileURLToPath(import.meta.url), "../../../../../..");
@@ -119,13 +122,4 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
-
-/** Resolves when `promise` does, or fails naming `what` after `ms`. */
-export function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -13,16 +13,10 @@ import {
   type IncomingMessage,
 } from "../../src/index.js";
 import { FakeSocket } from "./fake-socket.js";
+import { within as withinMs } from "../support.js";
 
 const WAIT_MS = 5_000;
-
-function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+const within = <T>(promise: Promise<T>, what: string, ms = WAIT_MS) => withinMs(promise, what, ms);
 
 function next<K extends keyof ClientEvents>(client: JimClient, event: K): Promise<ClientEvents[K]> {
   return within(new Promise((resolve) => client.once(event, resolve)), `event ${String(event)}`);
