@@ -175,6 +175,8 @@ export interface ClientEvents {
   close: CloseInfo;
   /** Something the server sent that this client could not read (it reconnects). */
   protocolError: Error;
+  /** The position store failed to save (the position is kept in memory meanwhile). */
+  storeError: Error;
   /** Every frame in and out (for debugging; free when nobody listens). */
   frame: FrameEvent;
 }
@@ -624,7 +626,7 @@ export class JimClient extends Emitter<ClientEvents> {
       const recovered = (inbox as { recovered?: unknown }).recovered === true;
       session.inbox = { epoch: inbox.epoch, head: inbox.offset, recovered };
       this.position = this.resumedPosition(inbox.epoch, inbox.offset, recovered);
-      this.positions?.save(userId, this.position);
+      this.savePosition();
     } else {
       this.position = undefined;
     }
@@ -640,6 +642,20 @@ export class JimClient extends Emitter<ClientEvents> {
     for (const request of waiting) this.transmit(request);
     this.emit("session", session);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(session);
+  }
+
+  /**
+   * Saves the position. A store that fails (a full localStorage) costs only
+   * the resume after a page reload: this page's reconnections use the
+   * position in memory.
+   */
+  private savePosition(): void {
+    if (!this.position || this.userId === undefined) return;
+    try {
+      this.positions?.save(this.userId, this.position);
+    } catch (error) {
+      this.emit("storeError", error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** Where to count from after signing in, given what was asked and what the server holds. */
@@ -694,9 +710,9 @@ export class JimClient extends Emitter<ClientEvents> {
       conversation: kind === "c2g" ? receiverId : senderId === this.userId ? receiverId : senderId,
     };
     this.emit("message", incoming);
-    if (seq > 0 && position && this.userId !== undefined) {
+    if (seq > 0 && position) {
       position.offset = seq;
-      this.positions?.save(this.userId, position);
+      this.savePosition();
     }
   }
 
@@ -712,9 +728,9 @@ export class JimClient extends Emitter<ClientEvents> {
     }
     const offset = typeof data["offset"] === "number" ? data["offset"] : undefined;
     // A group message's own offset: this session is not sent it, so the position moves past it here.
-    if (offset !== undefined && this.position && offset === this.position.offset + 1 && this.userId !== undefined) {
+    if (offset !== undefined && this.position && offset === this.position.offset + 1) {
       this.position.offset = offset;
-      this.positions?.save(this.userId, this.position);
+      this.savePosition();
     }
     request.resolve({
       messageId: String(data["message_id"] ?? ""),

@@ -503,3 +503,21 @@ test("connect() after close() is a new first connection, not a reconnection", as
   assert.equal((await session).reconnected, false);
   assert.deepEqual(states, ["connecting", "connected"]);
 });
+
+test("a position store that fails to save is reported and costs nothing else", async () => {
+  const full = new MemoryPositionStore();
+  full.save = () => {
+    throw new Error("QuotaExceededError");
+  };
+  const { client: c, server } = await connected({ positions: full }, { inbox: { epoch: "e", offset: 0, recovered: false } });
+  const failed = next(c, "storeError");
+  const got = collect(c);
+  server.deliver("B101", 1, delivery(1, "one"));
+  server.deliver("B101", 2, delivery(2, "two"));
+  assert.match((await failed).message, /QuotaExceeded/);
+  assert.deepEqual(
+    got.map((m) => m.offset),
+    [1, 2],
+  );
+  assert.deepEqual(c.inboxPosition, { epoch: "e", offset: 2 });
+});
