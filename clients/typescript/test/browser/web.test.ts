@@ -59,6 +59,7 @@ async function signIn(context: BrowserContext, gateway: Gateway, user: string): 
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`[${user}'s page]`, error));
   await page.goto(`${web.url}/?gateway=${encodeURIComponent(gateway.wsUrl)}`);
+  if (user === "bob") await screenshot(page, "0-phone-sign-in");
   await page.fill("#user", user);
   await page.click("#signin-form button[type=submit]");
   await connected(page);
