@@ -10,7 +10,7 @@ import { CloseCode, ErrorCode, JimError } from "./errors.js";
 import { bodyText, Command, DEFAULT_MAX_BODY, decodeFrame, encodeFrame, type Frame, FrameError } from "./frame.js";
 import { isMessage, type ChatMessage, text as textMessage } from "./messages.js";
 import { MemoryPositionStore, isPosition, type Position, type PositionStore } from "./position.js";
-import { globalWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
+import { CLOSING, globalWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 import { jwtClaims } from "./token.js";
 
 /**
@@ -238,6 +238,8 @@ export class JimClient extends Emitter<ClientEvents> {
   /** Whether the connection being made replaces a lost one. */
   private resuming = false;
   private closing: (() => void) | undefined;
+  /** The close in progress, which a second `close()` waits for too. */
+  private leaving: Promise<void> | undefined;
   private currentSession: SessionInfo | undefined;
   private userId: string | undefined;
   private position: Position | undefined;
@@ -341,11 +343,16 @@ export class JimClient extends Emitter<ClientEvents> {
    * Leaves: tells the server (`A998`), waits for the answers to what was
    * already sent, and closes. Sends still queued fail with `closed`.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     if (this.currentState === "closed" || this.currentState === "idle") {
       this.setState("closed");
-      return;
+      return Promise.resolve();
     }
+    this.leaving ??= this.leave().finally(() => (this.leaving = undefined));
+    return this.leaving;
+  }
+
+  private async leave(): Promise<void> {
     clearTimeout(this.reconnectTimer);
     this.rejectQueued(new JimError("closed", "the client was closed"));
     const socket = this.socket;
@@ -522,13 +529,7 @@ export class JimClient extends Emitter<ClientEvents> {
   /** Gives up on this socket (dead link, no sign-in in time) as if it had closed. */
   private drop(generation: number, reason: string): void {
     if (generation !== this.generation) return;
-    const socket = this.socket;
     this.closed(generation, CloseCode.Abnormal, reason);
-    try {
-      socket?.close();
-    } catch {
-      // Already closing.
-    }
   }
 
   private received(generation: number, data: unknown): void {
@@ -583,13 +584,13 @@ export class JimClient extends Emitter<ClientEvents> {
     const problem = error instanceof Error ? error : new Error(String(error));
     this.emit("protocolError", problem);
     const code = error instanceof FrameError ? error.closeCode : CloseCode.ProtocolError;
-    const socket = this.socket;
-    this.closed(generation, code, `could not read the server: ${problem.message}`);
+    // With the code first: the close in closed() would say none.
     try {
-      socket?.close(code === 1009 ? 1009 : 1002, "protocol error");
+      this.socket?.close(code === 1009 ? 1009 : 1002, "protocol error");
     } catch {
       // Already closing.
     }
+    this.closed(generation, code, `could not read the server: ${problem.message}`);
   }
 
   private ponged(body: string): void {
@@ -791,7 +792,17 @@ export class JimClient extends Emitter<ClientEvents> {
     this.stopTimers();
     const socket = this.socket;
     this.socket = undefined;
-    if (socket) socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      // Given up on rather than closed by the server (no goodbye in time, a dead link, still connecting).
+      if (socket.readyState < CLOSING) {
+        try {
+          socket.close();
+        } catch {
+          // Already closing.
+        }
+      }
+    }
     const close = this.serverClose ?? { code, reason };
     const authError = this.authError;
     this.authError = undefined;

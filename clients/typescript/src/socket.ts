@@ -24,6 +24,8 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 /** `readyState` of an open socket. */
 export const OPEN = 1;
+/** `readyState` of a socket closing or closed from here on. */
+export const CLOSING = 2;
 
 /** The global WebSocket class, if this runtime has one. */
 export function globalWebSocket(): WebSocketConstructor | undefined {

@@ -521,3 +521,25 @@ test("a position store that fails to save is reported and costs nothing else", a
   );
   assert.deepEqual(c.inboxPosition, { epoch: "e", offset: 2 });
 });
+
+test("close() twice waits for the same goodbye; without one in time the socket is closed anyway", async () => {
+  const { client: c, server } = await connected();
+  const first = c.close();
+  const second = c.close();
+  await server.nextOf("A998");
+  // No A999: after its wait the client closes the socket itself.
+  await within(Promise.all([first, second]), "both close() calls", 4_000);
+  assert.equal(c.state, "closed");
+  assert.equal(server.closedByClient, 1005);
+});
+
+test("close() while still connecting closes the socket being opened", async () => {
+  const c = client();
+  const socket = FakeSocket.next();
+  const connecting = c.connect();
+  connecting.catch(() => {});
+  const pending = await socket;
+  await c.close();
+  assert.equal(pending.closedByClient, 1005);
+  await assert.rejects(connecting, (e: unknown) => e instanceof JimError && e.kind === "closed");
+});

@@ -67,8 +67,9 @@ export class FakeSocket implements WebSocketLike {
   }
 
   close(code?: number): void {
+    // As a browser: only the first close says anything.
+    if (this.readyState >= 2) return;
     this.closedByClient = code ?? 1005;
-    if (this.readyState === 3) return;
     this.readyState = 3;
     queueMicrotask(() => this.onclose?.({ code: code ?? 1005, reason: "" }));
   }
