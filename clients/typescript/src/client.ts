@@ -4,11 +4,12 @@
  * @module
  */
 
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, reconnects, type BackoffOptions } from "./reconnect.js";
 import { Emitter } from "./emitter.js";
 import { CloseCode, ErrorCode, JimError } from "./errors.js";
 import { bodyText, Command, DEFAULT_MAX_BODY, decodeFrame, encodeFrame, type Frame, FrameError } from "./frame.js";
 import { isMessage, type ChatMessage, text as textMessage } from "./messages.js";
+import { InboxCursor } from "./cursor.js";
 import { MemoryPositionStore, isPosition, type Position, type PositionStore } from "./position.js";
 import { CLOSING, globalWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 import { jwtClaims } from "./token.js";
@@ -218,7 +219,7 @@ const MAX_SEQ = 0xffff_ffff;
 export class JimClient extends Emitter<ClientEvents> {
   private readonly options: ClientOptions;
   private readonly WebSocketClass: WebSocketConstructor;
-  private readonly positions: PositionStore | null;
+  private readonly inbox: InboxCursor;
   private currentState: ConnectionState = "idle";
   private socket: WebSocketLike | undefined;
   /** Bumped per socket: events of an older socket are ignored. */
@@ -230,7 +231,6 @@ export class JimClient extends Emitter<ClientEvents> {
   private queue: Request[] = [];
   private authSeq: number | undefined;
   private refreshSeq: number | undefined;
-  private sinceSent: Position | undefined;
   private serverClose: { code: number; reason: string } | undefined;
   private authError: JimError | undefined;
   private attempt = 0;
@@ -242,7 +242,6 @@ export class JimClient extends Emitter<ClientEvents> {
   private leaving: Promise<void> | undefined;
   private currentSession: SessionInfo | undefined;
   private userId: string | undefined;
-  private position: Position | undefined;
   private readonly waiters: { resolve: (s: SessionInfo) => void; reject: (e: JimError) => void }[] = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private pongTimer: ReturnType<typeof setTimeout> | undefined;
@@ -264,7 +263,11 @@ export class JimClient extends Emitter<ClientEvents> {
     }
     this.options = options;
     this.WebSocketClass = WebSocketClass;
-    this.positions = options.positions === undefined ? new MemoryPositionStore() : options.positions;
+    this.inbox = new InboxCursor(
+      options.positions === undefined ? new MemoryPositionStore() : options.positions,
+      options.resumeFrom ?? "everything",
+      (error) => this.emit("storeError", error),
+    );
   }
 
   /** The connection state. */
@@ -279,7 +282,7 @@ export class JimClient extends Emitter<ClientEvents> {
 
   /** The inbox position: everything up to it was handed to the application. */
   get inboxPosition(): Position | undefined {
-    return this.position && { ...this.position };
+    return this.inbox.current;
   }
 
   /** How many sends wait for a connection or an ack. */
@@ -370,8 +373,7 @@ export class JimClient extends Emitter<ClientEvents> {
 
   /** Forgets the saved inbox position of the signed-in user (on sign-out). */
   forgetPosition(): void {
-    if (this.userId !== undefined) this.positions?.remove(this.userId);
-    this.position = undefined;
+    this.inbox.forget();
   }
 
   private request(cmd: string, receiverId: string, content: ChatMessage | string): Promise<Ack> {
@@ -514,14 +516,11 @@ export class JimClient extends Emitter<ClientEvents> {
       return;
     }
     if (generation !== this.generation) return;
+    // The user as far as known before the server says: the last session's, the JWT's subject, or a development token.
     const user = this.userId ?? jwtClaims(token)?.sub ?? (token.includes(".") ? undefined : token);
-    const saved = user !== undefined ? (this.position ?? this.positions?.load(user)) : undefined;
-    this.sinceSent =
-      this.positions === null
-        ? undefined
-        : (saved ?? ((this.options.resumeFrom ?? "everything") === "everything" ? { epoch: "", offset: 0 } : undefined));
+    const since = this.inbox.since(user);
     const body: Record<string, unknown> = { token, device: this.options.device ?? "web" };
-    if (this.sinceSent) body["since"] = this.sinceSent;
+    if (since) body["since"] = since;
     this.authSeq = this.takeSeq();
     this.write(Command.Auth, this.authSeq, JSON.stringify(body));
   }
@@ -620,16 +619,14 @@ export class JimClient extends Emitter<ClientEvents> {
       heartbeatSecs: typeof ok["heartbeat_secs"] === "number" ? ok["heartbeat_secs"] : 30,
       reconnected: this.resuming,
     };
-    if (this.userId !== undefined && this.userId !== userId) this.position = undefined;
     this.userId = userId;
     const inbox = ok["inbox"];
     if (typeof inbox === "object" && inbox !== null && isPosition(inbox)) {
       const recovered = (inbox as { recovered?: unknown }).recovered === true;
       session.inbox = { epoch: inbox.epoch, head: inbox.offset, recovered };
-      this.position = this.resumedPosition(inbox.epoch, inbox.offset, recovered);
-      this.savePosition();
+      this.inbox.signedIn(userId, { epoch: inbox.epoch, offset: inbox.offset, recovered });
     } else {
-      this.position = undefined;
+      this.inbox.signedIn(userId, undefined);
     }
     this.currentSession = session;
     this.everConnected = true;
@@ -643,29 +640,6 @@ export class JimClient extends Emitter<ClientEvents> {
     for (const request of waiting) this.transmit(request);
     this.emit("session", session);
     for (const waiter of this.waiters.splice(0)) waiter.resolve(session);
-  }
-
-  /**
-   * Saves the position. A store that fails (a full localStorage) costs only
-   * the resume after a page reload: this page's reconnections use the
-   * position in memory.
-   */
-  private savePosition(): void {
-    if (!this.position || this.userId === undefined) return;
-    try {
-      this.positions?.save(this.userId, this.position);
-    } catch (error) {
-      this.emit("storeError", error instanceof Error ? error : new Error(String(error)));
-    }
-  }
-
-  /** Where to count from after signing in, given what was asked and what the server holds. */
-  private resumedPosition(epoch: string, head: number, recovered: boolean): Position {
-    const since = this.sinceSent;
-    if (!since) return { epoch, offset: head }; // nothing replayed: live from head + 1
-    if (since.epoch === epoch && (recovered || since.offset <= head)) return { epoch, offset: since.offset };
-    // Another epoch, or a position this inbox never had: the replay starts at its oldest.
-    return { epoch, offset: 0 };
   }
 
   private refused(seq: number, body: string): void {
@@ -692,11 +666,8 @@ export class JimClient extends Emitter<ClientEvents> {
       this.emit("protocolError", new Error(`a ${cmd} message this client does not know: ${body.slice(0, 200)}`));
       return;
     }
-    const position = this.position;
-    if (seq > 0 && position) {
-      // Already handed over (a replay and a live delivery overlapped).
-      if (seq <= position.offset) return;
-    }
+    // Already handed over (a replay and a live delivery overlapped).
+    if (!this.inbox.isNew(seq)) return;
     const kind: MessageKind = cmd === Command.C2G ? "c2g" : cmd === Command.Push ? "push" : "c2c";
     const senderId = String(data["sender_id"] ?? "");
     const receiverId = String(data["receiver_id"] ?? "");
@@ -711,10 +682,7 @@ export class JimClient extends Emitter<ClientEvents> {
       conversation: kind === "c2g" ? receiverId : senderId === this.userId ? receiverId : senderId,
     };
     this.emit("message", incoming);
-    if (seq > 0 && position) {
-      position.offset = seq;
-      this.savePosition();
-    }
+    this.inbox.handed(seq);
   }
 
   private replied(seq: number, type: "ack" | "error", data: Record<string, unknown>): void {
@@ -728,11 +696,7 @@ export class JimClient extends Emitter<ClientEvents> {
       return;
     }
     const offset = typeof data["offset"] === "number" ? data["offset"] : undefined;
-    // A group message's own offset: this session is not sent it, so the position moves past it here.
-    if (offset !== undefined && this.position && offset === this.position.offset + 1) {
-      this.position.offset = offset;
-      this.savePosition();
-    }
+    if (offset !== undefined) this.inbox.skipOwn(offset);
     request.resolve({
       messageId: String(data["message_id"] ?? ""),
       receiverId: String(data["receiver_id"] ?? request.receiverId),
@@ -872,33 +836,6 @@ export class JimClient extends Emitter<ClientEvents> {
       canRenewToken: typeof this.options.token !== "string",
     });
   }
-}
-
-/**
- * Whether a close is worth reconnecting after (`docs/protocol.md`, section 5):
- * not after a refused sign-in (unless the server was in trouble, 5000), not
- * when kicked, not for an expired token that cannot be renewed; after
- * anything else (shutdown, network, idle, slow consumer, too many
- * connections, internal error, a reset inbox) yes.
- *
- * ```ts
- * reconnects({ code: 1001, reason: "server shutting down" }, undefined, { enabled: true, canRenewToken: false }); // true
- * reconnects({ code: 1008, reason: "kicked" }, undefined, { enabled: true, canRenewToken: true }); // false
- * ```
- */
-export function reconnects(
-  close: { code: number; reason: string },
-  authError: JimError | undefined,
-  options: { enabled: boolean; canRenewToken: boolean },
-): boolean {
-  if (!options.enabled) return false;
-  if (authError) return authError.code === ErrorCode.Unavailable;
-  if (close.code === CloseCode.Policy) {
-    if (close.reason.startsWith("kicked")) return false;
-    if (close.reason.startsWith("authentication failed")) return false;
-    if (close.reason.startsWith("token expired")) return options.canRenewToken;
-  }
-  return true;
 }
 
 function closeBody(body: string): { code: number; reason: string } {

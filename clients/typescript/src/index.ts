@@ -15,10 +15,9 @@
  * @packageDocumentation
  */
 
-export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { backoffDelay, reconnects, type BackoffOptions } from "./reconnect.js";
 export {
   JimClient,
-  reconnects,
   type Ack,
   type ClientEvents,
   type ClientOptions,
