@@ -214,6 +214,27 @@ test("production tokens: a token function signs in and refreshes in place; a bad
   assert.equal(forger.state, "closed");
 });
 
+test("a server push (B103) is a message of kind push, with its inbox offset", async (t) => {
+  const gateway = await startGateway();
+  t.after(() => gateway.stop());
+  const bob = client(gateway, "bob");
+  const bobs = mailbox(bob);
+  await bob.connect();
+  const pushed = await gateway.admin("POST", "/v1/push", {
+    users: ["bob"],
+    sender_id: "ops",
+    message: { type: "text", data: { content: "maintenance at 5", severity: "info" } },
+  });
+  assert.equal(pushed.status, 200, JSON.stringify(pushed.body));
+  const got = await bobs.next();
+  assert.deepEqual(
+    [got.kind, got.senderId, got.receiverId, got.conversation, got.offset],
+    ["push", "ops", "bob", "ops", 1],
+  );
+  assert.equal(got.message.data["severity"], "info");
+  assert.deepEqual(bob.inboxPosition?.offset, 1);
+});
+
 test("kicked by the admin API: closed, no reconnection", async (t) => {
   const gateway = await startGateway();
   t.after(() => gateway.stop());
