@@ -92,6 +92,10 @@ function showState(state, detail) {
 
 function onClose(info) {
   clearInterval(retryTimer);
+  if ($("app").hidden && info.reconnect) {
+    // Not signed in yet: say so where the user is looking.
+    $("signin-error").textContent = `Cannot reach the gateway (${info.reason || info.code}): trying again…`;
+  }
   if (info.reconnect) {
     const at = Date.now() + (info.delayMs ?? 0);
     const tick = () => {

@@ -96,6 +96,21 @@ async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+test("a gateway that cannot be reached is said so on the sign-in page, which keeps trying", async () => {
+  const context = await browser.newContext({ viewport: PHONE });
+  const page = await context.newPage();
+  // A loopback port where nothing listens.
+  const probe = await startGateway();
+  const closed = probe.wsUrl;
+  await probe.stop();
+  await page.goto(`${web.url}/?gateway=${encodeURIComponent(closed)}`);
+  await page.fill("#user", "carol");
+  await page.click("#signin-form button[type=submit]");
+  await page.locator("#signin-error", { hasText: "Cannot reach the gateway" }).waitFor({ timeout: UI_WAIT_MS });
+  assert.equal(await page.getAttribute("#state", "data-state"), "reconnecting");
+  await context.close();
+});
+
 test("two people chat in Chromium, through a gateway restart and while one is away", async (t) => {
   const dir = tempDir("jim-web-inbox-");
   t.after(dir.remove);
