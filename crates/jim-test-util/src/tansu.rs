@@ -85,18 +85,22 @@ fn free_port() -> u16 {
 /// How often a relay tries its port again while the kernel still holds it.
 const BIND_AGAIN: Duration = Duration::from_millis(50);
 
-/// Relays every connection to `port` to tansu on `backend` until aborted
-/// (which drops the listener and every relayed connection: what clients
-/// see of a broker going down).
-async fn relay(port: u16, backend: u16) -> tokio::task::JoinHandle<()> {
+/// Listens on `port` again (it was the broker's before a stop).
+async fn bind_again(port: u16) -> tokio::net::TcpListener {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let listener = loop {
+    loop {
         match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(listener) => break listener,
+            Ok(listener) => return listener,
             Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(BIND_AGAIN).await,
             Err(e) => panic!("the broker's relay cannot listen on port {port} again: {e}"),
         }
-    };
+    }
+}
+
+/// Relays every connection to `listener` to tansu on `backend` until
+/// aborted (which drops the listener and every relayed connection: what
+/// clients see of a broker going down).
+fn relay(listener: tokio::net::TcpListener, backend: u16) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
         loop {
@@ -122,13 +126,14 @@ impl Broker {
         let dir =
             std::env::temp_dir().join(format!("jim-tansu-{}-{}", std::process::id(), fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut broker = Broker {
-            port: free_port(),
+            port: listener.local_addr().unwrap().port(),
             dir,
             child: None,
             relay: None,
         };
-        broker.restart().await;
+        broker.start_behind(Some(listener)).await;
         broker
     }
 
@@ -138,6 +143,12 @@ impl Broker {
 
     /// Starts (again), at the same address, with empty storage.
     pub async fn restart(&mut self) {
+        self.start_behind(None).await;
+    }
+
+    /// Starts an empty tansu, reached through `listener` (or the broker's
+    /// port again once tansu is up: until then, connections are refused).
+    async fn start_behind(&mut self, listener: Option<tokio::net::TcpListener>) {
         let backend = free_port();
         let listen = format!("tcp://127.0.0.1:{backend}");
         let advertised = format!("tcp://127.0.0.1:{}", self.port);
@@ -171,7 +182,11 @@ impl Broker {
         // Keep reading, so that a full pipe never blocks it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
-        self.relay = Some(relay(self.port, backend).await);
+        let listener = match listener {
+            Some(listener) => listener,
+            None => bind_again(self.port).await,
+        };
+        self.relay = Some(relay(listener, backend));
     }
 
     /// Stops it with SIGTERM (its memory storage is gone with it); its
