@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { binary, REPO, startGateway, tempDir, within, type Gateway } from "../integration/gateway.js";
+import { binary, REPO, startDurableGateway, startGateway, within, type Gateway } from "../integration/gateway.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const ARTIFACTS = resolve(process.env["JIM_ARTIFACTS"] ?? join(REPO, "clients", "typescript", "test-artifacts"));
@@ -112,10 +112,9 @@ test("a gateway that cannot be reached is said so on the sign-in page, which kee
 });
 
 test("two people chat in Chromium, through a gateway restart and while one is away", async (t) => {
-  const dir = tempDir("jim-web-inbox-");
-  t.after(dir.remove);
-  const args = ["--inbox", "disk", "--inbox-dir", dir.path];
-  let gateway = await startGateway({ args });
+  const durable = await startDurableGateway();
+  t.after(durable.remove);
+  let gateway = durable.gateway;
   t.after(() => gateway.stop());
   assert.equal((await gateway.admin("POST", "/v1/groups/team/members", { users: ["alice", "bob"] })).status, 200);
 
@@ -155,7 +154,6 @@ test("two people chat in Chromium, through a gateway restart and while one is aw
 
   // The gateway restarts: both pages say so, come back by themselves, and a
   // message typed meanwhile waits, then goes.
-  const address = gateway.wsAddress;
   await gateway.stop();
   await alice.waitForSelector('#state[data-state="reconnecting"]', { timeout: UI_WAIT_MS });
   await bob.waitForSelector('#state[data-state="reconnecting"]', { timeout: UI_WAIT_MS });
@@ -163,7 +161,7 @@ test("two people chat in Chromium, through a gateway restart and while one is aw
   await say(alice, "typed while the server was down");
   await bubble(alice, "typed while the server was down", "sending");
   await screenshot(alice, "4-laptop-reconnecting-message-sending");
-  gateway = await startGateway({ ws: address, args });
+  gateway = await durable.again();
   await connected(alice);
   await connected(bob);
   await bubble(alice, "typed while the server was down", "acked");

@@ -20,7 +20,7 @@ import {
   type IncomingMessage,
   type WebSocketConstructor,
 } from "../../src/index.js";
-import { startGateway, tempDir, within, type Gateway } from "./gateway.js";
+import { startDurableGateway, startGateway, within, type Gateway } from "./gateway.js";
 
 const clients: JimClient[] = [];
 after(async () => {
@@ -249,10 +249,9 @@ test("kicked by the admin API: closed, no reconnection", async (t) => {
 });
 
 test("the gateway restarts: clients reconnect by themselves, a send made meanwhile is acked, and nothing is lost", async (t) => {
-  const dir = tempDir("jim-sdk-inbox-");
-  t.after(dir.remove);
-  const args = ["--inbox", "disk", "--inbox-dir", dir.path];
-  let gateway = await startGateway({ args });
+  const durable = await startDurableGateway();
+  t.after(durable.remove);
+  let gateway = durable.gateway;
   t.after(() => gateway.stop());
   const alice = client(gateway, "alice");
   const bob = client(gateway, "bob");
@@ -263,7 +262,6 @@ test("the gateway restarts: clients reconnect by themselves, a send made meanwhi
 
   const aliceClosed = event(alice, "close");
   const bobClosed = event(bob, "close");
-  const address = gateway.wsAddress;
   await gateway.stop();
   const lost = await aliceClosed;
   assert.deepEqual([lost.code, lost.reconnect], [1001, true], "shutdown: come back later");
@@ -272,7 +270,7 @@ test("the gateway restarts: clients reconnect by themselves, a send made meanwhi
   const waiting = alice.send("bob", "while down");
   assert.ok(alice.state === "reconnecting");
 
-  gateway = await startGateway({ ws: address, args });
+  gateway = await durable.again();
   const resumed = await event(bob, "session");
   assert.equal(resumed.reconnected, true);
   assert.equal(resumed.inbox?.recovered, true, "the disk store kept bob's inbox: nothing missed");

@@ -118,6 +118,26 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   };
 }
 
+/**
+ * A gateway whose inbox is on disk (a temporary directory), and `again()`,
+ * which starts the next one at the same address with the same inbox: a
+ * restart as clients see it. `remove` deletes the directory.
+ */
+export async function startDurableGateway(): Promise<{
+  gateway: Gateway;
+  again: () => Promise<Gateway>;
+  remove: () => void;
+}> {
+  const dir = tempDir("jim-inbox-");
+  const args = ["--inbox", "disk", "--inbox-dir", dir.path];
+  const gateway = await startGateway({ args });
+  return {
+    gateway,
+    again: () => startGateway({ ws: gateway.wsAddress, args }),
+    remove: dir.remove,
+  };
+}
+
 /** A temporary directory removed by the returned function. */
 export function tempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));

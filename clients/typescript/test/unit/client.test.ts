@@ -61,17 +61,9 @@ test("signs in with the token, the device and a since asking for everything, the
   const session = c.connect();
   const server = await socket;
   assert.equal(server.url, "ws://gateway.test/ws");
-  server.open();
-  const b001 = await server.nextSent();
-  assert.equal(b001.cmd, "B001");
-  assert.deepEqual(JSON.parse(b001.body), { token: "alice", device: "test", since: { epoch: "", offset: 0 } });
+  const b001 = await server.accept({ session_id: "77", inbox: { epoch: "e1", offset: 4, recovered: false } });
+  assert.deepEqual(b001, { token: "alice", device: "test", since: { epoch: "", offset: 0 } });
   assert.equal(server.binaryType, "arraybuffer");
-  server.deliver("B002", b001.seq, {
-    user_id: "alice",
-    session_id: "77",
-    heartbeat_secs: 30,
-    inbox: { epoch: "e1", offset: 4, recovered: false },
-  });
   const info = await session;
   assert.deepEqual(info, {
     userId: "alice",
@@ -279,16 +271,9 @@ test("no offset is handed over twice: a replay overlapping live deliveries, then
   const again = FakeSocket.next();
   server.drop();
   const second = await within(again, "a new socket");
-  second.open();
-  const auth = await second.nextOf("B001");
-  assert.deepEqual(JSON.parse(auth.body).since, { epoch: "e1", offset: 3 });
   const session = next(c, "session");
-  second.deliver("B002", auth.seq, {
-    user_id: "alice",
-    session_id: "2",
-    heartbeat_secs: 30,
-    inbox: { epoch: "e1", offset: 5, recovered: true },
-  });
+  const auth = await second.accept({ session_id: "2", inbox: { epoch: "e1", offset: 5, recovered: true } });
+  assert.deepEqual(auth["since"], { epoch: "e1", offset: 3 });
   const info = await session;
   assert.equal(info.reconnected, true);
   assert.equal(info.inbox?.recovered, true);
