@@ -17,7 +17,12 @@ Every ```sh block must say, in an HTML comment on the lines just above it
   <!-- ci: skip REASON -->      not run (say why: a real cluster, a browser)
 
 A block without one is an error, so that a command added to the docs is
-checked like code. Usage:
+checked like code.
+
+Each file is one story, read in order as one shell would: what a block
+exports (a secret, a token) is still exported in the blocks after it, in
+that file. Every file starts afresh, without the caller's JIM_* settings.
+Usage:
 
   scripts/check-docs.py README.md docs/operations.md
 """
@@ -114,12 +119,30 @@ def ping(addr, tls=False):
             raise RuntimeError(f"{addr} answered {reply!r}")
 
 
+class Story:
+    """One file's shell environment, carried from block to block: each
+    block starts with what the blocks before it exported and leaves what it
+    exports for the blocks after it."""
+
+    def __init__(self):
+        self.state = tempfile.NamedTemporaryFile(mode="w", prefix="check-docs-", suffix=".env")
+
+    def script(self, text, serving):
+        state = self.state.name
+        # A served block ends only when stopped: its exports are saved
+        # before each command it runs (the last one being the server).
+        save = "DEBUG" if serving else "EXIT"
+        # Not where the shell stands: each block starts at the repository's root.
+        keep = f'export -p | grep -vE "^declare -x (PWD|OLDPWD|SHLVL|_)=" > {state}'
+        return f"[ -s {state} ] && . {state}\ntrap '{keep}' {save}\n{text}"
+
+
 class Server:
-    def __init__(self, block):
+    def __init__(self, block, story):
         self.block = block
         self.log = tempfile.NamedTemporaryFile(mode="w+b", prefix="check-docs-", suffix=".log")
         self.process = subprocess.Popen(
-            ["bash", "-e", "-c", block.text], cwd=ROOT, env=environment(),
+            ["bash", "-e", "-c", story.script(block.text, serving=True)], cwd=ROOT, env=environment(),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
 
@@ -180,11 +203,12 @@ def main(paths):
                 failures += 1
                 print(f"FAIL {server.block.where()} serve: {e}\n{tail(server.output())}")
 
-    current = None
+    current, stories = None, {}
     for block in all_blocks:
         if (block.path, block.section) != current:
             stop_servers()
             current = (block.path, block.section)
+        story = stories.setdefault(block.path, Story())
         started = time.monotonic()
         if block.kind == "skip":
             print(f"skip {block.where()}: {block.argument}")
@@ -195,7 +219,7 @@ def main(paths):
                 failures += 1
                 print(f"FAIL {block.where()}: serve needs the text that says it is ready, in quotes")
                 continue
-            server = Server(block)
+            server = Server(block, story)
             try:
                 server.wait_ready(ready.group(1))
                 servers.append(server)
@@ -209,7 +233,8 @@ def main(paths):
                     pass
             continue
         try:
-            run = subprocess.run(["bash", "-e", "-c", block.text], cwd=ROOT, env=environment(),
+            run = subprocess.run(["bash", "-e", "-c", story.script(block.text, serving=False)],
+                                 cwd=ROOT, env=environment(),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, timeout=TIMEOUT)
             output, status = run.stdout.decode("utf-8", "replace"), run.returncode

@@ -80,6 +80,11 @@ async fn chat_sends_lines_and_prints_what_arrives() {
         &["--user", "alice", "--to", "bob", "--url", &url],
     );
     line_containing(&mut out, "signed in as alice").await;
+    // A first sign-in misses nothing: it is told it is catching up.
+    assert_eq!(
+        line_containing(&mut out, "* ").await,
+        "* catching up on what your inbox holds"
+    );
     assert_eq!(
         line_containing(&mut out, "while you were away").await,
         "<bob> while you were away"
@@ -98,6 +103,23 @@ async fn chat_sends_lines_and_prints_what_arrives() {
         .await
         .unwrap();
     assert_eq!(line_containing(&mut out, "hi alice").await, "<bob> hi alice");
+
+    // Pushes: from the system, or from whoever the admin API names.
+    for (sender, shown) in [
+        ("system", "<push> your order shipped"),
+        ("shop", "<push from shop> your order shipped"),
+    ] {
+        let admin = format!("http://{}/v1/push", gw.admin_addr().unwrap());
+        let body = serde_json::json!({
+            "users": ["alice"],
+            "sender_id": sender,
+            "message": { "type": "text", "data": { "content": "your order shipped" } },
+        });
+        tokio::task::spawn_blocking(move || ureq::post(&admin).send_json(&body).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(line_containing(&mut out, "your order shipped").await, shown);
+    }
 
     stdin.write_all(b"/quit\n").await.unwrap();
     line_containing(&mut out, "* bye (1000 client closed)").await;
@@ -134,7 +156,7 @@ async fn push_sends_a_b103_through_the_admin_api() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("to bob (1 sessions here)"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("to bob (1 session here)"));
     let (cmd, text) = next_text(&mut bob).await;
     assert_eq!(
         (cmd, text.content.as_str(), text.common.sender_id.as_deref()),
@@ -281,6 +303,12 @@ async fn web_serves_the_chat_page_and_the_sdks_modules_only() {
         (200, "export const ok = 1;".to_owned())
     );
     assert_eq!(http_get(format!("{base}/sdk/nested/part.js.map")).await.0, 200);
+    // Browsers ask for an icon: they get one, not a 404.
+    for icon in ["favicon.ico", "favicon.svg"] {
+        let (status, body) = http_get(format!("{base}/{icon}")).await;
+        assert_eq!(status, 200, "{icon}");
+        assert!(body.starts_with("<svg"), "{icon}: {body}");
+    }
     for refused in [
         "secret.txt",
         "../Cargo.toml",
@@ -295,6 +323,27 @@ async fn web_serves_the_chat_page_and_the_sdks_modules_only() {
         );
     }
     std::fs::remove_dir_all(&sdk).unwrap();
+}
+
+#[tokio::test]
+async fn web_on_a_taken_port_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let sdk = std::env::temp_dir().join(format!("jim-web-sdk-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&sdk).unwrap();
+    std::fs::write(sdk.join("index.js"), "export const ok = 1;").unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_web"))
+        .args(["--listen", &addr, "--sdk", sdk.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&sdk).unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("web: cannot listen on {addr}: ")) && stderr.contains("in use"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ const MAX_FRAMES = 300;
 const MAX_KEPT = 200;
 
 let client = null;
+let gatewayUrl = null;
 let me = null;
 let conversations = new Map(); // id -> { id, kind, messages: [], unread, updated }
 let active = null;
@@ -42,6 +43,7 @@ $("signin-form").addEventListener("submit", async (event) => {
 async function signIn(url, user, token) {
   client?.close();
   me = user;
+  gatewayUrl = url;
   conversations = loadConversations(user);
   client = new JimClient({ url, token, device: "web", positions: new WebStoragePositionStore() });
   client.on("state", ({ state }) => showState(state));
@@ -94,7 +96,7 @@ function onClose(info) {
   clearInterval(retryTimer);
   if ($("app").hidden && info.reconnect) {
     // Not signed in yet: say so where the user is looking.
-    $("signin-error").textContent = `Cannot reach the gateway (${info.reason || info.code}): trying again…`;
+    $("signin-error").textContent = `Cannot reach ${gatewayUrl}: ${info.reason || info.code}. Trying again…`;
   }
   if (info.reconnect) {
     const at = Date.now() + (info.delayMs ?? 0);
@@ -219,7 +221,8 @@ function onMessage(incoming) {
     state: "acked",
   });
   c.updated = Date.now();
-  if (c !== active) c.unread++;
+  // One's own messages (from another device) are never unread.
+  if (c !== active && incoming.senderId !== me) c.unread++;
   save();
   renderConversations();
   if (c === active) renderMessages();

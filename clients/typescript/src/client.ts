@@ -495,7 +495,7 @@ export class JimClient extends Emitter<ClientEvents> {
     // On an open socket an error is followed by a close, which decides what
     // to do. A connection that failed may never say close (Node 20's WebSocket).
     socket.onerror = () => {
-      if (socket.readyState !== OPEN) this.drop(generation, "cannot connect to the gateway");
+      if (socket.readyState !== OPEN) this.drop(generation, "no connection (refused, unreachable, or not a WebSocket server)");
     };
   }
 

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{SigningKey, claims_for};
 use crate::{Config, Gateway, GatewayError, Mode, RunningGateway, StopSignals};
+use jim_service::{Hangups, LogFilter};
 
 /// The Jim IM gateway.
 #[derive(Debug, Parser)]
@@ -100,9 +101,14 @@ struct RunArgs {
     /// Runtime worker threads (default: one per CPU core).
     #[arg(long, env = "JIM_WORKERS")]
     workers: Option<usize>,
-    /// Log filter, e.g. `info` or `jim_gateway=debug`.
-    #[arg(long, env = "JIM_LOG", default_value = "info")]
-    log: String,
+    /// Write this process's id to this file while it runs (to signal it:
+    /// `kill -HUP "$(cat FILE)"`).
+    #[arg(long, env = "JIM_PID_FILE")]
+    pid_file: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `jim_gateway=debug` (default: the file's
+    /// `log`, else `info`).
+    #[arg(long, env = "JIM_LOG")]
+    log: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +228,9 @@ impl RunArgs {
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
         }
+        if let Some(log) = &self.log {
+            config.log.clone_from(log);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -319,8 +328,9 @@ fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
 }
 
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
-    let mut config = args.config()?;
-    jim_service::init_logging(&args.log);
+    let parsed = args.config()?;
+    let logs = jim_service::init_logging(&parsed.log);
+    let mut config = parsed.clone();
     fit_open_file_limit(&mut config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers.filter(|w| *w > 0) {
@@ -328,9 +338,18 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
     }
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
+        // First: a SIGHUP while starting (a slow broker, a JWKS URL) must
+        // not end the process either.
+        let mut hangups = Hangups::install()?;
         let running = start(config.clone()).await?;
         // Before the banner: whoever reads it may signal at once.
         let stop = StopSignals::install()?;
+        let _pid_file = args
+            .pid_file
+            .as_deref()
+            .map(jim_service::PidFile::write)
+            .transpose()
+            .map_err(|e| GatewayError::Config(format!("--pid-file: {e}")))?;
         print_banner(&config, &running);
         let inbox_off = match config.mode {
             Mode::Local => config.inbox.store == jim_router::inbox::InboxStore::Off,
@@ -348,12 +367,56 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
                  needs no key unless one is set. Never expose this gateway."
             );
         }
-        let clean = running.shutdown_after(stop.received()).await;
+        let stopped = stop.received();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => break,
+                () = hangups.next() => reload(args, &parsed, &running, &logs).await,
+            }
+        }
+        tracing::info!("shutting down");
+        let clean = running.shutdown().await;
         if !clean {
             tracing::warn!("some connections did not close within the shutdown grace period");
         }
         Ok(())
     })
+}
+
+/// SIGHUP: the configuration file is read again and its log filter
+/// applied; the TLS pair and the JWKS are read again. Nothing else changes
+/// while running, and nothing here stops the gateway.
+async fn reload(args: &RunArgs, started: &Config, running: &RunningGateway, logs: &LogFilter) {
+    let mut done = Vec::new();
+    match args.config() {
+        Ok(config) => {
+            match logs.set(&config.log) {
+                Ok(true) => done.push(format!("log filter {:?}", config.log)),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: log filter not changed"),
+            }
+            let beyond_log = Config {
+                log: started.log.clone(),
+                ..config
+            } != *started;
+            if beyond_log {
+                tracing::warn!(
+                    "SIGHUP: the configuration changed beyond what a reload applies (the log filter, the \
+                     contents of the TLS files and of the JWKS): the rest takes effect at the next start"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration does not load; none of it applied"),
+    }
+    done.extend(running.reload("SIGHUP").await);
+    if done.is_empty() {
+        tracing::info!(
+            "SIGHUP: nothing to reload (no TLS, no JWKS, the log filter unchanged); still serving"
+        );
+    } else {
+        tracing::info!(reloaded = %done.join("; "), "SIGHUP: reloaded; still serving");
+    }
 }
 
 /// Starts a gateway on the backend the configuration asks for.

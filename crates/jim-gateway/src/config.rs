@@ -51,6 +51,10 @@ pub struct Config {
     /// `docs/operations.md`. Kept as a table so that a binary built without
     /// that backend still reads the file.
     pub kafka: serde_json::Map<String, serde_json::Value>,
+    /// The binary's log filter (`tracing`'s syntax: `info`,
+    /// `jim_gateway=debug`), read again on SIGHUP; `--log` and `JIM_LOG`
+    /// win over it.
+    pub log: String,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
             inbox: jim_router::inbox::InboxSettings::default(),
             grpc: GrpcLink::default(),
             kafka: serde_json::Map::new(),
+            log: "info".to_owned(),
         }
     }
 }

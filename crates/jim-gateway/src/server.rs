@@ -114,6 +114,13 @@ impl<R: Router + Clone> Gateway<R> {
             grace: shared.config.session.shutdown_grace(),
             auth: shared.auth.describe(),
             close_router: Box::new(move || Box::pin(async move { router.router.close().await })),
+            reload: {
+                let shared = Arc::clone(&shared);
+                Box::new(move |why| {
+                    let shared = Arc::clone(&shared);
+                    Box::pin(async move { shared.reload(why).await })
+                })
+            },
         };
 
         if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
@@ -168,6 +175,20 @@ impl<R: Router + Clone> Gateway<R> {
 const HTTP: &[&[u8]] = &[b"http/1.1"];
 
 impl<R> Shared<R> {
+    /// Reads again what can change while running: the TLS pair, the JWKS.
+    /// What was read, for the log.
+    async fn reload(&self, why: &'static str) -> Vec<String> {
+        let mut done = Vec::new();
+        if let Some(tls) = &self.tls {
+            done.push(match tls.reload_because(why, &self.metrics.tls_reloads) {
+                Ok(()) => format!("TLS certificate {}", tls.files().cert.display()),
+                Err(e) => format!("TLS certificate NOT reloaded ({e}; keeping the one in use)"),
+            });
+        }
+        done.extend(self.auth.reload_keys().await);
+        done
+    }
+
     fn http_serving(&self, app: axum::Router) -> HttpServing {
         HttpServing {
             app,
@@ -415,6 +436,13 @@ async fn serve<R: Router>(shared: Arc<Shared<R>>, connection: Connection, slot: 
 type CloseRouter =
     Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
 
+/// Reads the TLS pair and the JWKS again, saying why; what was read.
+type Reload = Box<
+    dyn Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// A started gateway: its addresses, and the handle to stop it.
 pub struct RunningGateway {
     tcp: Option<SocketAddr>,
@@ -427,6 +455,7 @@ pub struct RunningGateway {
     listeners: TaskTracker,
     grace: Duration,
     close_router: CloseRouter,
+    reload: Reload,
     /// What tokens are checked with, for the banner.
     auth: String,
 }
@@ -461,6 +490,19 @@ impl RunningGateway {
     /// The admin API's address.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// Reads again, now, what the gateway can change while it runs: the
+    /// listeners' TLS certificate and key (also read whenever their files
+    /// change) and a JWKS (also read on its schedule). `why` goes to the
+    /// log (`"SIGHUP"`). Returns a line for each thing read, for the log;
+    /// empty when there is nothing to read again. A pair or a document
+    /// that cannot be used is refused, and the one in use stays.
+    ///
+    /// The binary calls this on SIGHUP; a service embedding the gateway
+    /// calls it when it likes (no signal handler is installed for it).
+    pub async fn reload(&self, why: &'static str) -> Vec<String> {
+        (self.reload)(why).await
     }
 
     /// Stops the gateway: listeners stop accepting and free their ports at

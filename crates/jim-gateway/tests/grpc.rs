@@ -13,6 +13,7 @@ use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
 use jim_router_grpc::{BackendConfig, GrpcBackend, proto};
 use jim_test_util::deployment::{self, Listeners, session_nodes};
+use jim_test_util::process::{GatewayProcess, ProcessLog, signal_process};
 use jim_test_util::*;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -52,6 +53,8 @@ struct RouterProcess {
     /// With a `[tls]` configuration: the CA gateways trust for it.
     ca: Option<std::path::PathBuf>,
     child: Option<Child>,
+    /// What the running process logged (at `info`).
+    log: Option<ProcessLog>,
 }
 
 impl RouterProcess {
@@ -76,6 +79,7 @@ impl RouterProcess {
             ca: None,
             config,
             child: None,
+            log: None,
         };
         router.restart().await;
         router
@@ -111,13 +115,13 @@ impl RouterProcess {
                 "--http",
                 "off",
                 "--log",
-                "warn",
+                "info",
                 "--settle-ms",
                 &self.settle_ms.to_string(),
             ])
             .env_remove("JIM_ROUTER_KEY")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(key) = self.key {
             process.args(["--key", key]);
@@ -129,6 +133,7 @@ impl RouterProcess {
             process.arg("--config").arg(file);
         }
         let mut child = process.spawn().unwrap();
+        self.log = Some(ProcessLog::capture(child.stderr.take().unwrap()));
         // The banner is printed once the listener is bound.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
@@ -151,14 +156,18 @@ impl RouterProcess {
         child.kill().await.unwrap();
     }
 
-    /// Sends the process a signal (`-STOP`, `-CONT`).
+    /// Sends the process a signal (`-STOP`, `-CONT`, `-HUP`).
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal_process(self.child.as_ref().unwrap().id().unwrap(), signal);
+    }
+
+    /// What the running process logged.
+    fn log(&self) -> &ProcessLog {
+        self.log.as_ref().unwrap()
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
     }
 
     async fn client(&self) -> RouterClient<tonic::transport::Channel> {
@@ -883,6 +892,7 @@ async fn a_router_stopped_with_sigterm_frees_its_port_at_once_for_its_successor(
         config: String::new(),
         ca: None,
         child: None,
+        log: None,
     };
     let (g1, g2) = GrpcGateway::pair(&router).await;
     let mut alice = g1.user(Kind::Tcp, "alice").await;
@@ -1442,4 +1452,97 @@ async fn the_routers_certificate_is_renewed_without_a_restart() {
     let mut alice = g1.user(Kind::Tcp, "alice").await;
     let mut bob = g1.user(Kind::Ws, "bob").await;
     text_goes_through(&mut alice, &mut bob, "bob", "after the renewal").await;
+}
+
+/// SIGHUP never ends the router or a gateway process in grpc mode, with
+/// or without TLS; each says what it read again, and routing goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_never_ends_the_router_or_a_grpc_mode_gateway() {
+    use jim_test_util::tls::TestCa;
+    let mut plain = RouterProcess::start(None).await;
+    plain.signal("-HUP");
+    plain.log().wait_for("SIGHUP: nothing to reload").await;
+    assert!(plain.is_running());
+
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut encrypted = RouterProcess::start_encrypted(&ca, dir.path()).await;
+    encrypted.signal("-HUP");
+    encrypted.log().wait_for("SIGHUP: reloaded").await;
+    assert_eq!(
+        encrypted.log().count("reloaded=TLS certificate"),
+        1,
+        "{:#?}",
+        encrypted.log().lines()
+    );
+    assert!(encrypted.is_running());
+
+    // A gateway process linked to the plaintext router.
+    let flags = format!("--dev --mode grpc --node-id 7 --router {}", plain.url());
+    let mut gw = GatewayProcess::launch(GATEWAY_BIN, "", &flags, None).await;
+    gw.signal("-HUP");
+    gw.wait_log("SIGHUP: nothing to reload").await;
+    assert!(gw.is_running());
+    let mut alice = Raw::tcp(gw.tcp).await;
+    alice.auth("alice").await;
+    deployment::wait_presence(gw.admin, "alice", 1, WAIT).await;
+    let mut bob = Raw::tcp(gw.tcp).await;
+    bob.auth("bob").await;
+    text_goes_through(&mut alice, &mut bob, "bob", "after a SIGHUP").await;
+    assert!(plain.is_running() && gw.is_running());
+}
+
+/// A gateway whose router is not there says so once, in words, and again
+/// only when that changes (linked, then down again): not once per retry,
+/// and no raw error dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_without_its_router_says_so_once_per_change_not_per_retry() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let flags = format!("--dev --mode grpc --node-id 3 --router {url}");
+    // Debug lines count the attempts.
+    let gw = GatewayProcess::launch(
+        GATEWAY_BIN,
+        "log = \"info,jim_router_grpc=debug\"\n",
+        &flags,
+        None,
+    )
+    .await;
+    gw.log.wait_count("router link attempt ended", 4).await;
+    let warnings: Vec<String> = gw
+        .log
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("unreachable"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", gw.log.lines());
+    assert!(
+        warnings[0].contains(&format!("router at {url} unreachable: Connection refused")),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("retrying every"), "{}", warnings[0]);
+    assert!(
+        !warnings[0].contains("Status {") && !warnings[0].contains("source:"),
+        "{}",
+        warnings[0]
+    );
+
+    // The router comes: linked, said once. It goes: said once more.
+    let mut router = RouterProcess {
+        port,
+        key: None,
+        settle_ms: 0,
+        config: String::new(),
+        ca: None,
+        child: None,
+        log: None,
+    };
+    router.restart().await;
+    gw.log.wait_for("linked to router").await;
+    router.kill().await;
+    gw.log.wait_count("unreachable", 2).await;
+    let attempts = gw.log.count("router link attempt ended");
+    gw.log.wait_count("router link attempt ended", attempts + 3).await;
+    assert_eq!(gw.log.count("unreachable"), 2, "{:#?}", gw.log.lines());
 }

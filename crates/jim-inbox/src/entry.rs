@@ -89,7 +89,9 @@ pub enum Appended {
 /// A group the store kept: its id and members.
 pub type KeptGroup = (Arc<str>, Vec<Arc<str>>);
 
-/// An [`Append`] that owns its parts, to wait in a store's queue.
+/// An [`Append`] that owns its parts, to wait in a store's queue (the
+/// memory store has none).
+#[cfg(any(feature = "disk", feature = "redis"))]
 pub(crate) struct OwnedAppend {
     pub(crate) cmd: Command,
     pub(crate) body: Bytes,
@@ -99,6 +101,7 @@ pub(crate) struct OwnedAppend {
     pub(crate) message_id: u64,
 }
 
+#[cfg(any(feature = "disk", feature = "redis"))]
 impl OwnedAppend {
     pub(crate) fn of(append: &Append<'_>) -> OwnedAppend {
         OwnedAppend {
@@ -111,6 +114,7 @@ impl OwnedAppend {
         }
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn borrowed(&self) -> Append<'_> {
         Append {
             cmd: self.cmd,

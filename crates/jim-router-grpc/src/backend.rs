@@ -248,25 +248,40 @@ impl Inner {
         request
     }
 
-    /// Links, and relinks after every failure, for as long as the backend lives.
+    /// Links, and relinks after every failure, for as long as the backend
+    /// lives. The log gets one line per change of state (linked; down, and
+    /// why), not one per attempt: a router that stays away for an hour is
+    /// one warning, not thousands.
     async fn maintain_link(self: Arc<Self>) {
         let mut backoff = self.config.min_backoff;
+        // Whether the link being down was logged (since it was last up).
+        let mut said_down = false;
         loop {
+            let mut linked = false;
             let outcome = tokio::select! {
-                outcome = self.run_link() => outcome,
+                outcome = self.run_link(&mut linked) => outcome,
                 () = self.closed.cancelled() => {
                     self.disconnected();
                     return;
                 }
             };
-            match outcome {
-                Ok(()) => {
-                    tracing::warn!(router = %self.config.router, "router closed the link");
-                    backoff = self.config.min_backoff;
-                }
-                Err(status) => {
-                    tracing::warn!(router = %self.config.router, error = %status, "router link failed")
-                }
+            let why = match outcome {
+                Ok(()) => "it closed the link".to_owned(),
+                Err(status) => cause(&status),
+            };
+            if linked {
+                backoff = self.config.min_backoff;
+                said_down = false;
+            }
+            tracing::debug!(router = %self.config.router, why, "router link attempt ended");
+            if !said_down {
+                tracing::warn!(
+                    "router at {} unreachable: {why}; retrying every {:?} to {:?} until it answers",
+                    self.config.router,
+                    self.config.min_backoff,
+                    self.config.max_backoff
+                );
+                said_down = true;
             }
             self.disconnected();
             // Jitter: gateways that lost the same router do not come back in step.
@@ -289,7 +304,8 @@ impl Inner {
         self.pending.clear();
     }
 
-    async fn run_link(&self) -> Result<(), Status> {
+    /// One link, until it ends; `linked` says whether it came up.
+    async fn run_link(&self, linked: &mut bool) -> Result<(), Status> {
         let (tx, rx) = mpsc::channel(UP_QUEUE);
         {
             // Under the lock: sessions attached from now on are sent after
@@ -320,6 +336,7 @@ impl Inner {
             Err(status) => return Err(status),
         };
         self.connected.send_replace(true);
+        *linked = true;
         // While unlinked, messages may have been stored for these sessions.
         self.hub.resync_all();
         tracing::info!(router = %self.config.router, node = self.config.node_id, "linked to router");
@@ -507,5 +524,22 @@ impl Router for GrpcBackend {
     /// Ends the link: the router forgets this gateway's sessions at once.
     async fn close(&self) {
         self.inner.closed.cancel();
+    }
+}
+
+/// Why a link attempt failed, in words: for a transport failure the
+/// innermost cause ("Connection refused (os error 111)"), which tonic's own
+/// message ("transport error") hides; otherwise the router's message.
+fn cause(status: &Status) -> String {
+    let mut error: &dyn std::error::Error = status;
+    let mut innermost = None;
+    while let Some(source) = error.source() {
+        innermost = Some(source);
+        error = source;
+    }
+    match innermost {
+        Some(source) => source.to_string(),
+        None if status.message().is_empty() => format!("{:?}", status.code()),
+        None => format!("{} ({:?})", status.message(), status.code()),
     }
 }

@@ -23,7 +23,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Parser;
 use jim_router_grpc::{CentralConfig, CentralRouter};
-use jim_service::{Registry, StopSignals, print_table};
+use jim_service::{Hangups, LogFilter, Registry, StopSignals, print_table};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -88,6 +88,9 @@ pub struct RouterConfig {
     pub keepalive_ms: u64,
     /// `[inbox]`: the router owns every user's inbox in grpc mode.
     pub inbox: jim_router::inbox::InboxSettings,
+    /// The log filter (`tracing`'s syntax), read again on SIGHUP; `--log`
+    /// and `JIM_LOG` win over it.
+    pub log: String,
 }
 
 impl Default for RouterConfig {
@@ -105,6 +108,7 @@ impl Default for RouterConfig {
             handshake_timeout_ms: 10_000,
             keepalive_ms: 10_000,
             inbox: jim_router::inbox::InboxSettings::default(),
+            log: "info".to_owned(),
         }
     }
 }
@@ -149,9 +153,13 @@ struct Args {
     /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
     #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
     inbox_redis: Option<String>,
-    /// Log filter.
-    #[arg(long, env = "JIM_LOG", default_value = "info")]
-    log: String,
+    /// Write this process's id to this file while it runs (to signal it:
+    /// `kill -HUP "$(cat FILE)"`).
+    #[arg(long, env = "JIM_PID_FILE")]
+    pid_file: Option<PathBuf>,
+    /// Log filter (default: the file's `log`, else `info`).
+    #[arg(long, env = "JIM_LOG")]
+    log: Option<String>,
 }
 
 impl Args {
@@ -195,6 +203,9 @@ impl Args {
         if let Some(url) = &self.inbox_redis {
             config.inbox.redis_url = url.clone();
         }
+        if let Some(log) = &self.log {
+            config.log.clone_from(log);
+        }
         if config.inbox.store != jim_router::inbox::InboxStore::Off
             && (config.inbox.max_entries == 0 || config.inbox.ttl_secs == 0)
         {
@@ -231,9 +242,9 @@ impl Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let result = args.config().and_then(|config| {
-        jim_service::init_logging(&args.log);
+        let logs = jim_service::init_logging(&config.log);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        runtime.block_on(run(config))
+        runtime.block_on(run(config, &args, &logs))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,7 +259,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(config: RouterConfig) -> Result<(), ServerError> {
+async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), ServerError> {
+    // First: a SIGHUP while starting must not end the process either.
+    let mut hangups = Hangups::install()?;
     let metrics = RouterMetrics::new();
     let inbox = jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
         .await
@@ -286,6 +299,12 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
         .transpose()?;
     // Before the banner: whoever reads it may signal at once.
     let signals = StopSignals::install()?;
+    let _pid_file = args
+        .pid_file
+        .as_deref()
+        .map(jim_service::PidFile::write)
+        .transpose()
+        .map_err(|e| ServerError::Config(format!("--pid-file: {e}")))?;
     print_banner(&config, grpc_addr, http_addr);
     if config.tls.is_none() && !grpc_addr.ip().is_loopback() {
         tracing::warn!(
@@ -294,16 +313,17 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
         );
     }
 
-    let tls = match &config.tls {
+    let server_tls = match &config.tls {
         Some(files) => {
             let tls = std::sync::Arc::new(
                 jim_service::tls::ServerTls::load(files).map_err(|e| ServerError::Config(e.to_string()))?,
             );
             tokio::spawn(std::sync::Arc::clone(&tls).watch(stop.clone(), jim_service::Outcomes::default()));
-            Some(tls.acceptor(&[b"h2"]))
+            Some(tls)
         }
         None => None,
     };
+    let tls = server_tls.as_ref().map(|tls| tls.acceptor(&[b"h2"]));
     let service = router.service();
     let limits = admission::Limits {
         max_connections: config.max_connections,
@@ -343,7 +363,14 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
         });
     }
 
-    signals.received().await;
+    let stopped = signals.received();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            () = hangups.next() => reload(args, &config, server_tls.as_deref(), logs),
+        }
+    }
     tracing::info!("shutting down");
     stop.cancel();
     if let Ok(Err(e)) = grpc_task.await {
@@ -364,6 +391,46 @@ async fn run(config: RouterConfig) -> Result<(), ServerError> {
         tracing::info!("gateway links still open after the grace period; closing them");
     }
     Ok(())
+}
+
+/// SIGHUP: the configuration file is read again and its log filter
+/// applied, the TLS pair read again; nothing else changes while running,
+/// and nothing here stops the router.
+fn reload(args: &Args, started: &RouterConfig, tls: Option<&jim_service::tls::ServerTls>, logs: &LogFilter) {
+    let mut done = Vec::new();
+    match args.config() {
+        Ok(config) => {
+            match logs.set(&config.log) {
+                Ok(true) => done.push(format!("log filter {:?}", config.log)),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: log filter not changed"),
+            }
+            let beyond_log = RouterConfig {
+                log: started.log.clone(),
+                ..config
+            } != *started;
+            if beyond_log {
+                tracing::warn!(
+                    "SIGHUP: the configuration changed beyond what a reload applies (the log filter, the \
+                     contents of the TLS files): the rest takes effect at the next start"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration does not load; none of it applied"),
+    }
+    if let Some(tls) = tls {
+        done.push(
+            match tls.reload_because("SIGHUP", &jim_service::Outcomes::default()) {
+                Ok(()) => format!("TLS certificate {}", tls.files().cert.display()),
+                Err(e) => format!("TLS certificate NOT reloaded ({e}; keeping the one in use)"),
+            },
+        );
+    }
+    if done.is_empty() {
+        tracing::info!("SIGHUP: nothing to reload (no TLS, the log filter unchanged); still serving");
+    } else {
+        tracing::info!(reloaded = %done.join("; "), "SIGHUP: reloaded; still serving");
+    }
 }
 
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {

@@ -6,13 +6,16 @@
 //!   gauges and rendering the text exposition for `/metrics`.
 //! - [`StopSignals`]: SIGINT and SIGTERM, caught from the moment they are
 //!   installed (before a start-up banner tells anyone the process is up).
+//! - [`Hangups`]: SIGHUP, which asks a process to reload what it can and
+//!   never ends it.
 //! - [`Acceptor`]: an accept loop that rides out a lack of file
 //!   descriptors (logged once, retried after a pause) instead of spinning.
+//! - [`PidFile`]: the process's id in a file while it runs (`--pid-file`).
 //! - [`listen_addr`]: a listener's address in a configuration, or `"off"`.
 //! - [`print_table`]: the start-up banner.
 //! - [`tls`]: TLS for listeners, with certificates reloaded in place.
 //! - `init_logging` (feature `logging`): `tracing` to stderr, coloured only
-//!   on a terminal.
+//!   on a terminal, with a filter that can change while running.
 //!
 //! ```
 //! let registry = jim_service::Registry::new();
@@ -31,6 +34,7 @@ mod banner;
 pub mod listen_addr;
 #[cfg(feature = "logging")]
 mod logging;
+mod pid_file;
 mod registry;
 mod signals;
 pub mod tls;
@@ -38,6 +42,7 @@ pub mod tls;
 pub use accept::Acceptor;
 pub use banner::print_table;
 #[cfg(feature = "logging")]
-pub use logging::init_logging;
+pub use logging::{LogFilter, init_logging};
+pub use pid_file::PidFile;
 pub use registry::{Outcomes, Registry};
-pub use signals::StopSignals;
+pub use signals::{Hangups, StopSignals};

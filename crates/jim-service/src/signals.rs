@@ -53,3 +53,58 @@ impl StopSignals {
         }
     }
 }
+
+/// SIGHUP, caught from the moment this is made: each one asks the process
+/// to reload what it can (certificates, key files, the log filter). A
+/// process that holds one never dies of a SIGHUP, whatever it serves.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let mut hangups = jim_service::Hangups::install()?;
+/// loop {
+///     hangups.next().await;
+///     println!("reloading");
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Hangups {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    /// Installs the handler (within a tokio runtime).
+    ///
+    /// # Errors
+    /// The operating system refused.
+    pub fn install() -> std::io::Result<Hangups> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Hangups {
+                hangup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Hangups {})
+        }
+    }
+
+    /// Resolves on the next SIGHUP (several received meanwhile count as
+    /// one); never, where there are no such signals.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.hangup.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            std::future::pending::<()>().await;
+        }
+    }
+}

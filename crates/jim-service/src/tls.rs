@@ -1,6 +1,7 @@
 //! TLS for listeners: a certificate chain and its private key, from PEM
-//! files, reloaded without a restart (on SIGHUP, and when the files
-//! change); a bad new pair keeps the one in use and logs why.
+//! files, reloaded without a restart (when the files change, and when the
+//! process asks: on SIGHUP); a bad new pair keeps the one in use and logs
+//! why.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -133,62 +134,52 @@ impl ServerTls {
         Ok(())
     }
 
-    /// Reloads on SIGHUP and when either file's modification time
-    /// changes, until `stop`; logs and counts each reload and each
-    /// refusal. The SIGHUP handler is installed now, before the returned
-    /// task first runs: a SIGHUP from then on reloads, and never ends the
-    /// process.
+    /// Reloads when either file's modification time changes, until
+    /// `stop`; logs and counts each reload and each refusal. SIGHUP is the
+    /// process's to catch ([`crate::Hangups`]), which then calls
+    /// [`reload_because`](Self::reload_because).
     pub fn watch(
         self: Arc<Self>,
         stop: CancellationToken,
         reloads: crate::Outcomes,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        #[cfg(unix)]
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        async move { self.watching(&stop, &reloads, &mut hangup).await }
-    }
-
-    async fn watching(
-        &self,
-        stop: &CancellationToken,
-        reloads: &crate::Outcomes,
-        #[cfg(unix)] hangup: &mut Option<tokio::signal::unix::Signal>,
-    ) {
-        loop {
-            #[cfg(unix)]
-            let hung_up = async {
-                match hangup.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
+        async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(CHECK_EVERY) => {}
                 }
-            };
-            #[cfg(not(unix))]
-            let hung_up = std::future::pending::<Option<()>>();
-            let why = tokio::select! {
-                () = stop.cancelled() => return,
-                _ = hung_up => "SIGHUP",
-                () = tokio::time::sleep(CHECK_EVERY) => {
-                    let seen = *self.read_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if modified(&self.files) == seen {
-                        continue;
-                    }
-                    "the files changed"
-                }
-            };
-            let reloaded = self.reload();
-            reloads.count(&reloaded);
-            match reloaded {
-                Ok(()) => tracing::info!(cert = %self.files.cert.display(), why, "TLS certificate reloaded"),
-                Err(e) => {
-                    // Not again for the same files: wait for another change.
-                    *self
-                        .read_at
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = modified(&self.files);
-                    tracing::warn!(error = %e, why, "TLS certificate not reloaded; keeping the one in use");
+                let seen = *self
+                    .read_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if modified(&self.files) != seen {
+                    let _ = self.reload_because("the files changed", &reloads);
                 }
             }
         }
+    }
+
+    /// [`reload`](Self::reload)s, logs and counts the outcome, saying
+    /// `why` (`"SIGHUP"`, say).
+    ///
+    /// # Errors
+    /// As [`reload`](Self::reload).
+    pub fn reload_because(&self, why: &str, reloads: &crate::Outcomes) -> Result<(), TlsError> {
+        let reloaded = self.reload();
+        reloads.count(&reloaded);
+        match &reloaded {
+            Ok(()) => tracing::info!(cert = %self.files.cert.display(), why, "TLS certificate reloaded"),
+            Err(e) => {
+                // Not again for the same files: wait for another change.
+                *self
+                    .read_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = modified(&self.files);
+                tracing::warn!(error = %e, why, "TLS certificate not reloaded; keeping the one in use");
+            }
+        }
+        reloaded
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`deployment`]: several gateways (grpc and kafka modes): where each
 //!   listens, presence as it reports it, pipelined senders and the
 //!   deliveries they cause, through faults;
+//! - [`process`]: our binaries as processes, their logs collected;
 //! - [`tansu`]: a real Kafka-protocol broker on a free port;
 //! - [`redis`]: a real Redis (Debian's `redis-server`) on a free port.
 
@@ -14,6 +15,7 @@
 
 pub mod deployment;
 pub mod document;
+pub mod process;
 pub mod redis;
 mod support;
 pub mod tansu;

@@ -77,6 +77,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("* signed in as {}; talking to {receiver}", args.user);
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // The first sign-in asks for everything kept (a new device): nothing is
+    // missing then. Afterwards the session resumes from where it was.
+    let mut first_sign_in = true;
     loop {
         tokio::select! {
             line = lines.next_line() => {
@@ -95,10 +98,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             event = session.next() => match event? {
-                Event::Resumed { inbox: Some(inbox) } if !inbox.recovered && inbox.offset > 0 => {
-                    println!("* {} messages kept for you; some older ones may be gone", inbox.offset);
+                Event::Resumed { inbox } => {
+                    match inbox {
+                        Some(inbox) if first_sign_in && inbox.offset > 0 => {
+                            println!("* catching up on what your inbox holds");
+                        }
+                        Some(inbox) if !first_sign_in && !inbox.recovered => {
+                            println!("* back; some messages sent while you were away may be gone (older than the inbox keeps)");
+                        }
+                        _ => {}
+                    }
+                    first_sign_in = false;
                 }
-                Event::Resumed { .. } => {}
                 Event::Message { cmd, message, .. } => print_message(cmd, &message),
                 Event::Disconnected { reason, retry_in } => {
                     println!("* {reason}; reconnecting in {} ms", retry_in.as_millis());
@@ -133,6 +144,13 @@ fn print_message(cmd: Command, message: &Message) {
         Message::Video(video) => format!("[video {}]", video.url),
         Message::Ack(_) | Message::Error(_) => return,
     };
-    let push = if cmd == Command::S2C { " (system)" } else { "" };
-    println!("<{from}{place}{push}> {what}");
+    if cmd == Command::S2C {
+        // The usual pusher is the system itself: no need to say it twice.
+        match from {
+            "system" => println!("<push> {what}"),
+            other => println!("<push from {other}> {what}"),
+        }
+    } else {
+        println!("<{from}{place}> {what}");
+    }
 }

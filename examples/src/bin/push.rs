@@ -77,11 +77,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("the gateway refused the push ({status}): {why}").into());
     }
     for pushed in body["pushed"].as_array().into_iter().flatten() {
+        let sessions = pushed["sessions"].as_u64().unwrap_or(0);
         println!(
-            "pushed {} to {} ({} sessions here)",
+            "pushed {} to {} ({sessions} session{} here)",
             pushed["message_id"].as_str().unwrap_or("?"),
             pushed["receiver_id"].as_str().unwrap_or("?"),
-            pushed["sessions"]
+            if sessions == 1 { "" } else { "s" }
         );
     }
     Ok(())

@@ -20,6 +20,12 @@ use clap::Parser;
 const PAGE: &str = include_str!("../../web/index.html");
 const APP: &str = include_str!("../../web/app.js");
 const STYLE: &str = include_str!("../../web/style.css");
+/// The page's icon: a speech bubble (browsers ask for `/favicon.ico`).
+const ICON: &str = concat!(
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">",
+    "<path fill=\"#2563eb\" d=\"M4 4h24a2 2 0 0 1 2 2v16a2 2 0 0 1-2 2H12l-6 5v-5H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z\"/>",
+    "</svg>"
+);
 
 #[derive(Debug, Parser)]
 #[command(about = "Serve the Jim browser chat")]
@@ -55,9 +61,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/app.js", get(|| async { asset("text/javascript", APP) }))
         .route("/style.css", get(|| async { asset("text/css", STYLE) }))
+        .route("/favicon.svg", get(|| async { asset("image/svg+xml", ICON) }))
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", ICON) }))
         .route("/sdk/{*file}", get(sdk_file))
         .with_state(args.sdk);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (another server there? pass --listen)",
+            args.listen
+        )
+    })?;
     println!(
         "open http://{} (the gateway's WebSocket must be running)",
         listener.local_addr()?

@@ -106,7 +106,10 @@ test("a gateway that cannot be reached is said so on the sign-in page, which kee
   await page.goto(`${web.url}/?gateway=${encodeURIComponent(closed)}`);
   await page.fill("#user", "carol");
   await page.click("#signin-form button[type=submit]");
-  await page.locator("#signin-error", { hasText: "Cannot reach the gateway" }).waitFor({ timeout: UI_WAIT_MS });
+  const error = page.locator("#signin-error", { hasText: `Cannot reach ${closed}: no connection` });
+  await error.waitFor({ timeout: UI_WAIT_MS });
+  // Said once, with the address it tried.
+  assert.match(await error.innerText(), /^Cannot reach ws:\/\/127\.0\.0\.1:\d+\/ws: no connection \(refused, unreachable, or not a WebSocket server\)\. Trying again…$/);
   assert.equal(await page.getAttribute("#state", "data-state"), "reconnecting");
   await context.close();
 });

@@ -469,7 +469,7 @@ test("a connection that fails with an error and never a close (Node 20's WebSock
   const again = FakeSocket.next();
   (await first).onerror?.({});
   const info = await closed;
-  assert.deepEqual([info.code, info.reason, info.reconnect], [1006, "cannot connect to the gateway", true]);
+  assert.deepEqual([info.code, info.reason, info.reconnect], [1006, "no connection (refused, unreachable, or not a WebSocket server)", true]);
   await (await within(again, "a new socket")).accept();
   assert.equal((await connecting).userId, "alice");
 });

@@ -187,8 +187,22 @@ impl KeyRing {
         if let Some(jwks) = &self.jwks
             && let JwksSource::Url(..) = jwks.source
         {
-            jwks.read(&mut *jwks.last_read.lock().await).await;
+            let _ = jwks.read(&mut *jwks.last_read.lock().await).await;
         }
+    }
+
+    /// Reads the JWKS again now (the process was asked to reload): what it
+    /// holds afterwards, for the log; `None` without a JWKS.
+    pub(crate) async fn reread(&self) -> Option<String> {
+        let jwks = self.jwks.as_ref()?;
+        let read = jwks.read(&mut *jwks.last_read.lock().await).await;
+        Some(match read {
+            Ok(keys) => format!("JWKS {} ({keys} keys)", jwks.source),
+            Err(e) => format!(
+                "JWKS {} NOT read ({e}; keeping the keys read before)",
+                jwks.source
+            ),
+        })
     }
 
     /// Reads the JWKS again for a token naming a key it lacks, unless one
@@ -205,7 +219,7 @@ impl KeyRing {
         if last.is_some_and(|at| at.elapsed() < jwks.unknown_kid_every) {
             return false;
         }
-        jwks.read(&mut last).await;
+        let _ = jwks.read(&mut last).await;
         true
     }
 
@@ -217,7 +231,7 @@ impl KeyRing {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(jwks.refresh_every) => {}
             }
-            jwks.read(&mut *jwks.last_read.lock().await).await;
+            let _ = jwks.read(&mut *jwks.last_read.lock().await).await;
         }
     }
 
@@ -248,7 +262,8 @@ impl Jwks {
     }
 
     /// Reads the document; on failure keeps the keys it had, and says why.
-    async fn read(&self, last: &mut Option<Instant>) {
+    /// How many keys it holds now, or why it could not be read.
+    async fn read(&self, last: &mut Option<Instant>) -> Result<usize, String> {
         *last = Some(Instant::now());
         let source = self.source.clone();
         let read = tokio::task::spawn_blocking(move || match &source {
@@ -262,14 +277,17 @@ impl Jwks {
             Ok(keys) => {
                 tracing::info!(source = %self.source, keys = keys.len(), "read the JWKS");
                 self.reads.ok.increment(1);
+                let count = keys.len();
                 *self
                     .keys
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+                Ok(count)
             }
             Err(e) => {
                 tracing::warn!(source = %self.source, error = %e, "cannot read the JWKS; keeping the keys read before");
                 self.reads.failed.increment(1);
+                Err(e)
             }
         }
     }

@@ -275,6 +275,15 @@ impl Authenticator {
         }
     }
 
+    /// Reads the JWKS again now (a reload asked by the operator): what it
+    /// holds afterwards, or `None` when there is no JWKS.
+    pub async fn reload_keys(&self) -> Option<String> {
+        match self {
+            Authenticator::Jwt(verifier) => verifier.keys.reread().await,
+            Authenticator::Dev => None,
+        }
+    }
+
     /// Checks a token with the keys held now.
     ///
     /// # Errors

@@ -153,121 +153,12 @@ async fn the_binary_serves_prints_its_listeners_and_stops_on_sigterm() {
     let _ = Command::Ping;
 }
 
-/// The gateway binary, started with `args` and a configuration file, on
-/// ephemeral loopback ports; its stderr lines are collected.
-pub(crate) struct GatewayProcess {
-    pub child: tokio::process::Child,
-    pub tcp: SocketAddr,
-    pub ws: SocketAddr,
-    pub admin: SocketAddr,
-    pub log: tokio::sync::watch::Receiver<Vec<String>>,
-    /// The banner's tcp, websocket and admin api rows.
-    pub listeners: [String; 3],
-    config: std::path::PathBuf,
-}
+/// This test binary's gateway process, in development mode.
+struct GatewayProcess;
 
 impl GatewayProcess {
-    /// `wrapper`, if given, is a shell prefix (`ulimit -Hn 256;` say).
-    pub(crate) async fn start(config: &str, wrapper: Option<&str>) -> GatewayProcess {
-        let path = std::env::temp_dir().join(format!(
-            "jim-gw-{}-{}.toml",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::write(&path, config).unwrap();
-        let args = format!(
-            "--dev --config {} --tcp 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --log info",
-            path.display()
-        );
-        let mut command = match wrapper {
-            Some(prefix) => {
-                let mut sh = tokio::process::Command::new("sh");
-                sh.args(["-c", &format!("{prefix} exec {BIN} {args}")]);
-                sh
-            }
-            None => {
-                let mut direct = tokio::process::Command::from(gateway());
-                direct.args(args.split(' '));
-                direct
-            }
-        };
-        for (key, _) in std::env::vars() {
-            if key.starts_with("JIM_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (lines_read, log) = tokio::sync::watch::channel(Vec::new());
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                lines_read.send_modify(|lines| lines.push(line));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (rows, _) = banner_rows(&mut lines, &["tcp", "websocket", "admin api"], WAIT).await;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = |row: &str| -> SocketAddr {
-            let shown = rows[row].trim_end_matches(" (TLS)").trim_end_matches("/ws");
-            shown.rsplit("://").next().unwrap().parse().unwrap()
-        };
-        GatewayProcess {
-            tcp: addr("tcp"),
-            ws: addr("websocket"),
-            admin: addr("admin api"),
-            listeners: ["tcp", "websocket", "admin api"].map(|row| rows[row].clone()),
-            child,
-            log,
-            config: path,
-        }
-    }
-
-    /// Sends it a signal (`-TERM`, `-HUP`).
-    pub(crate) fn signal(&self, signal: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(
-            Process::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Its resident memory now, in bytes (from /proc).
-    pub(crate) fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-
-    /// Log lines containing `text`.
-    pub(crate) fn log_lines(&self, text: &str) -> usize {
-        self.log.borrow().iter().filter(|l| l.contains(text)).count()
-    }
-
-    /// Waits until the log has a line containing `text`.
-    pub(crate) async fn wait_log(&self, text: &str) {
-        let mut log = self.log.clone();
-        tokio::time::timeout(WAIT, log.wait_for(|lines| lines.iter().any(|l| l.contains(text))))
-            .await
-            .unwrap_or_else(|_| panic!("the log never said {text:?}: {:?}", self.log.borrow()))
-            .unwrap_or_else(|_| panic!("the log ended without {text:?}: {:?}", self.log.borrow()));
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.config);
+    async fn start(config: &str, wrapper: Option<&str>) -> jim_test_util::process::GatewayProcess {
+        jim_test_util::process::GatewayProcess::launch(BIN, config, "--dev", wrapper).await
     }
 }
 
@@ -395,7 +286,7 @@ async fn a_low_open_file_limit_lowers_max_connections_and_running_out_is_logged_
     assert!(starved >= 1, "running out was not logged");
     // Once per episode, not per failed accept: for each listener, "out of
     // file descriptors" and "accepting connections again" alternate.
-    let log = gw.log.borrow();
+    let log = gw.log.lines();
     for listener in ["tcp", "websocket", "admin"] {
         let tag = format!("listener=\"{listener}\"");
         let mut starving = false;
@@ -522,7 +413,117 @@ async fn sighup_reloads_the_certificate_and_the_banner_shows_what_is_encrypted()
     }
     gw.signal("-HUP");
     gw.wait_log("TLS certificate reloaded").await;
-    assert_eq!(gw.log_lines("why=\"SIGHUP\""), 1, "{:?}", gw.log.borrow());
+    assert_eq!(gw.log_lines("why=\"SIGHUP\""), 1, "{:?}", gw.log.lines());
     let stream = ca.connect(gw.tcp, "127.0.0.1", &[]).await.unwrap();
     assert!(was_given(&stream, &second));
+}
+
+/// What `jim-gateway gentoken ARGS` prints.
+fn gentoken(args: &[&str]) -> String {
+    let out = gateway().arg("gentoken").args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// SIGHUP never ends a gateway, whatever it runs with (here: no TLS, no
+/// JWKS, in development mode). It reads the configuration file again and
+/// applies its log filter, and says what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_never_ends_a_plaintext_gateway_and_applies_the_files_log_filter() {
+    let mut gw = GatewayProcess::start("", None).await;
+    let mut alice = Raw::tcp(gw.tcp).await;
+    alice.auth("alice").await;
+    gw.signal("-HUP");
+    gw.wait_log("SIGHUP: nothing to reload").await;
+    assert!(gw.is_running());
+    // The session it had goes on; new ones are served.
+    let pong = alice.request(Command::Ping, 7, "").await;
+    assert_eq!((pong.cmd, pong.seq), (Command::Pong, 7));
+
+    std::fs::write(&gw.config, "log = \"jim_gateway=debug,info\"\n").unwrap();
+    gw.signal("-HUP");
+    gw.wait_log("SIGHUP: reloaded").await;
+    assert_eq!(
+        gw.log_lines(r#"reloaded=log filter "jim_gateway=debug,info""#),
+        1,
+        "{:#?}",
+        gw.log.lines()
+    );
+    // Debug lines from now on (a sign-in says "authenticated" at debug).
+    Raw::tcp(gw.tcp).await.auth("bob").await;
+    gw.wait_log("authenticated").await;
+    assert!(gw.is_running());
+
+    // A file that no longer loads changes nothing, and ends nothing.
+    std::fs::write(&gw.config, "log = 5\n").unwrap();
+    gw.signal("-HUP");
+    gw.wait_log("the configuration does not load").await;
+    assert!(gw.is_running());
+    let pong = alice.request(Command::Ping, 8, "").await;
+    assert_eq!((pong.cmd, pong.seq), (Command::Pong, 8));
+}
+
+/// A production gateway with a JWKS file reads it again on SIGHUP: a key
+/// published there is accepted at once, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_the_jwks_file_again() {
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let jwks_of = |kid: &str, pem: &str| {
+        let jwks = gentoken(&[
+            "--key",
+            &format!("{keys}/{pem}"),
+            "--alg",
+            "EdDSA",
+            "--kid",
+            kid,
+            "--jwks",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&jwks).unwrap()["keys"][0].clone()
+    };
+    let (a, b) = (jwks_of("a", "ed-a.pem"), jwks_of("b", "ed-b.pem"));
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({ "keys": [a] }).to_string()).unwrap();
+    let config = format!(
+        "[auth]\njwks = {:?}\njwks_refresh_secs = 3600\njwks_unknown_kid_secs = 3600\n[admin]\nkey = \"{}\"\n",
+        jwks.display().to_string(),
+        "k".repeat(32)
+    );
+    let mut gw = jim_test_util::process::GatewayProcess::launch(BIN, &config, "", None).await;
+    let token = |kid: &str, pem: &str| {
+        gentoken(&[
+            "--key",
+            &format!("{keys}/{pem}"),
+            "--alg",
+            "EdDSA",
+            "--kid",
+            kid,
+            "--user",
+            "alice",
+            "--ttl",
+            "600",
+        ])
+    };
+    let attempt = |token: String| {
+        let tcp = gw.tcp;
+        async move {
+            let mut raw = Raw::tcp(tcp).await;
+            raw.request(
+                Command::Auth,
+                1,
+                &serde_json::json!({ "token": token }).to_string(),
+            )
+            .await
+            .cmd
+        }
+    };
+    assert_eq!(attempt(token("a", "ed-a.pem")).await, Command::AuthOk);
+    assert_eq!(attempt(token("b", "ed-b.pem")).await, Command::AuthFailed);
+
+    std::fs::write(&jwks, serde_json::json!({ "keys": [a, b] }).to_string()).unwrap();
+    gw.signal("-HUP");
+    gw.wait_log("SIGHUP: reloaded").await;
+    assert_eq!(gw.log_lines("(2 keys)"), 1, "{:#?}", gw.log.lines());
+    assert_eq!(attempt(token("b", "ed-b.pem")).await, Command::AuthOk);
+    assert!(gw.is_running());
 }
