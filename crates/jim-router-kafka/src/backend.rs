@@ -13,7 +13,7 @@ use jim_router::{
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -145,6 +145,22 @@ fn client_config(config: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfi
     for (key, value) in &config.properties {
         client.set(key, value);
     }
+    // librdkafka prints its own lines to stderr (`%3|...|FAIL|...`), many
+    // a second while a broker is away. What matters reaches the log through
+    // the clients' contexts, in words, once; its own lines only when the
+    // operator asks for them (`debug` or `log_level` in [kafka.properties]).
+    let asked = ["debug", "log_level"]
+        .iter()
+        .any(|key| config.properties.contains_key(*key));
+    if !asked {
+        // Also while the client is made (a CA file that cannot be read).
+        client.set("log_level", "2");
+    }
+    client.set_log_level(if asked {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Critical
+    });
     client
 }
 
@@ -171,7 +187,29 @@ impl KafkaBackend {
         config.validate().map_err(KafkaError::Config)?;
         let topics = Topics::of(&config);
         let admin: AdminClient<DefaultClientContext> = client_config(&config, &[]).create()?;
-        ensure_topics(&admin, &config, &topics, config.startup_timeout()).await?;
+        tracing::info!(
+            "connecting to kafka at {} (up to {} ms: kafka.startup_timeout_ms)",
+            config.bootstrap,
+            config.startup_timeout_ms
+        );
+        {
+            let ensured = ensure_topics(&admin, &config, &topics, config.startup_timeout());
+            tokio::pin!(ensured);
+            // A broker that is not there is said once, early, in words; the
+            // error at the timeout says what to check.
+            tokio::select! {
+                done = &mut ensured => done?,
+                () = tokio::time::sleep(SLOW_START) => {
+                    tracing::warn!(
+                        "no answer from kafka at {} after {} s; waiting up to {} ms (is it running?)",
+                        config.bootstrap,
+                        SLOW_START.as_secs(),
+                        config.startup_timeout_ms
+                    );
+                    ensured.await?;
+                }
+            }
+        }
 
         let health = Health::default();
         let producer = new_producer(&config, &health)?;
@@ -310,6 +348,13 @@ fn new_producer(
         .create_with_context(health.clone())
 }
 
+/// How long Kafka may take to answer at start before the log says so.
+const SLOW_START: Duration = Duration::from_secs(1);
+
+/// What to check when Kafka does not answer, for start-up errors.
+const CHECK_KAFKA: &str = "is a broker running there, reachable from this host, and speaking the protocol \
+     [kafka.properties] sets (security.protocol, TLS, SASL)? Set the address with kafka.bootstrap or --kafka-bootstrap";
+
 async fn ensure_topics(
     admin: &AdminClient<DefaultClientContext>,
     config: &KafkaConfig,
@@ -334,14 +379,14 @@ async fn ensure_topics(
         .await
         .map_err(|_| {
             KafkaError::Startup(format!(
-                "no answer from kafka at {} within {} ms",
+                "no answer from kafka at {} within {} ms: {CHECK_KAFKA}",
                 config.bootstrap,
                 timeout.as_millis()
             ))
         })?
         .map_err(|e| {
             KafkaError::Startup(format!(
-                "cannot create the topics on kafka at {}: {e}",
+                "cannot create the topics on kafka at {}: {e}: {CHECK_KAFKA}",
                 config.bootstrap
             ))
         })?;

@@ -74,12 +74,13 @@ fn gateway_command(config: &std::path::Path, node: u16) -> Process {
     process
         .args(["--dev", "--mode", "kafka", "--config"])
         .arg(config)
-        // The backend's readiness changes are info lines: the tests wait on them.
+        // The backend's readiness changes are info lines, and what a SIGHUP
+        // reloaded: the tests wait on them.
         .args([
             "--node-id",
             &node.to_string(),
             "--log",
-            "warn,jim_router_kafka=info",
+            "warn,jim_router_kafka=info,jim_gateway::cli=info",
         ])
         .args([
             "--tcp",
@@ -635,8 +636,34 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
+        // librdkafka's own lines stay out of the log; what it says is told
+        // once, in words.
+        assert!(!stderr.contains("|FAIL|") && !stderr.contains("%3|"), "{stderr}");
     }
+    // No broker: one warning naming the address, then an error that says
+    // what to check.
+    std::fs::write(&path, &cases_unreachable(&unreachable)).unwrap();
+    let out = gateway_command(&path, 1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches(&format!("no answer from kafka at {unreachable} after 1 s"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("is a broker running there"), "{stderr}");
     let _ = std::fs::remove_file(&path);
+}
+
+/// A kafka-mode configuration whose broker is not there.
+fn cases_unreachable(unreachable: &str) -> String {
+    format!("[kafka]\nbootstrap = \"{unreachable}\"\nstartup_timeout_ms = 1500\n[inbox]\nstore = \"off\"\n")
 }
 
 /// How long traffic runs before and after a fault.
