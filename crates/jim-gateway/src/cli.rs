@@ -238,7 +238,8 @@ impl RunArgs {
 
 /// The binary's entry point.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::CommandFactory;
+    let cli = Cli::try_parse().unwrap_or_else(|e| jim_service::explain_cli_error(e, &Cli::command()).exit());
     let (command, run) = match cli.command {
         Some(Command::Run(args)) => (None, args),
         Some(other) => (Some(other), RunArgs::default()),

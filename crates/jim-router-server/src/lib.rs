@@ -240,7 +240,9 @@ impl Args {
 /// The `jim-router` binary's entry point: exit status 78 for a bad
 /// configuration, 1 for any other failure.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    use clap::CommandFactory;
+    let args =
+        Args::try_parse().unwrap_or_else(|e| jim_service::explain_cli_error(e, &Args::command()).exit());
     let result = args.config().and_then(|config| {
         let logs = jim_service::init_logging(&config.log);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -14,6 +14,7 @@
 //! - [`listen_addr`]: a listener's address in a configuration, or `"off"`.
 //! - [`print_table`]: the start-up banner.
 //! - [`tls`]: TLS for listeners, with certificates reloaded in place.
+//! - `explain_cli_error` (feature `cli`): a mistyped flag explained.
 //! - `init_logging` (feature `logging`): `tracing` to stderr, coloured only
 //!   on a terminal, with a filter that can change while running.
 //!
@@ -26,11 +27,14 @@
 //!
 //! # Features
 //! - `logging`: [`init_logging`] (tracing-subscriber).
+//! - `cli`: [`explain_cli_error`] (clap).
 
 #![warn(missing_docs)]
 
 mod accept;
 mod banner;
+#[cfg(feature = "cli")]
+mod cli;
 pub mod listen_addr;
 #[cfg(feature = "logging")]
 mod logging;
@@ -41,6 +45,8 @@ pub mod tls;
 
 pub use accept::Acceptor;
 pub use banner::print_table;
+#[cfg(feature = "cli")]
+pub use cli::explain_cli_error;
 #[cfg(feature = "logging")]
 pub use logging::{LogFilter, init_logging};
 pub use pid_file::PidFile;

@@ -527,3 +527,29 @@ async fn sighup_reads_the_jwks_file_again() {
     assert_eq!(attempt(token("b", "ed-b.pem")).await, Command::AuthOk);
     assert!(gw.is_running());
 }
+
+/// A mistyped flag gets the nearest one, a flag spelt otherwise here gets a
+/// tip, and the usage is the whole of it, not the part already typed.
+#[test]
+fn mistyped_flags_are_explained() {
+    for (args, says) in [
+        (&["--dve"][..], "a similar argument exists: '--dev'"),
+        (
+            &["--dev", "--adimn", "off"][..],
+            "a similar argument exists: '--admin'",
+        ),
+        (
+            &["--dev", "--port", "9800"][..],
+            "--tcp ADDR, --ws ADDR, --admin ADDR",
+        ),
+    ] {
+        let out = gateway().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Usage: jim-gateway [OPTIONS]"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
