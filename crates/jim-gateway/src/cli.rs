@@ -29,6 +29,19 @@ enum Command {
     Gentoken(GentokenArgs),
     /// Print the effective configuration as TOML (secrets hidden) and exit.
     Config(RunArgs),
+    /// Check a configuration file (with the environment and flags, as a
+    /// start would take them) and what it names (keys, certificate, the
+    /// backend's settings) without starting anything; exit 0 if it is
+    /// good, 78 saying what to fix if not.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckConfigArgs {
+    /// The configuration file.
+    file: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// How to run the gateway.
@@ -248,6 +261,7 @@ pub fn main() -> ExitCode {
     let result = match command {
         Some(Command::Gentoken(args)) => gentoken(&args),
         Some(Command::Config(args)) => print_config(&args),
+        Some(Command::CheckConfig(args)) => check_config(args),
         Some(Command::Run(_)) | None => run_gateway(&run),
     };
     match result {
@@ -326,6 +340,80 @@ fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
         toml::to_string(&config).map_err(|e| GatewayError::Config(e.to_string()))?
     );
     Ok(())
+}
+
+fn check_config(args: CheckConfigArgs) -> Result<(), GatewayError> {
+    let file = args.file.clone();
+    let run = RunArgs {
+        config: Some(args.file),
+        ..args.run
+    };
+    let config = run.config()?;
+    // What a start reads before it listens: the token keys (PEM files, a
+    // JWKS file), the certificate, the backend's settings.
+    crate::auth::Authenticator::from_config(&config.auth)?;
+    if let Some(files) = config.tls.files() {
+        jim_service::tls::ServerTls::load(&files).map_err(|e| GatewayError::Config(e.to_string()))?;
+    }
+    check_backend(&config)?;
+    println!(
+        "{}: ok ({} mode, {}, inbox {})",
+        file.display(),
+        config.mode.as_str(),
+        if config.auth.dev {
+            "DEVELOPMENT auth"
+        } else {
+            "tokens checked"
+        },
+        inbox(&config)
+    );
+    Ok(())
+}
+
+/// The backend's own settings, checked as a start would check them before
+/// connecting to anything.
+fn check_backend(config: &Config) -> Result<(), GatewayError> {
+    match config.mode {
+        Mode::Local => Ok(()),
+        #[cfg(feature = "grpc")]
+        Mode::Grpc => jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id)
+            .endpoint()
+            .map(|_| ())
+            .map_err(|e| GatewayError::Config(format!("grpc.router: {e}"))),
+        #[cfg(feature = "kafka")]
+        Mode::Kafka => {
+            use jim_router::inbox::InboxStore;
+            kafka_config(config)?
+                .validate()
+                .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
+            if matches!(config.inbox.store, InboxStore::Memory | InboxStore::Disk) {
+                return Err(GatewayError::Config(format!(
+                    "kafka mode keeps inboxes in Redis, shared by every gateway: set inbox.store = \"redis\" \
+                     (and inbox.redis_url), or \"off\" for no inbox; not \"{}\" (JIM_INBOX, --inbox)",
+                    config.inbox.store.as_str()
+                )));
+            }
+            Ok(())
+        }
+        #[allow(unreachable_patterns)]
+        Mode::Grpc | Mode::Kafka => Err(not_compiled(config.mode)),
+    }
+}
+
+/// A mode this binary was built without, and the command that builds it.
+fn not_compiled(mode: Mode) -> GatewayError {
+    GatewayError::Config(format!(
+        "mode `{}` is not compiled into this binary: rebuild it with \
+         `cargo build --release -p jim-gateway -p jim-router-server --features {}`",
+        mode.as_str(),
+        mode.as_str()
+    ))
+}
+
+#[cfg(feature = "kafka")]
+fn kafka_config(config: &Config) -> Result<jim_router_kafka::KafkaConfig, GatewayError> {
+    serde_json::from_value(serde_json::Value::Object(config.kafka.clone()))
+        .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))
 }
 
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
@@ -422,6 +510,7 @@ async fn reload(args: &RunArgs, started: &Config, running: &RunningGateway, logs
 
 /// Starts a gateway on the backend the configuration asks for.
 async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
+    check_backend(&config)?;
     match config.mode {
         Mode::Local => {
             let metrics = crate::metrics::Metrics::new();
@@ -444,17 +533,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
         }
         #[cfg(feature = "kafka")]
         Mode::Kafka => {
-            let kafka: jim_router_kafka::KafkaConfig =
-                serde_json::from_value(serde_json::Value::Object(config.kafka.clone()))
-                    .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
-            use jim_router::inbox::InboxStore;
-            if matches!(config.inbox.store, InboxStore::Memory | InboxStore::Disk) {
-                return Err(GatewayError::Config(format!(
-                    "kafka mode keeps inboxes in Redis, shared by every gateway: set inbox.store = \"redis\" \
-                     (and inbox.redis_url), or \"off\" for no inbox; not \"{}\" (JIM_INBOX, --inbox)",
-                    config.inbox.store.as_str()
-                )));
-            }
+            let kafka = kafka_config(&config)?;
             let metrics = crate::metrics::Metrics::new();
             let inbox =
                 jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
@@ -469,11 +548,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             Gateway::with_metrics(config, backend, metrics)?.start().await
         }
         #[allow(unreachable_patterns)]
-        Mode::Grpc | Mode::Kafka => Err(GatewayError::Config(format!(
-            "mode `{}` is not compiled into this binary: rebuild jim-gateway with `--features {}`",
-            config.mode.as_str(),
-            config.mode.as_str()
-        ))),
+        Mode::Grpc | Mode::Kafka => Err(not_compiled(config.mode)),
     }
 }
 

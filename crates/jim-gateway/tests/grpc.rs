@@ -1546,3 +1546,70 @@ async fn a_gateway_without_its_router_says_so_once_per_change_not_per_retry() {
     gw.log.wait_count("router link attempt ended", attempts + 3).await;
     assert_eq!(gw.log.count("unreachable"), 2, "{:#?}", gw.log.lines());
 }
+
+/// deploy/grafana/jim.json charts only metrics a gateway and the router
+/// really export, and deploy/prometheus.yml scrapes where they serve them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_charts_only_metrics_the_processes_export() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/grafana/jim.json")).unwrap()).unwrap();
+    let mut charted = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("jim_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                charted.insert(name);
+            }
+        }
+    }
+    assert!(charted.len() > 20, "{charted:?}");
+
+    // A local gateway that has done a little of everything it counts.
+    let gw = Gw::start().await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let mut bob = gw.user(Kind::Ws, "bob").await;
+    text_goes_through(&mut alice, &mut bob, "bob", "counted").await;
+    let (status, mut exported) = http(gw.admin, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    // The router, with its HTTP listener.
+    let mut router = Process::new(router_bin())
+        .args(["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env_remove("JIM_ROUTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(router.stdout.take().unwrap()).lines();
+    let (rows, _) = banner_rows(&mut lines, &["http"], WAIT).await;
+    let http_addr: SocketAddr = rows["http"].trim_start_matches("http://").parse().unwrap();
+    let (status, router_metrics) = http(http_addr, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    exported.push_str(&router_metrics);
+
+    let missing: Vec<&String> = charted
+        .iter()
+        .filter(|name| {
+            !exported
+                .lines()
+                .any(|line| line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{")))
+        })
+        .collect();
+    assert!(missing.is_empty(), "charted but not exported: {missing:?}");
+
+    let scrape = std::fs::read_to_string(format!("{root}/prometheus.yml")).unwrap();
+    for target in [
+        "\"127.0.0.1:9002\"",
+        "\"127.0.0.1:9094\"",
+        "metrics_path: /metrics",
+    ] {
+        assert!(scrape.contains(target), "{target}");
+    }
+}

@@ -553,3 +553,59 @@ fn mistyped_flags_are_explained() {
         );
     }
 }
+
+/// `check-config FILE` reads the file as a start would (with what it names:
+/// keys, certificate, the backend's settings) and starts nothing.
+#[test]
+fn check_config_says_whether_a_file_would_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let file = dir.path().join("jim.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = gateway()
+            .args(["check-config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let (code, said) = check("[auth]\ndev = true\n[listen]\ntcp = \"127.0.0.1:1\"\n");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("jim.toml: ok (local mode, DEVELOPMENT auth, inbox memory"),
+        "{said}"
+    );
+    // Nothing was started: port 1 was never bound (it would need root).
+    for (text, says) in [
+        (
+            "[auth]\ndev = true\n[listen]\ntcpp = \"x\"\n",
+            "unknown field `tcpp`",
+        ),
+        ("[admin]\nkey = \"k\"\n", "no token key"),
+        (
+            "[auth]\ndev = true\n[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+            "/nonexistent/cert.pem",
+        ),
+        (
+            "[auth]\njwks = \"/nonexistent/jwks.json\"\n[admin]\nkey = \"k\"\n",
+            "/nonexistent/jwks.json",
+        ),
+        (
+            "mode = \"grpc\"\n[auth]\ndev = true\n[grpc]\nrouter = \"not a url\"\n",
+            "grpc.router",
+        ),
+    ] {
+        let (code, said) = check(text);
+        assert_eq!(code, Some(78), "{text}: {said}");
+        assert!(said.contains(says), "{text}: {said}");
+    }
+    if cfg!(feature = "kafka") {
+        let (code, said) = check("mode = \"kafka\"\n[auth]\ndev = true\n");
+        assert_eq!(code, Some(78), "{said}");
+        assert!(said.contains("kafka mode keeps inboxes in Redis"), "{said}");
+    }
+}
