@@ -1613,3 +1613,41 @@ async fn the_dashboard_charts_only_metrics_the_processes_export() {
         assert!(scrape.contains(target), "{target}");
     }
 }
+
+/// Two routers on one inbox directory would overwrite each other's acked
+/// messages: the second is refused (78), naming the directory and the
+/// process that has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_router_on_the_same_inbox_directory_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = format!(
+        "[inbox]\nstore = \"disk\"\ndir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let mut first = RouterProcess::start_configured(None, 0, inbox.as_str()).await;
+    let file = dir.path().join("second.toml");
+    std::fs::write(&file, &inbox).unwrap();
+    // Refused at once; were it not, it would serve (and this would wait).
+    let second = Process::new(router_bin())
+        .args(["--grpc", "127.0.0.1:0", "--http", "off", "--config"])
+        .arg(&file)
+        .env_remove("JIM_ROUTER_KEY")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, second)
+        .await
+        .expect("the second router was not refused")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    let pid = first.child.as_ref().unwrap().id().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "the inbox directory {} is in use by process {pid}",
+            canonical.display()
+        )),
+        "{stderr}"
+    );
+    assert!(first.is_running());
+}

@@ -51,6 +51,9 @@ struct Partitions {
     recent: PartitionHandle,
     /// group → members.
     groups: PartitionHandle,
+    /// This process's hold on the directory, for as long as the engine
+    /// (the committer's too) has it open: the last field, dropped last.
+    _lock: crate::dir_lock::DirLock,
 }
 
 impl std::fmt::Debug for Partitions {
@@ -80,6 +83,7 @@ fn open_err(e: impl std::fmt::Display) -> InboxError {
 
 impl DiskStore {
     pub(crate) fn open(dir: &Path, retention: Retention) -> Result<DiskStore, InboxError> {
+        let lock = crate::dir_lock::DirLock::take(dir)?;
         let keyspace = Config::new(dir).open().map_err(open_err)?;
         let part = |name: &str| {
             keyspace
@@ -88,6 +92,7 @@ impl DiskStore {
         };
         let meta = part("meta")?;
         let parts = Arc::new(Partitions {
+            _lock: lock,
             entries: part("entries")?,
             heads: part("heads")?,
             recent: part("recent")?,

@@ -16,6 +16,19 @@ pub enum InboxError {
         /// What failed.
         reason: String,
     },
+    /// Another process has the store's directory: two would overwrite
+    /// each other's entries.
+    #[error(
+        "the inbox directory {} is in use by {}: two processes on one directory would overwrite each other's messages; give each its own inbox.dir (--inbox-dir), or stop the other",
+        dir.display(),
+        holder.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}"))
+    )]
+    Locked {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The process holding it, as it wrote its id.
+        holder: Option<u32>,
+    },
 }
 
 impl InboxError {

@@ -16,6 +16,8 @@
 mod clock;
 mod config;
 #[cfg(feature = "disk")]
+mod dir_lock;
+#[cfg(feature = "disk")]
 mod disk;
 mod entry;
 mod error;

@@ -609,3 +609,50 @@ fn check_config_says_whether_a_file_would_start() {
         assert!(said.contains("kafka mode keeps inboxes in Redis"), "{said}");
     }
 }
+
+/// Two gateways on one inbox directory would number the same inboxes and
+/// overwrite each other's acked messages: the second is refused (78),
+/// naming the directory and the process that has it; the first goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_inbox_directory_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[inbox]\nstore = \"disk\"\ndir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let first = GatewayProcess::start(&config, None).await;
+    // Refused at once; were it not, it would serve (and this would wait).
+    let second = tokio::process::Command::from(gateway())
+        .args(["--dev", "--config"])
+        .arg(&first.config)
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--ws",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, second)
+        .await
+        .expect("the second gateway was not refused")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "the inbox directory {} is in use by process {}",
+            canonical.display(),
+            first.child.id().unwrap()
+        )),
+        "{stderr}"
+    );
+    // The first still serves, its inbox its own.
+    let mut alice = Raw::tcp(first.tcp).await;
+    alice.auth("alice").await;
+    let pong = alice.request(Command::Ping, 3, "").await;
+    assert_eq!(pong.cmd, Command::Pong);
+}
