@@ -330,6 +330,17 @@ pub struct Limits {
     /// IPv6 addresses count together by this prefix (64: a host's
     /// usual allocation).
     pub address_prefix_v6: u8,
+    /// Recipients one user's messages may reach per second, sustained (a
+    /// message to a group of N members counts N); 0: no limit. Past it,
+    /// 4029 until the budget refills.
+    pub fanout_per_sec: u32,
+    /// Recipients one user's messages may reach in a burst above
+    /// `fanout_per_sec`.
+    pub fanout_burst: u32,
+    /// Recipients all of this gateway's messages may reach per second
+    /// (a second's worth in a burst); past it, group messages get 4029
+    /// until it refills (one-to-one messages still pass); 0: no limit.
+    pub gateway_fanout_per_sec: u32,
     /// Sessions of one user on this gateway at once; 0: no limit.
     pub sessions_per_user: usize,
     /// At `sessions_per_user`: `kick_oldest` (the new session takes the
@@ -362,7 +373,10 @@ impl Default for Limits {
             connections_per_address_per_sec: 0,
             address_prefix_v4: 32,
             address_prefix_v6: 64,
-            sessions_per_user: 0,
+            fanout_per_sec: 5_000,
+            fanout_burst: 20_000,
+            gateway_fanout_per_sec: 100_000,
+            sessions_per_user: 16,
             sessions_over_limit: SessionsOverLimit::KickOldest,
         }
     }

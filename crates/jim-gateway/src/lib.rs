@@ -56,6 +56,7 @@ pub mod cli;
 mod config;
 mod cursor;
 mod error;
+mod fanout;
 mod limits;
 mod listen;
 pub mod metrics;

@@ -96,6 +96,11 @@ pub struct Metrics {
     /// Sessions closed to make room for a newer one of their user
     /// (`kick_oldest`).
     pub sessions_kicked: Counter,
+    /// Messages refused at a fan-out budget: a user's, the gateway's.
+    pub fanout_refused: [Counter; 2],
+    /// Recipients of the messages routed (a group message counts its
+    /// members): what the budgets are charged.
+    pub fanout_recipients: Counter,
     /// Certificate reloads, done and refused.
     pub tls_reloads: jim_service::Outcomes,
     /// JWKS reads, done and failed.
@@ -201,6 +206,18 @@ impl Metrics {
                 "jim_sessions_refused_total",
                 "Sessions refused, by the limit they met",
                 &[("reason", "sessions_per_user".to_owned())],
+            ),
+            fanout_refused: ["user", "gateway"].map(|scope| {
+                r.counter(
+                    "jim_fanout_refused_total",
+                    "Messages refused (4029) at a fan-out budget: limits.fanout_per_sec (user) or limits.gateway_fanout_per_sec (gateway)",
+                    &[("scope", scope.to_owned())],
+                )
+            }),
+            fanout_recipients: r.counter(
+                "jim_fanout_recipients_total",
+                "Recipients of the messages routed (a group message counts its members)",
+                &[],
             ),
             sessions_kicked: r.counter(
                 "jim_sessions_kicked_total",

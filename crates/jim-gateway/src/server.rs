@@ -76,6 +76,7 @@ impl<R: Router + Clone> Gateway<R> {
             metrics.connections_refused.clone(),
         ));
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
+        let fanout = crate::fanout::Fanout::new(&config.limits);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -85,6 +86,7 @@ impl<R: Router + Clone> Gateway<R> {
                 addresses,
                 tls,
                 ids,
+                fanout,
                 metrics,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),

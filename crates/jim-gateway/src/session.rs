@@ -116,6 +116,8 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
 struct Authenticated {
     info: SessionInfo,
     identity: Identity,
+    /// The user's fan-out budget on this gateway, if users have one.
+    fanout: Option<Arc<crate::fanout::Budget>>,
     /// When its token expires: the session ends then unless refreshed.
     expires: Option<Instant>,
 }
@@ -150,6 +152,9 @@ struct Routed {
     kind: MessageKind,
     receiver: Arc<str>,
     message_id: MessageId,
+    /// Recipients charged to the fan-out budgets before routing (a group
+    /// message's advance), settled against the receipt's.
+    advance: usize,
     result: Result<Receipt, RouterError>,
 }
 
@@ -527,10 +532,12 @@ impl<R: Router> Session<R> {
         self.shared.metrics.sessions.increment(1);
         let expires = expiry(&identity);
         let ok = self.auth_ok(frame, &info, inbox);
+        let fanout = self.shared.fanout.for_user(&info.user);
         self.auth = Some(Authenticated {
             info,
             identity,
             expires,
+            fanout,
         });
         self.last_activity = Instant::now();
         ok
@@ -693,6 +700,12 @@ impl<R: Router> Session<R> {
             _ => {}
         }
 
+        if let Some(refused) = self.over_fanout(frame) {
+            return refused;
+        }
+        let Some(auth) = &self.auth else {
+            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
+        };
         let message_id = self.shared.ids.next_id();
         let stamp = Stamp {
             sender_id: &auth.identity.user_id,
@@ -747,6 +760,7 @@ impl<R: Router> Session<R> {
         };
         let kind = outgoing.kind;
         let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
+        let advance = self.charge_advance(frame.cmd);
         let outgoing = match router.try_route(outgoing) {
             TryRoute::Routed(result) => {
                 let routed = Routed {
@@ -754,6 +768,7 @@ impl<R: Router> Session<R> {
                     kind,
                     receiver,
                     message_id,
+                    advance,
                     result,
                 };
                 if routes.is_empty() {
@@ -772,6 +787,7 @@ impl<R: Router> Session<R> {
                 kind,
                 receiver,
                 message_id,
+                advance,
                 result,
             }
         });
@@ -797,8 +813,11 @@ impl<R: Router> Session<R> {
             kind,
             receiver,
             message_id,
+            advance,
             result,
         } = routed;
+        let recipients = result.as_ref().map_or(0, |receipt| receipt.recipients);
+        self.settle_fanout(request.cmd, advance, recipients);
         match result {
             Ok(receipt) => {
                 if receipt.original.is_none() {
@@ -813,6 +832,66 @@ impl<R: Router> Session<R> {
                 )
             }
             Err(e) => self.router_error(&request, &e),
+        }
+    }
+
+    /// A message refused at a fan-out budget (4029): the user's, or, for a
+    /// group message, the gateway's.
+    fn over_fanout(&self, frame: &Frame) -> Option<Flow> {
+        let now = Instant::now();
+        let limits = &self.shared.config.limits;
+        let user = self.auth.as_ref()?.fanout.as_ref();
+        if user.is_some_and(|budget| !budget.admits(now)) {
+            self.shared.metrics.fanout_refused[0].increment(1);
+            let reason = format!(
+                "fan-out limit: your messages may reach at most {} recipients a second (a group message counts its members); slow down",
+                limits.fanout_per_sec
+            );
+            return Some(self.error(frame, ErrorCode::RateLimited, &reason));
+        }
+        let gateway = self.shared.fanout.gateway();
+        if frame.cmd == Command::C2G && gateway.is_some_and(|budget| !budget.admits(now)) {
+            self.shared.metrics.fanout_refused[1].increment(1);
+            let reason = format!(
+                "fan-out limit: this gateway's messages may reach at most {} recipients a second; retry in a moment",
+                limits.gateway_fanout_per_sec
+            );
+            return Some(self.error(frame, ErrorCode::RateLimited, &reason));
+        }
+        None
+    }
+
+    /// Charges a group message's advance (what the user's last one cost)
+    /// before it is routed; returns it.
+    fn charge_advance(&self, cmd: Command) -> usize {
+        let Some(user) = self.auth.as_ref().and_then(|auth| auth.fanout.as_ref()) else {
+            return 0;
+        };
+        if cmd != Command::C2G {
+            return 0;
+        }
+        let advance = user.group_advance();
+        let now = Instant::now();
+        user.charge(advance as i64, now);
+        if let Some(gateway) = self.shared.fanout.gateway() {
+            gateway.charge(advance as i64, now);
+        }
+        advance
+    }
+
+    /// Settles a routed message's cost: what it reached, less its advance.
+    fn settle_fanout(&self, cmd: Command, advance: usize, recipients: usize) {
+        self.shared.metrics.fanout_recipients.increment(recipients as u64);
+        let now = Instant::now();
+        let owed = recipients as i64 - advance as i64;
+        if let Some(user) = self.auth.as_ref().and_then(|auth| auth.fanout.as_ref()) {
+            user.charge(owed, now);
+            if cmd == Command::C2G && recipients > 0 {
+                user.remember_group(recipients);
+            }
+        }
+        if let Some(gateway) = self.shared.fanout.gateway() {
+            gateway.charge(owed, now);
         }
     }
 

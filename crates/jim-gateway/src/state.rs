@@ -24,6 +24,8 @@ pub(crate) struct Shared<R> {
     /// The listeners' certificate, when any listener is encrypted.
     pub(crate) tls: Option<Arc<jim_service::tls::ServerTls>>,
     pub(crate) ids: MessageIdGenerator,
+    /// Recipients per second: each user's budget, and the gateway's.
+    pub(crate) fanout: crate::fanout::Fanout,
     pub(crate) metrics: Metrics,
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,

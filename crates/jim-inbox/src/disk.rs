@@ -1,11 +1,17 @@
 //! The `disk` store: inboxes in an embedded log-structured engine (fjall),
 //! surviving restarts with their epoch.
 //!
-//! One committer thread owns every write: it takes all the appends waiting
-//! at that moment, assigns their offsets, writes them in one batch and
-//! syncs the journal once (group commit), then answers them all. Readers
-//! read a snapshot of what is synced, so nothing is ever delivered that a
-//! crash could take back.
+//! One committer thread owns every write: it takes the appends waiting at
+//! that moment (up to a bounded number of inbox entries, so that a message
+//! to a huge group delays a one-to-one message by one bounded round at
+//! most), assigns their offsets, writes them in one batch and syncs the
+//! journal once (group commit), then answers them all. Readers read a
+//! snapshot of what is synced, so nothing is ever delivered that a crash
+//! could take back.
+//!
+//! A message to several users (a group's members) is written once, under
+//! its id, and each member's entry refers to it: a group of N costs N
+//! small entries and one body, not N bodies.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,6 +36,18 @@ type InBatch = HashMap<RetryKey, (u64, Option<Offset>)>;
 /// Appends taken into one batch at most (one sync each).
 const MAX_BATCH: usize = 4096;
 
+/// Inbox entries taken into one batch, at least one append's: a batch
+/// takes a few milliseconds at most, and whatever waits behind it
+/// (another user's one-to-one message) waits that long.
+const MAX_BATCH_ENTRIES: usize = 8192;
+
+/// An entry's header: when, the command, the session left out.
+const ENTRY_HEADER: usize = 20;
+
+/// Set on the command's first byte (ASCII: never set otherwise) of an
+/// entry whose body is the id of a body stored once for several inboxes.
+const SHARED_BODY: u8 = 0x80;
+
 #[derive(Debug)]
 pub(crate) struct DiskStore {
     parts: Arc<Partitions>,
@@ -51,6 +69,8 @@ struct Partitions {
     recent: PartitionHandle,
     /// group → members.
     groups: PartitionHandle,
+    /// message id → when, body: a message to several users, once.
+    bodies: PartitionHandle,
     /// This process's hold on the directory, for as long as the engine
     /// (the committer's too) has it open: the last field, dropped last.
     _lock: crate::dir_lock::DirLock,
@@ -75,6 +95,16 @@ enum Request {
     },
 }
 
+impl Request {
+    /// The inbox entries it writes.
+    fn entries(&self) -> usize {
+        match self {
+            Request::Append { users, .. } => users.len(),
+            Request::SaveGroup { .. } => 1,
+        }
+    }
+}
+
 fn open_err(e: impl std::fmt::Display) -> InboxError {
     InboxError::Open {
         reason: e.to_string(),
@@ -97,6 +127,7 @@ impl DiskStore {
             heads: part("heads")?,
             recent: part("recent")?,
             groups: part("groups")?,
+            bodies: part("bodies")?,
             keyspace: keyspace.clone(),
         });
         let epoch: Arc<str> = match meta.get("epoch").map_err(open_err)? {
@@ -162,16 +193,28 @@ impl DiskStore {
         let start = entry_key(user, after.saturating_add(1));
         let end = entry_key(user, Offset::MAX);
         let mut entries = Vec::new();
+        let bodies = self.snapshot(&self.parts.bodies);
         for item in self.snapshot(&self.parts.entries).range(start..=end) {
             if entries.len() >= max {
                 break;
             }
             let (key, value) = item.map_err(InboxError::unavailable)?;
-            let entry = decode_entry(&key, value.into())?;
+            let (mut entry, shared) = decode_entry(&key, value.into())?;
             // Past its age but not yet swept: as good as gone.
-            if entry.at_ms.saturating_add(self.ttl_ms) >= cutoff {
-                entries.push(entry);
+            if entry.at_ms.saturating_add(self.ttl_ms) < cutoff {
+                continue;
             }
+            if let Some(message_id) = shared {
+                let Some(body) = bodies
+                    .get(message_id.to_be_bytes())
+                    .map_err(InboxError::unavailable)?
+                else {
+                    // Swept with its age: the entry is as old.
+                    continue;
+                };
+                entry.body = Bytes::from(body).slice(8..);
+            }
+            entries.push(entry);
         }
         Ok(Read {
             epoch: epoch_of(&self.epoch, head.generation),
@@ -293,14 +336,16 @@ impl Committer {
             let mut answers = Vec::new();
             let mut recent: InBatch = HashMap::new();
             let mut failed = None;
+            let mut entries = 0;
             for request in first
                 .into_iter()
                 .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
             {
+                entries += request.entries();
                 if let Err(e) = self.take(request, &mut batch, &mut answers, &mut recent) {
                     failed = Some(e);
                 }
-                if answers.len() >= MAX_BATCH {
+                if answers.len() >= MAX_BATCH || entries >= MAX_BATCH_ENTRIES {
                     break;
                 }
             }
@@ -389,8 +434,27 @@ impl Committer {
                 }
                 let mut sender_offset = None;
                 let mut offsets = Vec::with_capacity(users.len());
+                // Several inboxes: the body once, each entry referring to it.
+                let shared = users.len() > 1;
+                let mut code = cmd.code();
+                if shared {
+                    code[0] |= SHARED_BODY;
+                }
+                let mut value = Vec::with_capacity(ENTRY_HEADER + body.len());
+                value.extend_from_slice(&at_ms.to_be_bytes());
+                value.extend_from_slice(&code);
+                value.extend_from_slice(&except.unwrap_or(0).to_be_bytes());
+                if shared {
+                    let mut shared = Vec::with_capacity(8 + body.len());
+                    shared.extend_from_slice(&at_ms.to_be_bytes());
+                    shared.extend_from_slice(&body);
+                    batch.insert(&self.parts.bodies, message_id.to_be_bytes(), shared);
+                    value.extend_from_slice(&message_id.to_be_bytes());
+                } else {
+                    value.extend_from_slice(&body);
+                }
                 for user in &users {
-                    let offset = self.push(user, cmd, &body, except, at_ms, batch)?;
+                    let offset = self.push(user, &value, batch)?;
                     if sender.as_deref() == Some(&**user) {
                         sender_offset = Some(offset);
                     }
@@ -459,15 +523,9 @@ impl Committer {
         Ok(self.heads.get_mut(user).expect("just inserted"))
     }
 
-    fn push(
-        &mut self,
-        user: &Arc<str>,
-        cmd: Command,
-        body: &Bytes,
-        except: Option<u64>,
-        at_ms: u64,
-        batch: &mut Batch,
-    ) -> Result<Offset, InboxError> {
+    /// Appends `value` (an entry: its header, then its body or the id of
+    /// its shared body) to `user`'s inbox.
+    fn push(&mut self, user: &Arc<str>, value: &[u8], batch: &mut Batch) -> Result<Offset, InboxError> {
         let max_entries = self.retention.max_entries;
         let entries = self.parts.entries.clone();
         let head = self.head(user)?;
@@ -484,11 +542,6 @@ impl Committer {
         }
         head.head += 1;
         let offset = head.head;
-        let mut value = Vec::with_capacity(20 + body.len());
-        value.extend_from_slice(&at_ms.to_be_bytes());
-        value.extend_from_slice(&cmd.code());
-        value.extend_from_slice(&except.unwrap_or(0).to_be_bytes());
-        value.extend_from_slice(body);
         batch.insert(&entries, entry_key(user, offset), value);
         while head.head - head.oldest + 1 > max_entries {
             batch.remove(&entries, entry_key(user, head.oldest));
@@ -515,7 +568,7 @@ impl Committer {
             let mut oldest = head.oldest;
             for item in entries.range(entry_key(&user, head.oldest)..=entry_key(&user, head.head)) {
                 let (key, value) = item.map_err(InboxError::unavailable)?;
-                let entry = decode_entry(&key, value.into())?;
+                let (entry, _) = decode_entry(&key, value.into())?;
                 if entry.at_ms >= cutoff {
                     break;
                 }
@@ -528,6 +581,18 @@ impl Committer {
                 let encoded = head.encode();
                 batch.insert(&self.parts.heads, user.as_bytes(), encoded);
             }
+        }
+        // Shared bodies by age: their keys (message ids) rise with time.
+        for item in self.parts.bodies.iter() {
+            let (key, value) = item.map_err(InboxError::unavailable)?;
+            let at_ms = value
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if at_ms >= cutoff {
+                break;
+            }
+            batch.remove(&self.parts.bodies, key);
         }
         let window = self.retention.dedupe_window.as_millis() as u64;
         for item in self.parts.recent.iter() {
@@ -562,26 +627,39 @@ fn recent_key(sender: &str, client_msg_id: &str) -> Vec<u8> {
     key
 }
 
-fn decode_entry(key: &[u8], value: Bytes) -> Result<Entry, InboxError> {
+/// An entry, and the id of the body stored once it refers to, if it does
+/// (then its `body` is that id).
+fn decode_entry(key: &[u8], value: Bytes) -> Result<(Entry, Option<u64>), InboxError> {
     let corrupt = || InboxError::unavailable("disk store: a corrupt entry");
     let offset = key
         .get(key.len().saturating_sub(4)..)
         .and_then(|b| b.try_into().ok())
         .map(Offset::from_be_bytes)
         .ok_or_else(corrupt)?;
-    if value.len() < 20 {
+    if value.len() < ENTRY_HEADER {
         return Err(corrupt());
     }
     let at_ms = u64::from_be_bytes(value[..8].try_into().map_err(|_| corrupt())?);
-    let cmd = Command::from_code(value[8..12].try_into().map_err(|_| corrupt())?);
+    let mut code: [u8; 4] = value[8..12].try_into().map_err(|_| corrupt())?;
+    let shared = code[0] & SHARED_BODY != 0;
+    code[0] &= !SHARED_BODY;
     let except = u64::from_be_bytes(value[12..20].try_into().map_err(|_| corrupt())?);
-    Ok(Entry {
+    let body = value.slice(ENTRY_HEADER..);
+    let shared = if shared {
+        Some(u64::from_be_bytes(
+            body.as_ref().try_into().map_err(|_| corrupt())?,
+        ))
+    } else {
+        None
+    };
+    let entry = Entry {
         offset,
-        cmd,
+        cmd: Command::from_code(code),
         except: (except != 0).then_some(except),
         at_ms,
-        body: value.slice(20..),
-    })
+        body,
+    };
+    Ok((entry, shared))
 }
 
 fn encode_strings(strings: &[Arc<str>]) -> Vec<u8> {

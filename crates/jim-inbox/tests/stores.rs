@@ -604,3 +604,74 @@ async fn a_senders_appends_are_stored_in_the_order_submitted_whichever_is_awaite
         assert_eq!(stored, vec![&b"m1"[..], b"m2", b"m3"], "{inbox:?}");
     }
 }
+
+/// Bytes under `dir`, every file.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                dir_bytes(&entry.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// A message to 2,000 users costs 2,000 small entries and its body once,
+/// on disk and in Redis, and every member reads the whole body back.
+#[tokio::test]
+async fn a_group_message_is_stored_once_whatever_the_group_size() {
+    let members: Vec<Arc<str>> = (0..2_000).map(|i| format!("member{i}").into()).collect();
+    let body = Bytes::from(format!(
+        r#"{{"type":"text","data":{{"content":"{}"}}}}"#,
+        "x".repeat(20_000)
+    ));
+    let check_reads = |inbox: Inbox| {
+        let (members, body) = (members.clone(), body.clone());
+        async move {
+            for user in [&members[0], &members[1_999]] {
+                let read = inbox.read(user, 0, 10).await.unwrap();
+                assert_eq!(read.entries.len(), 1);
+                assert_eq!(read.entries[0].body, body);
+            }
+        }
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::Disk {
+        dir: dir.path().to_path_buf(),
+    };
+    let disk = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    let before = dir_bytes(dir.path());
+    disk.append(members.iter(), &append(&body, None, None, 77))
+        .await
+        .unwrap();
+    let grew = dir_bytes(dir.path()) - before;
+    // 2,000 copies would be 40 MB.
+    assert!(grew < 1_000_000, "the disk store grew by {grew} bytes");
+    check_reads(disk.clone()).await;
+    drop(disk);
+    check_reads(reopen(&kind).await).await;
+
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let kind = StoreKind::Redis { url: redis.url() };
+    let shared = Inbox::open(&kind, Retention::default(), Default::default())
+        .await
+        .unwrap();
+    shared
+        .append(members.iter(), &append(&body, None, None, 78))
+        .await
+        .unwrap();
+    // A member's inbox holds a small entry, not the 20 KB body.
+    let usage = jim_test_util::redis::command(&redis.url(), &["MEMORY", "USAGE", "jim:{member7}:in"]);
+    let bytes: u64 = usage.trim_start_matches(':').parse().unwrap();
+    // (An empty stream's own structure is about 4.5 KB.)
+    assert!(bytes < 10_000, "a member's stream takes {bytes} bytes");
+    check_reads(shared).await;
+}

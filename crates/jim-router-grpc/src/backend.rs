@@ -406,6 +406,7 @@ impl Router for GrpcBackend {
                 sessions: Some(result.sessions as usize),
                 offset: result.offset,
                 original: result.original.map(jim_model::MessageId),
+                recipients: usize::try_from(result.recipients).unwrap_or(usize::MAX),
             }),
             Some(error) => Err(convert::route_error_from_proto(error)),
         }

@@ -357,6 +357,7 @@ impl CentralRouter {
             } => {
                 let mut receipt = self.deliver(message, &users, &offsets, except, false);
                 receipt.offset = sender_offset;
+                receipt.recipients = users.len();
                 Ok(receipt)
             }
             Appended::Duplicate {
@@ -366,6 +367,7 @@ impl CentralRouter {
                 sessions: Some(0),
                 offset: sender_offset,
                 original: Some(MessageId(message_id)),
+                recipients: 0,
             }),
         }
     }
@@ -551,6 +553,7 @@ impl CentralRouter {
                 sessions: receipt.sessions.unwrap_or(0) as u64,
                 offset: receipt.offset,
                 original: receipt.original.map(|id| id.0),
+                recipients: receipt.recipients as u64,
             },
             Err(error) => proto::RouteResult {
                 request,

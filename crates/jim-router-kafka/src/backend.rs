@@ -33,9 +33,9 @@ use crate::{KafkaConfig, KafkaError};
 /// through Kafka in about a consumer's fetch wait, a lease is the most.
 const PRESENCE_SETTLES: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(3)];
 
-/// A message's delivery records, the sessions they reach, and the
-/// sender's own offset (a group message).
-type Planned = (Vec<DeliveryHead>, usize, Option<u32>);
+/// A message's delivery records, the sessions they reach, the sender's own
+/// offset (a group message), and how many users it went to.
+type Planned = (Vec<DeliveryHead>, usize, Option<u32>, usize);
 
 /// The topics, by role.
 #[derive(Debug, Clone)]
@@ -824,7 +824,7 @@ impl Inner {
                             }
                         })
                         .collect();
-                    return Ok(Ok((heads, sessions, None)));
+                    return Ok(Ok((heads, sessions, None, 0)));
                 }
             };
         let (offsets, sender_offset) = match self.inbox.append(users.iter(), &message.stored(except)).await? {
@@ -840,6 +840,7 @@ impl Inner {
                     sessions: Some(0),
                     offset: sender_offset,
                     original: Some(jim_model::MessageId(message_id)),
+                    recipients: 0,
                 }));
             }
         };
@@ -872,7 +873,7 @@ impl Inner {
                 head.offsets.clear();
             }
         }
-        Ok(Ok((heads, sessions, sender_offset)))
+        Ok(Ok((heads, sessions, sender_offset, users.len())))
     }
 }
 
@@ -973,7 +974,7 @@ impl Router for KafkaBackend {
         if !self.is_ready() {
             return Err(unavailable("not reachable"));
         }
-        let (deliveries, sessions, sender_offset) = match inner.plan(&message).await? {
+        let (deliveries, sessions, sender_offset, recipients) = match inner.plan(&message).await? {
             Ok(planned) => planned,
             Err(retry) => return Ok(retry),
         };
@@ -1008,6 +1009,7 @@ impl Router for KafkaBackend {
             sessions: Some(sessions),
             offset: sender_offset,
             original: None,
+            recipients,
         })
     }
 

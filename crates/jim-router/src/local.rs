@@ -183,6 +183,7 @@ impl LocalRouter {
                     sessions: Some(0),
                     offset: sender_offset,
                     original: Some(MessageId(message_id)),
+                    recipients: 0,
                 };
             }
         };
@@ -197,6 +198,7 @@ impl LocalRouter {
             sessions: Some(delivered.sessions),
             offset,
             original: None,
+            recipients: users.len(),
         }
     }
 

@@ -124,6 +124,10 @@ pub struct Receipt {
     /// Set when the message was a retry (same sender and `client_msg_id`)
     /// of one accepted earlier: that message's id. Nothing was sent.
     pub original: Option<MessageId>,
+    /// The users the message went to (a group's members: what it cost to
+    /// store and deliver; 0 for a retry, or a push to everyone, which no
+    /// inbox keeps).
+    pub recipients: usize,
 }
 
 /// A client's `ack` of a message it received: observed, never routed.

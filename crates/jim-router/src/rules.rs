@@ -39,6 +39,19 @@ impl UserList<'_> {
             UserList::Members(members) => Users::Members(members.iter()),
         }
     }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            UserList::One(_) => 1,
+            UserList::Members(members) => members.len(),
+        }
+    }
+
+    /// Whether there is nobody (a group has at least one member).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The users of a [`UserList`].

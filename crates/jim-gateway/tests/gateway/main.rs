@@ -7,6 +7,7 @@ mod addresses;
 mod admin;
 mod binary;
 mod bodies;
+mod fanout;
 mod frames;
 mod hostile;
 mod inbox;

@@ -23,6 +23,11 @@ use crate::{Append, Appended, InboxError, Offset};
 /// At most this many appends go in one batch.
 const MOST_PER_BATCH: usize = 256;
 
+/// At most this many inbox entries go in one batch (at least one append's):
+/// a message to a huge group delays what waits behind it (another user's
+/// one-to-one message) by one bounded batch, not by its whole backlog.
+const MOST_ENTRIES_PER_BATCH: usize = 4096;
+
 /// One append waiting for its batch.
 pub(crate) struct Job {
     pub(crate) users: Vec<Arc<str>>,
@@ -93,9 +98,28 @@ enum Plan {
 /// Takes the waiting appends, a batch at a time, until the store is
 /// dropped.
 pub(crate) async fn run(redis: Arc<Redis>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut batch = Vec::with_capacity(MOST_PER_BATCH);
-    while jobs.recv_many(&mut batch, MOST_PER_BATCH).await > 0 {
-        redis.append_batch(std::mem::take(&mut batch)).await;
+    // A job that did not fit the last batch: it opens the next.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut entries = first.users.len();
+        let mut batch = vec![first];
+        while batch.len() < MOST_PER_BATCH && entries < MOST_ENTRIES_PER_BATCH {
+            let Ok(job) = jobs.try_recv() else { break };
+            if entries + job.users.len() > MOST_ENTRIES_PER_BATCH {
+                carried = Some(job);
+                break;
+            }
+            entries += job.users.len();
+            batch.push(job);
+        }
+        redis.append_batch(batch).await;
     }
 }
 
@@ -222,12 +246,31 @@ impl Redis {
             cutoff_ms: at_ms.saturating_sub(self.retention.ttl.as_millis() as u64),
             epoch: new_epoch(),
         };
+        // The bodies of messages to several inboxes first, once each: an
+        // entry is never readable before what it refers to.
+        let bodies: Vec<Vec<Cmd>> = appends
+            .iter()
+            .filter(|(users, _)| users.len() > 1)
+            .map(|(_, append)| vec![self.body_cmd(append)])
+            .collect();
+        if !bodies.is_empty() {
+            let stored = self.send_all(bodies.into_iter()).await.and_then(|answers| {
+                answers
+                    .into_iter()
+                    .try_for_each(|value| answer::<Value>(value).map(|_| ()))
+            });
+            if let Err(e) = stored {
+                return appends.iter().map(|_| Err(e.clone())).collect();
+            }
+        }
+        let stamp = &stamp;
         let calls: Vec<(&str, Cmd)> = appends
             .iter()
             .flat_map(|(users, append)| {
+                let shared = users.len() > 1;
                 users
                     .iter()
-                    .map(|user| (&**user, self.append_cmd(user, append, &stamp)))
+                    .map(move |user| (&**user, self.append_cmd(user, append, stamp, shared)))
             })
             .collect();
         let mut answers = match self.send_by_inbox(&calls).await {

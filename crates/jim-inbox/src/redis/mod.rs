@@ -3,7 +3,9 @@
 //! An append to one inbox is one server-side script: it assigns the next
 //! offset, adds the entry under that id, trims to retention (count, and
 //! the oldest few by age) and refreshes the keys' expiry, atomically. A
-//! message to many users is one such script per user. Appends go in
+//! message to many users is one such script per user, each entry referring
+//! to the message's body, stored once beside them (for the inboxes'
+//! lifetime) before them. Appends go in
 //! batches, in the order submitted: every append waiting is one pipeline
 //! (see [`batch`]). A user's keys share one hash tag (`{user}`), so
 //! inboxes shard across a Redis Cluster's slots; there a batch is one
@@ -41,7 +43,7 @@ if head > 4294967295 then
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'head', 1)
   head = 1
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], head .. '-0', 'c', ARGV[4], 'e', ARGV[5], 't', ARGV[6], 'b', ARGV[7])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], head .. '-0', 'c', ARGV[4], 'e', ARGV[5], 't', ARGV[6], ARGV[9], ARGV[7])
 for _ = 1, 16 do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
   if not oldest or tonumber(oldest[2][6]) >= tonumber(ARGV[2]) then
@@ -227,6 +229,11 @@ impl Redis {
         format!("{}{{{user}}}:meta", self.prefix)
     }
 
+    /// A message's body, kept once for all its inboxes.
+    fn body_key(&self, message_id: u64) -> String {
+        format!("{}body:{message_id}", self.prefix)
+    }
+
     fn retry_key(&self, sender: &str, client_msg_id: &str) -> String {
         format!("{}{{{sender}}}:retry:{client_msg_id}", self.prefix)
     }
@@ -326,8 +333,9 @@ impl Redis {
         Ok(())
     }
 
-    /// The `APPEND` script's call for one user's inbox.
-    fn append_cmd(&self, user: &str, append: &Append<'_>, stamp: &Stamp) -> Cmd {
+    /// The `APPEND` script's call for one user's inbox: with the body
+    /// (`b`), or, `shared`, with the key of the body stored once (`r`).
+    fn append_cmd(&self, user: &str, append: &Append<'_>, stamp: &Stamp, shared: bool) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.append.get_hash())
             .arg(2)
@@ -338,8 +346,23 @@ impl Redis {
             .arg(&*stamp.epoch)
             .arg(&append.cmd.code()[..])
             .arg(append.except.unwrap_or(0))
-            .arg(stamp.at_ms)
+            .arg(stamp.at_ms);
+        if shared {
+            cmd.arg(self.body_key(append.message_id));
+        } else {
+            cmd.arg(&append.body[..]);
+        }
+        cmd.arg(self.ttl_secs()).arg(if shared { "r" } else { "b" });
+        cmd
+    }
+
+    /// Stores the body of a message to several inboxes, once, for as long
+    /// as an inbox keeps entries.
+    fn body_cmd(&self, append: &Append<'_>) -> Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.body_key(append.message_id))
             .arg(&append.body[..])
+            .arg("EX")
             .arg(self.ttl_secs());
         cmd
     }
@@ -359,14 +382,40 @@ impl Redis {
             .await
             .map_err(failed)?;
         let cutoff = now_ms().saturating_sub(self.retention.ttl.as_millis() as u64);
-        let entries = entries
+        let mut entries: Vec<(Entry, Option<String>)> = entries
             .into_iter()
             .filter_map(|(id, fields)| decode(&id, fields))
-            .filter(|entry| entry.at_ms >= cutoff)
+            .filter(|(entry, _)| entry.at_ms >= cutoff)
             .collect();
+        // Bodies stored once for many inboxes: one pipeline of GETs (one
+        // per node of a cluster), in the order of the entries.
+        let shared: Vec<Vec<Cmd>> = entries
+            .iter()
+            .filter_map(|(_, key)| key.as_ref())
+            .map(|key| {
+                let mut get = redis::cmd("GET");
+                get.arg(key);
+                vec![get]
+            })
+            .collect();
+        if !shared.is_empty() {
+            let mut bodies = self.send_all(shared.into_iter()).await?.into_iter();
+            let mut kept = Vec::with_capacity(entries.len());
+            for (mut entry, key) in entries {
+                if key.is_some() {
+                    match batch::answer::<Option<Vec<u8>>>(bodies.next().unwrap_or(Value::Nil))? {
+                        Some(body) => entry.body = Bytes::from(body),
+                        // Expired with the inbox's age: the entry is as old.
+                        None => continue,
+                    }
+                }
+                kept.push((entry, None));
+            }
+            entries = kept;
+        }
         Ok(Read {
             epoch: epoch.unwrap_or_default().into(),
-            entries,
+            entries: entries.into_iter().map(|(entry, _)| entry).collect(),
         })
     }
 
@@ -433,7 +482,10 @@ fn offset_of(id: &str) -> Option<Offset> {
     id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
 }
 
-fn decode(id: &str, fields: Vec<(String, Vec<u8>)>) -> Option<Entry> {
+/// An entry as stored, and the key of its body when it is stored once for
+/// several inboxes.
+fn decode(id: &str, fields: Vec<(String, Vec<u8>)>) -> Option<(Entry, Option<String>)> {
+    let mut shared = None;
     let mut entry = Entry {
         offset: offset_of(id)?,
         cmd: Command::C2C,
@@ -448,8 +500,9 @@ fn decode(id: &str, fields: Vec<(String, Vec<u8>)>) -> Option<Entry> {
             "e" => entry.except = text()?.parse().ok().filter(|e| *e != 0),
             "t" => entry.at_ms = text()?.parse().ok()?,
             "b" => entry.body = Bytes::from(value),
+            "r" => shared = Some(text()?.to_owned()),
             _ => {}
         }
     }
-    Some(entry)
+    Some((entry, shared))
 }
