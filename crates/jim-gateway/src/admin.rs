@@ -163,6 +163,10 @@ struct PushRequest {
     /// The `sender_id` stamped into the message.
     #[serde(default = "default_sender")]
     sender_id: String,
+    /// Answer with every message pushed (its receiver, id and sessions),
+    /// not only the counts: a push to 100,000 users would list them all.
+    #[serde(default)]
+    list: bool,
 }
 
 fn default_sender() -> String {
@@ -189,18 +193,27 @@ async fn push<R: Router + Clone>(
         &shared.ids,
         shared.config.limits.max_body,
     )?;
-    let mut pushed = Vec::with_capacity(messages.len());
+    let count = messages.len();
+    let mut pushed = Vec::with_capacity(if request.list { count } else { 0 });
+    let mut sessions = 0;
     for (receiver, outgoing) in messages {
         let (message_id, kind) = (outgoing.message_id, outgoing.kind);
         let receipt = shared.router.route(outgoing).await?;
         shared.metrics.routed(jim_protocol::Command::S2C, kind);
-        pushed.push(Pushed {
-            receiver_id: receiver,
-            message_id: message_id.to_string(),
-            sessions: receipt.sessions,
-        });
+        sessions += receipt.sessions.unwrap_or(0);
+        if request.list {
+            pushed.push(Pushed {
+                receiver_id: receiver,
+                message_id: message_id.to_string(),
+                sessions: receipt.sessions,
+            });
+        }
     }
-    Ok(Json(json!({ "pushed": pushed })))
+    let mut reply = json!({ "messages": count, "sessions": sessions });
+    if request.list {
+        reply["pushed"] = json!(pushed);
+    }
+    Ok(Json(reply))
 }
 
 #[derive(Debug, Deserialize)]

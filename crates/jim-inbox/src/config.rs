@@ -14,16 +14,21 @@ pub struct Retention {
     pub ttl: Duration,
     /// A send with a `client_msg_id` seen this recently is a retry.
     pub dedupe_window: Duration,
+    /// The `client_msg_id`s kept per sender, whatever its sessions: past
+    /// it, the oldest is forgotten first (a retry of it is then a new
+    /// message).
+    pub dedupe_per_user: u32,
 }
 
 impl Default for Retention {
     /// 1,000 entries, 7 days, a 5-minute dedupe window (the contract's
-    /// defaults).
+    /// defaults), 10,000 `client_msg_id`s per sender.
     fn default() -> Retention {
         Retention {
             max_entries: 1000,
             ttl: Duration::from_secs(7 * 24 * 3600),
             dedupe_window: Duration::from_secs(300),
+            dedupe_per_user: 10_000,
         }
     }
 }
@@ -68,6 +73,9 @@ pub struct InboxSettings {
     /// A send with the same `client_msg_id` this recently is a retry, in
     /// seconds.
     pub dedupe_window_secs: u64,
+    /// The `client_msg_id`s kept per sender within the window (the oldest
+    /// forgotten first), whatever its sessions.
+    pub dedupe_per_user: u32,
 }
 
 impl Default for InboxSettings {
@@ -80,6 +88,7 @@ impl Default for InboxSettings {
             max_entries: retention.max_entries,
             ttl_secs: retention.ttl.as_secs(),
             dedupe_window_secs: retention.dedupe_window.as_secs(),
+            dedupe_per_user: retention.dedupe_per_user,
         }
     }
 }
@@ -116,6 +125,7 @@ impl InboxSettings {
             max_entries: self.max_entries,
             ttl: std::time::Duration::from_secs(self.ttl_secs),
             dedupe_window: std::time::Duration::from_secs(self.dedupe_window_secs),
+            dedupe_per_user: self.dedupe_per_user,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! its id, and each member's entry refers to it: a group of N costs N
 //! small entries and one body, not N bodies.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -112,7 +112,11 @@ fn open_err(e: impl std::fmt::Display) -> InboxError {
 }
 
 impl DiskStore {
-    pub(crate) fn open(dir: &Path, retention: Retention) -> Result<DiskStore, InboxError> {
+    pub(crate) fn open(
+        dir: &Path,
+        retention: Retention,
+        forgotten: metrics::Counter,
+    ) -> Result<DiskStore, InboxError> {
         let lock = crate::dir_lock::DirLock::take(dir)?;
         let keyspace = Config::new(dir).open().map_err(open_err)?;
         let part = |name: &str| {
@@ -146,6 +150,8 @@ impl DiskStore {
             retention,
             durable: Arc::clone(&durable),
             heads: HashMap::new(),
+            recent_order: HashMap::new(),
+            forgotten,
         };
         std::thread::Builder::new()
             .name("jim-inbox-disk".into())
@@ -313,6 +319,10 @@ struct Committer {
     /// Heads of the inboxes written since start: the committer is their
     /// only writer, so this cache is the truth.
     heads: HashMap<Arc<str>, Head>,
+    /// Each sender's `client_msg_id`s recorded since start, oldest first,
+    /// with when: at most `dedupe_per_user` are kept.
+    recent_order: HashMap<Arc<str>, VecDeque<(Box<str>, u64)>>,
+    forgotten: metrics::Counter,
 }
 
 /// What one batch will answer.
@@ -466,6 +476,7 @@ impl Committer {
                     value.extend_from_slice(&sender_offset.unwrap_or(0).to_be_bytes());
                     value.extend_from_slice(&at_ms.to_be_bytes());
                     batch.insert(&self.parts.recent, recent_key(&key.0, &key.1), value);
+                    self.remember(&key, at_ms, batch);
                     recent.insert(key, (message_id, sender_offset));
                 }
                 let stored = Appended::Stored {
@@ -474,6 +485,20 @@ impl Committer {
                 };
                 answers.push(Answer::Append(reply, stored));
                 Ok(())
+            }
+        }
+    }
+
+    /// Keeps a sender's `client_msg_id` among its recent ones, forgetting
+    /// the oldest past `dedupe_per_user`.
+    fn remember(&mut self, key: &RetryKey, at_ms: u64, batch: &mut Batch) {
+        let most = self.retention.dedupe_per_user.max(1) as usize;
+        let order = self.recent_order.entry(Arc::clone(&key.0)).or_default();
+        order.push_back((key.1.clone(), at_ms));
+        while order.len() > most {
+            if let Some((oldest, _)) = order.pop_front() {
+                batch.remove(&self.parts.recent, recent_key(&key.0, &oldest));
+                self.forgotten.increment(1);
             }
         }
     }
@@ -595,6 +620,15 @@ impl Committer {
             batch.remove(&self.parts.bodies, key);
         }
         let window = self.retention.dedupe_window.as_millis() as u64;
+        self.recent_order.retain(|_, order| {
+            while order
+                .front()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) >= window)
+            {
+                order.pop_front();
+            }
+            !order.is_empty()
+        });
         for item in self.parts.recent.iter() {
             let (key, value) = item.map_err(InboxError::unavailable)?;
             let at_ms = value

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use metrics::Counter;
 
 use crate::clock::{epoch_of, new_epoch, now_ms};
 use crate::{Append, Appended, Entry, InboxState, Offset, Read, Retention};
@@ -18,6 +19,10 @@ pub(crate) struct MemoryStore {
     inboxes: DashMap<Arc<str>, UserInbox>,
     /// (sender, client_msg_id) of recent sends.
     recent: DashMap<(Arc<str>, Box<str>), Original>,
+    /// Each sender's recent `client_msg_id`s, oldest first: at most
+    /// `dedupe_per_user` of them are kept.
+    recent_order: DashMap<Arc<str>, VecDeque<Box<str>>>,
+    forgotten: Counter,
 }
 
 /// A recent send, for recognising its retries.
@@ -75,12 +80,14 @@ impl UserInbox {
 }
 
 impl MemoryStore {
-    pub(crate) fn new(retention: Retention) -> MemoryStore {
+    pub(crate) fn new(retention: Retention, forgotten: Counter) -> MemoryStore {
         MemoryStore {
             epoch: new_epoch(),
             retention,
             inboxes: DashMap::new(),
             recent: DashMap::new(),
+            recent_order: DashMap::new(),
+            forgotten,
         }
     }
 
@@ -96,14 +103,15 @@ impl MemoryStore {
         };
         // The key's shard stays locked while the message is stored: a retry
         // racing its original waits for it, then sees it.
-        let key = (Arc::<str>::from(sender), Box::<str>::from(id));
-        match self.recent.entry(key) {
+        let sender: Arc<str> = Arc::from(sender);
+        let key = (Arc::clone(&sender), Box::<str>::from(id));
+        let stored = match self.recent.entry(key) {
             dashmap::Entry::Occupied(seen) if at_ms.saturating_sub(seen.get().at_ms) < window => {
                 let original = *seen.get();
-                Appended::Duplicate {
+                return Appended::Duplicate {
                     message_id: original.message_id,
                     sender_offset: original.sender_offset,
-                }
+                };
             }
             entry => {
                 let stored = self.store(users, append, at_ms);
@@ -115,6 +123,22 @@ impl MemoryStore {
                     });
                 }
                 stored
+            }
+        };
+        self.remember(sender, id);
+        stored
+    }
+
+    /// Keeps `id` among the sender's recent ones, forgetting the oldest
+    /// past `dedupe_per_user` (the recent map's lock is not held here).
+    fn remember(&self, sender: Arc<str>, id: &str) {
+        let most = self.retention.dedupe_per_user.max(1) as usize;
+        let mut order = self.recent_order.entry(Arc::clone(&sender)).or_default();
+        order.push_back(id.into());
+        while order.len() > most {
+            if let Some(oldest) = order.pop_front() {
+                self.recent.remove(&(Arc::clone(&sender), oldest));
+                self.forgotten.increment(1);
             }
         }
     }
@@ -189,5 +213,10 @@ impl MemoryStore {
         let window = self.retention.dedupe_window.as_millis() as u64;
         self.recent
             .retain(|_, seen| now.saturating_sub(seen.at_ms) < window);
+        // What the window forgot leaves the senders' lists too.
+        self.recent_order.retain(|sender, order| {
+            order.retain(|id| self.recent.contains_key(&(Arc::clone(sender), id.clone())));
+            !order.is_empty()
+        });
     }
 }

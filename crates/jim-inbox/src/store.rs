@@ -77,6 +77,9 @@ pub struct InboxMetrics {
     pub errors: Counter,
     /// How long appends took, in seconds.
     pub append_seconds: Histogram,
+    /// `client_msg_id`s forgotten before their window ended, a sender
+    /// having sent more than `dedupe_per_user` within it.
+    pub dedupe_forgotten: Counter,
 }
 
 impl InboxMetrics {
@@ -102,6 +105,10 @@ impl InboxMetrics {
                 "jim_inbox_append_seconds",
                 "Time to store a message in its inboxes",
             ),
+            dedupe_forgotten: counter(
+                "jim_inbox_dedupe_forgotten_total",
+                "client_msg_ids forgotten early: their sender sent more than inbox.dedupe_per_user within the window",
+            ),
         }
     }
 }
@@ -115,6 +122,7 @@ impl Default for InboxMetrics {
             read_entries: Counter::noop(),
             errors: Counter::noop(),
             append_seconds: Histogram::noop(),
+            dedupe_forgotten: Counter::noop(),
         }
     }
 }
@@ -140,7 +148,7 @@ impl Inbox {
     /// Inboxes in this process's memory.
     pub fn memory(retention: Retention) -> Inbox {
         Inbox::new(
-            Store::Memory(MemoryStore::new(retention)),
+            Store::Memory(MemoryStore::new(retention, Counter::noop())),
             InboxMetrics::default(),
         )
     }
@@ -158,10 +166,16 @@ impl Inbox {
     ) -> Result<Inbox, InboxError> {
         let inbox = match kind {
             StoreKind::Off => return Ok(Inbox::new(Store::Off, metrics)),
-            StoreKind::Memory => Inbox::new(Store::Memory(MemoryStore::new(retention)), metrics),
+            StoreKind::Memory => Inbox::new(
+                Store::Memory(MemoryStore::new(retention, metrics.dedupe_forgotten.clone())),
+                metrics,
+            ),
             #[cfg(feature = "disk")]
             StoreKind::Disk { dir } => Inbox::new(
-                Store::Disk(DiskStore::open(dir, retention)?, dir.clone()),
+                Store::Disk(
+                    DiskStore::open(dir, retention, metrics.dedupe_forgotten.clone())?,
+                    dir.clone(),
+                ),
                 metrics,
             ),
             #[cfg(not(feature = "disk"))]
@@ -173,7 +187,7 @@ impl Inbox {
             #[cfg(feature = "redis")]
             StoreKind::Redis { url } => Inbox::new(
                 Store::Redis(
-                    RedisStore::open(url, retention).await?,
+                    RedisStore::open(url, retention, metrics.dedupe_forgotten.clone()).await?,
                     crate::config::redacted(url),
                 ),
                 metrics,

@@ -675,3 +675,52 @@ async fn a_group_message_is_stored_once_whatever_the_group_size() {
     assert!(bytes < 10_000, "a member's stream takes {bytes} bytes");
     check_reads(shared).await;
 }
+
+/// However many sessions a sender has, its store keeps at most
+/// `dedupe_per_user` of its `client_msg_id`s: the oldest is forgotten
+/// first (a retry of it is a new message), the newest still recognised.
+#[tokio::test]
+async fn a_sender_keeps_at_most_dedupe_per_user_retries_the_oldest_forgotten_first() {
+    let retention = Retention {
+        dedupe_per_user: 3,
+        ..Retention::default()
+    };
+    for (inbox, _backing) in stores(retention).await {
+        let bob = users(&["bob"]);
+        let body = Bytes::from_static(b"{}");
+        for (i, id) in ["c1", "c2", "c3", "c4", "c5"].into_iter().enumerate() {
+            let stored = inbox
+                .append(
+                    bob.iter(),
+                    &append(&body, Some("alice"), Some(id), 100 + i as u64),
+                )
+                .await
+                .unwrap();
+            assert!(matches!(stored, Appended::Stored { .. }), "{inbox:?} {id}");
+        }
+        for (id, original) in [("c5", 104), ("c3", 102)] {
+            let again = inbox
+                .append(bob.iter(), &append(&body, Some("alice"), Some(id), 200))
+                .await
+                .unwrap();
+            assert!(
+                matches!(again, Appended::Duplicate { message_id, .. } if message_id == original),
+                "{inbox:?} {id}: {again:?}"
+            );
+        }
+        let forgotten = inbox
+            .append(bob.iter(), &append(&body, Some("alice"), Some("c1"), 300))
+            .await
+            .unwrap();
+        assert!(
+            matches!(forgotten, Appended::Stored { .. }),
+            "{inbox:?}: {forgotten:?}"
+        );
+        // Another sender's are its own.
+        let other = inbox
+            .append(bob.iter(), &append(&body, Some("carol"), Some("c1"), 400))
+            .await
+            .unwrap();
+        assert!(matches!(other, Appended::Stored { .. }), "{inbox:?}");
+    }
+}

@@ -57,6 +57,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut request = json!({
         "message": {"type": "text", "data": {"content": args.text}},
         "sender_id": args.sender,
+        // Each message pushed, to print it (the default answer is counts).
+        "list": true,
     });
     match (args.user.is_empty(), &args.group, args.everyone) {
         (false, None, false) => request["users"] = json!(args.user),

@@ -23,13 +23,38 @@ async fn push_to_users_gives_each_their_own_b103() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["pushed"].as_array().unwrap().len(), 2);
-    assert_eq!(body["pushed"][0]["sessions"], 1);
+    // Counts, not a list of every receiver (a push may reach 100,000).
+    assert_eq!(body, serde_json::json!({"messages": 2, "sessions": 2}));
     for (raw, user) in [(&mut alice, "alice"), (&mut bob, "bob")] {
         let data = raw.recv_push(user, "ops").await;
         assert_eq!(data["content"], "maintenance at 5");
         assert!(data["message_id"].is_string());
     }
+    // The list on request.
+    let (status, body) = gw
+        .admin(
+            "POST",
+            "/v1/push",
+            Some(r#"{"users":["alice","carol"],"list":true,"message":{"type":"text","data":{"content":"listed"}}}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["messages"].clone(), body["sessions"].clone()),
+        (serde_json::json!(2), serde_json::json!(1))
+    );
+    let listed = body["pushed"].as_array().unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| (p["receiver_id"].clone(), p["sessions"].clone()))
+            .collect::<Vec<_>>(),
+        [
+            (serde_json::json!("alice"), serde_json::json!(1)),
+            (serde_json::json!("carol"), serde_json::json!(0))
+        ]
+    );
+    assert!(listed.iter().all(|p| p["message_id"].is_string()));
 }
 
 #[tokio::test]

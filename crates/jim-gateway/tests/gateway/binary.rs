@@ -656,3 +656,34 @@ async fn a_second_gateway_on_the_same_inbox_directory_is_refused_naming_the_firs
     let pong = alice.request(Command::Ping, 3, "").await;
     assert_eq!(pong.cmd, Command::Pong);
 }
+
+/// However many sessions a user has, the gateway keeps at most
+/// `inbox.dedupe_per_user` of its `client_msg_id`s: the oldest forgotten
+/// first, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_retry_records_are_bounded_and_the_forgotten_counted() {
+    let gw = GatewayProcess::start("[inbox]\ndedupe_per_user = 2\n", None).await;
+    let mut alice = Raw::tcp(gw.tcp).await;
+    alice.auth("alice").await;
+    let mut again = Raw::tcp(gw.tcp).await;
+    again.auth("alice").await;
+    let send = |id: &str| {
+        format!(r#"{{"type":"text","data":{{"receiver_id":"bob","content":"x","client_msg_id":"{id}"}}}}"#)
+    };
+    let mut ids = Vec::new();
+    for (seq, id) in [(2, "c1"), (3, "c2"), (4, "c3")] {
+        let raw = if seq % 2 == 0 { &mut alice } else { &mut again };
+        let reply = raw.request(Command::C2C, seq, &send(id)).await;
+        ids.push(assert_ack(&reply, Command::C2C, seq, "bob"));
+    }
+    // c3 is still known; c1, the oldest, is not: a new message.
+    let reply = again.request(Command::C2C, 5, &send("c3")).await;
+    assert_eq!(assert_ack(&reply, Command::C2C, 5, "bob"), ids[2]);
+    let reply = alice.request(Command::C2C, 6, &send("c1")).await;
+    assert_ne!(assert_ack(&reply, Command::C2C, 6, "bob"), ids[0]);
+    let (_, metrics) = http(gw.admin, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("jim_inbox_dedupe_forgotten_total 2"),
+        "{metrics}"
+    );
+}

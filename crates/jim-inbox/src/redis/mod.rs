@@ -56,6 +56,20 @@ redis.call('EXPIRE', KEYS[2], ARGV[8])
 return {head, epoch}
 ";
 
+/// Keeps a sender's retry key (ARGV[1]) among its recent ones (the list
+/// KEYS[1]), deleting the oldest past ARGV[2] (keys of the same sender:
+/// one hash tag, one slot); returns how many were forgotten.
+const REMEMBER: &str = r"
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local forgotten = 0
+while redis.call('LLEN', KEYS[1]) > tonumber(ARGV[2]) do
+  redis.call('DEL', redis.call('LPOP', KEYS[1]))
+  forgotten = forgotten + 1
+end
+return forgotten
+";
+
 /// Where one inbox stands (creating its epoch): `{epoch, head, held, oldest id}`.
 const STATE: &str = r"
 redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1])
@@ -130,6 +144,7 @@ pub(crate) struct Redis {
     state: Script,
     retention: Retention,
     prefix: Arc<str>,
+    forgotten: metrics::Counter,
 }
 
 fn failed(e: redis::RedisError) -> InboxError {
@@ -139,8 +154,12 @@ fn failed(e: redis::RedisError) -> InboxError {
 impl RedisStore {
     /// Connects to `url`, or to the Redis Cluster whose seed nodes `url`
     /// lists, comma-separated, and starts the task that appends.
-    pub(crate) async fn open(url: &str, retention: Retention) -> Result<RedisStore, InboxError> {
-        let redis = Arc::new(Redis::open(url, retention).await?);
+    pub(crate) async fn open(
+        url: &str,
+        retention: Retention,
+        forgotten: metrics::Counter,
+    ) -> Result<RedisStore, InboxError> {
+        let redis = Arc::new(Redis::open(url, retention, forgotten).await?);
         // Unbounded, yet bounded by the callers: each session keeps at most
         // `limits.routes_in_flight` messages waiting for their append.
         let (appends, jobs) = mpsc::unbounded_channel();
@@ -185,7 +204,7 @@ impl RedisStore {
 }
 
 impl Redis {
-    async fn open(url: &str, retention: Retention) -> Result<Redis, InboxError> {
+    async fn open(url: &str, retention: Retention, forgotten: metrics::Counter) -> Result<Redis, InboxError> {
         let open_err = |e: redis::RedisError| InboxError::Open {
             reason: format!("redis {}: {e}", crate::config::redacted(url)),
         };
@@ -218,6 +237,7 @@ impl Redis {
             state: Script::new(STATE),
             retention,
             prefix: "jim:".into(),
+            forgotten,
         })
     }
 
@@ -236,6 +256,13 @@ impl Redis {
 
     fn retry_key(&self, sender: &str, client_msg_id: &str) -> String {
         format!("{}{{{sender}}}:retry:{client_msg_id}", self.prefix)
+    }
+
+    /// A sender's retry keys, oldest first (see [`REMEMBER`]).
+    fn retries_key(&self, retry_key: &str) -> String {
+        // The retry key's own hash tag: `{sender}`.
+        let sender_tag = retry_key.split(":retry:").next().unwrap_or(retry_key);
+        format!("{sender_tag}:retries")
     }
 
     fn ttl_secs(&self) -> u64 {
@@ -317,18 +344,34 @@ impl Redis {
                         .arg(format!("{message_id}:{}", sender_offset.unwrap_or(0)))
                         .arg("PX")
                         .arg(window.max(1));
+                    let mut remember = redis::cmd("EVAL");
+                    remember
+                        .arg(REMEMBER)
+                        .arg(1)
+                        .arg(self.retries_key(key))
+                        .arg(key)
+                        .arg(self.retention.dedupe_per_user.max(1))
+                        .arg(window.max(1));
+                    vec![cmd, remember]
                 } else {
                     cmd = redis::cmd("DEL");
                     cmd.arg(key);
+                    vec![cmd]
                 }
-                vec![cmd]
             })
             .collect();
         if pipes.is_empty() {
             return Ok(());
         }
-        for done in self.send_all(pipes.into_iter()).await? {
-            answer::<Value>(done)?;
+        // Each pipe answers SET then REMEMBER's count, or DEL alone.
+        let remembered: Vec<bool> = pipes.iter().map(|pipe| pipe.len() == 2).collect();
+        let mut answers = self.send_all(pipes.into_iter()).await?.into_iter();
+        for remembers in remembered {
+            answer::<Value>(answers.next().unwrap_or(Value::Nil))?;
+            if remembers {
+                let forgotten: u64 = answer(answers.next().unwrap_or(Value::Nil))?;
+                self.forgotten.increment(forgotten);
+            }
         }
         Ok(())
     }
