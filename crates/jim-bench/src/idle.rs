@@ -129,6 +129,7 @@ impl Connecting {
                 per_second: established as f64 / took.as_secs_f64().max(1e-9),
             }),
             replay: None,
+            flood: None,
         })
     }
 }

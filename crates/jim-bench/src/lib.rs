@@ -6,7 +6,9 @@
 //! - `idle`: K authenticated connections held open (memory per connection);
 //! - `connect`: connect + authenticate as fast as allowed;
 //! - `offline`: messages to recipients who are offline, stored in their
-//!   inboxes, then replayed when they reconnect with `since`.
+//!   inboxes, then replayed when they reconnect with `since`;
+//! - beside `c2c` or `c2g`, a [`flood`]: one member sending to a large
+//!   group at a fixed rate (what it costs everyone else).
 //!
 //! Over TCP or WebSocket, closed loop (at most W unacknowledged messages
 //! per sender; reports deliveries per second) or open loop (a fixed total
@@ -25,6 +27,7 @@
 
 pub mod conn;
 mod error;
+pub mod flood;
 pub mod idle;
 pub mod messaging;
 pub mod offline;

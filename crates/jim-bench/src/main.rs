@@ -81,6 +81,13 @@ struct Args {
     /// Messages in all (offline).
     #[arg(long, default_value_t = 50_000)]
     messages: usize,
+    /// Beside c2c or c2g: a flood by one member of a group of this many
+    /// (the others not connected: inbox entries), at `--flood-rate`.
+    #[arg(long, requires = "flood_rate")]
+    flood_group_size: Option<usize>,
+    /// The flood's group messages per second.
+    #[arg(long, requires = "flood_group_size")]
+    flood_rate: Option<f64>,
     /// Connections (idle, connect).
     #[arg(long, default_value_t = 1000)]
     connections: usize,
@@ -175,7 +182,20 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 Some(rate) => Load::Open { rate },
                 None => Load::Closed { window: args.window },
             };
-            Messaging {
+            let flooding = match (args.flood_group_size, args.flood_rate) {
+                (Some(group_size), Some(rate)) => Some(
+                    jim_bench::flood::Flood {
+                        group_size,
+                        rate,
+                        run_id: format!("{run_id}-flood"),
+                        admin: (args.admin.clone(), args.admin_key.clone()),
+                    }
+                    .start(&target, args.transport)
+                    .await?,
+                ),
+                _ => None,
+            };
+            let mut report = Messaging {
                 target,
                 transport: args.transport,
                 clients: args.clients,
@@ -190,7 +210,11 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 progress: !args.quiet,
             }
             .run()
-            .await
+            .await?;
+            if let Some(flooding) = flooding {
+                report.flood = Some(flooding.finish().await?);
+            }
+            Ok(report)
         }
         Workload::Offline => {
             jim_bench::offline::Offline {

@@ -269,6 +269,7 @@ impl Messaging {
             server,
             connections: None,
             replay: None,
+            flood: None,
         })
     }
 }

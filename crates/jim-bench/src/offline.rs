@@ -128,6 +128,7 @@ impl Offline {
                 replay_seconds: replay_elapsed.as_secs_f64(),
                 replayed_per_second: delivered as f64 / replay_elapsed.as_secs_f64().max(1e-9),
             }),
+            flood: None,
         })
     }
 

@@ -145,6 +145,8 @@ pub struct Report {
     pub connections: Option<Connections>,
     /// Storing and replaying (`offline`).
     pub replay: Option<Replay>,
+    /// A flood run beside the workload (`--flood-group-size`).
+    pub flood: Option<crate::flood::FloodCounts>,
 }
 
 impl Report {
@@ -194,6 +196,15 @@ impl fmt::Display for Report {
                 format!(
                     "{:.0} entries/s ({:.2} s to drain)",
                     r.replayed_per_second, r.replay_seconds
+                ),
+            ));
+        }
+        if let Some(flood) = &self.flood {
+            rows.push((
+                "flood",
+                format!(
+                    "group of {}: {} sent, {} acked, {} refused (4029), {} other errors",
+                    flood.group_size, flood.sent, flood.acked, flood.refused, flood.errors
                 ),
             ));
         }

@@ -2,10 +2,12 @@
 //! surviving restarts with their epoch.
 //!
 //! One committer thread owns every write: it takes the appends waiting at
-//! that moment (up to a bounded number of inbox entries, so that a message
-//! to a huge group delays a one-to-one message by one bounded round at
-//! most), assigns their offsets, writes them in one batch and syncs the
-//! journal once (group commit), then answers them all. Readers read a
+//! that moment, assigns their offsets, writes them in one batch and syncs
+//! the journal once (group commit), then answers them all. Small appends
+//! (one-to-one messages) pass large ones (a message to a big group), in
+//! batches of their own, taking turns with them: a flood to a huge group
+//! delays another user's message by one large batch at most. A sender's
+//! own appends keep their order. Readers read a
 //! snapshot of what is synced, so nothing is ever delivered that a crash
 //! could take back.
 //!
@@ -41,6 +43,9 @@ const MAX_BATCH: usize = 4096;
 /// (another user's one-to-one message) waits that long.
 const MAX_BATCH_ENTRIES: usize = 8192;
 
+/// An append to more inboxes than this is large: small ones pass it.
+const LARGE_APPEND: usize = 64;
+
 /// An entry's header: when, the command, the session left out.
 const ENTRY_HEADER: usize = 20;
 
@@ -63,7 +68,9 @@ struct Partitions {
     keyspace: Keyspace,
     /// user, offset → entry.
     entries: PartitionHandle,
-    /// user → head, generation, oldest.
+    /// user → head, generation, oldest: written when a user's inbox is
+    /// first made, wraps, or is emptied by age (it lists the users). An
+    /// append does not write it: the head is the last entry's offset.
     heads: PartitionHandle,
     /// sender, client_msg_id → message id, sender's offset, time.
     recent: PartitionHandle,
@@ -102,6 +109,81 @@ impl Request {
             Request::Append { users, .. } => users.len(),
             Request::SaveGroup { .. } => 1,
         }
+    }
+
+    fn sender(&self) -> Option<&Arc<str>> {
+        match self {
+            Request::Append { append, .. } => append.sender.as_ref(),
+            Request::SaveGroup { .. } => None,
+        }
+    }
+}
+
+/// Requests waiting for a batch: small ones pass large ones, except a
+/// sender's own, which queue behind its large one.
+#[derive(Default)]
+struct Waiting {
+    small: VecDeque<Request>,
+    large: VecDeque<Request>,
+    /// Senders with requests among the large, and how many.
+    behind: HashMap<Arc<str>, usize>,
+    /// The last batch was small: the next is large, if any wait (so that
+    /// a stream of small ones never starves them).
+    large_turn: bool,
+}
+
+impl Waiting {
+    fn add(&mut self, request: Request) {
+        let sender = request.sender();
+        let queued_behind = sender.is_some_and(|s| self.behind.contains_key(s));
+        if request.entries() > LARGE_APPEND || queued_behind {
+            if let Some(sender) = sender {
+                *self.behind.entry(Arc::clone(sender)).or_default() += 1;
+            }
+            self.large.push_back(request);
+        } else {
+            self.small.push_back(request);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.small.is_empty() && self.large.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.small.len() + self.large.len()
+    }
+
+    /// The next batch: the small requests waiting, or the large ones in
+    /// turn, each up to the bounds of a batch (and at least one).
+    fn next_batch(&mut self) -> Vec<Request> {
+        let large = !self.large.is_empty() && (self.small.is_empty() || self.large_turn);
+        self.large_turn = !large;
+        let queue = if large { &mut self.large } else { &mut self.small };
+        let mut batch = Vec::new();
+        let mut entries = 0;
+        while let Some(next) = queue.front() {
+            if !batch.is_empty() && (batch.len() >= MAX_BATCH || entries + next.entries() > MAX_BATCH_ENTRIES)
+            {
+                break;
+            }
+            let request = queue.pop_front().expect("looked at");
+            entries += request.entries();
+            batch.push(request);
+        }
+        if large {
+            for request in &batch {
+                if let Some(sender) = request.sender()
+                    && let Some(count) = self.behind.get_mut(sender)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.behind.remove(sender);
+                    }
+                }
+            }
+        }
+        batch
     }
 }
 
@@ -229,11 +311,16 @@ impl DiskStore {
     }
 
     fn head(&self, user: &str) -> Result<Head, InboxError> {
-        let value = self
+        let record = self
             .snapshot(&self.parts.heads)
             .get(user)
-            .map_err(InboxError::unavailable)?;
-        Ok(value.map_or_else(Head::default, |v| Head::decode(&v)))
+            .map_err(InboxError::unavailable)?
+            .map(|v| Head::decode(&v));
+        let entries = self.snapshot(&self.parts.entries);
+        let mut range = entries.range(entry_key(user, 0)..=entry_key(user, Offset::MAX));
+        let first = range.next().transpose().map_err(InboxError::unavailable)?;
+        let last = range.next_back().transpose().map_err(InboxError::unavailable)?;
+        Ok(Head::derive(record, first.map(|(k, _)| k), last.map(|(k, _)| k)))
     }
 
     pub(crate) fn state(&self, user: &str) -> Result<InboxState, InboxError> {
@@ -288,6 +375,25 @@ impl Default for Head {
 }
 
 impl Head {
+    /// Where an inbox stands: its record (as last written), and the keys
+    /// of its first and last entries (the last may be the first).
+    fn derive(record: Option<Head>, first: Option<impl AsRef<[u8]>>, last: Option<impl AsRef<[u8]>>) -> Head {
+        let record = record.unwrap_or_default();
+        let offset = |key: &[u8]| {
+            key.get(key.len().saturating_sub(4)..)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, Offset::from_be_bytes)
+        };
+        let first = first.map(|k| offset(k.as_ref()));
+        let last = last.map(|k| offset(k.as_ref())).or(first);
+        let head = last.map_or(record.head, |last| last.max(record.head));
+        Head {
+            head,
+            generation: record.generation,
+            oldest: first.unwrap_or(head.wrapping_add(1)),
+        }
+    }
+
     fn encode(self) -> [u8; 12] {
         let mut out = [0; 12];
         out[..4].copy_from_slice(&self.head.to_be_bytes());
@@ -316,9 +422,10 @@ struct Committer {
     parts: Arc<Partitions>,
     retention: Retention,
     durable: Arc<AtomicU64>,
-    /// Heads of the inboxes written since start: the committer is their
-    /// only writer, so this cache is the truth.
-    heads: HashMap<Arc<str>, Head>,
+    /// Heads of the inboxes written since start, and whether the inbox has
+    /// its record: the committer is their only writer, so this cache is
+    /// the truth.
+    heads: HashMap<Arc<str>, (Head, bool)>,
     /// Each sender's `client_msg_id`s recorded since start, oldest first,
     /// with when: at most `dedupe_per_user` are kept.
     recent_order: HashMap<Arc<str>, VecDeque<(Box<str>, u64)>>,
@@ -335,28 +442,30 @@ impl Committer {
     fn run(mut self, receiver: &mpsc::Receiver<Request>) {
         let sweep_every = (self.retention.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut next_sweep = std::time::Instant::now() + sweep_every;
+        let mut waiting = Waiting::default();
         loop {
-            let wait = next_sweep.saturating_duration_since(std::time::Instant::now());
-            let first = match receiver.recv_timeout(wait) {
-                Ok(request) => Some(request),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            };
+            if waiting.is_empty() {
+                let wait = next_sweep.saturating_duration_since(std::time::Instant::now());
+                match receiver.recv_timeout(wait) {
+                    Ok(request) => waiting.add(request),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            // Bounded as the channel is: past it, senders are told the store
+            // is full rather than queue without end.
+            while waiting.len() < MAX_BATCH * 4
+                && let Ok(request) = receiver.try_recv()
+            {
+                waiting.add(request);
+            }
             let mut batch = self.parts.keyspace.batch();
             let mut answers = Vec::new();
             let mut recent: InBatch = HashMap::new();
             let mut failed = None;
-            let mut entries = 0;
-            for request in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
-            {
-                entries += request.entries();
+            for request in waiting.next_batch() {
                 if let Err(e) = self.take(request, &mut batch, &mut answers, &mut recent) {
                     failed = Some(e);
-                }
-                if answers.len() >= MAX_BATCH || entries >= MAX_BATCH_ENTRIES {
-                    break;
                 }
             }
             if std::time::Instant::now() >= next_sweep {
@@ -536,14 +645,28 @@ impl Committer {
     }
 
     fn head(&mut self, user: &Arc<str>) -> Result<&mut Head, InboxError> {
+        Ok(&mut self.cached(user)?.0)
+    }
+
+    /// The cached head of `user`'s inbox (read once from the disk), and
+    /// whether its record exists.
+    fn cached(&mut self, user: &Arc<str>) -> Result<&mut (Head, bool), InboxError> {
         if !self.heads.contains_key(user) {
-            let head = self
+            let record = self
                 .parts
                 .heads
                 .get(user.as_bytes())
                 .map_err(InboxError::unavailable)?
-                .map_or_else(Head::default, |v| Head::decode(&v));
-            self.heads.insert(Arc::clone(user), head);
+                .map(|v| Head::decode(&v));
+            let recorded = record.is_some();
+            let mut range = self
+                .parts
+                .entries
+                .range(entry_key(user, 0)..=entry_key(user, Offset::MAX));
+            let first = range.next().transpose().map_err(InboxError::unavailable)?;
+            let last = range.next_back().transpose().map_err(InboxError::unavailable)?;
+            let head = Head::derive(record, first.map(|(k, _)| k), last.map(|(k, _)| k));
+            self.heads.insert(Arc::clone(user), (head, recorded));
         }
         Ok(self.heads.get_mut(user).expect("just inserted"))
     }
@@ -553,7 +676,8 @@ impl Committer {
     fn push(&mut self, user: &Arc<str>, value: &[u8], batch: &mut Batch) -> Result<Offset, InboxError> {
         let max_entries = self.retention.max_entries;
         let entries = self.parts.entries.clone();
-        let head = self.head(user)?;
+        let heads = self.parts.heads.clone();
+        let (head, recorded) = self.cached(user)?;
         if head.head == Offset::MAX {
             // Offsets are 32 bits: start again from 1 in a new epoch.
             for offset in head.oldest..=head.head {
@@ -564,6 +688,7 @@ impl Committer {
                 generation: head.generation + 1,
                 oldest: 1,
             };
+            *recorded = false;
         }
         head.head += 1;
         let offset = head.head;
@@ -572,8 +697,12 @@ impl Committer {
             batch.remove(&entries, entry_key(user, head.oldest));
             head.oldest += 1;
         }
-        let encoded = head.encode();
-        batch.insert(&self.parts.heads, user.as_bytes(), encoded);
+        // A new inbox (or a new epoch of one) is recorded once; later
+        // appends are told by their entries.
+        if !*recorded {
+            batch.insert(&heads, user.as_bytes(), head.encode());
+            *recorded = true;
+        }
         Ok(offset)
     }
 
@@ -603,8 +732,11 @@ impl Committer {
             if oldest != head.oldest {
                 let head = self.head(&user)?;
                 head.oldest = oldest;
-                let encoded = head.encode();
-                batch.insert(&self.parts.heads, user.as_bytes(), encoded);
+                // Emptied: the record keeps the head (offsets never repeat).
+                if oldest > head.head {
+                    let encoded = head.encode();
+                    batch.insert(&self.parts.heads, user.as_bytes(), encoded);
+                }
             }
         }
         // Shared bodies by age: their keys (message ids) rise with time.
@@ -714,4 +846,62 @@ fn decode_strings(mut bytes: &[u8]) -> Vec<Arc<str>> {
         bytes = &bytes[4 + len..];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(sender: &str, users: usize, id: u64) -> Request {
+        let (reply, _) = oneshot::channel();
+        Request::Append {
+            users: (0..users).map(|i| Arc::from(format!("u{i}"))).collect(),
+            append: OwnedAppend {
+                cmd: Command::C2C,
+                body: Bytes::new(),
+                except: None,
+                sender: Some(sender.into()),
+                client_msg_id: None,
+                message_id: id,
+            },
+            reply,
+        }
+    }
+
+    fn ids(batch: &[Request]) -> Vec<u64> {
+        batch
+            .iter()
+            .map(|r| match r {
+                Request::Append { append, .. } => append.message_id,
+                Request::SaveGroup { .. } => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_appends_pass_large_ones_in_turns_and_a_senders_own_keep_their_order() {
+        let mut waiting = Waiting::default();
+        waiting.add(append("flooder", 5_001, 1));
+        waiting.add(append("flooder", 5_001, 2));
+        waiting.add(append("alice", 1, 3));
+        // The flooder's one-to-one message waits behind its group messages.
+        waiting.add(append("flooder", 1, 4));
+        waiting.add(append("bob", 1, 5));
+        assert_eq!(ids(&waiting.next_batch()), [3, 5], "the small first");
+        assert_eq!(
+            ids(&waiting.next_batch()),
+            [1],
+            "then a large batch (one 5,001 fills it)"
+        );
+        waiting.add(append("carol", 1, 6));
+        assert_eq!(ids(&waiting.next_batch()), [6], "turns: small again");
+        assert_eq!(
+            ids(&waiting.next_batch()),
+            [2, 4],
+            "then the flooder's, in its order"
+        );
+        assert!(waiting.is_empty() && waiting.behind.is_empty());
+        waiting.add(append("flooder", 1, 7));
+        assert_eq!(ids(&waiting.next_batch()), [7], "no longer behind anything");
+    }
 }

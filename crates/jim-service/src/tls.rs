@@ -138,24 +138,18 @@ impl ServerTls {
     /// `stop`; logs and counts each reload and each refusal. SIGHUP is the
     /// process's to catch ([`crate::Hangups`]), which then calls
     /// [`reload_because`](Self::reload_because).
-    pub fn watch(
-        self: Arc<Self>,
-        stop: CancellationToken,
-        reloads: crate::Outcomes,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(CHECK_EVERY) => {}
-                }
-                let seen = *self
-                    .read_at
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if modified(&self.files) != seen {
-                    let _ = self.reload_because("the files changed", &reloads);
-                }
+    pub async fn watch(self: Arc<Self>, stop: CancellationToken, reloads: crate::Outcomes) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(CHECK_EVERY) => {}
+            }
+            let seen = *self
+                .read_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if modified(&self.files) != seen {
+                let _ = self.reload_because("the files changed", &reloads);
             }
         }
     }

@@ -638,7 +638,7 @@ async fn bad_kafka_settings_fail_at_start_with_a_clear_message() {
     }
     // No broker: one warning naming the address, then an error that says
     // what to check.
-    std::fs::write(&path, &cases_unreachable(&unreachable)).unwrap();
+    std::fs::write(&path, cases_unreachable(&unreachable)).unwrap();
     let out = gateway_command(&path, 1)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -95,9 +95,12 @@ enum Plan {
     Wait(String),
 }
 
+/// Senders with appends in a lane, and how many (see [`super::RedisStore`]).
+pub(crate) type Behind = Arc<std::sync::Mutex<HashMap<Arc<str>, usize>>>;
+
 /// Takes the waiting appends, a batch at a time, until the store is
-/// dropped.
-pub(crate) async fn run(redis: Arc<Redis>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+/// dropped; for the large lane, `behind` counts each sender's appends done.
+pub(crate) async fn run(redis: Arc<Redis>, mut jobs: mpsc::UnboundedReceiver<Job>, behind: Option<Behind>) {
     // A job that did not fit the last batch: it opens the next.
     let mut carried: Option<Job> = None;
     loop {
@@ -119,7 +122,22 @@ pub(crate) async fn run(redis: Arc<Redis>, mut jobs: mpsc::UnboundedReceiver<Job
             entries += job.users.len();
             batch.push(job);
         }
+        let senders: Vec<Arc<str>> = match &behind {
+            Some(_) => batch.iter().filter_map(|job| job.append.sender.clone()).collect(),
+            None => Vec::new(),
+        };
         redis.append_batch(batch).await;
+        if let Some(behind) = &behind {
+            let mut behind = behind.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for sender in senders {
+                if let Some(count) = behind.get_mut(&sender) {
+                    *count -= 1;
+                    if *count == 0 {
+                        behind.remove(&sender);
+                    }
+                }
+            }
+        }
     }
 }
 

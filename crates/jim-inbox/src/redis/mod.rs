@@ -126,8 +126,19 @@ impl ConnectionLike for Link {
 /// through the batching task (see [`batch`]).
 pub(crate) struct RedisStore {
     redis: Arc<Redis>,
+    /// Appends to few inboxes, on their own connection and batches.
     appends: mpsc::UnboundedSender<Job>,
+    /// Appends to many (a big group's), on another connection: Redis
+    /// serves the two in turn, so a flood to a huge group does not hold up
+    /// another user's one-to-one message behind it.
+    large: mpsc::UnboundedSender<Job>,
+    /// Senders with an append in the large lane, and how many: their
+    /// next appends follow it there, in order.
+    behind: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, usize>>>,
 }
+
+/// An append to more inboxes than this goes in the large lane.
+const LARGE_APPEND: usize = 64;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,12 +170,21 @@ impl RedisStore {
         retention: Retention,
         forgotten: metrics::Counter,
     ) -> Result<RedisStore, InboxError> {
-        let redis = Arc::new(Redis::open(url, retention, forgotten).await?);
+        let redis = Arc::new(Redis::open(url, retention, forgotten.clone()).await?);
+        let large_lane = Arc::new(Redis::open(url, retention, forgotten).await?);
         // Unbounded, yet bounded by the callers: each session keeps at most
         // `limits.routes_in_flight` messages waiting for their append.
         let (appends, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(batch::run(Arc::clone(&redis), jobs));
-        Ok(RedisStore { redis, appends })
+        tokio::spawn(batch::run(Arc::clone(&redis), jobs, None));
+        let behind = Arc::default();
+        let (large, large_jobs) = mpsc::unbounded_channel();
+        tokio::spawn(batch::run(large_lane, large_jobs, Some(Arc::clone(&behind))));
+        Ok(RedisStore {
+            redis,
+            appends,
+            large,
+            behind,
+        })
     }
 
     /// Queues an append: appends are stored in the order submitted, and
@@ -180,9 +200,23 @@ impl RedisStore {
             append: OwnedAppend::of(append),
             reply,
         };
+        let mut behind = self
+            .behind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = job.append.sender.clone();
+        let queued_behind = sender.as_ref().is_some_and(|s| behind.contains_key(s));
+        let lane = if job.users.len() > LARGE_APPEND || queued_behind {
+            if let Some(sender) = sender {
+                *behind.entry(sender).or_default() += 1;
+            }
+            &self.large
+        } else {
+            &self.appends
+        };
         // The task lives as long as the store; were it gone, the dropped
         // reply says so to the caller.
-        let _ = self.appends.send(job);
+        let _ = lane.send(job);
         answer
     }
 
