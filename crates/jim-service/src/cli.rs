@@ -29,7 +29,7 @@ const INSTEAD: &[(&str, &str)] = &[
 /// ```
 /// use clap::{CommandFactory, Parser};
 ///
-/// #[derive(Parser)]
+/// #[derive(Parser, Debug)]
 /// struct Args {
 ///     #[arg(long)]
 ///     dev: bool,

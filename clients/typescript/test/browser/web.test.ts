@@ -138,10 +138,19 @@ test("two people chat in Chromium, through a gateway restart and while one is aw
   assert.equal(await bubble(alice, "see you there"), 1);
 
   // A group, and a send the gateway refuses (the group does not exist yet):
-  // failed, with Retry; once the group is made, Retry delivers it.
+  // failed, with Retry; once the group is made, Retry delivers it. Alice's
+  // other device (a phone) gets her group message, and never counts it
+  // unread: it is her own.
+  const alicePhoneContext = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const alicePhone = await signIn(alicePhoneContext, gateway, "alice");
   await open(alice, "group", "team");
   await say(alice, "Team: the demo is at 3");
   await bubble(alice, "the demo is at 3", "acked");
+  const mine = alicePhone.locator('[data-conversation="group:team"]');
+  await mine.waitFor({ timeout: UI_WAIT_MS });
+  assert.match((await mine.textContent()) ?? "", /the demo is at 3/);
+  assert.equal(await mine.locator(".unread").count(), 0, "one's own message is never unread");
+  await alicePhoneContext.close();
   await open(alice, "group", "newgroup");
   await say(alice, "is anyone here?");
   await bubble(alice, "is anyone here?", "failed");
