@@ -5,8 +5,9 @@
 # exchange one-to-one messages at RATE a second (default 2,000). Every 10 s
 # it prints the gateway's memory (RSS) and open files; at the end it checks
 # that the open files came back to where they started (within 16) and
-# that memory stopped growing (the last sample at most 1.5x the one after
-# the first minute, and 64 MiB). Exit 0 if so, 1 if not.
+# that memory stopped growing: it rises while the inboxes fill up to their
+# retention (1,000 entries per user), then holds, so the last third of the
+# run may add at most 10%. Exit 0 if so, 1 if not.
 #
 #   scripts/soak.sh
 #   DURATION=600 RATE=5000 scripts/soak.sh
@@ -49,7 +50,7 @@ while kill -0 "${load[0]}" 2>/dev/null; do
   elapsed=$(( $(date +%s) - started ))
   last=$(rss)
   printf '%8d %10d %12d\n' "$elapsed" $(( last / 1024 )) "$(files)"
-  if [ -z "$baseline" ] && [ "$elapsed" -ge 60 ]; then baseline=$last; fi
+  if [ -z "$baseline" ] && [ "$elapsed" -ge $(( duration * 2 / 3 )) ]; then baseline=$last; fi
 done
 wait "${load[@]}" 2>/dev/null || true
 load=()
@@ -67,8 +68,8 @@ if [ "$end_files" -gt $(( start_files + 16 )) ]; then
   echo "soak: FAILED: $end_files open files, $start_files at start" >&2
   status=1
 fi
-if [ -n "$baseline" ] && [ "$end_rss" -gt $(( baseline * 3 / 2 )) ] && [ "$end_rss" -gt $(( 64 * 1024 )) ]; then
-  echo "soak: FAILED: memory grew from $(( baseline / 1024 )) MiB (after a minute) to $(( end_rss / 1024 )) MiB" >&2
+if [ -n "$baseline" ] && [ "$end_rss" -gt $(( baseline * 11 / 10 )) ]; then
+  echo "soak: FAILED: memory grew by more than 10% in the last third of the run: $(( baseline / 1024 )) to $(( end_rss / 1024 )) MiB" >&2
   status=1
 fi
 [ "$status" -eq 0 ] && echo "soak: ok"
