@@ -34,7 +34,7 @@ if [ "$mode" = kafka ]; then
   features=(--features kafka)
 fi
 echo "dev-cluster: building jim-gateway and jim-router (release${features[*]:+, with ${features[*]}})."
-echo "  The first build takes about 6 minutes on 2 cores (kafka mode: 3 more, and 4 more"
+echo "  The first build takes about 4 minutes on 2 cores (kafka mode: 2 more, and 4 more"
 echo "  for the test broker, once); later builds take seconds. Cargo's progress follows."
 cargo build --release -p jim-gateway -p jim-router-server "${features[@]}"
 
