@@ -222,3 +222,29 @@ async fn a_users_sessions_past_the_limit_kick_the_oldest_or_are_refused() {
         .wait_metric(r#"jim_sessions_refused_total{reason="sessions_per_user"} 1"#)
         .await;
 }
+
+/// By default one user holds at most 16 sessions on a gateway: the 17th
+/// takes the oldest's place, so one token cannot hold thousands of
+/// connections.
+#[tokio::test]
+async fn by_default_a_user_holds_at_most_sixteen_sessions() {
+    let gw = Gw::start().await;
+    let mut sessions = Vec::new();
+    for i in 0..16 {
+        sessions.push(
+            gw.user(if i % 2 == 0 { Kind::Tcp } else { Kind::Ws }, "alice")
+                .await,
+        );
+    }
+    let mut newest = gw.user(Kind::Tcp, "alice").await;
+    assert_eq!(
+        sessions[0].expect_close(1008).await,
+        "kicked: a newer session of this user"
+    );
+    for session in sessions.iter_mut().skip(1) {
+        assert_eq!(session.request(Command::Ping, 2, "").await.cmd, Command::Pong);
+    }
+    assert_eq!(newest.request(Command::Ping, 2, "").await.cmd, Command::Pong);
+    let (_, presence) = gw.admin("GET", "/v1/users/alice/sessions", None).await;
+    assert_eq!(presence["sessions"].as_array().unwrap().len(), 16);
+}
