@@ -691,7 +691,7 @@ export class JimClient extends Emitter<ClientEvents> {
     this.inFlight.delete(seq);
     clearTimeout(request.timer);
     if (type === "error") {
-      const code = typeof data["code"] === "number" ? data["code"] : ErrorCode.Unavailable;
+      const code = typeof data["code"] === "number" ? data["code"] : ErrorCode.Internal;
       request.reject(new JimError("rejected", String(data["reason"] ?? "refused"), code));
       return;
     }

@@ -4,7 +4,11 @@
  * @module
  */
 
-/** Error codes of replies and of `B003` (`docs/protocol.md`, section 5). */
+/**
+ * Error codes of replies and of `B003` (`docs/protocol.md`, section 5).
+ * The names and numbers are the gateway's own (`jim_model::ErrorCode`; a
+ * test of the gateway checks they agree).
+ */
 export const ErrorCode = {
   /** Malformed JSON, unknown type, missing or ill-typed field. */
   BadRequest: 4000,
@@ -17,6 +21,8 @@ export const ErrorCode = {
   /** Rate limited, or too many sessions (in `B003`). */
   RateLimited: 4029,
   /** Internal error or routing backend unavailable: retry later. */
+  Internal: 5000,
+  /** @deprecated The same code as {@link ErrorCode.Internal}: the name it had first. */
   Unavailable: 5000,
 } as const;
 
@@ -81,7 +87,7 @@ export class JimError extends Error {
       case "offline":
         return true;
       case "rejected":
-        return this.code === ErrorCode.Unavailable || this.code === ErrorCode.RateLimited;
+        return this.code === ErrorCode.Internal || this.code === ErrorCode.RateLimited;
       default:
         return false;
     }

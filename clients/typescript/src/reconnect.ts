@@ -60,7 +60,7 @@ export function reconnects(
   options: { enabled: boolean; canRenewToken: boolean },
 ): boolean {
   if (!options.enabled) return false;
-  if (authError) return authError.code === ErrorCode.Unavailable;
+  if (authError) return authError.code === ErrorCode.Internal;
   if (close.code === CloseCode.Policy) {
     if (close.reason.startsWith("kicked")) return false;
     if (close.reason.startsWith("authentication failed")) return false;

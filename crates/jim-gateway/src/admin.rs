@@ -84,12 +84,9 @@ impl ApiError {
 
 impl From<RouterError> for ApiError {
     fn from(error: RouterError) -> ApiError {
-        let status = match error {
-            RouterError::UnknownGroup { .. } => StatusCode::NOT_FOUND,
-            RouterError::Invalid { .. } | RouterError::NotMember { .. } => StatusCode::BAD_REQUEST,
-            RouterError::Rejected { .. } => StatusCode::FORBIDDEN,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        // The router's table ([`jim_router::Refusal`]) says which.
+        let status =
+            StatusCode::from_u16(error.refusal().http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         ApiError::new(status, error.to_string())
     }
 }

@@ -543,7 +543,7 @@ async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .await
                 .map_err(|e| match e {
                     jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
-                    other => GatewayError::Backend(other.to_string()),
+                    other => GatewayError::Backend(Box::new(other)),
                 })?;
             Gateway::with_metrics(config, backend, metrics)?.start().await
         }

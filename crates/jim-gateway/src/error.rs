@@ -20,9 +20,10 @@ pub enum GatewayError {
     /// The routing backend failed to start.
     #[error("routing backend: {0}")]
     Router(#[from] jim_router::RouterError),
-    /// The routing backend could not be reached or set up.
+    /// The routing backend could not be reached or set up (its own error,
+    /// kept as the source).
     #[error("{0}")]
-    Backend(String),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// I/O.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -14,14 +14,10 @@ pub(crate) fn model_error(error: &ModelError) -> ErrorCode {
     }
 }
 
-/// The error code of a request the routing backend refused or could not take.
+/// The error code of a request the routing backend refused or could not
+/// take: the router's table ([`jim_router::Refusal`]).
 pub(crate) fn router_error(error: &RouterError) -> ErrorCode {
-    match error {
-        RouterError::NotMember { .. } | RouterError::Rejected { .. } => ErrorCode::Forbidden,
-        RouterError::UnknownGroup { .. } => ErrorCode::NotFound,
-        RouterError::Invalid { .. } => ErrorCode::BadRequest,
-        _ => ErrorCode::Internal,
-    }
+    error.refusal().code()
 }
 
 /// The close code of a connection whose transport failed, or `None` when

@@ -20,6 +20,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the contract's order.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::BadRequest,
+        ErrorCode::NotAuthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
     /// The number on the wire.
     pub const fn as_u16(self) -> u16 {
         self as u16
@@ -46,6 +56,16 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every code the server sends.
+    pub const ALL: [CloseCode; 6] = [
+        CloseCode::Normal,
+        CloseCode::GoingAway,
+        CloseCode::ProtocolError,
+        CloseCode::Policy,
+        CloseCode::TooLarge,
+        CloseCode::Internal,
+    ];
+
     /// The number on the wire.
     pub const fn as_u16(self) -> u16 {
         self as u16

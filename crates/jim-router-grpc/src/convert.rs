@@ -192,30 +192,27 @@ pub(crate) fn route_error_from_proto(error: proto::RouteError) -> RouterError {
     }
 }
 
-/// A router error as a gRPC status (admin RPCs).
+/// A router error as a gRPC status (admin RPCs): the code from the
+/// router's table ([`jim_router::Refusal`]), and the error itself in the
+/// details, so that a gateway gets it back whole.
 pub(crate) fn status_of(error: RouterError) -> Status {
-    match error {
-        RouterError::UnknownGroup { .. } => Status::not_found(error.to_string()),
-        RouterError::Invalid { .. } | RouterError::NotMember { .. } => {
-            Status::invalid_argument(error.to_string())
-        }
-        RouterError::Rejected { .. } => Status::permission_denied(error.to_string()),
-        _ => Status::unavailable(error.to_string()),
-    }
+    let code = tonic::Code::from_i32(error.refusal().grpc_code());
+    let details = prost::Message::encode_to_vec(&route_error_to_proto(&error));
+    Status::with_details(code, error.to_string(), details.into())
 }
 
-/// A gRPC status as a router error (the gateway's view of admin RPCs).
+/// A gRPC status as a router error (the gateway's view of admin RPCs):
+/// the error in its details when the router put it there; otherwise (a
+/// request refused before the router looked, the link failing) by code.
 pub(crate) fn error_of(status: &Status) -> RouterError {
+    if let Ok(error) = <proto::RouteError as prost::Message>::decode(status.details())
+        && error.code != Code::Unspecified as i32
+    {
+        return route_error_from_proto(error);
+    }
     let reason = status.message().to_owned();
     match status.code() {
-        tonic::Code::NotFound => RouterError::UnknownGroup {
-            group: reason
-                .trim_start_matches("unknown group ")
-                .trim_matches('"')
-                .to_owned(),
-        },
         tonic::Code::InvalidArgument => RouterError::Invalid { reason },
-        tonic::Code::PermissionDenied => RouterError::Rejected { reason },
         _ => RouterError::Unavailable {
             reason: format!("router: {}", status.message()),
         },

@@ -35,7 +35,7 @@ mod rules;
 mod session;
 
 pub use contract::{Router, TryRoute};
-pub use error::RouterError;
+pub use error::{Refusal, RouterError};
 pub use groups::{Groups, Members};
 pub use hub::{Delivered, Hub};
 pub use jim_inbox as inbox;
