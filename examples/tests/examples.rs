@@ -477,3 +477,101 @@ async fn events_prints_what_a_kafka_deployment_accepted() {
     assert!(line.contains("kept in kafka"), "{line}");
     gw.shutdown().await;
 }
+
+/// Runs `host` with `args`, chats through the gateway it embeds, and stops
+/// it by closing its input.
+async fn host_chats(args: &[&str]) {
+    let (mut host, mut out) = spawn(
+        env!("CARGO_BIN_EXE_host"),
+        &[args, &["--ephemeral", "--http", "127.0.0.1:0"]].concat(),
+    );
+    let banner = line_containing(&mut out, "host: gateway in ").await;
+    let tcp: std::net::SocketAddr = banner
+        .split("tcp ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let service = banner.rsplit(' ').next().unwrap().to_owned();
+    let (status, body) = http_get(service).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("\"tcp\":\"{tcp}\"")), "{body}");
+    let alice = client(tcp, "alice").await;
+    let mut bob = client(tcp, "bob").await;
+    // In grpc and kafka modes presence takes a moment to reach the backend.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        alice
+            .send(
+                Command::C2C,
+                &Message::Text(Text::new("bob", "hello from inside")),
+            )
+            .await
+            .unwrap();
+        if let Ok(Ok((cmd, message))) =
+            tokio::time::timeout(Duration::from_millis(300), bob.next_message()).await
+        {
+            let Message::Text(text) = message else {
+                panic!("{message:?}")
+            };
+            assert_eq!((cmd, text.content.as_str()), (Command::C2C, "hello from inside"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never delivered");
+    }
+    drop(host.stdin.take());
+    line_containing(&mut out, "host: stopped").await;
+    assert!(
+        tokio::time::timeout(WAIT, host.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_embeds_the_gateway_in_local_mode() {
+    host_chats(&["--mode", "local"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_embeds_the_gateway_in_grpc_mode() {
+    use jim_router_grpc::{CentralConfig, CentralRouter};
+    // The central router, served here.
+    let router = CentralRouter::new(
+        CentralConfig {
+            settle: Duration::ZERO,
+            ..CentralConfig::new(1000)
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(router.service())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    host_chats(&["--mode", "grpc", "--router", &url, "--node-id", "3"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "kafka")]
+async fn host_embeds_the_gateway_in_kafka_mode() {
+    let broker = tansu::Broker::start().await;
+    let prefix = format!("host{}.", fastrand::u32(..));
+    host_chats(&[
+        "--mode",
+        "kafka",
+        "--kafka-bootstrap",
+        &broker.bootstrap(),
+        "--kafka-prefix",
+        &prefix,
+        "--node-id",
+        "4",
+    ])
+    .await;
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{SigningKey, claims_for};
-use crate::{Config, Gateway, GatewayError, Mode, RunningGateway, StopSignals};
+use crate::{Config, GatewayError, Mode, RunningGateway, StopSignals};
 use jim_service::{Hangups, LogFilter};
 
 /// The Jim IM gateway.
@@ -220,14 +220,10 @@ impl RunArgs {
             config.grpc.ca = Some(ca.clone());
         }
         if let Some(bootstrap) = &self.kafka_bootstrap {
-            config
-                .kafka
-                .insert("bootstrap".into(), serde_json::Value::String(bootstrap.clone()));
+            config.kafka.bootstrap.clone_from(bootstrap);
         }
         if let Some(prefix) = &self.kafka_prefix {
-            config
-                .kafka
-                .insert("topic_prefix".into(), serde_json::Value::String(prefix.clone()));
+            config.kafka.topic_prefix.clone_from(prefix);
         }
         if let Some(store) = self.inbox {
             config.inbox.store = store;
@@ -355,7 +351,7 @@ fn check_config(args: CheckConfigArgs) -> Result<(), GatewayError> {
     if let Some(files) = config.tls.files() {
         jim_service::tls::ServerTls::load(&files).map_err(|e| GatewayError::Config(e.to_string()))?;
     }
-    check_backend(&config)?;
+    crate::compose::check_backend(&config)?;
     println!(
         "{}: ok ({} mode, {}, inbox {})",
         file.display(),
@@ -368,52 +364,6 @@ fn check_config(args: CheckConfigArgs) -> Result<(), GatewayError> {
         inbox(&config)
     );
     Ok(())
-}
-
-/// The backend's own settings, checked as a start would check them before
-/// connecting to anything.
-fn check_backend(config: &Config) -> Result<(), GatewayError> {
-    match config.mode {
-        Mode::Local => Ok(()),
-        #[cfg(feature = "grpc")]
-        Mode::Grpc => jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id)
-            .endpoint()
-            .map(|_| ())
-            .map_err(|e| GatewayError::Config(format!("grpc.router: {e}"))),
-        #[cfg(feature = "kafka")]
-        Mode::Kafka => {
-            use jim_router::inbox::InboxStore;
-            kafka_config(config)?
-                .validate()
-                .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))?;
-            if matches!(config.inbox.store, InboxStore::Memory | InboxStore::Disk) {
-                return Err(GatewayError::Config(format!(
-                    "kafka mode keeps inboxes in Redis, shared by every gateway: set inbox.store = \"redis\" \
-                     (and inbox.redis_url), or \"off\" for no inbox; not \"{}\" (JIM_INBOX, --inbox)",
-                    config.inbox.store.as_str()
-                )));
-            }
-            Ok(())
-        }
-        #[allow(unreachable_patterns)]
-        Mode::Grpc | Mode::Kafka => Err(not_compiled(config.mode)),
-    }
-}
-
-/// A mode this binary was built without, and the command that builds it.
-fn not_compiled(mode: Mode) -> GatewayError {
-    GatewayError::Config(format!(
-        "mode `{}` is not compiled into this binary: rebuild it with \
-         `cargo build --release -p jim-gateway -p jim-router-server --features {}`",
-        mode.as_str(),
-        mode.as_str()
-    ))
-}
-
-#[cfg(feature = "kafka")]
-fn kafka_config(config: &Config) -> Result<jim_router_kafka::KafkaConfig, GatewayError> {
-    serde_json::from_value(serde_json::Value::Object(config.kafka.clone()))
-        .map_err(|e| GatewayError::Config(format!("[kafka]: {e}")))
 }
 
 fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
@@ -430,7 +380,7 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
         // First: a SIGHUP while starting (a slow broker, a JWKS URL) must
         // not end the process either.
         let mut hangups = Hangups::install()?;
-        let running = start(config.clone()).await?;
+        let running = crate::start(config.clone()).await?;
         // Before the banner: whoever reads it may signal at once.
         let stop = StopSignals::install()?;
         let _pid_file = args
@@ -440,16 +390,6 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
             .transpose()
             .map_err(|e| GatewayError::Config(format!("--pid-file: {e}")))?;
         print_banner(&config, &running);
-        let inbox_off = match config.mode {
-            Mode::Local => config.inbox.store == jim_router::inbox::InboxStore::Off,
-            Mode::Grpc => false,
-            Mode::Kafka => config.inbox.store == jim_router::inbox::InboxStore::Off,
-        };
-        if inbox_off {
-            tracing::warn!(
-                "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
-            );
-        }
         if config.auth.dev {
             tracing::warn!(
                 "DEVELOPMENT MODE: any non-empty token is accepted as the user id, and the admin API \
@@ -508,50 +448,6 @@ async fn reload(args: &RunArgs, started: &Config, running: &RunningGateway, logs
     }
 }
 
-/// Starts a gateway on the backend the configuration asks for.
-async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
-    check_backend(&config)?;
-    match config.mode {
-        Mode::Local => {
-            let metrics = crate::metrics::Metrics::new();
-            let inbox =
-                jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
-                    .await
-                    .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
-            let router = jim_router::LocalRouter::open(inbox, Vec::new())
-                .await
-                .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
-            Gateway::with_metrics(config, router, metrics)?.start().await
-        }
-        #[cfg(feature = "grpc")]
-        Mode::Grpc => {
-            let mut link = jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id);
-            link.key = config.grpc.key.clone();
-            link.ca = config.grpc.ca.clone();
-            let backend = jim_router_grpc::GrpcBackend::start(link)?;
-            Gateway::new(config, backend)?.start().await
-        }
-        #[cfg(feature = "kafka")]
-        Mode::Kafka => {
-            let kafka = kafka_config(&config)?;
-            let metrics = crate::metrics::Metrics::new();
-            let inbox =
-                jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
-                    .await
-                    .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
-            let backend = jim_router_kafka::KafkaBackend::start(kafka, config.node_id, Vec::new(), inbox)
-                .await
-                .map_err(|e| match e {
-                    jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
-                    other => GatewayError::Backend(Box::new(other)),
-                })?;
-            Gateway::with_metrics(config, backend, metrics)?.start().await
-        }
-        #[allow(unreachable_patterns)]
-        Mode::Grpc | Mode::Kafka => Err(not_compiled(config.mode)),
-    }
-}
-
 /// Raises the soft open-file limit to the hard one, and keeps
 /// `limits.max_connections` within it: past the limit, accepting fails
 /// (EMFILE) for client and admin connections alike, where a connection
@@ -583,10 +479,7 @@ fn routing(config: &Config) -> String {
     match config.mode {
         Mode::Local => "in this process".to_owned(),
         Mode::Grpc => format!("router {}", config.grpc.router),
-        Mode::Kafka => {
-            let bootstrap = config.kafka.get("bootstrap").and_then(|v| v.as_str());
-            format!("kafka {}", bootstrap.unwrap_or("127.0.0.1:9092"))
-        }
+        Mode::Kafka => format!("kafka {}", config.kafka.bootstrap),
     }
 }
 

@@ -47,10 +47,9 @@ pub struct Config {
     pub inbox: jim_router::inbox::InboxSettings,
     /// The central router (`grpc` mode).
     pub grpc: GrpcLink,
-    /// Kafka (`kafka` mode): read by the Kafka backend, whose keys are in
-    /// `docs/operations.md`. Kept as a table so that a binary built without
-    /// that backend still reads the file.
-    pub kafka: serde_json::Map<String, serde_json::Value>,
+    /// `[kafka]` (`kafka` mode): the Kafka backend's own settings, read
+    /// and checked whether or not this build has the backend.
+    pub kafka: jim_router_kafka::KafkaConfig,
     /// The binary's log filter (`tracing`'s syntax: `info`,
     /// `jim_gateway=debug`), read again on SIGHUP; `--log` and `JIM_LOG`
     /// win over it.
@@ -70,7 +69,7 @@ impl Default for Config {
             session: SessionTimers::default(),
             inbox: jim_router::inbox::InboxSettings::default(),
             grpc: GrpcLink::default(),
-            kafka: serde_json::Map::new(),
+            kafka: jim_router_kafka::KafkaConfig::default(),
             log: "info".to_owned(),
         }
     }
@@ -489,14 +488,7 @@ impl Config {
     /// [`GatewayError::Config`] saying what is wrong and how to fix it.
     pub fn validate(&self) -> Result<(), GatewayError> {
         let fail = |msg: String| Err(GatewayError::Config(msg));
-        if self.inbox.store != jim_router::inbox::InboxStore::Off
-            && (self.inbox.max_entries == 0 || self.inbox.ttl_secs == 0)
-        {
-            return fail(
-                "inbox.max_entries and inbox.ttl_secs must be above 0 (set inbox.store = \"off\" for no inbox)"
-                    .to_owned(),
-            );
-        }
+        self.inbox.check().map_err(GatewayError::Config)?;
         if self.node_id > jim_model::MAX_NODE {
             return fail(format!(
                 "node_id {} is out of range (0..={})",
@@ -660,7 +652,6 @@ mod tests {
         let mut expected = Config::default();
         expected.auth.jwt_secret = example.auth.jwt_secret.clone();
         expected.admin.key = example.admin.key.clone();
-        expected.kafka = example.kafka.clone();
         assert_eq!(example, expected, "the example's values are the defaults");
         // Every key of the defaults is in the example (commented out when it has no default).
         let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
@@ -703,13 +694,10 @@ mod tests {
         assert!(deployed.listen.admin.unwrap().ip().is_loopback());
     }
 
-    #[cfg(feature = "kafka")]
     #[test]
     fn the_example_files_kafka_section_is_the_kafka_defaults() {
         let example: Config = toml::from_str(EXAMPLE).unwrap();
-        let kafka: jim_router_kafka::KafkaConfig =
-            serde_json::from_value(serde_json::Value::Object(example.kafka)).unwrap();
-        assert_eq!(kafka, jim_router_kafka::KafkaConfig::default());
+        assert_eq!(example.kafka, jim_router_kafka::KafkaConfig::default());
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //! and idle timeout, message validation and stamping, acks, error replies,
 //! rate limits, slow-consumer protection and graceful shutdown.
 //!
-//! The `jim-gateway` binary is a thin `main.rs` over `cli` (feature `cli`).
-//! The in-process `local` mode is always there.
+//! [`start`] builds a gateway from its [`Config`] alone, in the mode it
+//! names (local, grpc or kafka) with the backend and inbox store it names:
+//! the composition root, which the `jim-gateway` binary (a thin `main.rs`
+//! over `cli`, feature `cli`) only feeds with what the flags say. The
+//! in-process `local` mode is always there.
 //!
 //! # Features
 //! - `cli` (default): the `jim-gateway` binary's command line (clap, the
 //!   TOML configuration file, logs to stderr, the open-file limit). An
 //!   application that embeds the gateway turns it off
 //!   (`default-features = false`) and builds none of it.
-//! - `grpc`: the `grpc` mode (gateways routed by a central router; the
-//!   router binary is the `jim-router-server` package).
+//! - `grpc` (default): the `grpc` mode (gateways routed by a central
+//!   router; the router binary is the `jim-router-server` package).
 //! - `kafka`: the `kafka` mode (gateways coordinated through Kafka;
 //!   librdkafka is built from source, which needs a C compiler and `make`).
 //! - `full`: `grpc` and `kafka`, for one binary that runs every mode.
@@ -26,7 +29,23 @@
 //! - `redis` (default): the inbox's `redis` store (redis-rs), which kafka
 //!   mode needs for an inbox.
 //!
-//! # Example: a gateway embedded in a service
+//! # Example: a gateway in any mode, from its configuration
+//! ```no_run
+//! # async fn example() -> Result<(), jim_gateway::GatewayError> {
+//! let config: jim_gateway::Config = toml::from_str(r#"
+//!     mode = "grpc"
+//!     [auth]
+//!     dev = true
+//!     [grpc]
+//!     router = "http://127.0.0.1:9093"
+//! "#).unwrap();
+//! let gateway = jim_gateway::start(config).await?;
+//! gateway.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: a gateway embedded in a service, with a router to drive
 //! ```no_run
 //! use jim_gateway::{Config, Gateway};
 //! use jim_model::{Message, MessageIdGenerator, Text};
@@ -53,6 +72,7 @@ mod admin;
 pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod compose;
 mod config;
 mod cursor;
 mod error;
@@ -67,6 +87,7 @@ mod state;
 mod wire;
 mod writer;
 
+pub use compose::{check_backend, start};
 pub use config::{
     Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, PublicKey, SessionTimers, SessionsOverLimit, Tls,
 };

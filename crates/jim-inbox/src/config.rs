@@ -119,6 +119,42 @@ impl InboxSettings {
         }
     }
 
+    /// Checks what serde cannot: what to fix, naming the key.
+    ///
+    /// # Errors
+    /// A sentence saying which setting is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if self.store != InboxStore::Off && (self.max_entries == 0 || self.ttl_secs == 0) {
+            return Err(
+                "inbox.max_entries and inbox.ttl_secs must be above 0 (set inbox.store = \"off\" for no inbox)".into(),
+            );
+        }
+        if self.store != InboxStore::Off && self.dedupe_per_user == 0 {
+            return Err("inbox.dedupe_per_user must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// Checks the settings and opens the store they name, counting into
+    /// `metrics`; says loudly, in the log, when there is no inbox (an ack
+    /// then promises nothing about delivery). The one way a gateway or the
+    /// router opens its inbox.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong, or why the store cannot be opened.
+    pub async fn open(&self, metrics: crate::InboxMetrics) -> Result<crate::Inbox, String> {
+        self.check()?;
+        let inbox = crate::Inbox::open(&self.kind(), self.retention(), metrics)
+            .await
+            .map_err(|e| format!("[inbox]: {e}"))?;
+        if self.store == InboxStore::Off {
+            tracing::warn!(
+                "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
+            );
+        }
+        Ok(inbox)
+    }
+
     /// The retention these settings give.
     pub fn retention(&self) -> Retention {
         Retention {

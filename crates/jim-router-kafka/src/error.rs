@@ -11,6 +11,7 @@ pub enum KafkaError {
     #[error("kafka: {0}")]
     Startup(String),
     /// librdkafka refused something.
+    #[cfg(feature = "client")]
     #[error("kafka client: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
 }

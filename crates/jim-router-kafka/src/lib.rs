@@ -17,16 +17,22 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
 mod backend;
 mod config;
 mod error;
+#[cfg(feature = "client")]
 mod positions;
+#[cfg(feature = "client")]
 mod records;
+#[cfg(feature = "client")]
 mod view;
 
+#[cfg(feature = "client")]
 pub use backend::KafkaBackend;
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 /// The rdkafka this backend is built with, for applications (and tests)
 /// that read the same cluster.
+#[cfg(feature = "client")]
 pub use rdkafka;

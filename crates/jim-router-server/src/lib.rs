@@ -206,13 +206,7 @@ impl Args {
         if let Some(log) = &self.log {
             config.log.clone_from(log);
         }
-        if config.inbox.store != jim_router::inbox::InboxStore::Off
-            && (config.inbox.max_entries == 0 || config.inbox.ttl_secs == 0)
-        {
-            return Err(ServerError::Config(
-                "inbox.max_entries and inbox.ttl_secs must be above 0 (set inbox.store = \"off\" for no inbox)".into(),
-            ));
-        }
+        config.inbox.check().map_err(ServerError::Config)?;
         if config
             .key
             .as_deref()
@@ -265,9 +259,11 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
     // First: a SIGHUP while starting must not end the process either.
     let mut hangups = Hangups::install()?;
     let metrics = RouterMetrics::new();
-    let inbox = jim_router::Inbox::open(&config.inbox.kind(), config.inbox.retention(), metrics.inbox())
+    let inbox = config
+        .inbox
+        .open(metrics.inbox())
         .await
-        .map_err(|e| ServerError::Config(format!("[inbox]: {e}")))?;
+        .map_err(ServerError::Config)?;
     let router = CentralRouter::with_inbox(
         CentralConfig {
             key: config.key.clone(),
@@ -459,11 +455,6 @@ fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr
         ("inbox", config.inbox.describe()),
     ];
     print_table(&format!("Jim router {}", env!("CARGO_PKG_VERSION")), &rows, None);
-    if config.inbox.store == jim_router::inbox::InboxStore::Off {
-        tracing::warn!(
-            "INBOX OFF: a message acked to its sender is lost if its recipient is offline or reconnecting"
-        );
-    }
     if config.key.is_none() {
         tracing::warn!("no router key: any gateway or admin caller that reaches the gRPC port is trusted");
     }
