@@ -16,6 +16,38 @@ export interface InboxHead {
   recovered: boolean;
 }
 
+/**
+ * The contract's position rule, the same as the gateway's and the Rust
+ * client's (`jim_model::position`), checked against the same test vectors
+ * (`crates/jim-model/tests/vectors/inbox-position.json`).
+ *
+ * What a client counts from after a `B002` whose inbox is `head`, having
+ * asked with `asked`: without `asked` nothing is replayed (from the head
+ * on); with `recovered`, what was asked; else the replay is everything the
+ * inbox holds, whose offsets follow (nothing of this epoch is counted as
+ * had: the application reloads its history).
+ */
+export function resumed(asked: Position | undefined, head: InboxHead): Position {
+  if (!asked) return { epoch: head.epoch, offset: head.offset };
+  return { epoch: head.epoch, offset: head.recovered ? asked.offset : 0 };
+}
+
+/** Whether the delivery at `offset` (0: not an inbox entry) is new at `position`. */
+export function isNew(position: Position | undefined, offset: number): boolean {
+  return offset === 0 || !position || offset > position.offset;
+}
+
+/**
+ * A group message of the client's own session at `offset` (from its ack):
+ * the session is not sent it, so the position moves past it if it is the
+ * next one. Whether it moved.
+ */
+export function skipOwn(position: Position, offset: number): boolean {
+  if (offset !== position.offset + 1) return false;
+  position.offset = offset;
+  return true;
+}
+
 /** Follows one user's inbox across connections (used by {@link JimClient}). */
 export class InboxCursor {
   private position: Position | undefined;
@@ -54,18 +86,13 @@ export class InboxCursor {
     this.save();
   }
 
-  /** Where to count from, given what was asked and what the server holds. */
-  private resumed({ epoch, offset: head, recovered }: InboxHead): Position {
-    const asked = this.asked;
-    if (!asked) return { epoch, offset: head }; // nothing replayed: live from head + 1
-    if (asked.epoch === epoch && (recovered || asked.offset <= head)) return { epoch, offset: asked.offset };
-    // Another epoch, or a position this inbox never had: the replay starts at its oldest.
-    return { epoch, offset: 0 };
+  private resumed(head: InboxHead): Position {
+    return resumed(this.asked, head);
   }
 
   /** Whether the delivery at `offset` (0: not an inbox entry) was not handed over yet. */
   isNew(offset: number): boolean {
-    return offset === 0 || !this.position || offset > this.position.offset;
+    return isNew(this.position, offset);
   }
 
   /** The delivery at `offset` was handed over. */
@@ -80,9 +107,7 @@ export class InboxCursor {
    * session is not sent it, so the position moves past it, if it is next.
    */
   skipOwn(offset: number): void {
-    if (!this.position || offset !== this.position.offset + 1) return;
-    this.position.offset = offset;
-    this.save();
+    if (this.position && skipOwn(this.position, offset)) this.save();
   }
 
   /** Forgets the position of the signed-in user, here and in the store (sign-out). */

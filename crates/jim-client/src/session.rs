@@ -252,19 +252,8 @@ impl Session {
             .resume(&self.token, self.device.as_deref(), self.position.clone())
             .await?;
         if let Some(inbox) = &ok.inbox {
-            self.position = Some(match &self.position {
-                // Without a position nothing is replayed: from the head on.
-                None => Position {
-                    epoch: inbox.epoch.clone(),
-                    offset: inbox.offset,
-                },
-                Some(position) if inbox.recovered => position.clone(),
-                // Everything retained is replayed: its offsets follow.
-                Some(_) => Position {
-                    epoch: inbox.epoch.clone(),
-                    offset: 0,
-                },
-            });
+            // The contract's rule, as the gateway and the TypeScript SDK read it.
+            self.position = Some(jim_model::position::resumed(self.position.as_ref(), inbox));
         }
         self.client = Some(client);
         self.greeting = Some(ok.inbox);
@@ -350,10 +339,8 @@ impl Session {
         let client = self.client.as_ref().ok_or(ClientError::Closed(None))?;
         let ack = client.send(cmd, message).await?;
         let own = ack.extra.get("offset").and_then(serde_json::Value::as_u64);
-        if let (Some(own), Some(position)) = (own, &mut self.position)
-            && own == position.offset + 1
-        {
-            position.offset = own;
+        if let (Some(own), Some(position)) = (own, &mut self.position) {
+            jim_model::position::skip_own(position, own);
         }
         Ok(ack)
     }

@@ -582,16 +582,8 @@ impl<R: Router> Session<R> {
         state: &jim_router::InboxState,
         since: Option<&Position>,
     ) -> InboxHead {
-        let kept = since.filter(|since| {
-            *since.epoch == *state.epoch
-                && since.offset <= u64::from(state.head)
-                && since.offset + 1 >= u64::from(state.oldest)
-        });
-        let start = match (since, kept) {
-            (_, Some(kept)) => kept.offset as u32,
-            (Some(_), None) => state.oldest.saturating_sub(1),
-            (None, None) => state.head,
-        };
+        // The contract's rule, as every client reads it (jim_model::position).
+        let (start, recovered) = jim_model::position::start(since, &state.epoch, state.oldest, state.head);
         if since.is_some() {
             self.shared.metrics.inbox_replays.increment(1);
         }
@@ -601,12 +593,12 @@ impl<R: Router> Session<R> {
             Arc::clone(&state.epoch),
             start,
             state.head,
-            kept.is_some(),
+            recovered,
         ));
         InboxHead {
             epoch: state.epoch.to_string(),
             offset: u64::from(state.head),
-            recovered: kept.is_some(),
+            recovered,
         }
     }
 

@@ -42,6 +42,7 @@ mod format;
 mod id;
 mod kind;
 mod message;
+pub mod position;
 mod raw;
 pub mod schema;
 pub mod strict;
