@@ -48,6 +48,10 @@ pub mod schema;
 pub mod strict;
 
 pub use codes::{CloseCode, ErrorCode};
+
+/// The longest `data.client_msg_id` a message may carry, in bytes (the
+/// contract's section 7: a string of 1 to 64 bytes).
+pub const MAX_CLIENT_MSG_ID: usize = 64;
 pub use control::{AuthOk, AuthRequest, InboxHead, Position, Status};
 pub use error::ModelError;
 pub use format::{FileFormat, ImageFormat, VideoFormat};

@@ -325,3 +325,20 @@ proptest! {
         }
     }
 }
+
+/// The TypeScript SDK's default maximum body is this crate's: one number,
+/// checked here against the SDK's source.
+#[test]
+fn the_sdks_default_maximum_body_is_the_contracts() {
+    let frame_ts = include_str!("../../../clients/typescript/src/frame.ts");
+    let declared = frame_ts
+        .lines()
+        .find_map(|line| line.strip_prefix("export const DEFAULT_MAX_BODY = "))
+        .expect("frame.ts declares DEFAULT_MAX_BODY");
+    let value: usize = declared
+        .trim_end_matches(';')
+        .split('*')
+        .map(|factor| factor.trim().parse::<usize>().expect("a product of numbers"))
+        .product();
+    assert_eq!(value, DEFAULT_MAX_BODY);
+}

@@ -1,0 +1,344 @@
+//! A session's messages: validation, stamping, routing (several in
+//! flight, answered in order), acks and error replies, the fan-out budgets.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use jim_model::{ErrorCode, MessageId, MessageKind, RawMessage, Stamp, unix_ms_now, write_ack};
+use jim_protocol::{Command, Frame};
+use jim_router::{ClientAck, Outgoing, Receipt, Router, RouterError, Sender, Target, TryRoute};
+use tokio::time::Instant;
+
+use super::{Authenticated, Flow, Session};
+use crate::ready::at_once;
+use crate::wire;
+
+/// A message the backend is routing, with what its ack needs.
+pub(super) struct Routed {
+    /// The request's command and `seq` (an empty body).
+    request: Frame,
+    kind: MessageKind,
+    receiver: Arc<str>,
+    message_id: MessageId,
+    /// Recipients charged to the fan-out budgets before routing (a group
+    /// message's advance), settled against the receipt's.
+    advance: usize,
+    result: Result<Receipt, RouterError>,
+}
+
+/// A message being routed.
+pub(super) type Route<'r> = Pin<Box<dyn Future<Output = Routed> + Send + 'r>>;
+
+/// A session's messages in flight, answered in the order they were sent.
+/// The queue is made for the first: a session whose messages all settle in
+/// line (local mode) never needs one.
+#[derive(Default)]
+pub(super) struct Routes<'r>(Option<FuturesOrdered<Route<'r>>>);
+
+impl<'r> Routes<'r> {
+    pub(super) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn push_back(&mut self, route: Route<'r>) {
+        self.0.get_or_insert_with(FuturesOrdered::new).push_back(route);
+    }
+
+    /// The next message answered, in order; `None` when none is in flight.
+    pub(super) async fn next(&mut self) -> Option<Routed> {
+        match &mut self.0 {
+            Some(routes) => routes.next().await,
+            None => None,
+        }
+    }
+}
+
+impl<R: Router> Session<R> {
+    /// A B101 or B102 from an authenticated client.
+    pub(super) async fn message<'r>(
+        &mut self,
+        frame: &Frame,
+        routes: &mut Routes<'r>,
+        router: &'r R,
+    ) -> Flow {
+        let Some(auth) = &self.auth else {
+            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
+        };
+        if !self.rate.try_take(self.last_activity) {
+            let reason = format!(
+                "rate limited: at most {} messages per second",
+                self.shared.config.limits.messages_per_sec
+            );
+            return self.error(frame, ErrorCode::RateLimited, &reason);
+        }
+        let message = match RawMessage::parse(&frame.body) {
+            Ok(message) => message,
+            Err(e) => return self.error(frame, wire::model_error(&e), &e.to_string()),
+        };
+        match (message.kind(), frame.cmd) {
+            (MessageKind::Ack, Command::C2C) => {
+                let ack = client_ack(auth, &message, &frame.body);
+                return match ack {
+                    // Boxed: a remote backend's write would otherwise sit
+                    // in every session's task, idle or not.
+                    Some(ack) => match Box::pin(self.shared.router.acknowledge(ack)).await {
+                        Ok(()) => Flow::Continue,
+                        Err(e) => self.router_error(frame, &e),
+                    },
+                    None => self.error(
+                        frame,
+                        ErrorCode::BadRequest,
+                        "field `data.message_id` must be a message id",
+                    ),
+                };
+            }
+            (MessageKind::Ack, _) => {
+                return self.error(frame, ErrorCode::BadRequest, "acks are sent in B101");
+            }
+            (MessageKind::Error, _) => {
+                return self.error(
+                    frame,
+                    ErrorCode::BadRequest,
+                    "type \"error\" is sent by the server only",
+                );
+            }
+            _ => {}
+        }
+
+        if let Some(refused) = self.over_fanout(frame) {
+            return refused;
+        }
+        let Some(auth) = &self.auth else {
+            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
+        };
+        let message_id = self.shared.ids.next_id();
+        let stamp = Stamp {
+            sender_id: &auth.identity.user_id,
+            sender_name: auth.identity.name.as_deref(),
+            sender_avatar: auth.identity.avatar.as_deref(),
+            client_profile: self.shared.config.auth.client_profiles(),
+            message_id,
+            // The wall clock, not the id's: the id's clock is anchored at
+            // start-up and would not follow a corrected system clock.
+            timestamp: unix_ms_now(),
+        };
+        let mut body = Vec::with_capacity(frame.body.len() + 128);
+        message.stamp(&stamp, &mut body);
+        let max = self.shared.config.limits.max_body;
+        if body.len() > max {
+            let reason = format!(
+                "message too large once stamped ({} bytes, maximum {max})",
+                body.len()
+            );
+            return self.error(frame, ErrorCode::BadRequest, &reason);
+        }
+        let client_msg_id = match message
+            .field("client_msg_id")
+            .map(|raw| serde_json::from_str::<String>(raw.get()))
+        {
+            None => None,
+            Some(Ok(id)) if (1..=jim_model::MAX_CLIENT_MSG_ID).contains(&id.len()) => Some(Arc::from(id)),
+            Some(_) => {
+                let reason = format!(
+                    "field `data.client_msg_id` must be a string of 1 to {} bytes",
+                    jim_model::MAX_CLIENT_MSG_ID
+                );
+                return self.error(frame, ErrorCode::BadRequest, &reason);
+            }
+        };
+        let receiver: Arc<str> = message.receiver_id().into();
+        let outgoing = Outgoing {
+            cmd: frame.cmd,
+            kind: message.kind(),
+            target: if frame.cmd == Command::C2C {
+                Target::User(Arc::clone(&receiver))
+            } else {
+                Target::Group(Arc::clone(&receiver))
+            },
+            sender: Some(Sender {
+                user: Arc::clone(&auth.info.user),
+                session: auth.info.id,
+            }),
+            message_id,
+            body: Bytes::from(body),
+            client_msg_id,
+        };
+        let kind = outgoing.kind;
+        let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
+        let advance = self.charge_advance(frame.cmd);
+        let outgoing = match router.try_route(outgoing) {
+            TryRoute::Routed(result) => {
+                let routed = Routed {
+                    request,
+                    kind,
+                    receiver,
+                    message_id,
+                    advance,
+                    result,
+                };
+                if routes.is_empty() {
+                    return self.answer(routed);
+                }
+                // Acked after those still in flight.
+                routes.push_back(Box::pin(std::future::ready(routed)));
+                return Flow::Continue;
+            }
+            TryRoute::Later(outgoing) => outgoing,
+        };
+        let mut route: Route<'r> = Box::pin(async move {
+            let result = router.route(outgoing).await;
+            Routed {
+                request,
+                kind,
+                receiver,
+                message_id,
+                advance,
+                result,
+            }
+        });
+        // Started now: one session's messages reach the backend in the
+        // order they were sent. Acks go out in that order too.
+        match at_once(route.as_mut()).await {
+            Some(routed) if routes.is_empty() => self.answer(routed),
+            Some(routed) => {
+                routes.push_back(Box::pin(std::future::ready(routed)));
+                Flow::Continue
+            }
+            None => {
+                routes.push_back(route);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The ack (or error) of a routed message.
+    pub(super) fn answer(&mut self, routed: Routed) -> Flow {
+        let Routed {
+            request,
+            kind,
+            receiver,
+            message_id,
+            advance,
+            result,
+        } = routed;
+        let recipients = result.as_ref().map_or(0, |receipt| receipt.recipients);
+        self.settle_fanout(request.cmd, advance, recipients);
+        match result {
+            Ok(receipt) => {
+                if receipt.original.is_none() {
+                    self.shared.metrics.routed(request.cmd, kind);
+                }
+                let offset = receipt.offset.filter(|_| request.cmd == Command::C2G);
+                self.ack(
+                    &request,
+                    &receiver,
+                    receipt.original.unwrap_or(message_id),
+                    offset,
+                )
+            }
+            Err(e) => self.router_error(&request, &e),
+        }
+    }
+
+    /// A message refused at a fan-out budget (4029): the user's, or, for a
+    /// group message, the gateway's.
+    pub(super) fn over_fanout(&self, frame: &Frame) -> Option<Flow> {
+        let now = Instant::now();
+        let limits = &self.shared.config.limits;
+        let user = self.auth.as_ref()?.fanout.as_ref();
+        if user.is_some_and(|budget| !budget.admits(now)) {
+            self.shared.metrics.fanout_refused[0].increment(1);
+            let reason = format!(
+                "fan-out limit: your messages may reach at most {} recipients a second (a group message counts its members); slow down",
+                limits.fanout_per_sec
+            );
+            return Some(self.error(frame, ErrorCode::RateLimited, &reason));
+        }
+        let gateway = self.shared.fanout.gateway();
+        if frame.cmd == Command::C2G && gateway.is_some_and(|budget| !budget.admits(now)) {
+            self.shared.metrics.fanout_refused[1].increment(1);
+            let reason = format!(
+                "fan-out limit: this gateway's messages may reach at most {} recipients a second; retry in a moment",
+                limits.gateway_fanout_per_sec
+            );
+            return Some(self.error(frame, ErrorCode::RateLimited, &reason));
+        }
+        None
+    }
+
+    /// Charges a group message's advance (what the user's last one cost)
+    /// before it is routed; returns it.
+    pub(super) fn charge_advance(&self, cmd: Command) -> usize {
+        let Some(user) = self.auth.as_ref().and_then(|auth| auth.fanout.as_ref()) else {
+            return 0;
+        };
+        if cmd != Command::C2G {
+            return 0;
+        }
+        let advance = user.group_advance();
+        let now = Instant::now();
+        user.charge(advance as i64, now);
+        if let Some(gateway) = self.shared.fanout.gateway() {
+            gateway.charge(advance as i64, now);
+        }
+        advance
+    }
+
+    /// Settles a routed message's cost: what it reached, less its advance.
+    pub(super) fn settle_fanout(&self, cmd: Command, advance: usize, recipients: usize) {
+        self.shared.metrics.fanout_recipients.increment(recipients as u64);
+        let now = Instant::now();
+        let owed = recipients as i64 - advance as i64;
+        if let Some(user) = self.auth.as_ref().and_then(|auth| auth.fanout.as_ref()) {
+            user.charge(owed, now);
+            if cmd == Command::C2G && recipients > 0 {
+                user.remember_group(recipients);
+            }
+        }
+        if let Some(gateway) = self.shared.fanout.gateway() {
+            gateway.charge(owed, now);
+        }
+    }
+
+    /// Answers every message still being routed, waiting at most `grace`.
+    pub(super) async fn answer_all(&mut self, routes: &mut Routes<'_>, grace: std::time::Duration) {
+        let deadline = Instant::now() + grace;
+        while !routes.is_empty() {
+            match tokio::time::timeout_at(deadline, routes.next()).await {
+                Ok(Some(routed)) => {
+                    self.answer(routed);
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    pub(super) fn ack(
+        &self,
+        frame: &Frame,
+        receiver: &str,
+        message_id: MessageId,
+        offset: Option<u32>,
+    ) -> Flow {
+        let mut body = Vec::with_capacity(112 + receiver.len());
+        write_ack(&mut body, receiver, frame.seq, message_id, offset);
+        self.reply(frame.reply(frame.cmd, body))
+    }
+}
+
+pub(super) fn client_ack(auth: &Authenticated, message: &RawMessage<'_>, body: &Bytes) -> Option<ClientAck> {
+    let id = serde_json::from_str::<MessageId>(message.field("message_id")?.get()).ok()?;
+    Some(ClientAck {
+        user: Arc::clone(&auth.info.user),
+        session: auth.info.id,
+        message_id: id,
+        body: body.clone(),
+    })
+}

@@ -1,0 +1,452 @@
+//! One client connection's session: the whole session life of the
+//! contract. This module drives it (reading, handling each frame, writing,
+//! parking, deadlines); [`sign_in`] holds `B001` (authentication, the
+//! inbox position, token refresh), [`messages`] the messages (validation,
+//! stamping, routing, acks, the fan-out budgets). Errors become wire codes
+//! in `wire.rs`.
+
+use std::sync::Arc;
+
+use jim_model::{CloseCode, ErrorCode, write_error};
+use jim_protocol::{Command, Frame};
+use jim_router::{Close, Outbox, Router, RouterError, SessionInfo, Transport};
+use jim_transport::{Connection, FrameReader, Incoming, TransportError};
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::Instrument;
+
+use crate::auth::Identity;
+use crate::cursor::Cursor;
+use crate::limits::RateLimit;
+use crate::metrics::CloseReason;
+use crate::state::Shared;
+use crate::wire;
+use crate::writer::{Deadline, Out};
+
+/// How long a closing connection's late bytes are read and discarded, so
+/// that closing with unread input does not reset the connection before the
+/// client has read our `A999`.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Frames handled from the read buffer before the replies are written.
+const MAX_BATCH: usize = 64;
+
+mod messages;
+mod sign_in;
+
+use messages::Routes;
+
+/// Runs a connection from accept to close, in one task: it reads and
+/// handles frames, and writes its outbox (replies and deliveries).
+pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connection) {
+    let Connection {
+        mut reader,
+        writer,
+        kind,
+        peer,
+    } = connection;
+    // One span per connection: whatever the session logs names the peer,
+    // and the session and user once authenticated. Entered only to log (and
+    // around attach and detach): entering it at every poll of the session
+    // would cost every message (~150 instructions, by callgrind).
+    let span = tracing::info_span!(
+        "session",
+        %peer,
+        transport = kind.as_str(),
+        id = tracing::field::Empty,
+        user = tracing::field::Empty,
+        device = tracing::field::Empty,
+    );
+    let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
+    let mut out = Out::new(writer);
+
+    let mut session = Session {
+        rate: RateLimit::new(
+            shared.config.limits.messages_per_sec,
+            shared.config.limits.message_burst,
+            Instant::now(),
+        ),
+        shared: Arc::clone(&shared),
+        outbox: Arc::clone(&outbox),
+        transport: kind,
+        auth: None,
+        follow: None,
+        connected: Instant::now(),
+        last_activity: Instant::now(),
+        span,
+    };
+    let reason = session.serve(&mut reader, &mut out).await;
+    shared.metrics.closed(reason);
+    session.span.in_scope(|| tracing::debug!(?reason, "closing"));
+    // Every way out of `drive` has closed the outbox, but for a lost link.
+    let close = outbox.close_reason().unwrap_or_else(|| {
+        let lost = Close::new(CloseCode::Internal, "connection lost");
+        outbox.close(lost.clone());
+        lost
+    });
+
+    if let Some(auth) = session.auth.take() {
+        let detached = shared
+            .router
+            .detach(&auth.info)
+            .instrument(session.span.clone())
+            .await;
+        if let Err(e) = detached {
+            session
+                .span
+                .in_scope(|| tracing::warn!(error = %e, "detach failed"));
+        }
+        shared.metrics.sessions.decrement(1);
+    }
+    out.finish(
+        &outbox,
+        &close,
+        &shared.metrics,
+        shared.config.session.shutdown_grace(),
+    )
+    .await;
+    if reason == CloseReason::Protocol {
+        let _ = timeout(LINGER, reader.discard()).await;
+    }
+}
+
+/// An authenticated session.
+struct Authenticated {
+    info: SessionInfo,
+    identity: Identity,
+    /// The user's fan-out budget on this gateway, if users have one.
+    fanout: Option<Arc<crate::fanout::Budget>>,
+    /// When its token expires: the session ends then unless refreshed.
+    expires: Option<Instant>,
+}
+
+struct Session<R> {
+    shared: Arc<Shared<R>>,
+    /// The connection's span (see `run`).
+    span: tracing::Span,
+    outbox: Arc<Outbox>,
+    transport: Transport,
+    auth: Option<Authenticated>,
+    /// The inbox position a `B001` just set, for the writer to take up.
+    follow: Option<Cursor>,
+    rate: RateLimit,
+    connected: Instant,
+    last_activity: Instant,
+}
+
+/// Whether to go on reading.
+enum Flow {
+    Continue,
+    Stop(CloseReason),
+}
+
+/// How a turn of driving a session ended.
+enum Driven {
+    /// The session must close, for this reason; the close is in the outbox.
+    Closed(CloseReason),
+    /// Nothing happened for `session.park_after_ms`, and nothing is in flight.
+    Quiet,
+}
+
+/// What the client sent: a frame, a control reply, its end, or an error.
+type Read = Result<Incoming, TransportError>;
+
+impl<R: Router> Session<R> {
+    /// Runs the session until it must close; returns why. The close itself
+    /// (with its `A999`) is then in the outbox.
+    ///
+    /// A busy session is driven; a quiet one parks (right after logging in,
+    /// and after `session.park_after_ms` with nothing to do: most
+    /// connections of a chat service are idle most of the time, and a busy
+    /// one never parks). Checking costs a wake-up per period, which is why
+    /// the default is long: at 100 ms, 1,000 sessions sending 2 messages a
+    /// second each cost 50% more CPU per message. The driving state
+    /// (timers, the messages in flight, a read, a write) is boxed while it
+    /// lives, so that an idle session's task holds only what waits.
+    async fn serve(&mut self, reader: &mut FrameReader, out: &mut Out) -> CloseReason {
+        let mut woken_by = None;
+        loop {
+            match Box::pin(self.drive(reader, out, woken_by.take())).await {
+                Driven::Closed(reason) => return reason,
+                Driven::Quiet => {}
+            }
+            out.shrink();
+            self.outbox.shrink();
+            self.shared.metrics.parked.increment(1);
+            woken_by = self.park(reader).await;
+            self.shared.metrics.parked.decrement(1);
+        }
+    }
+
+    /// Waits, holding nothing it does not need, until the client sends
+    /// something (returned, for the driver to handle), frames are queued,
+    /// the session closes, its deadline comes or the gateway shuts down.
+    async fn park(&self, reader: &mut FrameReader) -> Option<Read> {
+        tokio::select! {
+            biased;
+            () = self.shared.shutdown.cancelled() => None,
+            () = self.outbox.ready() => None,
+            () = sleep_until(self.deadline()) => None,
+            read = reader.read() => Some(read),
+        }
+    }
+
+    /// Reads, handles and writes until the session must close, or has been
+    /// quiet for `session.park_after_ms`. `woken_by` is what the client sent while
+    /// the session was parked.
+    async fn drive(&mut self, reader: &mut FrameReader, out: &mut Out, mut woken_by: Option<Read>) -> Driven {
+        let outbox = Arc::clone(&self.outbox);
+        let shared = Arc::clone(&self.shared);
+        let closed = outbox.closed();
+        let cancelled = shared.shutdown.cancelled();
+        // Whether anything happened is checked every park_after, on the
+        // session's one timer: no clock reading per event.
+        let park_after = shared.config.session.park_after();
+        let mut quiet_check = Instant::now() + park_after;
+        let mut turns: u64 = 0;
+        let mut turns_checked: u64 = 0;
+        let timer = sleep_until(self.deadline().min(quiet_check));
+        tokio::pin!(closed, cancelled, timer);
+        let mut routes = Routes::default();
+        let most = shared.config.limits.routes_in_flight;
+        // Since when reading waits for a route to be answered.
+        let mut full_since: Option<Instant> = None;
+        loop {
+            turns += 1;
+            tokio::select! {
+                biased;
+                () = &mut closed => return Driven::Closed(closed_from_outside(&outbox)),
+                () = &mut cancelled => {
+                    // What the backend took is acked before the goodbye.
+                    // Boxed, as every rare path: a task is as large as its largest state.
+                    Box::pin(self.answer_all(&mut routes, shared.config.session.shutdown_grace())).await;
+                    self.close(CloseCode::GoingAway, "server shutting down");
+                    return Driven::Closed(CloseReason::Shutdown);
+                }
+                () = &mut timer => {
+                    // The deadline moves with activity; only act once it has really passed.
+                    let now = Instant::now();
+                    let deadline = self.deadline();
+                    if now >= deadline {
+                        return Driven::Closed(self.expire(now));
+                    }
+                    if now >= quiet_check {
+                        // Only this timer woke it since the last check.
+                        if turns == turns_checked + 1 && routes.is_empty() && woken_by.is_none() {
+                            return Driven::Quiet;
+                        }
+                        turns_checked = turns;
+                        quiet_check = now + park_after;
+                    }
+                    timer.as_mut().reset(deadline.min(quiet_check));
+                }
+                Some(routed) = routes.next(), if !routes.is_empty() => {
+                    self.answer(routed);
+                    // Reading waited: what the client sent meanwhile is
+                    // charged as when it arrived.
+                    if let Some(since) = full_since.take() {
+                        self.rate.credit(since.elapsed());
+                    }
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
+                        return Driven::Closed(closed_from_outside(&outbox));
+                    }
+                }
+                // Deliveries (or our own replies) are waiting.
+                () = outbox.ready() => {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
+                        return Driven::Closed(closed_from_outside(&outbox));
+                    }
+                }
+                read = next_read(&mut woken_by, reader), if routes.len() < most => {
+                    let was_authenticated = self.auth.is_some();
+                    let mut next = Some(read);
+                    let mut taken = 0;
+                    // A pong the WebSocket layer queued by itself must be flushed too.
+                    let mut control_reply = false;
+                    // Counted per batch: shared counters are costly per frame.
+                    let (mut frames_in, mut bytes_in) = (0u64, 0u64);
+                    // Handle what is already buffered, up to a batch, then write
+                    // all the replies at once. What is left stays buffered in
+                    // the reader for the next turn.
+                    while let Some(read) = next.take() {
+                        match read {
+                            Ok(Incoming::Frame(frame)) => {
+                                self.last_activity = Instant::now();
+                                frames_in += 1;
+                                bytes_in += frame.encoded_len() as u64;
+                                let flow = self.handle(frame, &mut routes, &shared.router).await;
+                                if let Some(cursor) = self.follow.take() {
+                                    out.follow(cursor);
+                                }
+                                if let Flow::Stop(reason) = flow {
+                                    return Driven::Closed(reason);
+                                }
+                            }
+                            Ok(Incoming::ControlReply) => control_reply = true,
+                            Ok(Incoming::Closed) => {
+                                self.close(CloseCode::Normal, "client disconnected");
+                                return Driven::Closed(CloseReason::Client);
+                            }
+                            Err(error) => return Driven::Closed(self.transport_failed(&error)),
+                        }
+                        taken += 1;
+                        if taken < MAX_BATCH && routes.len() < most {
+                            next = reader.try_read().transpose();
+                        }
+                    }
+                    if routes.len() >= most {
+                        full_since.get_or_insert_with(Instant::now);
+                    }
+                    shared.metrics.frames_in.increment(frames_in);
+                    shared.metrics.bytes_in.increment(bytes_in);
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply, &shared.router).await {
+                        return Driven::Closed(closed_from_outside(&outbox));
+                    }
+                    if !was_authenticated && self.auth.is_some() && routes.is_empty() {
+                        // Just logged in, greeted: most clients now wait.
+                        return Driven::Quiet;
+                    }
+                    // Authenticating can bring the deadline forward (a short
+                    // idle timeout, a token about to expire); activity only
+                    // pushes it back, which the timer notices when it fires.
+                    if self.deadline() < timer.deadline() {
+                        timer.as_mut().reset(self.deadline());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes a session whose deadline has passed; returns why.
+    fn expire(&self, now: Instant) -> CloseReason {
+        match &self.auth {
+            None => {
+                self.close(CloseCode::Policy, "authentication timeout");
+                CloseReason::Auth
+            }
+            Some(auth) if auth.expires.is_some_and(|expires| expires <= now) => {
+                self.close(CloseCode::Policy, "token expired");
+                CloseReason::Auth
+            }
+            Some(_) => {
+                self.close(CloseCode::Policy, "idle timeout");
+                CloseReason::Idle
+            }
+        }
+    }
+
+    /// How long a write may take: until the write timeout, and never past
+    /// the session's own deadline, so that a client that does not read
+    /// cannot hold its timers off.
+    fn write_deadline(&self) -> Deadline {
+        Deadline {
+            write_timeout: self.shared.config.limits.write_timeout(),
+            at_most: self.deadline(),
+        }
+    }
+
+    /// When the connection must be closed: for not authenticating, for
+    /// silence, or because its token expires.
+    fn deadline(&self) -> Instant {
+        match &self.auth {
+            None => self.connected + self.shared.config.session.auth_timeout(),
+            Some(auth) => {
+                let idle = self.last_activity + self.shared.config.session.idle_timeout();
+                auth.expires.map_or(idle, |expires| idle.min(expires))
+            }
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &'static str) {
+        self.outbox.close(Close::new(code, reason));
+    }
+
+    fn transport_failed(&self, error: &TransportError) -> CloseReason {
+        self.span
+            .in_scope(|| tracing::debug!(error = %error, "connection ended"));
+        match wire::transport_close(error) {
+            Some(code) => {
+                self.outbox.close(Close::new(code, error.to_string()));
+                CloseReason::Protocol
+            }
+            None => {
+                self.outbox
+                    .close(Close::new(CloseCode::Internal, "connection failed"));
+                CloseReason::Error
+            }
+        }
+    }
+
+    async fn handle<'r>(&mut self, frame: Frame, routes: &mut Routes<'r>, router: &'r R) -> Flow {
+        match (frame.cmd, self.auth.is_some()) {
+            (Command::Ping, _) => {
+                let pong = frame.reply(Command::Pong, frame.body.clone());
+                self.reply(pong)
+            }
+            (Command::ClientClose, _) => {
+                // What the backend took is acked before the goodbye.
+                let grace = self.shared.config.session.shutdown_grace();
+                Box::pin(self.answer_all(routes, grace)).await;
+                self.close(CloseCode::Normal, "client closed");
+                Flow::Stop(CloseReason::Client)
+            }
+            // Boxed: once per session, and big (the backend's attach).
+            (Command::Auth, false) => Box::pin(self.authenticate(&frame)).await,
+            (_, false) => self.error(
+                &frame,
+                ErrorCode::NotAuthenticated,
+                "not authenticated: send B001 first",
+            ),
+            (Command::Pong, true) => Flow::Continue,
+            (Command::Auth, true) => Box::pin(self.refresh(&frame)).await,
+            (Command::C2C | Command::C2G, true) => self.message(&frame, routes, router).await,
+            (Command::S2C, true) => {
+                self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
+            }
+            (Command::AuthOk | Command::AuthFailed | Command::ServerClose, true) => {
+                let reason = format!("{} is sent by the server only", frame.cmd);
+                self.error(&frame, ErrorCode::BadRequest, &reason)
+            }
+            (Command::Unknown(_), true) => {
+                let reason = format!("unknown command \"{}\"", frame.cmd);
+                self.error(&frame, ErrorCode::NotFound, &reason)
+            }
+        }
+    }
+
+    fn router_error(&self, frame: &Frame, error: &RouterError) -> Flow {
+        self.error(frame, wire::router_error(error), &error.to_string())
+    }
+
+    fn error(&self, frame: &Frame, code: ErrorCode, reason: &str) -> Flow {
+        self.shared.metrics.error(code);
+        let mut body = Vec::with_capacity(48 + reason.len());
+        write_error(&mut body, code, reason);
+        self.reply(frame.reply(frame.cmd, body))
+    }
+
+    fn reply(&self, frame: Frame) -> Flow {
+        match self.outbox.reply(frame) {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop(closed_from_outside(&self.outbox)),
+        }
+    }
+}
+
+/// What the client sent while the session was parked, else the next read.
+async fn next_read(woken_by: &mut Option<Read>, reader: &mut FrameReader) -> Read {
+    match woken_by.take() {
+        Some(read) => read,
+        None => reader.read().await,
+    }
+}
+
+/// Why a session closed by someone else's decision (the router, the admin
+/// API, its own writer) ended.
+fn closed_from_outside(outbox: &Outbox) -> CloseReason {
+    match outbox.close_reason() {
+        Some(close) if close.is_slow_consumer() => CloseReason::SlowConsumer,
+        Some(close) if close.code == CloseCode::Policy => CloseReason::Kicked,
+        Some(close) if close.code == CloseCode::GoingAway => CloseReason::Shutdown,
+        _ => CloseReason::Error,
+    }
+}

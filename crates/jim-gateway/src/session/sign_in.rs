@@ -1,0 +1,204 @@
+//! A session's `B001`: authentication, making room under the sessions per
+//! user, where it starts in its inbox, and token refresh.
+
+use std::sync::Arc;
+
+use jim_model::{AuthOk, AuthRequest, CloseCode, ErrorCode, InboxHead, Position, Status, unix_ms_now};
+use jim_protocol::{Command, Frame};
+use jim_router::{Router, SessionId, SessionInfo};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Authenticated, Flow, Session};
+use crate::auth::Identity;
+use crate::config::SessionsOverLimit;
+use crate::cursor::Cursor;
+use crate::metrics::CloseReason;
+
+/// When a token that expires at `exp` (Unix seconds) does, on this clock.
+fn expiry(identity: &Identity) -> Option<Instant> {
+    let exp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(identity.expires_at?);
+    let left = exp
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(Instant::now() + left)
+}
+
+impl<R: Router> Session<R> {
+    /// The request and identity of a `B001`, or the flow of its failure
+    /// (`B003`, and the session ends).
+    pub(super) async fn verify(&self, frame: &Frame) -> Result<(AuthRequest, Identity), Flow> {
+        let request = AuthRequest::from_slice(&frame.body)
+            .map_err(|e| self.auth_failed(frame, &format!("bad B001 body: {e}")))?;
+        match self.shared.auth.verify_fetching_keys(&request.token).await {
+            Ok(identity) => Ok((request, identity)),
+            Err(e) => {
+                // The client is told the kind; the log, the particulars.
+                self.span
+                    .in_scope(|| tracing::info!(reason = %e.detail(), "token refused"));
+                Err(self.auth_failed(frame, &e.to_string()))
+            }
+        }
+    }
+
+    pub(super) async fn authenticate(&mut self, frame: &Frame) -> Flow {
+        let (request, identity) = match self.verify(frame).await {
+            Ok(verified) => verified,
+            Err(failed) => return failed,
+        };
+        let since = match request.since() {
+            Ok(since) => since,
+            Err(e) => return self.auth_refused(frame, ErrorCode::BadRequest, &format!("bad B001 body: {e}")),
+        };
+        let info = SessionInfo {
+            id: SessionId(self.shared.ids.next_id().0),
+            user: Arc::clone(&identity.user_id),
+            device: request.device.map(Into::into),
+            transport: self.transport,
+            node: self.shared.config.node_id,
+            since_ms: unix_ms_now(),
+        };
+        self.span.record("id", tracing::field::display(info.id));
+        self.span.record("user", &*info.user);
+        if let Some(device) = &info.device {
+            self.span.record("device", &**device);
+        }
+        if let Some(refused) = self.make_room(frame, &info.user) {
+            return refused;
+        }
+        let attached = self
+            .shared
+            .router
+            .attach(info.clone(), Arc::clone(&self.outbox))
+            .instrument(self.span.clone())
+            .await;
+        if let Err(e) = attached {
+            return self.router_error(frame, &e);
+        }
+        // Attached first, then the head read: a message stored in between
+        // is both live and replayed, and the cursor sends it once.
+        let inbox = match self.shared.router.inbox_state(&info.user).await {
+            Ok(state) => state.map(|state| self.resume(&info, &state, since.as_ref())),
+            Err(e) => {
+                let _ = self.shared.router.detach(&info).await;
+                return self.router_error(frame, &e);
+            }
+        };
+        self.span.in_scope(|| tracing::debug!("authenticated"));
+        self.shared.metrics.sessions.increment(1);
+        let expires = expiry(&identity);
+        let ok = self.auth_ok(frame, &info, inbox);
+        let fanout = self.shared.fanout.for_user(&info.user);
+        self.auth = Some(Authenticated {
+            info,
+            identity,
+            expires,
+            fanout,
+        });
+        self.last_activity = Instant::now();
+        ok
+    }
+
+    /// At `limits.sessions_per_user` sessions of `user` on this gateway:
+    /// closes the oldest (`kick_oldest`), or refuses this one with `B003`
+    /// 4029 (`refuse_new`, the flow returned).
+    pub(super) fn make_room(&self, frame: &Frame, user: &str) -> Option<Flow> {
+        let limits = &self.shared.config.limits;
+        let most = limits.sessions_per_user;
+        let hub = self.shared.router.local_hub().filter(|_| most > 0)?;
+        let mut sessions = hub.sessions_of(user);
+        if sessions.len() < most {
+            return None;
+        }
+        match limits.sessions_over_limit {
+            SessionsOverLimit::RefuseNew => {
+                self.shared.metrics.sessions_refused.increment(1);
+                let reason = format!("too many sessions of this user: at most {most}");
+                Some(self.auth_refused(frame, ErrorCode::RateLimited, &reason))
+            }
+            SessionsOverLimit::KickOldest => {
+                sessions.sort_by_key(|s| (s.since_ms, s.id.0));
+                for oldest in &sessions[..=sessions.len() - most] {
+                    if hub.kick_session(user, oldest.id, "a newer session of this user") {
+                        self.shared.metrics.sessions_kicked.increment(1);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Where a new session starts in its inbox, told in its `B002`: after
+    /// the client's position if the inbox still holds everything after it
+    /// (`recovered`), else before every retained entry (with `since`) or at
+    /// the head (without: nothing is replayed).
+    pub(super) fn resume(
+        &mut self,
+        info: &SessionInfo,
+        state: &jim_router::InboxState,
+        since: Option<&Position>,
+    ) -> InboxHead {
+        // The contract's rule, as every client reads it (jim_model::position).
+        let (start, recovered) = jim_model::position::start(since, &state.epoch, state.oldest, state.head);
+        if since.is_some() {
+            self.shared.metrics.inbox_replays.increment(1);
+        }
+        self.follow = Some(Cursor::new(
+            Arc::clone(&info.user),
+            info.id.0,
+            Arc::clone(&state.epoch),
+            start,
+            state.head,
+            recovered,
+        ));
+        InboxHead {
+            epoch: state.epoch.to_string(),
+            offset: u64::from(state.head),
+            recovered,
+        }
+    }
+
+    pub(super) fn auth_ok(&self, frame: &Frame, info: &SessionInfo, inbox: Option<InboxHead>) -> Flow {
+        let ok = AuthOk {
+            user_id: info.user.to_string(),
+            session_id: info.id.to_string(),
+            heartbeat_secs: self.shared.config.session.heartbeat_secs,
+            inbox,
+        };
+        self.reply(frame.reply(Command::AuthOk, serde_json::to_vec(&ok).unwrap_or_default()))
+    }
+
+    /// A `B001` on an authenticated session: a fresh token of the same user
+    /// extends the session (and updates the name and avatar it carries);
+    /// anything else ends it, as a failed authentication does.
+    pub(super) async fn refresh(&mut self, frame: &Frame) -> Flow {
+        let identity = match self.verify(frame).await {
+            Ok((_, identity)) => identity,
+            Err(failed) => return failed,
+        };
+        let Some(auth) = &mut self.auth else {
+            return Flow::Continue;
+        };
+        if identity.user_id != auth.identity.user_id {
+            return self.auth_failed(frame, "the token is for another user than this session's");
+        }
+        auth.expires = expiry(&identity);
+        auth.identity = identity;
+        let info = auth.info.clone();
+        // The session's place in its inbox goes on: nothing to tell.
+        self.auth_ok(frame, &info, None)
+    }
+
+    pub(super) fn auth_failed(&self, frame: &Frame, reason: &str) -> Flow {
+        self.auth_refused(frame, ErrorCode::NotAuthenticated, reason)
+    }
+
+    /// A `B003` with `code`; the session ends.
+    pub(super) fn auth_refused(&self, frame: &Frame, code: ErrorCode, reason: &str) -> Flow {
+        self.shared.metrics.auth_failures.increment(1);
+        let body = Status::new(code.as_u16(), reason).to_vec();
+        let _ = self.outbox.reply(frame.reply(Command::AuthFailed, body));
+        self.close(CloseCode::Policy, "authentication failed");
+        Flow::Stop(CloseReason::Auth)
+    }
+}
