@@ -263,7 +263,7 @@ impl Default for Auth {
             issuer: None,
             audience: None,
             leeway_secs: 5,
-            max_token_lifetime_secs: crate::auth::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            max_token_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
             client_profiles: None,
         }
     }
@@ -521,7 +521,7 @@ impl Config {
             ));
         }
         for key in &self.auth.keys {
-            crate::auth::parse_alg(&key.alg)
+            parse_alg(&key.alg)
                 .map_err(|e| GatewayError::Config(format!("auth.keys {}: {e}", key.pem.display())))?;
         }
         if self.auth.jwks.is_some() && (self.auth.jwks_refresh_secs == 0) {
@@ -607,6 +607,24 @@ impl Config {
 /// never run as a real secret.
 pub(crate) fn is_placeholder(secret: &str) -> bool {
     secret.to_ascii_lowercase().contains("change-me")
+}
+
+/// The default of `auth.max_token_lifetime_secs`: 30 days.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
+/// The algorithm of a public key: `RS256`, `ES256` or `EdDSA`.
+///
+/// # Errors
+/// [`GatewayError::Config`] for any other name.
+pub fn parse_alg(name: &str) -> Result<jsonwebtoken::Algorithm, GatewayError> {
+    match name {
+        "RS256" => Ok(jsonwebtoken::Algorithm::RS256),
+        "ES256" => Ok(jsonwebtoken::Algorithm::ES256),
+        "EdDSA" => Ok(jsonwebtoken::Algorithm::EdDSA),
+        other => Err(GatewayError::Config(format!(
+            "key algorithm {other:?}: use RS256, ES256 or EdDSA (HS256 takes auth.jwt_secret)"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header};
 
 use super::AuthError;
 use crate::GatewayError;
-use crate::config::{Auth, PublicKey};
+use crate::config::{Auth, PublicKey, parse_alg};
 
 /// The asymmetric algorithms accepted, besides HS256.
 pub(crate) const PUBLIC_KEY_ALGORITHMS: [Algorithm; 3] =
@@ -388,18 +388,6 @@ fn read_pem(key: &PublicKey) -> Result<Key, GatewayError> {
         alg,
         key: decoding,
     })
-}
-
-/// `RS256`, `ES256` or `EdDSA`.
-pub fn parse_alg(name: &str) -> Result<Algorithm, GatewayError> {
-    match name {
-        "RS256" => Ok(Algorithm::RS256),
-        "ES256" => Ok(Algorithm::ES256),
-        "EdDSA" => Ok(Algorithm::EdDSA),
-        other => Err(GatewayError::Config(format!(
-            "key algorithm {other:?}: use RS256, ES256 or EdDSA (HS256 takes auth.jwt_secret)"
-        ))),
-    }
 }
 
 impl Key {

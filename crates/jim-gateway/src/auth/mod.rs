@@ -10,8 +10,8 @@ use crate::GatewayError;
 
 mod keys;
 
+pub use crate::config::parse_alg;
 use keys::KeyRing;
-pub use keys::parse_alg;
 
 /// Who a session belongs to, from its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +137,7 @@ pub struct Verifier {
     max_lifetime_secs: u64,
 }
 
-/// The default of `auth.max_token_lifetime_secs`: 30 days.
-pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+pub use crate::config::DEFAULT_MAX_TOKEN_LIFETIME_SECS;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
