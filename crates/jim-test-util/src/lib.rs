@@ -1,9 +1,10 @@
 //! What Jim's tests share, instead of files included by `#[path]`:
 //!
-//! - the root: a gateway in the test's process on ephemeral loopback ports
-//!   ([`Gw`]), raw clients that speak frames over real TCP and WebSocket
+//! - the root: raw clients that speak frames over real TCP and WebSocket
 //!   sockets ([`Raw`], [`HandWs`]), the admin API over HTTP, and
-//!   [`both_transports!`] to run a test body over each transport;
+//!   [`both_transports!`] to run a test body over each transport (the
+//!   in-process gateway, `Gw`, is `jim-e2e`'s: this crate depends on none
+//!   of Jim's crates above the model);
 //! - [`deployment`]: several gateways (grpc and kafka modes): where each
 //!   listens, presence as it reports it, pipelined senders and the
 //!   deliveries they cause, through faults;

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use jim_test_util::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
+const BIN: &str = jim_e2e::gateway_bin!();
 
 fn gateway() -> Process {
     let mut process = Process::new(BIN);

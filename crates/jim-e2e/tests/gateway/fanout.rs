@@ -5,6 +5,7 @@
 use jim_protocol::{Command, Frame};
 use serde_json::json;
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 both_transports!(

@@ -7,6 +7,7 @@ use jim_protocol::Command;
 use jim_router::{ChannelObserver, Observed, Router};
 use serde_json::{Value, json};
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 /// The seed note's samples, verbatim.

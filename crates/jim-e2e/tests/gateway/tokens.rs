@@ -2,6 +2,7 @@
 //! by `kid`, from PEM files or a JWKS that rotates; issuer, audience,
 //! leeway; each refusal's exact reply.
 
+use jim_e2e::*;
 use jim_gateway::PublicKey;
 use jim_gateway::auth::{Claims, SigningKey, claims_for};
 use jim_protocol::Command;

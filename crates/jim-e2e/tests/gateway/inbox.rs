@@ -9,6 +9,7 @@ use jim_router::inbox::{Inbox, Retention, StoreKind};
 use jim_router::{LocalRouter, Router};
 use serde_json::json;
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<(u32, String)> {
@@ -555,7 +556,7 @@ async fn a_client_session_reconnects_by_itself_and_gets_what_was_sent_meanwhile(
 /// them), with its configuration and its inbox (on disk) in `dir`.
 async fn gateway_process(dir: &Path, tcp: u16, admin: u16) -> tokio::process::Child {
     use tokio::io::AsyncBufReadExt;
-    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_jim-gateway"));
+    let mut process = tokio::process::Command::new(jim_e2e::gateway_bin!());
     for (key, _) in std::env::vars() {
         if key.starts_with("JIM_") {
             process.env_remove(key);

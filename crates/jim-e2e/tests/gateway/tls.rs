@@ -2,6 +2,7 @@
 //! `https://` for the admin API; certificates reloaded in place; clients
 //! that fail the handshake cost no one else anything.
 
+use jim_e2e::*;
 use jim_protocol::Command;
 use jim_test_util::tls::{TestCa, was_given};
 use jim_test_util::*;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+use jim_e2e::*;
 use jim_gateway::{Config, Gateway, RunningGateway};
 use jim_protocol::Command;
 use jim_router_grpc::proto::router_client::RouterClient;
@@ -19,18 +20,11 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command as Process};
 
-const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
+const GATEWAY_BIN: &str = jim_e2e::gateway_bin!();
 
-/// The `jim-router` binary (the `jim-router-server` package), built beside
-/// the gateway's by the workspace's test run.
-fn router_bin() -> std::path::PathBuf {
-    let path = std::path::Path::new(GATEWAY_BIN).with_file_name("jim-router");
-    assert!(
-        path.is_file(),
-        "{} is not built: run the whole suite (scripts/test.sh), or first: cargo build -p jim-router-server",
-        path.display()
-    );
-    path
+/// The `jim-router` binary (as this package's `e2e-router`).
+fn router_bin() -> &'static str {
+    jim_e2e::router_bin!()
 }
 
 fn free_port() -> u16 {

@@ -3,6 +3,7 @@
 
 use jim_protocol::{Command, Frame, Header};
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 both_transports!(

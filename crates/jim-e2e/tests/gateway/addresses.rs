@@ -3,6 +3,7 @@
 //! `X-Forwarded-For` on WebSocket; what an untrusted peer claims is
 //! ignored.
 
+use jim_e2e::*;
 use jim_protocol::{Command, Frame};
 use jim_test_util::*;
 use tokio::io::AsyncWriteExt;

@@ -22,7 +22,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command as Process};
 use tokio::sync::watch;
 
-const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_jim-gateway");
+const GATEWAY_BIN: &str = jim_e2e::gateway_bin!();
+
 /// A short lease, so that a killed gateway's users vanish quickly.
 const LEASE_MS: u64 = 3_000;
 

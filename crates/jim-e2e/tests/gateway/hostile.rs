@@ -8,6 +8,7 @@ use jim_protocol::{Command, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 both_transports!(

@@ -8,6 +8,7 @@ use jim_protocol::Command;
 use jim_router::Router;
 
 use crate::session::wait_until;
+use jim_e2e::*;
 use jim_test_util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

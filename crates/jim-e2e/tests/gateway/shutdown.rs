@@ -2,6 +2,7 @@
 
 use jim_protocol::Command;
 
+use jim_e2e::*;
 use jim_test_util::*;
 
 #[tokio::test]
