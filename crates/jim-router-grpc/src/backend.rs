@@ -367,11 +367,8 @@ impl Inner {
             return;
         }
         let except = delivery.except_session.map(jim_router::SessionId);
-        for (i, user) in delivery.users.iter().enumerate() {
-            let offset = delivery.offsets.get(i).copied().unwrap_or(0);
-            self.hub
-                .deliver_to_user(user, cmd, &delivery.body, except, offset);
-        }
+        self.hub
+            .deliver_to_users(cmd, &delivery.body, except, &delivery.users, &delivery.offsets);
     }
 }
 

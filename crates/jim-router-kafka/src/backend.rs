@@ -559,11 +559,8 @@ impl Inner {
             self.hub.deliver_to_all(cmd, &body);
             return;
         }
-        let except = head.except.map(SessionId);
-        for (i, user) in head.users.iter().enumerate() {
-            let offset = head.offsets.get(i).copied().unwrap_or(0);
-            self.hub.deliver_to_user(user, cmd, &body, except, offset);
-        }
+        self.hub
+            .deliver_to_users(cmd, &body, head.except.map(SessionId), &head.users, &head.offsets);
     }
 
     async fn produce(

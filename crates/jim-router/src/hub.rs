@@ -99,6 +99,27 @@ impl Hub {
         delivered
     }
 
+    /// Applies a delivery planned elsewhere (a backend carried it here): a
+    /// frame to every session of each of `users`, the inbox entry at the
+    /// same position in `offsets` (empty, or shorter: not inbox entries),
+    /// `except` told to skip its own. The one way every backend hands a
+    /// message to this process's sessions.
+    pub fn deliver_to_users<U: AsRef<str>>(
+        &self,
+        cmd: Command,
+        body: &Bytes,
+        except: Option<SessionId>,
+        users: &[U],
+        offsets: &[u32],
+    ) -> Delivered {
+        let mut delivered = Delivered::default();
+        for (i, user) in users.iter().enumerate() {
+            let offset = offsets.get(i).copied().unwrap_or(0);
+            delivered += self.deliver_to_user(user.as_ref(), cmd, body, except, offset);
+        }
+        delivered
+    }
+
     /// Queues a frame to every session in this process.
     pub fn deliver_to_all(&self, cmd: Command, body: &Bytes) -> Delivered {
         let mut delivered = Delivered::default();
