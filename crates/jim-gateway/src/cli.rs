@@ -417,35 +417,20 @@ fn run_gateway(args: &RunArgs) -> Result<(), GatewayError> {
 /// applied; the TLS pair and the JWKS are read again. Nothing else changes
 /// while running, and nothing here stops the gateway.
 async fn reload(args: &RunArgs, started: &Config, running: &RunningGateway, logs: &LogFilter) {
-    let mut done = Vec::new();
-    match args.config() {
-        Ok(config) => {
-            match logs.set(&config.log) {
-                Ok(true) => done.push(format!("log filter {:?}", config.log)),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "SIGHUP: log filter not changed"),
-            }
-            let beyond_log = Config {
-                log: started.log.clone(),
-                ..config
-            } != *started;
-            if beyond_log {
-                tracing::warn!(
-                    "SIGHUP: the configuration changed beyond what a reload applies (the log filter, the \
-                     contents of the TLS files and of the JWKS): the rest takes effect at the next start"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration does not load; none of it applied"),
+    let mut reload = jim_service::Reload::default();
+    let config = args.config().map_err(|e| e.to_string());
+    let read = config.as_ref().map(|config| {
+        let rest_changed = Config {
+            log: started.log.clone(),
+            ..config.clone()
+        } != *started;
+        (config.log.as_str(), rest_changed)
+    });
+    reload.configuration(logs, read.map_err(Clone::clone));
+    for line in running.reload("SIGHUP").await {
+        reload.read(line);
     }
-    done.extend(running.reload("SIGHUP").await);
-    if done.is_empty() {
-        tracing::info!(
-            "SIGHUP: nothing to reload (no TLS, no JWKS, the log filter unchanged); still serving"
-        );
-    } else {
-        tracing::info!(reloaded = %done.join("; "), "SIGHUP: reloaded; still serving");
-    }
+    reload.finish();
 }
 
 /// Raises the soft open-file limit to the hard one, and keeps

@@ -395,40 +395,25 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
 /// applied, the TLS pair read again; nothing else changes while running,
 /// and nothing here stops the router.
 fn reload(args: &Args, started: &RouterConfig, tls: Option<&jim_service::tls::ServerTls>, logs: &LogFilter) {
-    let mut done = Vec::new();
-    match args.config() {
-        Ok(config) => {
-            match logs.set(&config.log) {
-                Ok(true) => done.push(format!("log filter {:?}", config.log)),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "SIGHUP: log filter not changed"),
-            }
-            let beyond_log = RouterConfig {
-                log: started.log.clone(),
-                ..config
-            } != *started;
-            if beyond_log {
-                tracing::warn!(
-                    "SIGHUP: the configuration changed beyond what a reload applies (the log filter, the \
-                     contents of the TLS files): the rest takes effect at the next start"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "SIGHUP: the configuration does not load; none of it applied"),
-    }
+    let mut reload = jim_service::Reload::default();
+    let config = args.config().map_err(|e| e.to_string());
+    let read = config.as_ref().map(|config| {
+        let rest_changed = RouterConfig {
+            log: started.log.clone(),
+            ..config.clone()
+        } != *started;
+        (config.log.as_str(), rest_changed)
+    });
+    reload.configuration(logs, read.map_err(Clone::clone));
     if let Some(tls) = tls {
-        done.push(
+        reload.read(
             match tls.reload_because("SIGHUP", &jim_service::Outcomes::default()) {
                 Ok(()) => format!("TLS certificate {}", tls.files().cert.display()),
                 Err(e) => format!("TLS certificate NOT reloaded ({e}; keeping the one in use)"),
             },
         );
     }
-    if done.is_empty() {
-        tracing::info!("SIGHUP: nothing to reload (no TLS, the log filter unchanged); still serving");
-    } else {
-        tracing::info!(reloaded = %done.join("; "), "SIGHUP: reloaded; still serving");
-    }
+    reload.finish();
 }
 
 fn print_banner(config: &RouterConfig, grpc: SocketAddr, http: Option<SocketAddr>) {

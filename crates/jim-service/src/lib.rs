@@ -48,7 +48,7 @@ pub use banner::print_table;
 #[cfg(feature = "cli")]
 pub use cli::explain_cli_error;
 #[cfg(feature = "logging")]
-pub use logging::{LogFilter, init_logging};
+pub use logging::{LogFilter, Reload, init_logging};
 pub use pid_file::PidFile;
 pub use registry::{Outcomes, Registry};
 pub use signals::{Hangups, StopSignals};

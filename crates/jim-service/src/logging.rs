@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tracing_subscriber::EnvFilter;
 
 /// Puts a new filter in place.
-type Reload = Arc<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+type SetFilter = Arc<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
 
 /// The filter the logs are written with, changeable while running (on
 /// SIGHUP, say).
 #[derive(Clone)]
 pub struct LogFilter {
-    reload: Option<Reload>,
+    reload: Option<SetFilter>,
     current: Arc<Mutex<String>>,
 }
 
@@ -70,9 +70,60 @@ pub fn init_logging(filter: &str) -> LogFilter {
         .with_filter_reloading();
     let handle = builder.reload_handle();
     let installed = builder.try_init().is_ok();
-    let reload: Reload = Arc::new(move |filter| handle.reload(filter).map_err(|e| e.to_string()));
+    let reload: SetFilter = Arc::new(move |filter| handle.reload(filter).map_err(|e| e.to_string()));
     LogFilter {
         reload: installed.then_some(reload),
         current: Arc::new(Mutex::new(used)),
+    }
+}
+
+/// A SIGHUP's reload as both binaries do it: the configuration file's log
+/// filter applied, whatever else was read again, and one line to the log
+/// saying what, when [`finish`](Self::finish)ed. Nothing here stops the
+/// process.
+#[derive(Debug, Default)]
+pub struct Reload {
+    done: Vec<String>,
+}
+
+impl Reload {
+    /// The configuration as read again: its log filter (`Ok(filter, rest
+    /// changed)`), applied now; other settings that changed wait for the
+    /// next start (said); a file that does not load changes nothing (said).
+    pub fn configuration(&mut self, logs: &LogFilter, read: Result<(&str, bool), String>) {
+        match read {
+            Ok((filter, rest_changed)) => {
+                match logs.set(filter) {
+                    Ok(true) => self.done.push(format!("log filter {filter:?}")),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "SIGHUP: log filter not changed"),
+                }
+                if rest_changed {
+                    tracing::warn!(
+                        "SIGHUP: the configuration changed beyond what a reload applies (the log filter, \
+                         the contents of certificate and key files): the rest takes effect at the next start"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: the configuration does not load; none of it applied")
+            }
+        }
+    }
+
+    /// Something else read again, as a line of the log.
+    pub fn read(&mut self, what: String) {
+        self.done.push(what);
+    }
+
+    /// Says what was reloaded.
+    pub fn finish(self) {
+        if self.done.is_empty() {
+            tracing::info!(
+                "SIGHUP: nothing to reload (the log filter unchanged, no certificate or key file); still serving"
+            );
+        } else {
+            tracing::info!(reloaded = %self.done.join("; "), "SIGHUP: reloaded; still serving");
+        }
     }
 }

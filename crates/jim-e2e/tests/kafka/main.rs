@@ -32,6 +32,8 @@ struct KafkaGateway {
     child: Option<Child>,
     /// Readiness as the process logs it (see [`watch_readiness`]).
     ready: watch::Receiver<bool>,
+    /// How many SIGHUPs it said it handled.
+    hangups: watch::Receiver<usize>,
     /// The last lines of its log, printed if the test fails.
     log: RecentLines,
     node: u16,
@@ -81,7 +83,7 @@ fn gateway_command(config: &std::path::Path, node: u16) -> Process {
             "--node-id",
             &node.to_string(),
             "--log",
-            "warn,jim_router_kafka=info,jim_gateway::cli=info",
+            "warn,jim_router_kafka=info,jim_service=info",
         ])
         .args([
             "--tcp",
@@ -118,7 +120,7 @@ impl KafkaGateway {
             .spawn()
             .unwrap();
         let log = RecentLines::default();
-        let ready = watch_readiness(child.stderr.take().unwrap(), log.clone());
+        let (ready, hangups) = watch_readiness(child.stderr.take().unwrap(), log.clone());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (rows, _) = banner_rows(
             &mut lines,
@@ -142,6 +144,7 @@ impl KafkaGateway {
         KafkaGateway {
             child: Some(child),
             ready,
+            hangups,
             log,
             node,
             listeners,
@@ -153,12 +156,12 @@ impl KafkaGateway {
     async fn hang_up(&self) {
         let pid = self.child.as_ref().unwrap().id().unwrap().to_string();
         let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
-        let said = || self.log.0.lock().unwrap().iter().any(|l| l.contains("SIGHUP: "));
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !said() {
-            assert!(tokio::time::Instant::now() < deadline, "no word of the SIGHUP");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut hangups = self.hangups.clone();
+        let before = *hangups.borrow();
+        tokio::time::timeout(WAIT, hangups.wait_for(|said| *said > before))
+            .await
+            .expect("no word of the SIGHUP")
+            .expect("the gateway's log ended");
     }
 
     async fn signal(&mut self, signal: &str) {
@@ -216,10 +219,15 @@ impl Drop for KafkaGateway {
 
 /// Follows a gateway process's log: its kafka backend says when it is
 /// linked, when Kafka is lost and when it is back (each logged once the
-/// readiness has changed). The lines go on to the test's stderr with
-/// `JIM_TEST_LOGS` set, and the last ones are kept in `recent`.
-fn watch_readiness(stderr: ChildStderr, recent: RecentLines) -> watch::Receiver<bool> {
+/// readiness has changed), and what SIGHUPs it handled (counted). The
+/// lines go on to the test's stderr with `JIM_TEST_LOGS` set, and the
+/// last ones are kept in `recent`.
+fn watch_readiness(
+    stderr: ChildStderr,
+    recent: RecentLines,
+) -> (watch::Receiver<bool>, watch::Receiver<usize>) {
     let (tx, rx) = watch::channel(false);
+    let (hangup_tx, hangups) = watch::channel(0);
     let echo = std::env::var_os("JIM_TEST_LOGS").is_some();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
@@ -232,10 +240,12 @@ fn watch_readiness(stderr: ChildStderr, recent: RecentLines) -> watch::Receiver<
                 tx.send_replace(true);
             } else if line.contains("kafka unavailable") {
                 tx.send_replace(false);
+            } else if line.contains("SIGHUP: ") {
+                hangup_tx.send_modify(|said| *said += 1);
             }
         }
     });
-    rx
+    (rx, hangups)
 }
 
 /// Waits until the gateway process reports itself `ready` (or not), and
