@@ -10,8 +10,8 @@
 //! pipelining many cannot run far past its budget before the first is
 //! answered.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use jim_router::UserId;
@@ -19,58 +19,89 @@ use tokio::time::Instant;
 
 use crate::config::Limits;
 
+/// Budgets count in thousandths of a recipient.
+const MILLI: i64 = 1_000;
+
 /// A token bucket of recipients that may go into debt (charged after the
-/// fact), shared by the sessions it covers.
+/// fact), shared by the sessions it covers. Lock-free: the gateway's own
+/// budget is touched by every session for every message.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    per_sec: f64,
-    burst: f64,
-    state: Mutex<Bucket>,
+    per_sec: u64,
+    /// In thousandths of a recipient, as `tokens` and `most_debt`.
+    burst: i64,
+    /// The most debt: a minute of the rate, so that a flood never locks a
+    /// user out for longer than that.
+    most_debt: i64,
+    /// Thousandths of a recipient: a refill between two messages counts.
+    tokens: AtomicI64,
+    /// Up to when the refill has been counted, in microseconds since `start`.
+    counted_to_us: AtomicU64,
+    start: Instant,
     /// What the last group message cost: the advance for the next one.
     last_group: AtomicUsize,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 impl Budget {
     fn new(per_sec: u32, burst: u32) -> Budget {
-        let burst = f64::from(burst.max(1));
+        let burst = i64::from(burst.max(1)) * MILLI;
         Budget {
-            per_sec: f64::from(per_sec),
+            per_sec: u64::from(per_sec.max(1)),
             burst,
-            state: Mutex::new(Bucket {
-                tokens: burst,
-                last: Instant::now(),
-            }),
+            most_debt: i64::from(per_sec) * 60 * MILLI,
+            tokens: AtomicI64::new(burst),
+            counted_to_us: AtomicU64::new(0),
+            start: Instant::now(),
             last_group: AtomicUsize::new(0),
         }
     }
 
     /// Whether anything is left now (not in debt).
     pub(crate) fn admits(&self, now: Instant) -> bool {
-        self.refilled(now).tokens > 0.0
+        self.refill(now);
+        self.tokens.load(Ordering::Relaxed) > 0
     }
 
     /// Spends `recipients` (negative: gives back), into debt if need be.
     pub(crate) fn charge(&self, recipients: i64, now: Instant) {
-        let mut bucket = self.refilled(now);
-        // Debt is bounded: a minute of the rate, so that a flood never
-        // locks a user out for longer than that.
-        bucket.tokens = (bucket.tokens - recipients as f64)
-            .max(-self.per_sec * 60.0)
-            .min(self.burst);
+        self.refill(now);
+        let (most_debt, burst) = (self.most_debt, self.burst);
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tokens| {
+                Some(
+                    tokens
+                        .saturating_sub(recipients.saturating_mul(MILLI))
+                        .clamp(-most_debt, burst),
+                )
+            });
     }
 
-    fn refilled(&self, now: Instant) -> std::sync::MutexGuard<'_, Bucket> {
-        let mut bucket = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.last = now;
-        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
-        bucket
+    /// Adds what the time since the last refill earned: whoever moves the
+    /// counted time forward adds it (at most one does).
+    fn refill(&self, now: Instant) {
+        let now_us = u64::try_from(now.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX);
+        let counted = self.counted_to_us.load(Ordering::Relaxed);
+        // Thousandths of a recipient a microsecond: per_sec / 1,000.
+        let earned = now_us.saturating_sub(counted).saturating_mul(self.per_sec) / 1_000;
+        if earned == 0 {
+            return;
+        }
+        // The time those took, exactly: the remainder counts next time.
+        let took = earned.saturating_mul(1_000) / self.per_sec;
+        if self
+            .counted_to_us
+            .compare_exchange(counted, counted + took, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let earned = i64::try_from(earned).unwrap_or(i64::MAX);
+            let burst = self.burst;
+            let _ = self
+                .tokens
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tokens| {
+                    Some(tokens.saturating_add(earned).min(burst))
+                });
+        }
     }
 
     /// The advance a group message is charged: what the last one cost.

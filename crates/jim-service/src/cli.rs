@@ -3,21 +3,15 @@
 use clap::builder::StyledStr;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+/// What to say of a listener flag spelt as other servers spell it.
+const LISTENERS: &str = "each listener has its own address: --tcp ADDR, --ws ADDR, --admin ADDR (for example --tcp 127.0.0.1:9800), or `off`";
+
 /// Flags people reach for that our binaries spell otherwise, and what to
 /// say instead.
 const INSTEAD: &[(&str, &str)] = &[
-    (
-        "--port",
-        "each listener has its own address: --tcp ADDR, --ws ADDR, --admin ADDR (for example --tcp 127.0.0.1:9800), or `off`",
-    ),
-    (
-        "--listen",
-        "each listener has its own address: --tcp ADDR, --ws ADDR, --admin ADDR (for example --tcp 127.0.0.1:9800), or `off`",
-    ),
-    (
-        "--host",
-        "each listener has its own address: --tcp ADDR, --ws ADDR, --admin ADDR (for example --tcp 0.0.0.0:9001), or `off`",
-    ),
+    ("--port", LISTENERS),
+    ("--listen", LISTENERS),
+    ("--host", LISTENERS),
     ("--verbose", "the log filter is --log (for example --log debug)"),
 ];
 

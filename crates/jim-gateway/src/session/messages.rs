@@ -115,9 +115,6 @@ impl<R: Router> Session<R> {
         if let Some(refused) = self.over_fanout(frame) {
             return refused;
         }
-        let Some(auth) = &self.auth else {
-            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
-        };
         let message_id = self.shared.ids.next_id();
         let stamp = Stamp {
             sender_id: &auth.identity.user_id,
@@ -250,7 +247,8 @@ impl<R: Router> Session<R> {
     /// A message refused at a fan-out budget (4029): the user's, or, for a
     /// group message, the gateway's.
     pub(super) fn over_fanout(&self, frame: &Frame) -> Option<Flow> {
-        let now = Instant::now();
+        // When the frame was read: no clock read of its own per message.
+        let now = self.last_activity;
         let limits = &self.shared.config.limits;
         let user = self.auth.as_ref()?.fanout.as_ref();
         if user.is_some_and(|budget| !budget.admits(now)) {
