@@ -1,6 +1,10 @@
 //! Generates the `jim.router.v1` code with a vendored `protoc`, so that a
 //! fresh machine needs no system protoc.
 
+#[cfg(not(feature = "service"))]
+fn main() {}
+
+#[cfg(feature = "service")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/jim/router/v1/router.proto");
     let mut config = tonic_prost_build::Config::new();

@@ -375,7 +375,7 @@ async fn router_embed_hosts_the_router_observes_and_pushes() {
     // A gateway linked to the application's router.
     let mut config = Config::ephemeral_dev();
     config.node_id = 5;
-    let backend = GrpcBackend::start(BackendConfig::new(url, 5)).unwrap();
+    let backend = GrpcBackend::start(BackendConfig::new(url, 5), Default::default()).unwrap();
     let gw = Gateway::new(config, backend.clone())
         .unwrap()
         .start()
@@ -417,7 +417,7 @@ async fn events_prints_what_a_kafka_deployment_accepted() {
         state_partitions: 1,
         ..KafkaConfig::default()
     };
-    let backend = KafkaBackend::start(kafka, 7, Vec::new(), jim_router::Inbox::off())
+    let backend = KafkaBackend::start(kafka, 7, Vec::new(), jim_router::Inbox::off(), Default::default())
         .await
         .unwrap();
     let mut config = Config::ephemeral_dev();
@@ -430,7 +430,7 @@ async fn events_prints_what_a_kafka_deployment_accepted() {
     let alice = client(gw.tcp_addr().unwrap(), "alice").await;
     let mut bob = client(gw.tcp_addr().unwrap(), "bob").await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while jim_router::Router::presence(&backend, "bob")
+    while jim_router::Directory::presence(&backend, "bob")
         .await
         .unwrap()
         .is_empty()

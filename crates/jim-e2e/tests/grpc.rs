@@ -238,11 +238,11 @@ impl GrpcGateway {
         config.session.shutdown_grace_ms = 2_000;
         adjust(&mut config);
         let mut link = BackendConfig::new(router.url(), node);
-        link.key = router.key.map(str::to_owned);
-        link.ca.clone_from(&router.ca);
+        link.link.key = router.key.map(str::to_owned);
+        link.link.ca.clone_from(&router.ca);
         link.min_backoff = min_backoff;
         link.max_backoff = max_backoff;
-        let backend = GrpcBackend::start(link).unwrap();
+        let backend = GrpcBackend::start(link, Default::default()).unwrap();
         let running = Gateway::new(config, backend.clone())
             .unwrap()
             .start()
@@ -1377,18 +1377,18 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     // A link that cannot verify the router never comes up.
     let refused = |link: BackendConfig| async move {
         match link.endpoint().unwrap().connect().await {
-            Ok(_) => panic!("linked to {}", link.router),
+            Ok(_) => panic!("linked to {}", link.link.router),
             Err(e) => chain(&e),
         }
     };
     let other_ca = dir.path().join("other-ca.pem");
     std::fs::write(&other_ca, TestCa::new().pem).unwrap();
     let mut untrusted = BackendConfig::new(router.url(), 7);
-    untrusted.ca = Some(other_ca);
+    untrusted.link.ca = Some(other_ca);
     let error = refused(untrusted).await;
     assert!(error.contains("UnknownIssuer"), "{error}");
     let mut wrong_host = BackendConfig::new(format!("https://localhost:{}", router.port), 7);
-    wrong_host.ca.clone_from(&router.ca);
+    wrong_host.link.ca.clone_from(&router.ca);
     let error = refused(wrong_host).await;
     assert!(error.contains("not valid for name"), "{error}");
     let error = refused(BackendConfig::new(router.url(), 7)).await;
@@ -1410,7 +1410,7 @@ async fn gateways_link_to_a_router_over_tls_and_refuse_one_they_cannot_verify() 
     )
     .await;
     let mut link = BackendConfig::new(format!("https://127.0.0.1:{}", expired.port), 7);
-    link.ca.clone_from(&router.ca);
+    link.link.ca.clone_from(&router.ca);
     let error = refused(link).await;
     assert!(error.contains("certificate expired"), "{error}");
 }

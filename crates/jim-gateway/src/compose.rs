@@ -30,6 +30,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     config.validate()?;
     check_backend(&config)?;
     let metrics = crate::metrics::Metrics::new();
+    // The gateway's sessions, which the backend of any mode delivers into.
+    let hub = std::sync::Arc::new(jim_router::Hub::new());
     match config.mode {
         Mode::Local => {
             let inbox = config
@@ -37,17 +39,16 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .open(metrics.inbox())
                 .await
                 .map_err(GatewayError::Config)?;
-            let router = jim_router::LocalRouter::open(inbox, Vec::new())
+            let routing = jim_router::Routing::open(inbox, Vec::new())
                 .await
                 .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
+            let router = jim_router::LocalRouter::with_hub(hub, routing);
             Gateway::with_metrics(config, router, metrics)?.start().await
         }
         #[cfg(feature = "grpc")]
         Mode::Grpc => {
-            let mut link = jim_router_grpc::BackendConfig::new(config.grpc.router.clone(), config.node_id);
-            link.key.clone_from(&config.grpc.key);
-            link.ca.clone_from(&config.grpc.ca);
-            let backend = jim_router_grpc::GrpcBackend::start(link)?;
+            let link = jim_router_grpc::BackendConfig::linked(config.grpc.clone(), config.node_id);
+            let backend = jim_router_grpc::GrpcBackend::start(link, hub)?;
             Gateway::with_metrics(config, backend, metrics)?.start().await
         }
         #[cfg(feature = "kafka")]
@@ -62,6 +63,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 config.node_id,
                 Vec::new(),
                 inbox,
+                hub,
             )
             .await
             .map_err(|e| match e {

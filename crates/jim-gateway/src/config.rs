@@ -46,7 +46,7 @@ pub struct Config {
     /// `[inbox]`: where acknowledged messages wait for their recipients.
     pub inbox: jim_router::inbox::InboxSettings,
     /// The central router (`grpc` mode).
-    pub grpc: GrpcLink,
+    pub grpc: jim_router_grpc::LinkConfig,
     /// `[kafka]` (`kafka` mode): the Kafka backend's own settings, read
     /// and checked whether or not this build has the backend.
     pub kafka: jim_router_kafka::KafkaConfig,
@@ -68,33 +68,9 @@ impl Default for Config {
             limits: Limits::default(),
             session: SessionTimers::default(),
             inbox: jim_router::inbox::InboxSettings::default(),
-            grpc: GrpcLink::default(),
+            grpc: jim_router_grpc::LinkConfig::default(),
             kafka: jim_router_kafka::KafkaConfig::default(),
             log: "info".to_owned(),
-        }
-    }
-}
-
-/// How a gateway in `grpc` mode reaches the central router.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GrpcLink {
-    /// The router's address: `http://HOST:PORT`, or `https://HOST:PORT`
-    /// for a link over TLS.
-    pub router: String,
-    /// Over TLS, the CA (PEM) the router's certificate must come from;
-    /// unset: the system's roots.
-    pub ca: Option<PathBuf>,
-    /// The router's bearer key, if it has one. Prefer `JIM_ROUTER_KEY`.
-    pub key: Option<String>,
-}
-
-impl Default for GrpcLink {
-    fn default() -> Self {
-        GrpcLink {
-            router: "http://127.0.0.1:9093".to_owned(),
-            ca: None,
-            key: None,
         }
     }
 }

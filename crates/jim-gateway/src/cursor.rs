@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use jim_protocol::{Command, Frame};
-use jim_router::{Outbound, Router, RouterError};
+use jim_router::{Queued, Router, RouterError};
 
 /// Entries read from the store at a time.
 const READ_CHUNK: usize = 256;
@@ -81,7 +81,7 @@ impl Cursor {
     /// `since`.
     pub(crate) async fn order<R: Router>(
         &mut self,
-        batch: &mut VecDeque<Outbound>,
+        batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
@@ -96,23 +96,23 @@ impl Cursor {
     /// Moves the front of `batch` into `frames` as long as it is in line
     /// (the usual case: nothing to read, nothing to hold back); returns
     /// whether all of it was.
-    fn order_in_line(&mut self, batch: &mut VecDeque<Outbound>, frames: &mut Vec<Frame>) -> bool {
+    fn order_in_line(&mut self, batch: &mut VecDeque<Queued>, frames: &mut Vec<Frame>) -> bool {
         if !self.greeted {
             return batch.is_empty();
         }
         while let Some(item) = batch.front() {
             match item {
-                Outbound::Reply(_) | Outbound::Push { offset: 0, .. } => {}
-                Outbound::Push { offset, .. } | Outbound::Skip { offset }
+                Queued::Reply(_) | Queued::Push { offset: 0, .. } => {}
+                Queued::Push { offset, .. } | Queued::Skip { offset }
                     if *offset == self.last.wrapping_add(1) =>
                 {
                     self.last = *offset;
                 }
-                Outbound::Push { .. } | Outbound::Skip { .. } | Outbound::Resync => return false,
+                Queued::Push { .. } | Queued::Skip { .. } | Queued::Resync => return false,
             }
             match batch.pop_front() {
-                Some(Outbound::Reply(frame)) => frames.push(frame),
-                Some(Outbound::Push { cmd, body, offset }) => frames.push(Frame {
+                Some(Queued::Reply(frame)) => frames.push(frame),
+                Some(Queued::Push { cmd, body, offset }) => frames.push(Frame {
                     cmd,
                     seq: offset,
                     body,
@@ -127,7 +127,7 @@ impl Cursor {
     /// for the greeting).
     async fn order_with_store<R: Router>(
         &mut self,
-        batch: &mut VecDeque<Outbound>,
+        batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
@@ -138,7 +138,7 @@ impl Cursor {
         let mut ahead = BTreeMap::new();
         while let Some(item) = batch.pop_front() {
             match item {
-                Outbound::Reply(frame) => {
+                Queued::Reply(frame) => {
                     let greeting = !self.greeted && frame.cmd == Command::AuthOk;
                     frames.push(frame);
                     if greeting {
@@ -178,14 +178,12 @@ impl Cursor {
     /// As [`order`](Self::order) without reading the store (the session is
     /// closing): entries out of line are left for the client's next
     /// `since`.
-    pub(crate) fn order_now(&mut self, batch: &mut VecDeque<Outbound>, frames: &mut Vec<Frame>) {
+    pub(crate) fn order_now(&mut self, batch: &mut VecDeque<Queued>, frames: &mut Vec<Frame>) {
         for item in batch.drain(..) {
             match item {
-                Outbound::Reply(frame) => frames.push(frame),
-                Outbound::Push { cmd, body, offset: 0 } => frames.push(Frame { cmd, seq: 0, body }),
-                Outbound::Push { cmd, body, offset }
-                    if self.greeted && offset == self.last.wrapping_add(1) =>
-                {
+                Queued::Reply(frame) => frames.push(frame),
+                Queued::Push { cmd, body, offset: 0 } => frames.push(Frame { cmd, seq: 0, body }),
+                Queued::Push { cmd, body, offset } if self.greeted && offset == self.last.wrapping_add(1) => {
                     frames.push(Frame {
                         cmd,
                         seq: offset,
@@ -193,10 +191,10 @@ impl Cursor {
                     });
                     self.last = offset;
                 }
-                Outbound::Skip { offset } if self.greeted && offset == self.last.wrapping_add(1) => {
+                Queued::Skip { offset } if self.greeted && offset == self.last.wrapping_add(1) => {
                     self.last = offset
                 }
-                Outbound::Push { .. } | Outbound::Skip { .. } | Outbound::Resync => {}
+                Queued::Push { .. } | Queued::Skip { .. } | Queued::Resync => {}
             }
         }
     }
@@ -204,21 +202,21 @@ impl Cursor {
     /// Places one item; returns the entries read from the store for it.
     async fn place<R: Router>(
         &mut self,
-        item: Outbound,
+        item: Queued,
         ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
         let (offset, frame) = match item {
-            Outbound::Reply(frame) => {
+            Queued::Reply(frame) => {
                 frames.push(frame);
                 return Ok(0);
             }
-            Outbound::Push { cmd, body, offset: 0 } => {
+            Queued::Push { cmd, body, offset: 0 } => {
                 frames.push(Frame { cmd, seq: 0, body });
                 return Ok(0);
             }
-            Outbound::Push { cmd, body, offset } => (
+            Queued::Push { cmd, body, offset } => (
                 offset,
                 Some(Frame {
                     cmd,
@@ -226,8 +224,8 @@ impl Cursor {
                     body,
                 }),
             ),
-            Outbound::Skip { offset } => (offset, None),
-            Outbound::Resync => {
+            Queued::Skip { offset } => (offset, None),
+            Queued::Resync => {
                 let settled = self.settle(ahead, frames, router).await?;
                 return Ok(settled + self.resync(frames, router).await?);
             }
@@ -350,8 +348,8 @@ mod tests {
 
     use super::*;
 
-    fn push(offset: u32) -> Outbound {
-        Outbound::Push {
+    fn push(offset: u32) -> Queued {
+        Queued::Push {
             cmd: Command::C2C,
             body: Bytes::from(offset.to_string()),
             offset,
@@ -393,7 +391,7 @@ mod tests {
         let (router, epoch) = trimmed().await;
         let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
         cursor.greeted = true;
-        let mut batch: VecDeque<Outbound> = [push(2), push(1), push(2), Outbound::Skip { offset: 3 }].into();
+        let mut batch: VecDeque<Queued> = [push(2), push(1), push(2), Queued::Skip { offset: 3 }].into();
         let mut frames = Vec::new();
         let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
@@ -408,10 +406,10 @@ mod tests {
         let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
         cursor.greeted = true;
         let pong = Frame::new(Command::Pong, 9, Bytes::new());
-        let mut batch: VecDeque<Outbound> = [
+        let mut batch: VecDeque<Queued> = [
             push(1),
-            Outbound::Reply(pong),
-            Outbound::Skip { offset: 2 },
+            Queued::Reply(pong),
+            Queued::Skip { offset: 2 },
             push(4),
             push(3),
             push(5),
@@ -431,7 +429,7 @@ mod tests {
         let (router, epoch) = trimmed().await;
         let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
         cursor.greeted = true;
-        let mut batch: VecDeque<Outbound> = [push(3)].into();
+        let mut batch: VecDeque<Queued> = [push(3)].into();
         let error = cursor
             .order(&mut batch, &mut Vec::new(), &router)
             .await
@@ -448,7 +446,7 @@ mod tests {
         let (router, epoch) = trimmed().await;
         let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 3, false);
         let greeting = Frame::new(Command::AuthOk, 1, Bytes::new());
-        let mut batch: VecDeque<Outbound> = [Outbound::Reply(greeting)].into();
+        let mut batch: VecDeque<Queued> = [Queued::Reply(greeting)].into();
         let mut frames = Vec::new();
         cursor.order(&mut batch, &mut frames, &router).await.unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();

@@ -89,7 +89,7 @@ mod writer;
 
 pub use compose::{check_backend, start};
 pub use config::{
-    Admin, Auth, Config, GrpcLink, Limits, Listen, Mode, PublicKey, SessionTimers, SessionsOverLimit, Tls,
+    Admin, Auth, Config, Limits, Listen, Mode, PublicKey, SessionTimers, SessionsOverLimit, Tls,
 };
 pub use error::GatewayError;
 pub use jim_service::StopSignals;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
 use jim_protocol::{Command, Frame};
-use jim_router::{Close, Outbound, Outbox, Router};
+use jim_router::{Close, Outbox, Queued, Router};
 use jim_transport::FrameWriter;
 use tokio::time::{Instant, timeout};
 
@@ -50,9 +50,9 @@ const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(1);
 const KEEP_CAPACITY: usize = 64;
 
 /// The write side of one connection.
-pub(crate) struct Out {
+pub(crate) struct WriteSide {
     writer: FrameWriter,
-    batch: VecDeque<Outbound>,
+    batch: VecDeque<Queued>,
     frames: Vec<Frame>,
     /// The session's place in its inbox, once it has one.
     cursor: Option<Box<Cursor>>,
@@ -60,9 +60,9 @@ pub(crate) struct Out {
     broken: bool,
 }
 
-impl Out {
-    pub(crate) fn new(writer: FrameWriter) -> Out {
-        Out {
+impl WriteSide {
+    pub(crate) fn new(writer: FrameWriter) -> WriteSide {
+        WriteSide {
             writer,
             batch: VecDeque::new(),
             frames: Vec::new(),
@@ -151,13 +151,13 @@ impl Out {
             None => self
                 .frames
                 .extend(self.batch.drain(..).filter_map(|item| match item {
-                    Outbound::Reply(frame) => Some(frame),
-                    Outbound::Push { cmd, body, offset } => Some(Frame {
+                    Queued::Reply(frame) => Some(frame),
+                    Queued::Push { cmd, body, offset } => Some(Frame {
                         cmd,
                         seq: offset,
                         body,
                     }),
-                    Outbound::Skip { .. } | Outbound::Resync => None,
+                    Queued::Skip { .. } | Queued::Resync => None,
                 })),
         }
         if let Some(close) = close {

@@ -442,8 +442,13 @@ impl std::future::Future for Pending {
 }
 
 impl Pending {
-    /// The outcome of an append that settled at once.
-    fn settle(&mut self) -> Result<Appended, InboxError> {
+    /// The outcome of an append that [settled](Self::is_settled) at once,
+    /// without waiting; an append not settled yet stores nothing and says
+    /// so ([`InboxError::Unavailable`]).
+    ///
+    /// # Errors
+    /// As [`Inbox::append`].
+    pub fn settle(&mut self) -> Result<Appended, InboxError> {
         let appended = match &mut self.state {
             PendingState::Done(result) => result.take(),
             #[cfg(any(feature = "disk", feature = "redis"))]

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jim_model::{Message, MessageId, RawMessage, Route, Stamp};
+use jim_model::{Addressing, Message, MessageId, RawMessage, Stamp};
 
 const TEXT: &[u8] = r#"{"type":"text","data":{"sender_id":"1","sender_name":"用户1","sender_avatar":"https://www.baidu.com/img/flexible/logo/pc/result.png","receiver_id":"2","content":"hello client 2"}}"#.as_bytes();
 
@@ -18,7 +18,7 @@ fn routing(c: &mut Criterion) {
         bytes: TEXT.len() as u64,
     });
     group.bench_function("route_peek", |b| {
-        b.iter(|| black_box(Route::peek(black_box(TEXT)).unwrap()))
+        b.iter(|| black_box(Addressing::peek(black_box(TEXT)).unwrap()))
     });
     group.bench_function("raw_parse_validated", |b| {
         b.iter(|| black_box(RawMessage::parse(black_box(TEXT)).unwrap()))

@@ -9,7 +9,7 @@
 //! - [`RawMessage`]: what the gateway uses. One pass over the body, each
 //!   contract field type-checked ([`ModelError`] names the field), and
 //!   [`RawMessage::stamp`] writing the server's fields around the client's
-//!   JSON without re-serialising it. [`Route::peek`] reads only `type` and
+//!   JSON without re-serialising it. [`Addressing::peek`] reads only `type` and
 //!   `receiver_id`.
 //! - The control bodies: [`AuthRequest`], [`AuthOk`], [`Status`].
 //! - [`MessageId`] and [`MessageIdGenerator`]: ids unique across gateways,
@@ -58,4 +58,4 @@ pub use format::{FileFormat, ImageFormat, VideoFormat};
 pub use id::{EPOCH_MS, MAX_NODE, MessageId, MessageIdGenerator, NODE_BITS, SEQUENCE_BITS, unix_ms_now};
 pub use kind::MessageKind;
 pub use message::{Ack, Common, ErrorData, Extra, Face, File, Image, Location, Message, Sound, Text, Video};
-pub use raw::{RawMessage, Route, Stamp, addressed, write_ack, write_error};
+pub use raw::{Addressing, RawMessage, Stamp, addressed, write_ack, write_error};

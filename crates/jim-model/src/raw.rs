@@ -260,32 +260,32 @@ impl<'a> RawMessage<'a> {
 /// what a router needs to pick the recipients.
 ///
 /// ```
-/// use jim_model::{MessageKind, Route};
+/// use jim_model::{MessageKind, Addressing};
 ///
-/// let route = Route::peek(br#"{"type":"face","data":{"symbol":"[:smile]","receiver_id":"g1"}}"#)?;
-/// assert_eq!((route.kind, &*route.receiver_id), (MessageKind::Face, "g1"));
+/// let addressing = Addressing::peek(br#"{"type":"face","data":{"symbol":"[:smile]","receiver_id":"g1"}}"#)?;
+/// assert_eq!((addressing.kind, &*addressing.receiver_id), (MessageKind::Face, "g1"));
 /// # Ok::<(), jim_model::ModelError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route<'a> {
+pub struct Addressing<'a> {
     /// The message's `type`.
     pub kind: MessageKind,
     /// `data.receiver_id`.
     pub receiver_id: Cow<'a, str>,
 }
 
-impl<'a> Route<'a> {
+impl<'a> Addressing<'a> {
     /// Reads `type` and `data.receiver_id`, skipping everything else.
     ///
     /// # Errors
     /// Malformed JSON, a missing or unknown `type`, or a missing, non-string
     /// or empty `receiver_id`.
-    pub fn peek(body: &'a [u8]) -> Result<Route<'a>, ModelError> {
+    pub fn peek(body: &'a [u8]) -> Result<Addressing<'a>, ModelError> {
         let envelope: Envelope<'a, ReceiverSlot<'a>> =
             serde_json::from_slice(body).map_err(ModelError::Json)?;
         let (kind, data, _) = envelope.into_parts()?;
         match data {
-            ReceiverSlot::Found(id) if !id.is_empty() => Ok(Route {
+            ReceiverSlot::Found(id) if !id.is_empty() => Ok(Addressing {
                 kind,
                 receiver_id: id,
             }),

@@ -1,7 +1,7 @@
 //! The seed note's sample payloads, copied verbatim from `jim-doc.md`: each
 //! parses, typed and raw, and re-serialises to equivalent JSON.
 
-use jim_model::{Message, MessageId, MessageKind, RawMessage, Route, Stamp};
+use jim_model::{Addressing, Message, MessageId, MessageKind, RawMessage, Stamp};
 use serde_json::{Value, json};
 
 pub const TEXT: &str = r#"{"type":"text","data":{"sender_id":"1","sender_name":"用户1","sender_avatar":"https://www.baidu.com/img/flexible/logo/pc/result.png","receiver_id":"2","content":"hello client 2"}}"#;
@@ -47,7 +47,7 @@ fn raw_round_trip(sample: &str, kind: MessageKind) {
     let raw = RawMessage::parse(sample.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
     assert_eq!(raw.kind(), kind);
     assert_eq!(raw.receiver_id(), "2");
-    assert_eq!(Route::peek(sample.as_bytes()).unwrap().receiver_id, "2");
+    assert_eq!(Addressing::peek(sample.as_bytes()).unwrap().receiver_id, "2");
     if kind == MessageKind::Ack {
         return; // acks are not stamped
     }

@@ -1,7 +1,7 @@
 //! Bad bodies are refused with an error that names the field; unknown
 //! fields survive; the raw checks and the typed model agree.
 
-use jim_model::{Message, MessageId, MessageKind, ModelError, RawMessage, Route, Stamp, schema};
+use jim_model::{Addressing, Message, MessageId, MessageKind, ModelError, RawMessage, Stamp, schema};
 use serde_json::{Value, json};
 
 fn raw_err(body: &str) -> String {
@@ -123,11 +123,12 @@ fn field_problems_name_the_field() {
 #[test]
 fn route_peek_reads_only_type_and_receiver() {
     let route =
-        Route::peek(br#"{"data":{"x":{"deep":[1,2,{"a":null}]},"receiver_id":"g7"},"type":"text"}"#).unwrap();
+        Addressing::peek(br#"{"data":{"x":{"deep":[1,2,{"a":null}]},"receiver_id":"g7"},"type":"text"}"#)
+            .unwrap();
     assert_eq!((route.kind, &*route.receiver_id), (MessageKind::Text, "g7"));
     // Peek does not validate the rest: that is what `RawMessage::parse` is for.
-    assert!(Route::peek(br#"{"type":"text","data":{"receiver_id":"2"}}"#).is_ok());
-    let err = |b: &str| Route::peek(b.as_bytes()).unwrap_err().to_string();
+    assert!(Addressing::peek(br#"{"type":"text","data":{"receiver_id":"2"}}"#).is_ok());
+    let err = |b: &str| Addressing::peek(b.as_bytes()).unwrap_err().to_string();
     assert_eq!(
         err(r#"{"type":"text","data":{}}"#),
         "missing field `data.receiver_id`"
@@ -291,7 +292,7 @@ mod proptests {
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = RawMessage::parse(&body);
-            let _ = Route::peek(&body);
+            let _ = Addressing::peek(&body);
             let _ = Message::from_slice(&body);
         }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use jim_router::{
-    ClientAck, Hub, InboxRead, InboxState, Outbox, Outgoing, Receipt, Router, RouterError, SessionInfo,
+    ClientAck, Directory, Hub, InboxRead, InboxState, Outgoing, Receipt, Router, RouterError, SessionInfo,
     UserId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,6 +18,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 use tracing::Instrument;
 
+use crate::LinkConfig;
 use crate::convert;
 use crate::proto;
 use crate::proto::gateway_event::Event as Up;
@@ -33,14 +34,8 @@ const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a gateway reaches its router.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
-    /// The router, e.g. `http://127.0.0.1:9093`, or `https://...` for a
-    /// link over TLS.
-    pub router: String,
-    /// Over TLS, the CA (a PEM file) the router's certificate must come
-    /// from; `None`: the operating system's roots.
-    pub ca: Option<std::path::PathBuf>,
-    /// The router's bearer key, if it has one.
-    pub key: Option<String>,
+    /// The router, its CA and key: the gateway's `[grpc]`.
+    pub link: LinkConfig,
     /// This gateway's node id.
     pub node_id: u16,
     /// First reconnect delay; doubles up to `max_backoff`, with jitter.
@@ -57,13 +52,14 @@ impl BackendConfig {
     /// [`RouterError::Invalid`] for a router address that is not a URL,
     /// or a CA file that cannot be read.
     pub fn endpoint(&self) -> Result<Endpoint, RouterError> {
-        let endpoint = Endpoint::from_shared(self.router.clone())
+        let router = &self.link.router;
+        let endpoint = Endpoint::from_shared(router.clone())
             .map_err(|e| RouterError::Invalid {
-                reason: format!("router address {:?}: {e}", self.router),
+                reason: format!("router address {router:?}: {e}"),
             })?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
-        if !self.router.starts_with("https://") {
+        if !router.starts_with("https://") {
             return Ok(endpoint);
         }
         endpoint.tls_config(tls(self)?).map_err(|e| RouterError::Invalid {
@@ -74,10 +70,20 @@ impl BackendConfig {
     /// Defaults for a router address and node id: no key, backoff from
     /// 100 ms to 5 s.
     pub fn new(router: impl Into<String>, node_id: u16) -> BackendConfig {
+        BackendConfig::linked(
+            LinkConfig {
+                router: router.into(),
+                ..LinkConfig::default()
+            },
+            node_id,
+        )
+    }
+
+    /// Defaults for a link (a gateway's `[grpc]`) and node id: backoff from
+    /// 100 ms to 5 s.
+    pub fn linked(link: LinkConfig, node_id: u16) -> BackendConfig {
         BackendConfig {
-            router: router.into(),
-            ca: None,
-            key: None,
+            link,
             node_id,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -89,7 +95,7 @@ impl BackendConfig {
 /// The router's certificate must be for the URL's host.
 fn tls(config: &BackendConfig) -> Result<ClientTlsConfig, RouterError> {
     let tls = ClientTlsConfig::new();
-    Ok(match &config.ca {
+    Ok(match &config.link.ca {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| RouterError::Invalid {
                 reason: format!("cannot read the router's CA {}: {e}", path.display()),
@@ -100,8 +106,9 @@ fn tls(config: &BackendConfig) -> Result<ClientTlsConfig, RouterError> {
     })
 }
 
-/// The `grpc` routing backend: this gateway's sessions in a local [`Hub`],
-/// everything else through the central router.
+/// The `grpc` routing backend: the router plans every message and sends
+/// this gateway its part of each delivery, which it applies to the
+/// gateway's [`Hub`].
 ///
 /// Every message goes through the router, also between two users of this
 /// gateway, so membership, presence and observers behave the same for
@@ -117,7 +124,7 @@ pub struct GrpcBackend {
 
 struct Inner {
     config: BackendConfig,
-    hub: Hub,
+    hub: Arc<Hub>,
     /// The current link's sender; `None` while disconnected.
     link: RwLock<Option<mpsc::Sender<proto::GatewayEvent>>>,
     /// Whether the link is up; a watch, so that [`GrpcBackend::wait_linked`]
@@ -133,7 +140,7 @@ struct Inner {
 impl std::fmt::Debug for GrpcBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrpcBackend")
-            .field("router", &self.inner.config.router)
+            .field("router", &self.inner.config.link.router)
             .field("connected", &self.is_ready())
             .field("sessions", &self.inner.hub.session_count())
             .finish()
@@ -141,18 +148,19 @@ impl std::fmt::Debug for GrpcBackend {
 }
 
 impl GrpcBackend {
-    /// A backend that links to the router in the background (now, and
-    /// again whenever the link breaks).
+    /// A backend delivering into `hub` (the gateway's sessions) that links
+    /// to the router in the background (now, and again whenever the link
+    /// breaks).
     ///
     /// # Errors
     /// [`RouterError::Invalid`] for a router address that is not a URL.
-    pub fn start(config: BackendConfig) -> Result<GrpcBackend, RouterError> {
+    pub fn start(config: BackendConfig, hub: Arc<Hub>) -> Result<GrpcBackend, RouterError> {
         let endpoint = config.endpoint()?;
         let backend = GrpcBackend {
             inner: Arc::new(Inner {
                 client: RouterClient::new(endpoint.connect_lazy()),
                 config,
-                hub: Hub::new(),
+                hub,
                 link: RwLock::new(None),
                 connected: watch::Sender::new(false),
                 pending: DashMap::new(),
@@ -160,7 +168,7 @@ impl GrpcBackend {
                 closed: CancellationToken::new(),
             }),
         };
-        let span = tracing::info_span!("router link", router = %backend.inner.config.router, node = backend.inner.config.node_id);
+        let span = tracing::info_span!("router link", router = %backend.inner.config.link.router, node = backend.inner.config.node_id);
         tokio::spawn(Arc::clone(&backend.inner).maintain_link().instrument(span));
         Ok(backend)
     }
@@ -178,11 +186,6 @@ impl GrpcBackend {
         let mut changes = self.inner.connected.subscribe();
         // The sender lives as long as `self`: this ends only by a match.
         let _ = changes.wait_for(|now| *now == linked).await;
-    }
-
-    /// This gateway's sessions.
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -240,7 +243,7 @@ fn unavailable(reason: &str) -> RouterError {
 impl Inner {
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        if let Some(key) = self.config.key.as_deref().filter(|k| !k.is_empty())
+        if let Some(key) = self.config.link.key.as_deref().filter(|k| !k.is_empty())
             && let Ok(value) = MetadataValue::try_from(format!("Bearer {key}"))
         {
             request.metadata_mut().insert("authorization", value);
@@ -273,11 +276,11 @@ impl Inner {
                 backoff = self.config.min_backoff;
                 said_down = false;
             }
-            tracing::debug!(router = %self.config.router, why, "router link attempt ended");
+            tracing::debug!(router = %self.config.link.router, why, "router link attempt ended");
             if !said_down {
                 tracing::warn!(
                     "router at {} unreachable: {why}; retrying every {:?} to {:?} until it answers",
-                    self.config.router,
+                    self.config.link.router,
                     self.config.min_backoff,
                     self.config.max_backoff
                 );
@@ -339,7 +342,7 @@ impl Inner {
         *linked = true;
         // While unlinked, messages may have been stored for these sessions.
         self.hub.resync_all();
-        tracing::info!(router = %self.config.router, node = self.config.node_id, "linked to router");
+        tracing::info!(router = %self.config.link.router, node = self.config.node_id, "linked to router");
         while let Some(event) = inbound.message().await? {
             match event.event {
                 Some(Down::Result(result)) => {
@@ -347,7 +350,12 @@ impl Inner {
                         let _ = waiter.send(result);
                     }
                 }
-                Some(Down::Delivery(delivery)) => self.deliver(delivery),
+                Some(Down::Delivery(delivery)) => match convert::delivery_from_proto(delivery) {
+                    Ok(delivery) => {
+                        self.hub.apply(&delivery);
+                    }
+                    Err(status) => tracing::warn!(error = %status.message(), "router sent a bad delivery"),
+                },
                 Some(Down::Kick(kick)) => {
                     self.hub.kick(&kick.user, &kick.reason);
                 }
@@ -356,27 +364,16 @@ impl Inner {
         }
         Ok(())
     }
-
-    fn deliver(&self, delivery: proto::Delivery) {
-        let Ok(cmd) = convert::command(&delivery.cmd) else {
-            tracing::warn!(cmd = %delivery.cmd, "router sent a delivery with a bad command");
-            return;
-        };
-        if delivery.everyone {
-            self.hub.deliver_to_all(cmd, &delivery.body);
-            return;
-        }
-        let except = delivery.except_session.map(jim_router::SessionId);
-        self.hub
-            .deliver_to_users(cmd, &delivery.body, except, &delivery.users, &delivery.offsets);
-    }
 }
 
 impl Router for GrpcBackend {
-    async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
-        let announce = Up::Attach(convert::session_to_proto(&info));
-        self.inner.hub.attach(info, outbox);
-        // While disconnected, the next hello announces it.
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    async fn announce(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        let announce = Up::Attach(convert::session_to_proto(info));
+        // While disconnected, the next hello announces it (it is in the hub).
         if self.send_up(announce).is_ok() {
             // Once the router has it, every message it routes comes here:
             // the session reads its inbox's head only then.
@@ -385,8 +382,7 @@ impl Router for GrpcBackend {
         Ok(())
     }
 
-    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.inner.hub.detach(&info.user, info.id);
+    async fn withdraw(&self, info: &SessionInfo) -> Result<(), RouterError> {
         let _ = self.send_up(Up::Detach(proto::Detach {
             session: info.id.0,
             user: info.user.to_string(),
@@ -413,6 +409,50 @@ impl Router for GrpcBackend {
         self.send_up(Up::Ack(convert::ack_to_proto(&ack)))
     }
 
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        let request = self.request(proto::UserRequest {
+            user: user.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .inbox_state(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?
+            .into_inner();
+        Ok(reply.on.then(|| InboxState {
+            epoch: reply.epoch.into(),
+            oldest: reply.oldest,
+            head: reply.head,
+            held: reply.held,
+        }))
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        let request = self.request(proto::ReadInboxRequest {
+            user: user.to_owned(),
+            after,
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .read_inbox(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?
+            .into_inner();
+        convert::read_from_proto(reply).map_err(|s| convert::error_of(&s))
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.inner.connected.borrow()
+    }
+
+    /// Ends the link: the router forgets this gateway's sessions at once.
+    async fn close(&self) {
+        self.inner.closed.cancel();
+    }
+}
+
+impl Directory for GrpcBackend {
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
         let request = self.request(proto::MembersRequest {
             group: group.to_owned(),
@@ -476,52 +516,6 @@ impl Router for GrpcBackend {
         let mut client = self.inner.client.clone();
         let reply = client.kick(request).await.map_err(|s| convert::error_of(&s))?;
         Ok(reply.into_inner().kicked as usize)
-    }
-
-    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
-        let request = self.request(proto::UserRequest {
-            user: user.to_owned(),
-        });
-        let mut client = self.inner.client.clone();
-        let reply = client
-            .inbox_state(request)
-            .await
-            .map_err(|s| convert::error_of(&s))?
-            .into_inner();
-        Ok(reply.on.then(|| InboxState {
-            epoch: reply.epoch.into(),
-            oldest: reply.oldest,
-            head: reply.head,
-            held: reply.held,
-        }))
-    }
-
-    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
-        let request = self.request(proto::ReadInboxRequest {
-            user: user.to_owned(),
-            after,
-            max: u32::try_from(max).unwrap_or(u32::MAX),
-        });
-        let mut client = self.inner.client.clone();
-        let reply = client
-            .read_inbox(request)
-            .await
-            .map_err(|s| convert::error_of(&s))?
-            .into_inner();
-        convert::read_from_proto(reply).map_err(|s| convert::error_of(&s))
-    }
-
-    fn is_ready(&self) -> bool {
-        *self.inner.connected.borrow()
-    }
-
-    fn local_hub(&self) -> Option<&Hub> {
-        Some(&self.inner.hub)
-    }
-
-    /// Ends the link: the router forgets this gateway's sessions at once.
-    async fn close(&self) {
-        self.inner.closed.cancel();
     }
 }
 

@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use jim_model::MessageId;
 use jim_model::MessageIdGenerator;
-use jim_router::inbox::{Appended, Pending, Retention};
+use jim_router::inbox::Retention;
 use jim_router::{
-    Audience, ClientAck, Groups, Inbox, InboxRead, InboxState, KeyRefusal, Observer, Observers, Outbox,
-    Outgoing, Receipt, Recipients, Router, RouterError, SessionId, SessionInfo, UserId, check_bearer,
-    push_messages, recipients,
+    Audience, Directory, Inbox, InboxRead, InboxState, KeyRefusal, Observer, Outgoing, Placement, Planned,
+    Receipt, Recipients, RouterError, Routing, SessionId, SessionInfo, Submitted, UserId, check_bearer,
+    push_messages,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -119,26 +118,13 @@ struct Inner {
     links: DashMap<u16, Link>,
     /// Every session, by user.
     presence: DashMap<UserId, Vec<SessionInfo>>,
-    groups: Groups,
-    observers: Observers,
-    /// Every user's inbox: appended before a message is confirmed.
-    inbox: Inbox,
-    /// Group changes are kept in the store in the order they were made.
-    group_changes: tokio::sync::Mutex<()>,
+    /// Groups, observers, and every user's inbox (appended before a
+    /// message is confirmed).
+    routing: Routing,
     next_link: AtomicU64,
     routed: AtomicU64,
     deliveries: AtomicU64,
     dropped_links: AtomicU64,
-}
-
-/// A message whose place in line is taken (see [`CentralRouter::submit`]).
-enum Submitted {
-    Everyone,
-    Users {
-        users: Vec<UserId>,
-        except: Option<SessionId>,
-        pending: Pending,
-    },
 }
 
 /// One gateway's link: where its events go.
@@ -168,9 +154,7 @@ impl CentralRouter {
     ) -> Result<CentralRouter, RouterError> {
         CentralRouter::build(
             config,
-            observers,
-            Inbox::memory(Retention::default()),
-            Groups::new(),
+            Routing::new(Inbox::memory(Retention::default()), observers),
         )
     }
 
@@ -185,19 +169,10 @@ impl CentralRouter {
         observers: Vec<Arc<dyn Observer>>,
         inbox: Inbox,
     ) -> Result<CentralRouter, RouterError> {
-        let groups = Groups::new();
-        for (group, members) in inbox.groups().await? {
-            groups.add(&group, &members)?;
-        }
-        CentralRouter::build(config, observers, inbox, groups)
+        CentralRouter::build(config, Routing::open(inbox, observers).await?)
     }
 
-    fn build(
-        config: CentralConfig,
-        observers: Vec<Arc<dyn Observer>>,
-        inbox: Inbox,
-        groups: Groups,
-    ) -> Result<CentralRouter, RouterError> {
+    fn build(config: CentralConfig, routing: Routing) -> Result<CentralRouter, RouterError> {
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| RouterError::Invalid {
             reason: e.to_string(),
         })?;
@@ -208,10 +183,7 @@ impl CentralRouter {
                 ids,
                 links: DashMap::new(),
                 presence: DashMap::new(),
-                groups,
-                observers: observers.into(),
-                inbox,
-                group_changes: tokio::sync::Mutex::new(()),
+                routing,
                 next_link: AtomicU64::new(1),
                 routed: AtomicU64::new(0),
                 deliveries: AtomicU64::new(0),
@@ -231,7 +203,7 @@ impl CentralRouter {
         RouterStats {
             gateways: inner.links.len() as u64,
             sessions: inner.presence.iter().map(|e| e.value().len() as u64).sum(),
-            groups: inner.groups.len() as u64,
+            groups: inner.routing.groups().len() as u64,
             routed: inner.routed.load(Ordering::Relaxed),
             deliveries: inner.deliveries.load(Ordering::Relaxed),
             dropped_links: inner.dropped_links.load(Ordering::Relaxed),
@@ -304,165 +276,50 @@ impl CentralRouter {
 
     /// The inbox store.
     pub fn inbox(&self) -> &Inbox {
-        &self.inner.inbox
+        self.inner.routing.inbox()
     }
 
     /// Routes a message: stores it in its recipients' inboxes, then sends
-    /// each gateway its delivery.
+    /// each gateway its part of the delivery.
     async fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         let submitted = self.submit(message)?;
-        self.finish(message, submitted).await
+        Ok(self.carry(submitted.stored().await?))
     }
 
     /// The part of routing that takes the message's place in line: the
     /// rules, and the append submitted to the store. Messages of one link
     /// are submitted in the order they came, so each recipient's offsets
     /// follow each sender's order.
-    fn submit(&self, message: &Outgoing) -> Result<Submitted, RouterError> {
-        let inner = &self.inner;
-        let recipients = recipients(
-            message,
-            &inner.groups,
-            &inner.observers,
-            |recipients| match recipients {
-                Recipients::Users { users, .. } => self.check_placed(users.iter()),
-                Recipients::Everyone => Ok(()),
-            },
-        )?;
-        let Recipients::Users { users, except } = recipients else {
-            return Ok(Submitted::Everyone);
-        };
-        let pending = inner.inbox.submit(users.iter(), &message.stored(except));
-        Ok(Submitted::Users {
-            users: users.iter().cloned().collect(),
-            except,
-            pending,
+    fn submit<'m>(&self, message: &'m Outgoing) -> Result<Submitted<'m>, RouterError> {
+        self.inner.routing.submit(message, |recipients| match recipients {
+            Recipients::Users { users, .. } => self.check_placed(users.iter()),
+            Recipients::Everyone => Ok(()),
         })
     }
 
-    /// The rest of routing, once the append is stored: the deliveries.
-    async fn finish(&self, message: &Outgoing, submitted: Submitted) -> Result<Receipt, RouterError> {
-        let (users, except, pending) = match submitted {
-            Submitted::Everyone => return Ok(self.deliver(message, &[], &[], None, true)),
-            Submitted::Users {
-                users,
-                except,
-                pending,
-            } => (users, except, pending),
+    /// Sends each gateway holding a recipient its part of a planned
+    /// delivery.
+    fn carry(&self, planned: Planned<'_>) -> Receipt {
+        let (delivery, receipt) = match planned {
+            Planned::Deliver { delivery, receipt } => (delivery, receipt),
+            Planned::Retry(receipt) => return receipt,
         };
-        match pending.await? {
-            Appended::Stored {
-                offsets,
-                sender_offset,
-            } => {
-                let mut receipt = self.deliver(message, &users, &offsets, except, false);
-                receipt.offset = sender_offset;
-                receipt.recipients = users.len();
-                Ok(receipt)
-            }
-            Appended::Duplicate {
-                message_id,
-                sender_offset,
-            } => Ok(Receipt {
-                sessions: Some(0),
-                offset: sender_offset,
-                original: Some(MessageId(message_id)),
-                recipients: 0,
-            }),
-        }
-    }
-
-    /// Sends each gateway holding a recipient its delivery.
-    fn deliver(
-        &self,
-        message: &Outgoing,
-        users: &[UserId],
-        offsets: &[u32],
-        except: Option<SessionId>,
-        everyone: bool,
-    ) -> Receipt {
         let inner = &self.inner;
-        // node -> (users there, their offsets, sessions there)
-        let mut plan: HashMap<u16, (Vec<String>, Vec<u32>, usize)> = HashMap::new();
-        if everyone {
-            for link in inner.links.iter() {
-                plan.entry(*link.key()).or_default();
-            }
-            for sessions in inner.presence.iter() {
-                for session in sessions.iter() {
-                    plan.entry(session.node).or_default().2 += 1;
-                }
-            }
-        }
-        for (i, user) in users.iter().enumerate() {
-            let Some(sessions) = inner.presence.get(user) else {
-                continue;
-            };
-            let offset = offsets.get(i).copied().unwrap_or(0);
-            for session in sessions.iter() {
-                let sending = Some(session.id) == except;
-                if sending && offset == 0 {
-                    continue;
-                }
-                // The sending session is told to skip the entry: its
-                // gateway needs the offset too.
-                let entry = plan.entry(session.node).or_default();
-                if entry.0.last().is_none_or(|last| **last != **user) {
-                    entry.0.push(user.to_string());
-                    entry.1.push(offset);
-                }
-                if !sending {
-                    entry.2 += 1;
-                }
-            }
-        }
-        let cmd = message.cmd.to_string();
         let mut sessions = 0;
-        for (node, (users, offsets, count)) in plan {
-            let offsets = if offsets.iter().all(|o| *o == 0) {
-                Vec::new()
-            } else {
-                offsets
-            };
-            let delivery = proto::Delivery {
-                cmd: cmd.clone(),
-                body: message.body.clone(),
-                users,
-                except_session: except.map(|s| s.0),
-                everyone,
-                offsets,
-            };
-            if self.send(node, Down::Delivery(delivery)) {
-                sessions += count;
-                self.inner.deliveries.fetch_add(1, Ordering::Relaxed);
+        for part in delivery.by_node(&Presence(inner)) {
+            if self.send(
+                part.node,
+                Down::Delivery(convert::delivery_to_proto(&part.delivery)),
+            ) {
+                sessions += part.sessions;
+                inner.deliveries.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.inner.routed.fetch_add(1, Ordering::Relaxed);
+        inner.routed.fetch_add(1, Ordering::Relaxed);
         Receipt {
             sessions: Some(sessions),
-            ..Receipt::default()
+            ..receipt
         }
-    }
-
-    /// Keeps a group's members as they are now in the store.
-    async fn save_group(&self, group: &str) -> Result<(), RouterError> {
-        let members = match self.inner.groups.members(group) {
-            Ok(members) => members.iter().cloned().collect(),
-            Err(_) => Vec::new(),
-        };
-        Ok(self.inner.inbox.save_group(group, members).await?)
-    }
-
-    async fn add_members_now(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        let _in_order = self.inner.group_changes.lock().await;
-        self.inner.groups.add(group, users)?;
-        self.save_group(group).await
-    }
-
-    async fn remove_members_now(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        let _in_order = self.inner.group_changes.lock().await;
-        self.inner.groups.remove(group, users)?;
-        self.save_group(group).await
     }
 
     /// While settling, refuses a message to users of whom no gateway has
@@ -471,7 +328,7 @@ impl CentralRouter {
         let since = self.inner.started.elapsed();
         // With an inbox the message waits there: the user's sessions catch
         // up once their gateway has re-linked.
-        if since >= self.inner.config.settle || self.inner.inbox.is_on() {
+        if since >= self.inner.config.settle || self.inner.routing.inbox().is_on() {
             return Ok(());
         }
         match users.find(|user| !self.inner.presence.contains_key(&***user)) {
@@ -586,14 +443,15 @@ impl CentralRouter {
                 match self.submit(&message) {
                     // Stored already (memory, off): finish in line.
                     Ok(submitted) if submitted.is_settled() => {
-                        let routed = self.finish(&message, submitted).now_or_unavailable();
+                        let routed = submitted.settled().map(|planned| self.carry(planned));
                         self.answer(node, request.request, routed);
                     }
                     // Waiting for the disk: the link goes on reading meanwhile.
                     Ok(submitted) => {
+                        let submitted = submitted.into_owned();
                         let router = self.clone();
                         tokio::spawn(async move {
-                            let routed = router.finish(&message, submitted).await;
+                            let routed = submitted.stored().await.map(|planned| router.carry(planned));
                             router.answer(node, request.request, routed);
                         });
                     }
@@ -602,7 +460,7 @@ impl CentralRouter {
             }
             Up::Ack(ack) => {
                 let ack = convert::ack_from_proto(ack);
-                self.inner.observers.ack(&ack);
+                self.inner.routing.observers().ack(&ack);
             }
             Up::Barrier(barrier) => self.answer(node, barrier.request, Ok(Receipt::default())),
         }
@@ -706,7 +564,9 @@ impl proto::router_server::Router for CentralRouter {
         self.check_key(&request)?;
         let request = request.into_inner();
         let users = convert::users(request.users)?;
-        self.add_members_now(&request.group, &users)
+        self.inner
+            .routing
+            .add_members(&request.group, &users)
             .await
             .map_err(status_of)?;
         self.members_reply(request.group)
@@ -719,10 +579,12 @@ impl proto::router_server::Router for CentralRouter {
         self.check_key(&request)?;
         let request = request.into_inner();
         let users = convert::users(request.users)?;
-        self.remove_members_now(&request.group, &users)
+        self.inner
+            .routing
+            .remove_members(&request.group, &users)
             .await
             .map_err(status_of)?;
-        let members = match self.inner.groups.sorted_members(&request.group) {
+        let members = match self.inner.routing.groups().sorted_members(&request.group) {
             // The last member left: the group is gone, and empty.
             Err(RouterError::UnknownGroup { .. }) => Vec::new(),
             members => members.map_err(status_of)?,
@@ -779,7 +641,7 @@ impl proto::router_server::Router for CentralRouter {
         if user.is_empty() {
             return Err(Status::invalid_argument("user must not be empty"));
         }
-        let reply = match Router::inbox_state(self, &user).await.map_err(status_of)? {
+        let reply = match self.inbox_state(&user).await.map_err(status_of)? {
             Some(state) => proto::InboxStateReply {
                 on: true,
                 epoch: state.epoch.to_string(),
@@ -805,7 +667,8 @@ impl proto::router_server::Router for CentralRouter {
         let max = (request.max as usize).clamp(1, READ_MAX);
         let read = self
             .inner
-            .inbox
+            .routing
+            .inbox()
             .read(&request.user, request.after, max)
             .await
             .map_err(|e| status_of(e.into()))?;
@@ -816,36 +679,14 @@ impl proto::router_server::Router for CentralRouter {
 /// Entries one `ReadInbox` answers at most.
 const READ_MAX: usize = 1024;
 
-impl Submitted {
-    fn is_settled(&self) -> bool {
-        match self {
-            Submitted::Everyone => true,
-            Submitted::Users { pending, .. } => pending.is_settled(),
-        }
-    }
-}
-
-/// Runs a future known to complete at its first poll.
-trait NowOrUnavailable {
-    fn now_or_unavailable(self) -> Result<Receipt, RouterError>;
-}
-
-impl<F: std::future::Future<Output = Result<Receipt, RouterError>>> NowOrUnavailable for F {
-    fn now_or_unavailable(self) -> Result<Receipt, RouterError> {
-        let mut future = std::pin::pin!(self);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(routed) => routed,
-            std::task::Poll::Pending => Err(RouterError::Unavailable {
-                reason: "the inbox store did not settle".into(),
-            }),
-        }
-    }
-}
-
 impl CentralRouter {
     fn members_reply(&self, group: String) -> Result<Response<proto::MembersReply>, Status> {
-        let members = self.inner.groups.sorted_members(&group).map_err(status_of)?;
+        let members = self
+            .inner
+            .routing
+            .groups()
+            .sorted_members(&group)
+            .map_err(status_of)?;
         Ok(members_reply(group, &members))
     }
 }
@@ -857,50 +698,50 @@ fn members_reply(group: String, members: &[UserId]) -> Response<proto::MembersRe
     })
 }
 
-/// The routing contract, for an application that embeds the router.
-/// Sessions are not attached here: they live on gateways, which link.
-impl Router for CentralRouter {
-    async fn attach(&self, _info: SessionInfo, _outbox: Arc<Outbox>) -> Result<(), RouterError> {
-        Err(RouterError::Invalid {
-            reason: "the central router holds no client sessions: gateways announce theirs over Link".into(),
-        })
-    }
-
-    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.remove_session(&info.user, info.id);
-        Ok(())
-    }
-
-    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+/// Routing, for an application that embeds the router: push with
+/// [`route`](Self::route), read inboxes. Sessions are not attached here:
+/// they live on gateways, which link.
+impl CentralRouter {
+    /// Routes a message (a push of the application's own, with its own
+    /// ids) as a gateway's would be: stored, then sent to the gateways
+    /// holding its recipients.
+    ///
+    /// # Errors
+    /// As the routing rules ([`jim_router::recipients`]); an inbox store
+    /// that did not keep it.
+    pub async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
         self.route_now(&message).await
     }
 
-    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        self.inner.observers.ack(&ack);
-        Ok(())
+    /// Where `user`'s inbox stands; `None` when the store is `off`.
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`].
+    pub async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        self.inner.routing.inbox_state(user).await
     }
 
+    /// Up to `max` entries of `user`'s inbox after offset `after`.
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`].
+    pub async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        self.inner.routing.read_inbox(user, after, max).await
+    }
+}
+
+/// The directory, for an application that embeds the router.
+impl Directory for CentralRouter {
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.add_members_now(group, users).await
+        self.inner.routing.add_members(group, users).await
     }
 
     async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        self.remove_members_now(group, users).await
-    }
-
-    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
-        if !self.inner.inbox.is_on() {
-            return Ok(None);
-        }
-        Ok(Some(self.inner.inbox.state(user).await?))
-    }
-
-    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
-        Ok(self.inner.inbox.read(user, after, max).await?)
+        self.inner.routing.remove_members(group, users).await
     }
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
-        self.inner.groups.sorted_members(group)
+        self.inner.routing.groups().sorted_members(group)
     }
 
     async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
@@ -915,8 +756,27 @@ impl Router for CentralRouter {
     async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
         Ok(self.kick_now(user, reason))
     }
+}
 
-    fn is_ready(&self) -> bool {
-        true
+/// Where sessions are, as the router's presence knows it.
+struct Presence<'a>(&'a Inner);
+
+impl Placement for Presence<'_> {
+    fn sessions_of(&self, user: &str, each: &mut dyn FnMut(u16, SessionId)) {
+        if let Some(sessions) = self.0.presence.get(user) {
+            for session in sessions.iter() {
+                each(session.node, session.id);
+            }
+        }
+    }
+
+    fn nodes(&self) -> Vec<(u16, usize)> {
+        let mut nodes: HashMap<u16, usize> = self.0.links.iter().map(|link| (*link.key(), 0)).collect();
+        for sessions in self.0.presence.iter() {
+            for session in sessions.iter() {
+                *nodes.entry(session.node).or_default() += 1;
+            }
+        }
+        nodes.into_iter().collect()
     }
 }

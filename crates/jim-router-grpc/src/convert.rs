@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use jim_model::{MessageId, MessageKind};
 use jim_protocol::Command;
-use jim_router::{ClientAck, Outgoing, RouterError, Sender, SessionId, SessionInfo, Target, Transport};
+use jim_router::{
+    Addressees, ClientAck, Delivery, Outgoing, RouterError, Sender, SessionId, SessionInfo, Target,
+    Transport, UserList,
+};
 use tonic::Status;
 
 use crate::proto;
@@ -228,11 +231,83 @@ pub(crate) fn users(users: Vec<String>) -> Result<Vec<jim_router::UserId>, Statu
     Ok(users.into_iter().map(Arc::from).collect())
 }
 
+/// A gateway's part of a planned delivery, as the router sends it.
+pub(crate) fn delivery_to_proto(delivery: &Delivery<'_>) -> proto::Delivery {
+    let (users, offsets, except, everyone) = match &delivery.to {
+        Addressees::Everyone => (Vec::new(), Vec::new(), None, true),
+        Addressees::Users {
+            users,
+            offsets,
+            except,
+        } => (
+            users.iter().map(|u| u.to_string()).collect(),
+            offsets.clone(),
+            except.map(|s| s.0),
+            false,
+        ),
+    };
+    proto::Delivery {
+        cmd: delivery.cmd.to_string(),
+        body: delivery.body.clone(),
+        users,
+        except_session: except,
+        everyone,
+        offsets,
+    }
+}
+
+/// A delivery the router sent, to apply to this gateway's hub.
+pub(crate) fn delivery_from_proto(delivery: proto::Delivery) -> Result<Delivery<'static>, Status> {
+    let cmd = command(&delivery.cmd)?;
+    if delivery.everyone {
+        return Ok(Delivery::to_everyone(cmd, delivery.body));
+    }
+    Ok(Delivery::to_users(
+        cmd,
+        delivery.body,
+        UserList::Listed(delivery.users.into_iter().map(Into::into).collect()),
+        delivery.offsets,
+        delivery.except_session.map(SessionId),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn a_planned_delivery_survives_the_wire() {
+        let delivery = Delivery::to_users(
+            Command::C2G,
+            Bytes::from_static(b"{}"),
+            UserList::Listed(vec!["a".into(), "b".into()]),
+            vec![3, 8],
+            Some(SessionId(5)),
+        );
+        let back = delivery_from_proto(delivery_to_proto(&delivery)).unwrap();
+        let Addressees::Users {
+            users,
+            offsets,
+            except,
+        } = back.to
+        else {
+            panic!("to users")
+        };
+        assert_eq!(users.iter().map(|u| &**u).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!((offsets, except), (vec![3, 8], Some(SessionId(5))));
+        let everyone = delivery_to_proto(&Delivery::to_everyone(Command::S2C, Bytes::new()));
+        assert!(matches!(
+            delivery_from_proto(everyone).unwrap().to,
+            Addressees::Everyone
+        ));
+        let bad = proto::Delivery {
+            cmd: "B001".into(),
+            ..proto::Delivery::default()
+        };
+        assert!(delivery_from_proto(bad).is_err(), "only messages are delivered");
+    }
 
     #[test]
     fn messages_and_sessions_survive_the_wire() {

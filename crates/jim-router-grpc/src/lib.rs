@@ -18,18 +18,30 @@
 //!   links to the router, reconnects with jittered backoff, and
 //!   re-announces its sessions.
 //!
+//! - [`LinkConfig`]: a gateway's `[grpc]` settings, the one type that
+//!   builds without the `service` feature (tonic, prost), so that any
+//!   gateway build reads and checks them.
+//!
 //! Code generation uses a vendored `protoc`: no system protoc needed.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "service")]
 mod backend;
+#[cfg(feature = "service")]
 mod central;
+#[cfg(feature = "service")]
 mod convert;
+mod link;
 
+#[cfg(feature = "service")]
 pub use backend::{BackendConfig, GrpcBackend};
+#[cfg(feature = "service")]
 pub use central::{CentralConfig, CentralRouter, DEFAULT_SETTLE, LINK_QUEUE, RouterStats};
+pub use link::LinkConfig;
 
 /// The generated `jim.router.v1` types, client and server.
+#[cfg(feature = "service")]
 pub mod proto {
     #![allow(
         missing_docs,

@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use jim_router::inbox::Appended;
 use jim_router::{
-    ClientAck, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt, Recipients,
-    Router, RouterError, SessionId, SessionInfo, Target, UserId, recipients,
+    ClientAck, Directory, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Placement, Planned, Receipt,
+    Router, RouterError, Routing, SessionId, SessionInfo, Target, UserId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -32,10 +31,6 @@ use crate::{KafkaConfig, KafkaError};
 /// When a new session checks its inbox's head again: presence spreads
 /// through Kafka in about a consumer's fetch wait, a lease is the most.
 const PRESENCE_SETTLES: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(3)];
-
-/// A message's delivery records, the sessions they reach, the sender's own
-/// offset (a group message), and how many users it went to.
-type Planned = (Vec<DeliveryHead>, usize, Option<u32>, usize);
 
 /// The topics, by role.
 #[derive(Debug, Clone)]
@@ -84,12 +79,12 @@ struct Inner {
     node: u16,
     /// This run of the gateway.
     epoch: u64,
-    hub: Hub,
+    hub: Arc<Hub>,
     view: View,
-    observers: Observers,
-    /// Every user's inbox, in Redis (or off): appended before any record is
-    /// produced, so Kafka carries each recipient's offset.
-    inbox: Inbox,
+    /// Groups (as the groups topic says), observers, and every user's
+    /// inbox, in Redis (or off): appended before any record is produced,
+    /// so Kafka carries each recipient's offset.
+    routing: Routing,
     /// Replaced when it fails fatally (an idempotent producer does when a
     /// broker comes back without its state).
     producer: std::sync::RwLock<FutureProducer<Health>>,
@@ -172,7 +167,8 @@ fn unavailable(error: impl std::fmt::Display) -> RouterError {
 
 impl KafkaBackend {
     /// Connects to Kafka, creates missing topics, reads the deployment's
-    /// state, and announces this gateway.
+    /// state, and announces this gateway, which delivers into `hub` (the
+    /// gateway's sessions).
     ///
     /// # Errors
     /// A [`KafkaError`] saying what failed: an invalid configuration, Kafka
@@ -183,6 +179,7 @@ impl KafkaBackend {
         node: u16,
         observers: Vec<Arc<dyn Observer>>,
         inbox: Inbox,
+        hub: Arc<Hub>,
     ) -> Result<KafkaBackend, KafkaError> {
         config.validate().map_err(KafkaError::Config)?;
         let topics = Topics::of(&config);
@@ -228,10 +225,10 @@ impl KafkaBackend {
             topics,
             node,
             epoch,
-            hub: Hub::new(),
+            hub,
             view: View::default(),
-            observers: observers.into(),
-            inbox,
+            // Groups come from the groups topic, not the inbox store.
+            routing: Routing::new(inbox, observers),
             producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
@@ -318,11 +315,6 @@ impl KafkaBackend {
         );
         tracing::info!(node, epoch, bootstrap = %inner.config.bootstrap, "linked to kafka");
         Ok(KafkaBackend { inner })
-    }
-
-    /// This gateway's sessions.
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
     }
 }
 
@@ -533,7 +525,14 @@ impl Inner {
         } else if topic == self.topics.groups
             && let Ok((group, user)) = serde_json::from_slice::<(String, String)>(key)
         {
-            self.view.membership(&group, &user, value.is_some());
+            let users = [UserId::from(user)];
+            let groups = self.routing.groups();
+            // A record the view cannot apply (an empty id) changes nothing.
+            let _ = if value.is_some() {
+                groups.add(&group, &users)
+            } else {
+                groups.remove(&group, &users)
+            };
         }
     }
 
@@ -552,15 +551,9 @@ impl Inner {
             self.hub.kick(user, reason);
             return;
         }
-        let Some(cmd) = head.cmd.as_deref().and_then(command) else {
-            return;
-        };
-        if head.everyone {
-            self.hub.deliver_to_all(cmd, &body);
-            return;
+        if let Some(delivery) = head.into_delivery(body) {
+            self.hub.apply(&delivery);
         }
-        self.hub
-            .deliver_to_users(cmd, &body, head.except.map(SessionId), &head.users, &head.offsets);
     }
 
     async fn produce(
@@ -757,7 +750,7 @@ impl Inner {
         for user in self.hub.users() {
             let _ = self.publish_presence(&user).await;
         }
-        for (group, members) in self.view.groups.snapshot() {
+        for (group, members) in self.routing.groups().snapshot() {
             for user in members.iter() {
                 let _ = self
                     .produce(
@@ -789,98 +782,59 @@ impl Inner {
     }
 
     /// The delivery records of a message, by target gateway, and how many
-    /// sessions they reach; a message to users is stored in their inboxes
-    /// first, and each record carries their offsets. `None` for a retry of a
-    /// message accepted earlier (nothing to deliver): its receipt instead.
-    async fn plan(&self, message: &Outgoing) -> Result<Result<Planned, Receipt>, RouterError> {
-        let cmd = Some(message.cmd.to_string());
-        let head = |node: u16, except: Option<SessionId>| DeliveryHead {
-            node,
-            cmd: cmd.clone(),
-            users: Vec::new(),
-            offsets: Vec::new(),
-            except: except.map(|s| s.0),
-            everyone: false,
-            kick: None,
-            probe: None,
-        };
-        let (users, except): (Vec<UserId>, _) =
-            match recipients(message, &self.view.groups, &self.observers, |_| Ok(()))? {
-                Recipients::Users { users, except } => (users.iter().cloned().collect(), except),
-                Recipients::Everyone => {
-                    let mut sessions = 0;
-                    let heads = self
-                        .view
-                        .live_gateways(Instant::now())
-                        .into_iter()
-                        .map(|(node, count)| {
-                            sessions += count;
-                            DeliveryHead {
-                                everyone: true,
-                                ..head(node, None)
-                            }
-                        })
-                        .collect();
-                    return Ok(Ok((heads, sessions, None, 0)));
-                }
-            };
-        let (offsets, sender_offset) = match self.inbox.append(users.iter(), &message.stored(except)).await? {
-            Appended::Stored {
-                offsets,
-                sender_offset,
-            } => (offsets, sender_offset),
-            Appended::Duplicate {
-                message_id,
-                sender_offset,
-            } => {
-                return Ok(Err(Receipt {
-                    sessions: Some(0),
-                    offset: sender_offset,
-                    original: Some(jim_model::MessageId(message_id)),
-                    recipients: 0,
-                }));
-            }
-        };
+    /// sessions they reach: its planned delivery, split by where the view
+    /// places its recipients.
+    fn split(&self, message: &Outgoing, delivery: &jim_router::Delivery<'_>) -> (Vec<DeliveryHead>, usize) {
         // Presence as it is once the message is stored: a session that
         // attaches later reads a head that includes it.
-        let now = Instant::now();
-        let mut by_node: HashMap<u16, DeliveryHead> = HashMap::new();
+        let placement = Placed {
+            view: &self.view,
+            now: Instant::now(),
+            node: self.node,
+            sender: message.sender.as_ref(),
+        };
         let mut sessions = 0;
-        for (user, offset) in users.iter().zip(offsets) {
-            let mut nodes = self.view.nodes_of(user, except, now);
-            // The sending session is told to skip its own entry, in order
-            // with the rest of its deliveries.
-            if offset != 0
-                && sender_offset == Some(offset)
-                && message.sender.as_ref().is_some_and(|s| s.user == *user)
-                && !nodes.iter().any(|(node, _)| *node == self.node)
-            {
-                nodes.push((self.node, 0));
-            }
-            for (node, count) in nodes {
-                let head = by_node.entry(node).or_insert_with(|| head(node, except));
-                head.users.push(user.to_string());
-                head.offsets.push(offset);
-                sessions += count;
-            }
-        }
-        let mut heads: Vec<DeliveryHead> = by_node.into_values().collect();
-        for head in &mut heads {
-            if head.offsets.iter().all(|o| *o == 0) {
-                head.offsets.clear();
-            }
-        }
-        Ok(Ok((heads, sessions, sender_offset, users.len())))
+        let heads = delivery
+            .by_node(&placement)
+            .into_iter()
+            .map(|part| {
+                sessions += part.sessions;
+                DeliveryHead::of(part.node, &part.delivery)
+            })
+            .collect();
+        (heads, sessions)
     }
 }
 
-fn command(code: &str) -> Option<jim_protocol::Command> {
-    let code: [u8; 4] = code.as_bytes().try_into().ok()?;
-    match jim_protocol::Command::from_code(code) {
-        cmd @ (jim_protocol::Command::C2C | jim_protocol::Command::C2G | jim_protocol::Command::S2C) => {
-            Some(cmd)
+/// Where sessions are, as this gateway's view of the deployment knows it.
+struct Placed<'a> {
+    view: &'a View,
+    now: Instant,
+    /// This gateway.
+    node: u16,
+    /// The sending session, which is here even before the view says so.
+    sender: Option<&'a jim_router::Sender>,
+}
+
+impl Placement for Placed<'_> {
+    fn sessions_of(&self, user: &str, each: &mut dyn FnMut(u16, SessionId)) {
+        let mut saw_sending = false;
+        let sending = self.sender.filter(|s| &*s.user == user).map(|s| s.session);
+        self.view.placed(user, self.now, &mut |node, session| {
+            saw_sending |= Some(session) == sending;
+            each(node, session);
+        });
+        // The sending session skips its own entry, in order with the rest
+        // of its deliveries, even if its presence has not spread yet.
+        if let Some(session) = sending
+            && !saw_sending
+        {
+            each(self.node, session);
         }
-        _ => None,
+    }
+
+    fn nodes(&self) -> Vec<(u16, usize)> {
+        self.view.live_gateways(self.now)
     }
 }
 
@@ -924,14 +878,18 @@ fn event_headers(message: &Outgoing) -> OwnedHeaders {
 }
 
 impl Router for KafkaBackend {
-    async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
-        let user = Arc::clone(&info.user);
-        if self.inner.inbox.is_on() {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    async fn announce(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        if self.inner.routing.inbox().is_on() {
             // Other gateways learn of this session only when they read its
             // presence record: what they store for this user meanwhile is
             // not delivered live. The session catches up with its inbox
             // once presence has had time to spread.
-            let outbox = Arc::downgrade(&outbox);
+            let hub = Arc::downgrade(&self.inner.hub);
+            let (user, session) = (Arc::clone(&info.user), info.id);
             let closed = self.inner.closed.clone();
             tokio::spawn(async move {
                 for after in PRESENCE_SETTLES {
@@ -939,27 +897,23 @@ impl Router for KafkaBackend {
                         () = closed.cancelled() => return,
                         () = tokio::time::sleep(after) => {}
                     }
-                    match outbox.upgrade() {
-                        Some(outbox) if !outbox.is_closing() => {
-                            let _ = outbox.resync();
-                        }
+                    match hub.upgrade() {
+                        Some(hub) if hub.resync_session(&user, session) => {}
                         _ => return,
                     }
                 }
             });
         }
-        self.inner.hub.attach(info, outbox);
         // While Kafka is down, the resync after it publishes everything.
         if self.is_ready()
-            && let Err(e) = self.inner.publish_presence(&user).await
+            && let Err(e) = self.inner.publish_presence(&info.user).await
         {
             tracing::warn!(error = %e, "presence not published; it will be after the next resync");
         }
         Ok(())
     }
 
-    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.inner.hub.detach(&info.user, info.id);
+    async fn withdraw(&self, info: &SessionInfo) -> Result<(), RouterError> {
         if self.is_ready() {
             let _ = self.inner.publish_presence(&info.user).await;
         }
@@ -971,10 +925,11 @@ impl Router for KafkaBackend {
         if !self.is_ready() {
             return Err(unavailable("not reachable"));
         }
-        let (deliveries, sessions, sender_offset, recipients) = match inner.plan(&message).await? {
-            Ok(planned) => planned,
-            Err(retry) => return Ok(retry),
+        let (delivery, receipt) = match inner.routing.plan(&message, |_| Ok(())).await? {
+            Planned::Deliver { delivery, receipt } => (delivery, receipt),
+            Planned::Retry(receipt) => return Ok(receipt),
         };
+        let (deliveries, sessions) = inner.split(&message, &delivery);
         let key = records::conversation_key(&message);
         let event = inner.produce(
             &inner.topics.events,
@@ -1004,14 +959,12 @@ impl Router for KafkaBackend {
         }
         Ok(Receipt {
             sessions: Some(sessions),
-            offset: sender_offset,
-            original: None,
-            recipients,
+            ..receipt
         })
     }
 
     async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        self.inner.observers.ack(&ack);
+        self.inner.routing.observers().ack(&ack);
         let inner = &self.inner;
         let message_id = ack.message_id.to_string();
         let headers = OwnedHeaders::new()
@@ -1039,6 +992,38 @@ impl Router for KafkaBackend {
             .map_err(unavailable)
     }
 
+    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        self.inner.routing.inbox_state(user).await
+    }
+
+    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        self.inner.routing.read_inbox(user, after, max).await
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire) && !self.inner.health.brokers_down.load(Ordering::Acquire)
+    }
+
+    /// Leaves at once: a tombstone for this gateway's heartbeat and each of
+    /// its presence records.
+    async fn close(&self) {
+        let inner = &self.inner;
+        inner.ready.store(false, Ordering::Release);
+        let node = inner.node.to_string();
+        let _ = inner
+            .produce(&inner.topics.gateways, node.as_bytes(), None, None, None)
+            .await;
+        for user in inner.hub.users() {
+            let key = records::presence_key(&user, inner.node);
+            let _ = inner
+                .produce(&inner.topics.presence, &key, None, None, None)
+                .await;
+        }
+        inner.closed.cancel();
+    }
+}
+
+impl Directory for KafkaBackend {
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
         let inner = &self.inner;
         // The same checks as everywhere; the view applies them too.
@@ -1054,12 +1039,12 @@ impl Router for KafkaBackend {
         for written in join_all(writes).await {
             written.map_err(unavailable)?;
         }
-        inner.view.groups.add(group, users)
+        inner.routing.groups().add(group, users)
     }
 
     async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
         let inner = &self.inner;
-        inner.view.groups.members(group)?;
+        inner.routing.groups().members(group)?;
         let keys: Vec<Vec<u8>> = users.iter().map(|u| records::member_key(group, u)).collect();
         let writes = keys
             .iter()
@@ -1067,14 +1052,14 @@ impl Router for KafkaBackend {
         for written in join_all(writes).await {
             written.map_err(unavailable)?;
         }
-        match inner.view.groups.remove(group, users) {
+        match inner.routing.groups().remove(group, users) {
             Ok(()) | Err(RouterError::UnknownGroup { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
-        self.inner.view.groups.sorted_members(group)
+        self.inner.routing.groups().sorted_members(group)
     }
 
     async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
@@ -1111,43 +1096,6 @@ impl Router for KafkaBackend {
         }
         Ok(kicked)
     }
-
-    async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
-        if !self.inner.inbox.is_on() {
-            return Ok(None);
-        }
-        Ok(Some(self.inner.inbox.state(user).await?))
-    }
-
-    async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
-        Ok(self.inner.inbox.read(user, after, max).await?)
-    }
-
-    fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire) && !self.inner.health.brokers_down.load(Ordering::Acquire)
-    }
-
-    fn local_hub(&self) -> Option<&Hub> {
-        Some(&self.inner.hub)
-    }
-
-    /// Leaves at once: a tombstone for this gateway's heartbeat and each of
-    /// its presence records.
-    async fn close(&self) {
-        let inner = &self.inner;
-        inner.ready.store(false, Ordering::Release);
-        let node = inner.node.to_string();
-        let _ = inner
-            .produce(&inner.topics.gateways, node.as_bytes(), None, None, None)
-            .await;
-        for user in inner.hub.users() {
-            let key = records::presence_key(&user, inner.node);
-            let _ = inner
-                .produce(&inner.topics.presence, &key, None, None, None)
-                .await;
-        }
-        inner.closed.cancel();
-    }
 }
 
 #[cfg(test)]
@@ -1165,7 +1113,7 @@ mod tests {
             startup_timeout_ms: 3_000,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off())
+        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off(), Arc::default())
             .await
             .unwrap_err()
             .to_string();
@@ -1181,7 +1129,7 @@ mod tests {
             lease_ms: 10,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off())
+        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off(), Arc::default())
             .await
             .unwrap_err();
         assert_eq!(

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use jim_router::{SessionId, SessionInfo, Transport};
+use jim_protocol::Command;
+use jim_router::{Addressees, Delivery, SessionId, SessionInfo, Transport, UserList};
 use serde::{Deserialize, Serialize};
 
 /// `{prefix}gateways`, key = node id (decimal): a gateway is alive.
@@ -99,6 +100,53 @@ pub(crate) struct DeliveryHead {
 }
 
 impl DeliveryHead {
+    /// The head of a gateway's part of a planned delivery.
+    pub(crate) fn of(node: u16, delivery: &Delivery<'_>) -> DeliveryHead {
+        let mut head = DeliveryHead {
+            node,
+            cmd: Some(delivery.cmd.to_string()),
+            users: Vec::new(),
+            offsets: Vec::new(),
+            except: None,
+            everyone: false,
+            kick: None,
+            probe: None,
+        };
+        match &delivery.to {
+            Addressees::Everyone => head.everyone = true,
+            Addressees::Users {
+                users,
+                offsets,
+                except,
+            } => {
+                head.users = users.iter().map(|u| u.to_string()).collect();
+                head.offsets.clone_from(offsets);
+                head.except = except.map(|s| s.0);
+            }
+        }
+        head
+    }
+
+    /// The delivery this head (of a message) carries, to apply to this
+    /// gateway's hub; `None` for a head that is no message's.
+    pub(crate) fn into_delivery(self, body: Bytes) -> Option<Delivery<'static>> {
+        let code: [u8; 4] = self.cmd.as_deref()?.as_bytes().try_into().ok()?;
+        let cmd = match Command::from_code(code) {
+            cmd @ (Command::C2C | Command::C2G | Command::S2C) => cmd,
+            _ => return None,
+        };
+        if self.everyone {
+            return Some(Delivery::to_everyone(cmd, body));
+        }
+        Some(Delivery::to_users(
+            cmd,
+            body,
+            UserList::Listed(self.users.into_iter().map(Into::into).collect()),
+            self.offsets,
+            self.except.map(SessionId),
+        ))
+    }
+
     pub(crate) fn encode(&self, body: &[u8]) -> Vec<u8> {
         // serde_json escapes newlines inside strings: the first one ends the head.
         let mut out = serde_json::to_vec(self).unwrap_or_default();
@@ -151,6 +199,41 @@ mod tests {
         let (back, bytes) = DeliveryHead::decode(&head.encode(body)).unwrap();
         assert_eq!(back, head);
         assert_eq!(&bytes[..], body);
+    }
+
+    #[test]
+    fn a_planned_delivery_is_carried_whole() {
+        let delivery = Delivery::to_users(
+            Command::C2G,
+            Bytes::from_static(b"{}"),
+            UserList::Listed(vec!["a".into(), "b".into()]),
+            vec![3, 8],
+            Some(SessionId(5)),
+        );
+        let head = DeliveryHead::of(2, &delivery);
+        let (head, body) = DeliveryHead::decode(&head.encode(b"{}")).unwrap();
+        let back = head.into_delivery(body).unwrap();
+        let Addressees::Users {
+            users,
+            offsets,
+            except,
+        } = back.to
+        else {
+            panic!("to users")
+        };
+        assert_eq!(back.cmd, Command::C2G);
+        assert_eq!(users.iter().map(|u| &**u).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!((offsets, except), (vec![3, 8], Some(SessionId(5))));
+
+        let everyone = DeliveryHead::of(1, &Delivery::to_everyone(Command::S2C, Bytes::new()));
+        let back = everyone.into_delivery(Bytes::new()).unwrap();
+        assert!(matches!(back.to, Addressees::Everyone));
+        let kick = DeliveryHead {
+            cmd: None,
+            kick: Some(("a".into(), String::new())),
+            ..DeliveryHead::of(1, &delivery)
+        };
+        assert!(kick.into_delivery(Bytes::new()).is_none(), "a kick is no message");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! What a gateway knows of the deployment, read from the compacted topics:
-//! which gateways are alive, where each user's sessions are, and groups.
+//! which gateways are alive and where each user's sessions are. (Groups
+//! are applied to the backend's routing state.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use jim_router::{Groups, SessionId, SessionInfo, UserId};
+use jim_router::{SessionId, SessionInfo, UserId};
 
 use crate::records::{Heartbeat, Presence};
 
@@ -31,7 +32,6 @@ struct Held {
 pub(crate) struct View {
     gateways: DashMap<u16, Liveness>,
     presence: DashMap<UserId, HashMap<u16, Held>>,
-    pub(crate) groups: Groups,
 }
 
 impl View {
@@ -125,6 +125,18 @@ impl View {
 
     /// The live gateways holding sessions of `user` (but `except`), with
     /// how many sessions each.
+    /// Calls `each` with the node and id of every session of `user` on a
+    /// live gateway.
+    pub(crate) fn placed(&self, user: &str, now: Instant, each: &mut dyn FnMut(u16, SessionId)) {
+        if let Some(nodes) = self.presence.get(user) {
+            for (node, held) in self.live(&nodes, now) {
+                for session in &held.sessions {
+                    each(node, session.id);
+                }
+            }
+        }
+    }
+
     pub(crate) fn nodes_of(&self, user: &str, except: Option<SessionId>, now: Instant) -> Vec<(u16, usize)> {
         self.presence
             .get(user)
@@ -160,16 +172,6 @@ impl View {
             }
         }
         counts.into_iter().collect()
-    }
-
-    /// Applies a membership record.
-    pub(crate) fn membership(&self, group: &str, user: &str, member: bool) {
-        let users = [UserId::from(user)];
-        let _ = if member {
-            self.groups.add(group, &users)
-        } else {
-            self.groups.remove(group, &users)
-        };
     }
 }
 

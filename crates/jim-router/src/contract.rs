@@ -1,41 +1,17 @@
-//! The routing contract every backend implements.
+//! The routing contract: what a gateway asks of its backend, and the
+//! directory (groups, presence, kick) every deployment answers.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::{
-    ClientAck, Hub, InboxRead, InboxState, Outbox, Outgoing, Receipt, RouterError, SessionInfo, UserId,
-};
+use crate::{ClientAck, Hub, InboxRead, InboxState, Outgoing, Receipt, RouterError, SessionInfo, UserId};
 
-/// Where a gateway's sessions are announced and its messages routed.
+/// Who is where and in which group: what an application asks of any
+/// deployment, whether it embeds a gateway's backend or the central
+/// router.
 ///
-/// Implemented by the in-process [`LocalRouter`](crate::LocalRouter), by the
-/// gRPC backend (a central router service) and by the Kafka backend. Every
-/// method is async and fallible, and nothing assumes the recipient is in
-/// this process: a backend delivers to sessions on this gateway through its
-/// [`Hub`](crate::Hub) and forwards the rest.
-///
-/// The futures are `Send`, so a gateway can hold any router in spawned tasks.
-pub trait Router: Send + Sync + 'static {
-    /// A session authenticated: deliver its user's messages to `outbox`.
-    fn attach(
-        &self,
-        info: SessionInfo,
-        outbox: Arc<Outbox>,
-    ) -> impl Future<Output = Result<(), RouterError>> + Send;
-
-    /// A session ended.
-    fn detach(&self, info: &SessionInfo) -> impl Future<Output = Result<(), RouterError>> + Send;
-
-    /// Routes an accepted message. `Ok` means the backend took it (in local
-    /// mode: queued to every online recipient session); only then is the
-    /// sender acked.
-    fn route(&self, message: Outgoing) -> impl Future<Output = Result<Receipt, RouterError>> + Send;
-
-    /// Records a client's ack of a message it received (observers see it;
-    /// it is not delivered).
-    fn acknowledge(&self, ack: ClientAck) -> impl Future<Output = Result<(), RouterError>> + Send;
-
+/// The futures are `Send`, so any directory can be held in spawned tasks.
+pub trait Directory: Send + Sync + 'static {
     /// Adds users to a group, creating it if needed.
     fn add_members(
         &self,
@@ -65,16 +41,46 @@ pub trait Router: Send + Sync + 'static {
     /// [`Close::kicked`](crate::Close::kicked)); returns how many sessions
     /// were told.
     fn kick(&self, user: &str, reason: &str) -> impl Future<Output = Result<usize, RouterError>> + Send;
+}
 
-    /// Where `user`'s inbox stands; `None` when this backend keeps no
+/// What a gateway's routing backend does: route its sessions' messages,
+/// and say where those sessions are.
+///
+/// Implemented by the in-process [`LocalRouter`](crate::LocalRouter), by
+/// the gRPC backend (a central router service) and by the Kafka backend.
+/// The gateway owns the [`Hub`] of its sessions and gives it to the
+/// backend when building it: every message for those sessions, planned
+/// here or carried from elsewhere, is applied to that hub as a
+/// [`Delivery`](crate::Delivery). What differs between backends is only
+/// where a delivery's recipients are and how it gets there.
+pub trait Router: Directory {
+    /// The sessions of this process, which every delivery for them is
+    /// applied to. The gateway attaches each session here before
+    /// [`announce`](Self::announce) and detaches it before
+    /// [`withdraw`](Self::withdraw).
+    fn hub(&self) -> &Arc<Hub>;
+
+    /// A session of this process authenticated (it is in the
+    /// [`hub`](Self::hub) already): tell the deployment where it is. Once
+    /// this returns, every message routed to its user reaches it.
+    fn announce(&self, info: &SessionInfo) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// A session ended (it left the hub already): tell the deployment.
+    fn withdraw(&self, info: &SessionInfo) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// Routes an accepted message. `Ok` means the backend took it (in local
+    /// mode: queued to every online recipient session); only then is the
+    /// sender acked.
+    fn route(&self, message: Outgoing) -> impl Future<Output = Result<Receipt, RouterError>> + Send;
+
+    /// Records a client's ack of a message it received (observers see it;
+    /// it is not delivered).
+    fn acknowledge(&self, ack: ClientAck) -> impl Future<Output = Result<(), RouterError>> + Send;
+
+    /// Where `user`'s inbox stands; `None` when this deployment keeps no
     /// inbox (the store is `off`).
-    fn inbox_state(
-        &self,
-        user: &str,
-    ) -> impl Future<Output = Result<Option<InboxState>, RouterError>> + Send {
-        let _ = user;
-        async { Ok(None) }
-    }
+    fn inbox_state(&self, user: &str)
+    -> impl Future<Output = Result<Option<InboxState>, RouterError>> + Send;
 
     /// Up to `max` entries of `user`'s inbox after offset `after`, oldest
     /// first (a session replaying, or filling a gap).
@@ -83,15 +89,7 @@ pub trait Router: Send + Sync + 'static {
         user: &str,
         after: u32,
         max: usize,
-    ) -> impl Future<Output = Result<InboxRead, RouterError>> + Send {
-        let _ = (user, after, max);
-        async {
-            Ok(InboxRead {
-                epoch: "".into(),
-                entries: Vec::new(),
-            })
-        }
-    }
+    ) -> impl Future<Output = Result<InboxRead, RouterError>> + Send;
 
     /// Routes `message` without waiting if this backend can (nothing to
     /// wait for on the way: the local backend with a memory inbox or
@@ -117,13 +115,6 @@ pub trait Router: Send + Sync + 'static {
 
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;
-
-    /// The sessions attached through this backend in this process (for a
-    /// gateway's limits that count them); `None` for a backend that holds
-    /// no client sessions (the central router itself).
-    fn local_hub(&self) -> Option<&Hub> {
-        None
-    }
 
     /// The gateway is shutting down (its sessions are closed): leave the
     /// deployment cleanly, so that others stop routing here at once.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use jim_protocol::Command;
 
-use crate::{Close, Outbox, SessionId, SessionInfo, UserId};
+use crate::{Addressees, Close, Delivery, Outbox, SessionId, SessionInfo, UserId};
 
 /// One attached session: what it is and where its frames go.
 #[derive(Debug, Clone)]
@@ -18,8 +18,8 @@ struct Entry {
 
 /// The sessions held by this gateway process, by user.
 ///
-/// Every backend has one: it is where messages for this gateway's users end
-/// up. The map is sharded, so no lock covers more than a slice of the users,
+/// A gateway owns one, and gives it to its routing backend: it is where
+/// every message for this process's sessions ends up, whatever the mode. The map is sharded, so no lock covers more than a slice of the users,
 /// and delivering only pushes into each session's [`Outbox`], which never
 /// waits.
 #[derive(Debug, Default)]
@@ -99,25 +99,25 @@ impl Hub {
         delivered
     }
 
-    /// Applies a delivery planned elsewhere (a backend carried it here): a
-    /// frame to every session of each of `users`, the inbox entry at the
-    /// same position in `offsets` (empty, or shorter: not inbox entries),
-    /// `except` told to skip its own. The one way every backend hands a
-    /// message to this process's sessions.
-    pub fn deliver_to_users<U: AsRef<str>>(
-        &self,
-        cmd: Command,
-        body: &Bytes,
-        except: Option<SessionId>,
-        users: &[U],
-        offsets: &[u32],
-    ) -> Delivered {
-        let mut delivered = Delivered::default();
-        for (i, user) in users.iter().enumerate() {
-            let offset = offsets.get(i).copied().unwrap_or(0);
-            delivered += self.deliver_to_user(user.as_ref(), cmd, body, except, offset);
+    /// Applies a planned delivery to this process's sessions: the one way
+    /// a message reaches them, in every mode (planned here, or carried
+    /// here from a router or through Kafka).
+    pub fn apply(&self, delivery: &Delivery<'_>) -> Delivered {
+        match &delivery.to {
+            Addressees::Everyone => self.deliver_to_all(delivery.cmd, &delivery.body),
+            Addressees::Users {
+                users,
+                offsets,
+                except,
+            } => {
+                let mut delivered = Delivered::default();
+                for (i, user) in users.iter().enumerate() {
+                    let offset = offsets.get(i).copied().unwrap_or(0);
+                    delivered += self.deliver_to_user(user, delivery.cmd, &delivery.body, *except, offset);
+                }
+                delivered
+            }
         }
-        delivered
     }
 
     /// Queues a frame to every session in this process.
@@ -177,6 +177,17 @@ impl Hub {
                 .iter()
                 .filter(|e| e.info.id == session)
                 .any(|e| e.outbox.close(close.clone()))
+        })
+    }
+
+    /// Tells one session to catch up with its inbox (see
+    /// [`resync_all`](Self::resync_all)); whether it is still here.
+    pub fn resync_session(&self, user: &str, session: SessionId) -> bool {
+        self.users.get(user).is_some_and(|entries| {
+            entries
+                .iter()
+                .filter(|e| e.info.id == session)
+                .any(|e| e.outbox.resync().is_ok())
         })
     }
 

@@ -11,10 +11,14 @@
 //! - `jim-router-grpc`: gateways stream to a central router service.
 //! - `jim-router-kafka`: gateways coordinate through Kafka topics.
 //!
-//! Every backend delivers to its own sessions through a [`Hub`] (user →
+//! Every backend plans a message the same way ([`Routing`]: the rules, the
+//! inbox append, and the [`Delivery`] they give) and the delivery reaches
+//! sessions the same way: applied to the gateway's [`Hub`] (user →
 //! sessions), which pushes into each session's bounded [`Outbox`]; the
 //! session's writer drains the outbox in batches. Nothing on that path
-//! waits: a session whose outbox is full is closed as a slow consumer.
+//! waits: a session whose outbox is full is closed as a slow consumer. The
+//! grpc and kafka backends only split a delivery by gateway
+//! ([`Delivery::by_node`]) and carry the parts.
 //!
 //! [`Observer`]s see (and may veto) every accepted message and client ack,
 //! for history, moderation or notifications.
@@ -22,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod contract;
+mod delivery;
 mod error;
 mod groups;
 mod hub;
@@ -31,10 +36,12 @@ mod message;
 mod observer;
 mod outbox;
 mod push;
+mod routing;
 mod rules;
 mod session;
 
-pub use contract::{Router, TryRoute};
+pub use contract::{Directory, Router, TryRoute};
+pub use delivery::{Addressees, Delivery, Part, Placement};
 pub use error::{Refusal, RouterError};
 pub use groups::{Groups, Members};
 pub use hub::{Delivered, Hub};
@@ -44,7 +51,8 @@ pub use keys::{KeyRefusal, check_bearer};
 pub use local::LocalRouter;
 pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
 pub use observer::{ChannelObserver, Observed, Observer, Observers};
-pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbound, Outbox, Refused};
+pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbox, Queued, Refused};
 pub use push::{Audience, push_messages};
+pub use routing::{Planned, Routing, Submitted};
 pub use rules::{Recipients, UserList, Users, recipients};
 pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use jim_inbox::{Appended, Retention};
-use jim_model::MessageId;
+use jim_inbox::Retention;
 
 use crate::{
-    ClientAck, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Observers, Outbox, Outgoing, Receipt,
-    Recipients, Router, RouterError, SessionId, SessionInfo, TryRoute, UserId, UserList, recipients,
+    ClientAck, Directory, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Planned, Receipt,
+    Router, RouterError, Routing, SessionInfo, TryRoute, UserId,
 };
 
 /// The `local` routing backend: every session is in this process.
@@ -23,7 +22,7 @@ use crate::{
 ///
 /// ```
 /// use jim_model::{Message, MessageIdGenerator, Text};
-/// use jim_router::{LocalRouter, Outgoing, Router, Target};
+/// use jim_router::{Directory, LocalRouter, Outgoing, Router, Target};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let router = LocalRouter::new();
@@ -43,34 +42,19 @@ pub struct LocalRouter {
     inner: Arc<Inner>,
 }
 
+#[derive(Default)]
 struct Inner {
-    hub: Hub,
-    groups: Groups,
-    observers: Observers,
-    inbox: Inbox,
-    /// Group changes are kept in the store in the order they were made.
-    group_changes: tokio::sync::Mutex<()>,
-}
-
-impl Default for Inner {
-    fn default() -> Inner {
-        Inner {
-            hub: Hub::default(),
-            groups: Groups::default(),
-            observers: Observers::default(),
-            inbox: Inbox::memory(Retention::default()),
-            group_changes: tokio::sync::Mutex::new(()),
-        }
-    }
+    hub: Arc<Hub>,
+    routing: Routing,
 }
 
 impl std::fmt::Debug for LocalRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalRouter")
             .field("sessions", &self.inner.hub.session_count())
-            .field("groups", &self.inner.groups.len())
-            .field("observers", &self.inner.observers.len())
-            .field("inbox", &self.inner.inbox)
+            .field("groups", &self.inner.routing.groups().len())
+            .field("observers", &self.inner.routing.observers().len())
+            .field("inbox", self.inner.routing.inbox())
             .finish()
     }
 }
@@ -83,11 +67,17 @@ impl LocalRouter {
 
     /// A router whose observers see every accepted message and client ack.
     pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> LocalRouter {
+        LocalRouter::with_hub(
+            Arc::default(),
+            Routing::new(Inbox::memory(Retention::default()), observers),
+        )
+    }
+
+    /// A router delivering into `hub` (the gateway's sessions) and planning
+    /// with `routing`.
+    pub fn with_hub(hub: Arc<Hub>, routing: Routing) -> LocalRouter {
         LocalRouter {
-            inner: Arc::new(Inner {
-                observers: observers.into(),
-                ..Inner::default()
-            }),
+            inner: Arc::new(Inner { hub, routing }),
         }
     }
 
@@ -96,7 +86,7 @@ impl LocalRouter {
     ///
     /// ```
     /// use jim_router::inbox::{Inbox, Retention, StoreKind};
-    /// use jim_router::{LocalRouter, Router};
+    /// use jim_router::{Directory, LocalRouter};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let dir = tempfile::tempdir().unwrap();
@@ -114,164 +104,45 @@ impl LocalRouter {
     /// # Errors
     /// [`RouterError::Inbox`] if the kept groups cannot be read.
     pub async fn open(inbox: Inbox, observers: Vec<Arc<dyn Observer>>) -> Result<LocalRouter, RouterError> {
-        let groups = Groups::new();
-        for (group, members) in inbox.groups().await? {
-            groups.add(&group, &members)?;
-        }
-        Ok(LocalRouter {
-            inner: Arc::new(Inner {
-                groups,
-                observers: observers.into(),
-                inbox,
-                ..Inner::default()
-            }),
-        })
+        Ok(LocalRouter::with_hub(
+            Arc::default(),
+            Routing::open(inbox, observers).await?,
+        ))
     }
 
     /// The inbox store.
     pub fn inbox(&self) -> &Inbox {
-        &self.inner.inbox
-    }
-
-    /// The sessions of this process.
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
+        self.inner.routing.inbox()
     }
 
     /// Group membership.
     pub fn groups(&self) -> &Groups {
-        &self.inner.groups
+        self.inner.routing.groups()
     }
 
-    /// Who gets `message`: its users and the session left out, or, for a
-    /// push to everyone (which no inbox keeps), its receipt once queued.
-    fn recipients<'m>(
-        &self,
-        message: &'m Outgoing,
-    ) -> Result<Result<(UserList<'m>, Option<SessionId>), Receipt>, RouterError> {
-        match recipients(message, &self.inner.groups, &self.inner.observers, |_| Ok(()))? {
-            Recipients::Users { users, except } => Ok(Ok((users, except))),
-            Recipients::Everyone => {
-                let delivered = self.inner.hub.deliver_to_all(message.cmd, &message.body);
-                Ok(Err(Receipt {
-                    sessions: Some(delivered.sessions),
-                    ..Receipt::default()
-                }))
-            }
+    /// Applies a planned message to this process's sessions.
+    fn deliver(&self, planned: Planned<'_>) -> Receipt {
+        match planned {
+            Planned::Deliver { delivery, receipt } => Receipt {
+                sessions: Some(self.inner.hub.apply(&delivery).sessions),
+                ..receipt
+            },
+            Planned::Retry(receipt) => receipt,
         }
-    }
-
-    /// Queues a message stored in its recipients' inboxes to their
-    /// sessions here, with its offsets.
-    fn deliver(
-        &self,
-        message: &Outgoing,
-        users: &UserList<'_>,
-        except: Option<SessionId>,
-        appended: Appended,
-    ) -> Receipt {
-        let (offsets, offset) = match appended {
-            Appended::Stored {
-                offsets,
-                sender_offset,
-            } => (offsets, sender_offset),
-            Appended::Duplicate {
-                message_id,
-                sender_offset,
-            } => {
-                return Receipt {
-                    sessions: Some(0),
-                    offset: sender_offset,
-                    original: Some(MessageId(message_id)),
-                    recipients: 0,
-                };
-            }
-        };
-        let mut delivered = crate::Delivered::default();
-        for (user, offset) in users.iter().zip(offsets) {
-            delivered += self
-                .inner
-                .hub
-                .deliver_to_user(user, message.cmd, &message.body, except, offset);
-        }
-        Receipt {
-            sessions: Some(delivered.sessions),
-            offset,
-            original: None,
-            recipients: users.len(),
-        }
-    }
-
-    /// Keeps a group's members as they are now in the store.
-    async fn save_group(&self, group: &str) -> Result<(), RouterError> {
-        let members = match self.inner.groups.members(group) {
-            Ok(members) => members.iter().cloned().collect(),
-            Err(_) => Vec::new(),
-        };
-        Ok(self.inner.inbox.save_group(group, members).await?)
     }
 }
 
-impl Router for LocalRouter {
-    async fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) -> Result<(), RouterError> {
-        self.inner.hub.attach(info, outbox);
-        Ok(())
-    }
-
-    async fn detach(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.inner.hub.detach(&info.user, info.id);
-        Ok(())
-    }
-
-    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
-        let (users, except) = match self.recipients(&message)? {
-            Ok(users) => users,
-            Err(receipt) => return Ok(receipt),
-        };
-        let appended = self
-            .inner
-            .inbox
-            .append(users.iter(), &message.stored(except))
-            .await?;
-        Ok(self.deliver(&message, &users, except, appended))
-    }
-
-    fn try_route(&self, message: Outgoing) -> TryRoute {
-        if !self.inner.inbox.settles_at_once() {
-            return TryRoute::Later(message);
-        }
-        let routed = self.recipients(&message).and_then(|recipients| match recipients {
-            Ok((users, except)) => {
-                let appended = self
-                    .inner
-                    .inbox
-                    .append_now(users.iter(), &message.stored(except))?;
-                Ok(self.deliver(&message, &users, except, appended))
-            }
-            Err(receipt) => Ok(receipt),
-        });
-        TryRoute::Routed(routed)
-    }
-
-    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
-        self.inner.observers.ack(&ack);
-        Ok(())
-    }
-
+impl Directory for LocalRouter {
     async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        let _in_order = self.inner.group_changes.lock().await;
-        self.inner.groups.add(group, users)?;
-        self.save_group(group).await
+        self.inner.routing.add_members(group, users).await
     }
 
     async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
-        let _in_order = self.inner.group_changes.lock().await;
-        self.inner.groups.remove(group, users)?;
-        self.save_group(group).await
+        self.inner.routing.remove_members(group, users).await
     }
 
     async fn members(&self, group: &str) -> Result<Vec<UserId>, RouterError> {
-        self.inner.groups.sorted_members(group)
+        self.groups().sorted_members(group)
     }
 
     async fn presence(&self, user: &str) -> Result<Vec<SessionInfo>, RouterError> {
@@ -281,24 +152,49 @@ impl Router for LocalRouter {
     async fn kick(&self, user: &str, reason: &str) -> Result<usize, RouterError> {
         Ok(self.inner.hub.kick(user, reason))
     }
+}
+
+impl Router for LocalRouter {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// Nothing to tell: the hub is the whole world.
+    async fn announce(&self, _info: &SessionInfo) -> Result<(), RouterError> {
+        Ok(())
+    }
+
+    async fn withdraw(&self, _info: &SessionInfo) -> Result<(), RouterError> {
+        Ok(())
+    }
+
+    async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+        let planned = self.inner.routing.plan(&message, |_| Ok(())).await?;
+        Ok(self.deliver(planned))
+    }
+
+    fn try_route(&self, message: Outgoing) -> TryRoute {
+        match self.inner.routing.plan_now(&message) {
+            Some(planned) => TryRoute::Routed(planned.map(|planned| self.deliver(planned))),
+            None => TryRoute::Later(message),
+        }
+    }
+
+    async fn acknowledge(&self, ack: ClientAck) -> Result<(), RouterError> {
+        self.inner.routing.observers().ack(&ack);
+        Ok(())
+    }
 
     async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
-        if !self.inner.inbox.is_on() {
-            return Ok(None);
-        }
-        Ok(Some(self.inner.inbox.state(user).await?))
+        self.inner.routing.inbox_state(user).await
     }
 
     async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
-        Ok(self.inner.inbox.read(user, after, max).await?)
+        self.inner.routing.read_inbox(user, after, max).await
     }
 
     fn is_ready(&self) -> bool {
         true
-    }
-
-    fn local_hub(&self) -> Option<&Hub> {
-        Some(&self.inner.hub)
     }
 }
 

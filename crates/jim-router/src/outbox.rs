@@ -17,9 +17,9 @@ use tokio::sync::Notify;
 /// closed as a slow consumer.
 pub const DEFAULT_OUTBOX_FRAMES: usize = 1024;
 
-/// One frame waiting to be written.
+/// One frame queued in a session's [`Outbox`], waiting to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
+pub enum Queued {
     /// A reply to one of the client's requests; carries the request's `seq`.
     Reply(Frame),
     /// A frame the server starts (a delivery or a push).
@@ -112,7 +112,7 @@ pub enum Refused {
 /// ```
 /// use bytes::Bytes;
 /// use jim_protocol::Command;
-/// use jim_router::{Outbox, Outbound, Refused};
+/// use jim_router::{Outbox, Queued, Refused};
 ///
 /// let outbox = Outbox::new(2);
 /// outbox.push(Command::C2C, Bytes::from_static(b"{}")).unwrap();
@@ -135,7 +135,7 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct State {
-    queue: VecDeque<Outbound>,
+    queue: VecDeque<Queued>,
     close: Option<Close>,
 }
 
@@ -157,7 +157,7 @@ impl Outbox {
     /// [`Refused::Closed`] if the session is closing; [`Refused::Overflow`]
     /// if the queue was full, which closes the session as a slow consumer.
     pub fn push(&self, cmd: Command, body: Bytes) -> Result<(), Refused> {
-        self.enqueue(Outbound::Push { cmd, body, offset: 0 })
+        self.enqueue(Queued::Push { cmd, body, offset: 0 })
     }
 
     /// Queues an inbox entry: a delivery with its offset (0: not an entry).
@@ -165,15 +165,15 @@ impl Outbox {
     /// # Errors
     /// As [`push`](Self::push).
     pub fn deliver(&self, cmd: Command, body: Bytes, offset: u32) -> Result<(), Refused> {
-        self.enqueue(Outbound::Push { cmd, body, offset })
+        self.enqueue(Queued::Push { cmd, body, offset })
     }
 
-    /// Asks the session to catch up with its inbox (see [`Outbound::Resync`]).
+    /// Asks the session to catch up with its inbox (see [`Queued::Resync`]).
     ///
     /// # Errors
     /// As [`push`](Self::push).
     pub fn resync(&self) -> Result<(), Refused> {
-        self.enqueue(Outbound::Resync)
+        self.enqueue(Queued::Resync)
     }
 
     /// Moves the session's position past an inbox entry it does not get.
@@ -181,7 +181,7 @@ impl Outbox {
     /// # Errors
     /// As [`push`](Self::push).
     pub fn skip(&self, offset: u32) -> Result<(), Refused> {
-        self.enqueue(Outbound::Skip { offset })
+        self.enqueue(Queued::Skip { offset })
     }
 
     /// Queues a reply to one of the client's requests.
@@ -189,10 +189,10 @@ impl Outbox {
     /// # Errors
     /// As [`push`](Self::push).
     pub fn reply(&self, frame: Frame) -> Result<(), Refused> {
-        self.enqueue(Outbound::Reply(frame))
+        self.enqueue(Queued::Reply(frame))
     }
 
-    fn enqueue(&self, item: Outbound) -> Result<(), Refused> {
+    fn enqueue(&self, item: Queued) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.close.is_some() {
             return Err(Refused::Closed);
@@ -301,7 +301,7 @@ impl Outbox {
     /// Moves every queued frame into `batch` (which must be empty), without
     /// waiting. Returns the close once the session is closing; the frames
     /// in `batch` are to be written before the `A999`.
-    pub fn take(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
+    pub fn take(&self, batch: &mut VecDeque<Queued>) -> Option<Close> {
         debug_assert!(batch.is_empty());
         let mut state = self.lock();
         if !state.queue.is_empty() {
@@ -312,7 +312,7 @@ impl Outbox {
 
     /// For a session's writer: waits until frames are queued or the session
     /// is closing, then [`take`](Self::take)s them.
-    pub async fn next_batch(&self, batch: &mut VecDeque<Outbound>) -> Option<Close> {
+    pub async fn next_batch(&self, batch: &mut VecDeque<Queued>) -> Option<Close> {
         self.ready().await;
         self.take(batch)
     }
@@ -355,7 +355,7 @@ mod tests {
         let mut batch = VecDeque::new();
         assert_eq!(outbox.next_batch(&mut batch).await, None);
         assert_eq!(batch.len(), 4);
-        assert_eq!(batch[3], Outbound::Reply(Frame::empty(Command::Pong, 7)));
+        assert_eq!(batch[3], Queued::Reply(Frame::empty(Command::Pong, 7)));
         assert!(outbox.is_empty());
     }
 

@@ -29,6 +29,8 @@ pub enum UserList<'m> {
     One(&'m UserId),
     /// The members of a group.
     Members(Members),
+    /// Users listed one by one (a delivery's part for one gateway).
+    Listed(Vec<UserId>),
 }
 
 impl UserList<'_> {
@@ -37,6 +39,16 @@ impl UserList<'_> {
         match self {
             UserList::One(user) => Users::One(Some(user)),
             UserList::Members(members) => Users::Members(members.iter()),
+            UserList::Listed(users) => Users::Listed(users.iter()),
+        }
+    }
+
+    /// The same users, owned.
+    pub fn into_owned(self) -> UserList<'static> {
+        match self {
+            UserList::One(user) => UserList::Listed(vec![UserId::clone(user)]),
+            UserList::Members(members) => UserList::Members(members),
+            UserList::Listed(users) => UserList::Listed(users),
         }
     }
 
@@ -45,6 +57,7 @@ impl UserList<'_> {
         match self {
             UserList::One(_) => 1,
             UserList::Members(members) => members.len(),
+            UserList::Listed(users) => users.len(),
         }
     }
 
@@ -61,6 +74,8 @@ pub enum Users<'a> {
     One(Option<&'a UserId>),
     /// A group's members.
     Members(std::collections::hash_set::Iter<'a, UserId>),
+    /// Listed users.
+    Listed(std::slice::Iter<'a, UserId>),
 }
 
 impl<'a> Iterator for Users<'a> {
@@ -70,6 +85,7 @@ impl<'a> Iterator for Users<'a> {
         match self {
             Users::One(user) => user.take(),
             Users::Members(members) => members.next(),
+            Users::Listed(users) => users.next(),
         }
     }
 }

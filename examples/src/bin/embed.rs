@@ -16,7 +16,7 @@ use std::sync::Arc;
 use clap::Parser;
 use jim_gateway::{Config, Gateway};
 use jim_model::{Message, MessageIdGenerator, Text};
-use jim_router::{ChannelObserver, LocalRouter, Observed, Observer, Outgoing, Router, Target};
+use jim_router::{ChannelObserver, Directory, LocalRouter, Observed, Observer, Outgoing, Router, Target};
 
 #[derive(Debug, Parser)]
 #[command(about = "An application with Jim embedded")]

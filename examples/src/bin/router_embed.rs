@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use jim_model::{Message, MessageIdGenerator, Text};
-use jim_router::{ChannelObserver, Observed, Outgoing, Router, Target};
+use jim_router::{ChannelObserver, Observed, Outgoing, Target};
 use jim_router_grpc::{CentralConfig, CentralRouter};
 use tokio_stream::wrappers::TcpListenerStream;
 

@@ -319,27 +319,7 @@ struct Stalling {
     open: tokio::sync::watch::Receiver<bool>,
 }
 
-impl jim_router::Router for Stalling {
-    async fn attach(
-        &self,
-        info: jim_router::SessionInfo,
-        outbox: std::sync::Arc<jim_router::Outbox>,
-    ) -> Result<(), jim_router::RouterError> {
-        self.inner.attach(info, outbox).await
-    }
-    async fn detach(&self, info: &jim_router::SessionInfo) -> Result<(), jim_router::RouterError> {
-        self.inner.detach(info).await
-    }
-    async fn route(
-        &self,
-        message: jim_router::Outgoing,
-    ) -> Result<jim_router::Receipt, jim_router::RouterError> {
-        let _ = self.open.clone().wait_for(|open| *open).await;
-        self.inner.route(message).await
-    }
-    async fn acknowledge(&self, ack: jim_router::ClientAck) -> Result<(), jim_router::RouterError> {
-        self.inner.acknowledge(ack).await
-    }
+impl jim_router::Directory for Stalling {
     async fn add_members(
         &self,
         group: &str,
@@ -362,6 +342,42 @@ impl jim_router::Router for Stalling {
     }
     async fn kick(&self, user: &str, reason: &str) -> Result<usize, jim_router::RouterError> {
         self.inner.kick(user, reason).await
+    }
+}
+
+impl jim_router::Router for Stalling {
+    fn hub(&self) -> &std::sync::Arc<jim_router::Hub> {
+        self.inner.hub()
+    }
+    async fn announce(&self, info: &jim_router::SessionInfo) -> Result<(), jim_router::RouterError> {
+        self.inner.announce(info).await
+    }
+    async fn withdraw(&self, info: &jim_router::SessionInfo) -> Result<(), jim_router::RouterError> {
+        self.inner.withdraw(info).await
+    }
+    async fn route(
+        &self,
+        message: jim_router::Outgoing,
+    ) -> Result<jim_router::Receipt, jim_router::RouterError> {
+        let _ = self.open.clone().wait_for(|open| *open).await;
+        self.inner.route(message).await
+    }
+    async fn acknowledge(&self, ack: jim_router::ClientAck) -> Result<(), jim_router::RouterError> {
+        self.inner.acknowledge(ack).await
+    }
+    async fn inbox_state(
+        &self,
+        user: &str,
+    ) -> Result<Option<jim_router::InboxState>, jim_router::RouterError> {
+        self.inner.inbox_state(user).await
+    }
+    async fn read_inbox(
+        &self,
+        user: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<jim_router::InboxRead, jim_router::RouterError> {
+        self.inner.read_inbox(user, after, max).await
     }
     fn is_ready(&self) -> bool {
         true

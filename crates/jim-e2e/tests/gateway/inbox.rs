@@ -6,7 +6,7 @@ use std::path::Path;
 
 use jim_protocol::Command;
 use jim_router::inbox::{Inbox, Retention, StoreKind};
-use jim_router::{LocalRouter, Router};
+use jim_router::{Directory, LocalRouter, Router};
 use serde_json::json;
 
 use jim_e2e::*;

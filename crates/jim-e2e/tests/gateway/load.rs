@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use jim_client::Incoming;
 use jim_model::{Message, Text};
 use jim_protocol::Command;
-use jim_router::Router;
+use jim_router::{Directory, Router};
 
 use crate::session::wait_until;
 use jim_e2e::*;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jim_protocol::Command;
-use jim_router::{ChannelObserver, Observed, Router};
+use jim_router::{ChannelObserver, Directory, Observed};
 use serde_json::{Value, json};
 
 use jim_e2e::*;

@@ -5,6 +5,7 @@ use jim_protocol::Command;
 use serde_json::json;
 
 use jim_e2e::*;
+use jim_router::Router as _;
 use jim_test_util::*;
 
 both_transports!(

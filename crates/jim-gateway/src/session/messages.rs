@@ -17,7 +17,7 @@ use crate::ready::at_once;
 use crate::wire;
 
 /// A message the backend is routing, with what its ack needs.
-pub(super) struct Routed {
+pub(super) struct RouteOutcome {
     /// The request's command and `seq` (an empty body).
     request: Frame,
     kind: MessageKind,
@@ -30,15 +30,15 @@ pub(super) struct Routed {
 }
 
 /// A message being routed.
-pub(super) type Route<'r> = Pin<Box<dyn Future<Output = Routed> + Send + 'r>>;
+pub(super) type InFlightRoute<'r> = Pin<Box<dyn Future<Output = RouteOutcome> + Send + 'r>>;
 
 /// A session's messages in flight, answered in the order they were sent.
 /// The queue is made for the first: a session whose messages all settle in
 /// line (local mode) never needs one.
 #[derive(Default)]
-pub(super) struct Routes<'r>(Option<FuturesOrdered<Route<'r>>>);
+pub(super) struct InFlight<'r>(Option<FuturesOrdered<InFlightRoute<'r>>>);
 
-impl<'r> Routes<'r> {
+impl<'r> InFlight<'r> {
     pub(super) fn len(&self) -> usize {
         self.0.as_ref().map_or(0, FuturesOrdered::len)
     }
@@ -47,12 +47,12 @@ impl<'r> Routes<'r> {
         self.len() == 0
     }
 
-    pub(super) fn push_back(&mut self, route: Route<'r>) {
+    pub(super) fn push_back(&mut self, route: InFlightRoute<'r>) {
         self.0.get_or_insert_with(FuturesOrdered::new).push_back(route);
     }
 
     /// The next message answered, in order; `None` when none is in flight.
-    pub(super) async fn next(&mut self) -> Option<Routed> {
+    pub(super) async fn next(&mut self) -> Option<RouteOutcome> {
         match &mut self.0 {
             Some(routes) => routes.next().await,
             None => None,
@@ -65,7 +65,7 @@ impl<R: Router> Session<R> {
     pub(super) async fn message<'r>(
         &mut self,
         frame: &Frame,
-        routes: &mut Routes<'r>,
+        routes: &mut InFlight<'r>,
         router: &'r R,
     ) -> Flow {
         let Some(auth) = &self.auth else {
@@ -172,7 +172,7 @@ impl<R: Router> Session<R> {
         let advance = self.charge_advance(frame.cmd);
         let outgoing = match router.try_route(outgoing) {
             TryRoute::Routed(result) => {
-                let routed = Routed {
+                let routed = RouteOutcome {
                     request,
                     kind,
                     receiver,
@@ -189,9 +189,9 @@ impl<R: Router> Session<R> {
             }
             TryRoute::Later(outgoing) => outgoing,
         };
-        let mut route: Route<'r> = Box::pin(async move {
+        let mut route: InFlightRoute<'r> = Box::pin(async move {
             let result = router.route(outgoing).await;
-            Routed {
+            RouteOutcome {
                 request,
                 kind,
                 receiver,
@@ -216,8 +216,8 @@ impl<R: Router> Session<R> {
     }
 
     /// The ack (or error) of a routed message.
-    pub(super) fn answer(&mut self, routed: Routed) -> Flow {
-        let Routed {
+    pub(super) fn answer(&mut self, routed: RouteOutcome) -> Flow {
+        let RouteOutcome {
             request,
             kind,
             receiver,
@@ -306,7 +306,7 @@ impl<R: Router> Session<R> {
     }
 
     /// Answers every message still being routed, waiting at most `grace`.
-    pub(super) async fn answer_all(&mut self, routes: &mut Routes<'_>, grace: std::time::Duration) {
+    pub(super) async fn answer_all(&mut self, routes: &mut InFlight<'_>, grace: std::time::Duration) {
         let deadline = Instant::now() + grace;
         while !routes.is_empty() {
             match tokio::time::timeout_at(deadline, routes.next()).await {

@@ -20,7 +20,7 @@ use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
 use crate::state::Shared;
 use crate::wire;
-use crate::writer::{Deadline, Out};
+use crate::writer::{Deadline, WriteSide};
 
 /// How long a closing connection's late bytes are read and discarded, so
 /// that closing with unread input does not reset the connection before the
@@ -33,7 +33,7 @@ const MAX_BATCH: usize = 64;
 mod messages;
 mod sign_in;
 
-use messages::Routes;
+use messages::InFlight;
 
 /// Runs a connection from accept to close, in one task: it reads and
 /// handles frames, and writes its outbox (replies and deliveries).
@@ -57,7 +57,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         device = tracing::field::Empty,
     );
     let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
-    let mut out = Out::new(writer);
+    let mut out = WriteSide::new(writer);
 
     let mut session = Session {
         rate: RateLimit::new(
@@ -85,15 +85,16 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
     });
 
     if let Some(auth) = session.auth.take() {
-        let detached = shared
+        shared.router.hub().detach(&auth.info.user, auth.info.id);
+        let withdrawn = shared
             .router
-            .detach(&auth.info)
+            .withdraw(&auth.info)
             .instrument(session.span.clone())
             .await;
-        if let Err(e) = detached {
+        if let Err(e) = withdrawn {
             session
                 .span
-                .in_scope(|| tracing::warn!(error = %e, "detach failed"));
+                .in_scope(|| tracing::warn!(error = %e, "withdrawing the session failed"));
         }
         shared.metrics.sessions.decrement(1);
     }
@@ -162,7 +163,7 @@ impl<R: Router> Session<R> {
     /// second each cost 50% more CPU per message. The driving state
     /// (timers, the messages in flight, a read, a write) is boxed while it
     /// lives, so that an idle session's task holds only what waits.
-    async fn serve(&mut self, reader: &mut FrameReader, out: &mut Out) -> CloseReason {
+    async fn serve(&mut self, reader: &mut FrameReader, out: &mut WriteSide) -> CloseReason {
         let mut woken_by = None;
         loop {
             match Box::pin(self.drive(reader, out, woken_by.take())).await {
@@ -193,7 +194,12 @@ impl<R: Router> Session<R> {
     /// Reads, handles and writes until the session must close, or has been
     /// quiet for `session.park_after_ms`. `woken_by` is what the client sent while
     /// the session was parked.
-    async fn drive(&mut self, reader: &mut FrameReader, out: &mut Out, mut woken_by: Option<Read>) -> Driven {
+    async fn drive(
+        &mut self,
+        reader: &mut FrameReader,
+        out: &mut WriteSide,
+        mut woken_by: Option<Read>,
+    ) -> Driven {
         let outbox = Arc::clone(&self.outbox);
         let shared = Arc::clone(&self.shared);
         let closed = outbox.closed();
@@ -206,7 +212,7 @@ impl<R: Router> Session<R> {
         let mut turns_checked: u64 = 0;
         let timer = sleep_until(self.deadline().min(quiet_check));
         tokio::pin!(closed, cancelled, timer);
-        let mut routes = Routes::default();
+        let mut routes = InFlight::default();
         let most = shared.config.limits.routes_in_flight;
         // Since when reading waits for a route to be answered.
         let mut full_since: Option<Instant> = None;
@@ -376,7 +382,7 @@ impl<R: Router> Session<R> {
         }
     }
 
-    async fn handle<'r>(&mut self, frame: Frame, routes: &mut Routes<'r>, router: &'r R) -> Flow {
+    async fn handle<'r>(&mut self, frame: Frame, routes: &mut InFlight<'r>, router: &'r R) -> Flow {
         match (frame.cmd, self.auth.is_some()) {
             (Command::Ping, _) => {
                 let pong = frame.reply(Command::Pong, frame.body.clone());

@@ -66,21 +66,21 @@ impl<R: Router> Session<R> {
         if let Some(refused) = self.make_room(frame, &info.user) {
             return refused;
         }
-        let attached = self
-            .shared
-            .router
-            .attach(info.clone(), Arc::clone(&self.outbox))
-            .instrument(self.span.clone())
-            .await;
-        if let Err(e) = attached {
+        // In this process's hub first, then announced to the deployment:
+        // from then on every message routed to the user reaches it.
+        let router = &self.shared.router;
+        router.hub().attach(info.clone(), Arc::clone(&self.outbox));
+        if let Err(e) = router.announce(&info).instrument(self.span.clone()).await {
+            router.hub().detach(&info.user, info.id);
             return self.router_error(frame, &e);
         }
         // Attached first, then the head read: a message stored in between
         // is both live and replayed, and the cursor sends it once.
-        let inbox = match self.shared.router.inbox_state(&info.user).await {
+        let inbox = match router.inbox_state(&info.user).await {
             Ok(state) => state.map(|state| self.resume(&info, &state, since.as_ref())),
             Err(e) => {
-                let _ = self.shared.router.detach(&info).await;
+                router.hub().detach(&info.user, info.id);
+                let _ = router.withdraw(&info).await;
                 return self.router_error(frame, &e);
             }
         };
@@ -105,7 +105,10 @@ impl<R: Router> Session<R> {
     pub(super) fn make_room(&self, frame: &Frame, user: &str) -> Option<Flow> {
         let limits = &self.shared.config.limits;
         let most = limits.sessions_per_user;
-        let hub = self.shared.router.local_hub().filter(|_| most > 0)?;
+        if most == 0 {
+            return None;
+        }
+        let hub = self.shared.router.hub();
         let mut sessions = hub.sessions_of(user);
         if sessions.len() < most {
             return None;

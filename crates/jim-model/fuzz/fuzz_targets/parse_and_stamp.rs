@@ -3,7 +3,7 @@
 //! stamps is a message it accepts again, with the server's fields.
 #![no_main]
 
-use jim_model::{MessageId, RawMessage, Route, Stamp};
+use jim_model::{MessageId, RawMessage, Addressing, Stamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let value: serde_json::Value = serde_json::from_slice(body).expect("accepted, yet not JSON to serde");
     assert_eq!(value["type"], message.kind().as_str());
     if !message.receiver_id().is_empty() {
-        let route = Route::peek(body).expect("accepted, yet the routing peek refuses it");
+        let route = Addressing::peek(body).expect("accepted, yet the routing peek refuses it");
         assert_eq!((route.kind, &*route.receiver_id), (message.kind(), message.receiver_id()));
     }
 

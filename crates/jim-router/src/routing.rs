@@ -1,0 +1,345 @@
+//! Routing, written once for every backend: the rules, the inbox append
+//! and the [`Delivery`] they plan; group changes kept in order; inbox
+//! reads. What differs between modes is only where the planned delivery
+//! goes (this process's hub, the gateways a central router knows, the
+//! gateways a Kafka view knows).
+
+use bytes::Bytes;
+use jim_inbox::{Appended, Pending};
+use jim_model::MessageId;
+use jim_protocol::Command;
+
+use crate::{
+    Delivery, Groups, Inbox, InboxRead, InboxState, Observer, Observers, Outgoing, Receipt, Recipients,
+    RouterError, SessionId, UserId, UserList, recipients,
+};
+
+/// The state every routing backend plans with: group membership, the
+/// observers, and the inbox store.
+///
+/// ```
+/// use jim_model::{Message, MessageIdGenerator, Text};
+/// use jim_router::{Hub, Outgoing, Planned, Routing, Target};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let routing = Routing::default(); // a memory inbox
+/// let ids = MessageIdGenerator::new(0).unwrap();
+/// let body = Message::Text(Text::new("bob", "hi")).to_vec();
+/// let push = Outgoing::push(Target::User("bob".into()), &body, "bot", &ids).unwrap();
+/// let Planned::Deliver { delivery, receipt } = routing.plan(&push, |_| Ok(())).await? else {
+///     unreachable!("not a retry")
+/// };
+/// assert_eq!(receipt.recipients, 1);
+/// assert_eq!(Hub::new().apply(&delivery).sessions, 0); // bob's inbox keeps it
+/// # Ok::<(), jim_router::RouterError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Routing {
+    groups: Groups,
+    observers: Observers,
+    inbox: Inbox,
+    /// Group changes are kept in the store in the order they were made.
+    group_changes: tokio::sync::Mutex<()>,
+}
+
+impl Default for Routing {
+    /// No groups, no observers, a memory inbox.
+    fn default() -> Routing {
+        Routing::new(
+            jim_inbox::Inbox::memory(jim_inbox::Retention::default()),
+            Vec::new(),
+        )
+    }
+}
+
+/// What routing a message came to.
+#[derive(Debug)]
+pub enum Planned<'m> {
+    /// Deliver it: the message is stored in its recipients' inboxes (or
+    /// no inbox keeps it). The receipt lacks only the sessions reached,
+    /// which whoever applies or carries the delivery adds.
+    Deliver {
+        /// Who gets it, at which offsets.
+        delivery: Delivery<'m>,
+        /// The sender's offset and the recipients' count.
+        receipt: Receipt,
+    },
+    /// A retry of a message accepted earlier: nothing to deliver; its
+    /// receipt names the original.
+    Retry(Receipt),
+}
+
+/// A message whose place in the store's order is taken: see
+/// [`Routing::submit`].
+#[derive(Debug)]
+pub enum Submitted<'m> {
+    /// A push to everyone: nothing to store.
+    Everyone(Delivery<'m>),
+    /// Appended to these users' inboxes once `pending` says so.
+    Users {
+        /// The frame's command.
+        cmd: Command,
+        /// The stamped body.
+        body: Bytes,
+        /// The recipients.
+        users: UserList<'m>,
+        /// The sending session.
+        except: Option<SessionId>,
+        /// The append.
+        pending: Pending,
+    },
+}
+
+impl Routing {
+    /// Routing with `inbox` as its store and `observers` seeing every
+    /// message; no groups yet (see [`open`](Self::open)).
+    pub fn new(inbox: Inbox, observers: Vec<std::sync::Arc<dyn Observer>>) -> Routing {
+        Routing {
+            groups: Groups::new(),
+            observers: observers.into(),
+            inbox,
+            group_changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// As [`new`](Self::new), with the groups the store kept (a `disk`
+    /// store across a restart).
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`] if the kept groups cannot be read.
+    pub async fn open(
+        inbox: Inbox,
+        observers: Vec<std::sync::Arc<dyn Observer>>,
+    ) -> Result<Routing, RouterError> {
+        let routing = Routing::new(inbox, observers);
+        for (group, members) in routing.inbox.groups().await? {
+            routing.groups.add(&group, &members)?;
+        }
+        Ok(routing)
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// The observers.
+    pub fn observers(&self) -> &Observers {
+        &self.observers
+    }
+
+    /// The inbox store.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Applies the rules ([`recipients`]) and takes the message's place in
+    /// the store's order: messages submitted one after the other get their
+    /// offsets in that order. `can_place` is the backend's own check of
+    /// the recipients (a router that does not know yet where they are).
+    ///
+    /// # Errors
+    /// As [`recipients`].
+    pub fn submit<'m>(
+        &self,
+        message: &'m Outgoing,
+        can_place: impl FnOnce(&Recipients<'m>) -> Result<(), RouterError>,
+    ) -> Result<Submitted<'m>, RouterError> {
+        let (users, except) = match recipients(message, &self.groups, &self.observers, can_place)? {
+            Recipients::Users { users, except } => (users, except),
+            Recipients::Everyone => {
+                return Ok(Submitted::Everyone(Delivery::to_everyone(
+                    message.cmd,
+                    message.body.clone(),
+                )));
+            }
+        };
+        let pending = self.inbox.submit(users.iter(), &message.stored(except));
+        Ok(Submitted::Users {
+            cmd: message.cmd,
+            body: message.body.clone(),
+            users,
+            except,
+            pending,
+        })
+    }
+
+    /// Plans a message: the rules, then the append, then its delivery.
+    ///
+    /// # Errors
+    /// As [`recipients`]; [`RouterError::Inbox`] if nothing was stored.
+    pub async fn plan<'m>(
+        &self,
+        message: &'m Outgoing,
+        can_place: impl FnOnce(&Recipients<'m>) -> Result<(), RouterError>,
+    ) -> Result<Planned<'m>, RouterError> {
+        self.submit(message, can_place)?.stored().await
+    }
+
+    /// As [`plan`](Self::plan), without waiting, when the store settles
+    /// at once (memory, off); `None` (nothing done) otherwise.
+    pub fn plan_now<'m>(&self, message: &'m Outgoing) -> Option<Result<Planned<'m>, RouterError>> {
+        if !self.inbox.settles_at_once() {
+            return None;
+        }
+        Some(self.submit(message, |_| Ok(())).and_then(Submitted::settled))
+    }
+
+    /// Adds users to a group, creating it, and keeps the change in the store.
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for an empty id; [`RouterError::Inbox`] if
+    /// the store did not keep it.
+    pub async fn add_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let _in_order = self.group_changes.lock().await;
+        self.groups.add(group, users)?;
+        self.save_group(group).await
+    }
+
+    /// Removes users from a group (an emptied group is gone), and keeps
+    /// the change in the store.
+    ///
+    /// # Errors
+    /// [`RouterError::UnknownGroup`]; [`RouterError::Inbox`] if the store
+    /// did not keep it.
+    pub async fn remove_members(&self, group: &str, users: &[UserId]) -> Result<(), RouterError> {
+        let _in_order = self.group_changes.lock().await;
+        self.groups.remove(group, users)?;
+        self.save_group(group).await
+    }
+
+    async fn save_group(&self, group: &str) -> Result<(), RouterError> {
+        let members = match self.groups.members(group) {
+            Ok(members) => members.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(self.inbox.save_group(group, members).await?)
+    }
+
+    /// Where `user`'s inbox stands; `None` when the store is `off`.
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`].
+    pub async fn inbox_state(&self, user: &str) -> Result<Option<InboxState>, RouterError> {
+        if !self.inbox.is_on() {
+            return Ok(None);
+        }
+        Ok(Some(self.inbox.state(user).await?))
+    }
+
+    /// Up to `max` entries of `user`'s inbox after offset `after`.
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`].
+    pub async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
+        Ok(self.inbox.read(user, after, max).await?)
+    }
+}
+
+impl<'m> Submitted<'m> {
+    /// Whether the append is stored already (memory, off): then
+    /// [`settled`](Self::settled) plans it without waiting.
+    pub fn is_settled(&self) -> bool {
+        match self {
+            Submitted::Everyone(_) => true,
+            Submitted::Users { pending, .. } => pending.is_settled(),
+        }
+    }
+
+    /// The same, owning its recipients (to wait for the store in a task).
+    pub fn into_owned(self) -> Submitted<'static> {
+        match self {
+            Submitted::Everyone(delivery) => Submitted::Everyone(delivery.into_owned()),
+            Submitted::Users {
+                cmd,
+                body,
+                users,
+                except,
+                pending,
+            } => Submitted::Users {
+                cmd,
+                body,
+                users: users.into_owned(),
+                except,
+                pending,
+            },
+        }
+    }
+
+    /// Waits for the append, then plans the delivery.
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`] if nothing was stored.
+    pub async fn stored(self) -> Result<Planned<'m>, RouterError> {
+        match self {
+            Submitted::Everyone(delivery) => Ok(everyone(delivery)),
+            Submitted::Users {
+                cmd,
+                body,
+                users,
+                except,
+                pending,
+            } => Ok(planned(cmd, body, users, except, pending.await?)),
+        }
+    }
+
+    /// Plans the delivery of an append that [is settled](Self::is_settled).
+    ///
+    /// # Errors
+    /// [`RouterError::Inbox`] if nothing was stored, or the append had not
+    /// settled.
+    pub fn settled(self) -> Result<Planned<'m>, RouterError> {
+        match self {
+            Submitted::Everyone(delivery) => Ok(everyone(delivery)),
+            Submitted::Users {
+                cmd,
+                body,
+                users,
+                except,
+                mut pending,
+            } => Ok(planned(cmd, body, users, except, pending.settle()?)),
+        }
+    }
+}
+
+fn everyone(delivery: Delivery<'_>) -> Planned<'_> {
+    Planned::Deliver {
+        delivery,
+        receipt: Receipt::default(),
+    }
+}
+
+/// The one place a stored append becomes a delivery and a receipt.
+fn planned(
+    cmd: Command,
+    body: Bytes,
+    users: UserList<'_>,
+    except: Option<SessionId>,
+    appended: Appended,
+) -> Planned<'_> {
+    match appended {
+        Appended::Stored {
+            offsets,
+            sender_offset,
+        } => {
+            let receipt = Receipt {
+                sessions: None,
+                offset: sender_offset,
+                original: None,
+                recipients: users.len(),
+            };
+            let delivery = Delivery::to_users(cmd, body, users, offsets, except);
+            Planned::Deliver { delivery, receipt }
+        }
+        Appended::Duplicate {
+            message_id,
+            sender_offset,
+        } => Planned::Retry(Receipt {
+            sessions: Some(0),
+            offset: sender_offset,
+            original: Some(MessageId(message_id)),
+            recipients: 0,
+        }),
+    }
+}
