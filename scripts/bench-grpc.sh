@@ -11,14 +11,19 @@
 # ROUTER_ARGS (e.g. "--inbox off").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p jim-gateway --features grpc -p jim-router-server -p jim-bench
-./target/release/jim-router --grpc 127.0.0.1:19093 --http off --log warn ${ROUTER_ARGS:-} 1>&2 &
+# BIN_DIR: binaries built elsewhere (another commit, for a paired run);
+# unset: this tree's, built now.
+if [ -z "${BIN_DIR:-}" ]; then
+  cargo build --release -q -p jim-gateway --features grpc -p jim-router-server -p jim-bench
+fi
+bin=$(realpath "${BIN_DIR:-target/release}")
+"$bin"/jim-router --grpc 127.0.0.1:19093 --http off --log warn ${ROUTER_ARGS:-} 1>&2 &
 router=$!
 pids=($router)
 trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true' EXIT
 sleep 0.3
 for node in 1 2; do
-  ./target/release/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn --mode grpc \
+  "$bin"/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn --mode grpc \
     --router http://127.0.0.1:19093 --node-id $node \
     --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
   pids+=($!)
@@ -29,5 +34,5 @@ for node in 1 2; do
     sleep 0.1
   done
 done
-./target/release/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
+"$bin"/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
   --admin http://127.0.0.1:9102 --server-pid "$router"

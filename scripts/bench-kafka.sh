@@ -8,10 +8,16 @@
 #   scripts/bench-kafka.sh c2c --clients 200 --rate 2000 --duration 10
 #
 # ROUTES_IN_FLIGHT sets limits.routes_in_flight; KAFKA_PROPERTIES adds
-# lines to [kafka.properties] (e.g. '"linger.ms" = "5"').
+# lines to [kafka.properties] (e.g. '"linger.ms" = "5"'); SENDER_COPY=false
+# sets inbox.sender_copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p jim-gateway --features kafka -p jim-bench
+# BIN_DIR: binaries built elsewhere (another commit, for a paired run);
+# unset: this tree's, built now.
+if [ -z "${BIN_DIR:-}" ]; then
+  cargo build --release -q -p jim-gateway --features kafka -p jim-bench
+fi
+bin=$(realpath "${BIN_DIR:-target/release}")
 # Absolute: the broker runs in its scratch directory.
 tansu=$(realpath "${TANSU:-$(command -v tansu || echo target/tools/bin/tansu)}")
 scratch=$(mktemp -d)
@@ -36,6 +42,7 @@ routes_in_flight = ${ROUTES_IN_FLIGHT:-64}
 [inbox]
 # Kafka routing alone (the inbox stores are measured in local mode).
 store = "off"
+${SENDER_COPY:+sender_copy = $SENDER_COPY}
 [kafka]
 bootstrap = "127.0.0.1:19092"
 topic_prefix = "bench$$."
@@ -43,12 +50,12 @@ topic_prefix = "bench$$."
 ${KAFKA_PROPERTIES:-}
 TOML
 for node in 1 2; do
-  ./target/release/jim-gateway --config "$scratch/gateway.toml" --log warn --mode kafka --node-id $node \
+  "$bin"/jim-gateway --config "$scratch/gateway.toml" --log warn --mode kafka --node-id $node \
     --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
   pids+=($!)
 done
 for node in 1 2; do
   until curl -sf http://127.0.0.1:9${node}02/readyz >/dev/null 2>&1; do sleep 0.1; done
 done
-./target/release/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
+"$bin"/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
   --admin http://127.0.0.1:9102 --server-pid "${pids[1]}"

@@ -13,12 +13,17 @@
 # GATEWAY_CONFIG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p jim-gateway -p jim-bench
-./target/release/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn ${GATEWAY_ARGS:-} 1>&2 &
+# BIN_DIR: binaries built elsewhere (another commit, for a paired run);
+# unset: this tree's, built now.
+if [ -z "${BIN_DIR:-}" ]; then
+  cargo build --release -q -p jim-gateway -p jim-bench
+fi
+bin=$(realpath "${BIN_DIR:-target/release}")
+"$bin"/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn ${GATEWAY_ARGS:-} 1>&2 &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
   curl -sf http://127.0.0.1:9002/healthz >/dev/null 2>&1 && break
   sleep 0.1
 done
-./target/release/jim-bench "$@" --server-pid "$gateway"
+"$bin"/jim-bench "$@" --server-pid "$gateway"

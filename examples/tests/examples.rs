@@ -417,9 +417,14 @@ async fn events_prints_what_a_kafka_deployment_accepted() {
         state_partitions: 1,
         ..KafkaConfig::default()
     };
-    let backend = KafkaBackend::start(kafka, 7, Vec::new(), jim_router::Inbox::off(), Default::default())
-        .await
-        .unwrap();
+    let backend = KafkaBackend::start(
+        kafka,
+        7,
+        jim_router::Routing::new(jim_router::Inbox::off(), Vec::new()),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let mut config = Config::ephemeral_dev();
     config.node_id = 7;
     let gw = Gateway::new(config, backend.clone())

@@ -116,7 +116,7 @@ export interface Ack {
   receiverId: string;
   /** The `client_msg_id` it was sent with (a retry was acked with the original `messageId`). */
   clientMsgId: string;
-  /** For a group message: its offset in the sender's own inbox. */
+  /** Its offset in the sender's own inbox (a group message, or a one-to-one message's sender copy): this session is not sent it. */
   offset?: number;
   /** The ack's `data`, as received. */
   data: Record<string, unknown>;

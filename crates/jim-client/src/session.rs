@@ -328,8 +328,9 @@ impl Session {
         Event::Disconnected { reason, retry_in }
     }
 
-    /// Sends a message, as [`Client::send`]. A group message's own offset
-    /// (in its ack) moves the position past it.
+    /// Sends a message, as [`Client::send`]. The message's own offset
+    /// (in its ack: a group message, or a one-to-one message's sender copy)
+    /// moves the position past it.
     ///
     /// # Errors
     /// As [`Client::send`]; [`ClientError::Closed`] while reconnecting (the

@@ -1081,7 +1081,8 @@ async fn an_offline_user_gets_what_was_acked_when_it_comes_back_on_another_gatew
     let first = json(&alice.request(Command::C2G, 10, body).await);
     let mut other = g2.user(Kind::Tcp, "alice").await;
     let retry = json(&other.request(Command::C2G, 11, body).await);
-    assert_eq!(first["data"]["offset"], 1);
+    // Alice's inbox holds the copies of m1..m5 (contract v1.2) first.
+    assert_eq!(first["data"]["offset"], 6);
     assert_eq!(
         (
             first["data"]["message_id"].clone(),
@@ -1644,4 +1645,57 @@ async fn a_second_router_on_the_same_inbox_directory_is_refused_naming_the_first
         "{stderr}"
     );
     assert!(first.is_running());
+}
+
+/// Contract v1.2, sender copies: alice on two gateways; what one device
+/// sends reaches the other live, once, in order, and a device that signs
+/// in later gets it through `since`; the ack names the offset the sending
+/// session is never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_other_devices_on_other_gateways_get_its_copies() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut phone = g1.user(Kind::Tcp, "alice").await;
+    let mut laptop = g2.user(Kind::Ws, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "alice", 2).await;
+    wait_presence(&g1, "bob", 1).await;
+
+    let ack = phone
+        .request(Command::C2C, 1, &text("bob", "from the phone"))
+        .await;
+    assert_ack(&ack, Command::C2C, 1, "bob");
+    assert_eq!(json(&ack)["data"]["offset"], 1);
+    assert_eq!(
+        deliveries(&mut laptop, 1).await,
+        vec![(1, "from the phone".to_owned())]
+    );
+    assert_eq!(
+        deliveries(&mut bob, 1).await,
+        vec![(1, "from the phone".to_owned())]
+    );
+    // From the laptop: the phone gets them, in order; bob's answer too.
+    for (seq, content) in [(2, "a"), (3, "b")] {
+        let ack = laptop.request(Command::C2C, seq, &text("bob", content)).await;
+        assert_eq!(json(&ack)["data"]["offset"], seq);
+    }
+    bob.send_message(Command::C2C, 9, "alice", "c").await;
+    assert_eq!(
+        deliveries(&mut phone, 3).await,
+        vec![(2, "a".to_owned()), (3, "b".to_owned()), (4, "c".to_owned())]
+    );
+    assert_eq!(deliveries(&mut laptop, 1).await, vec![(4, "c".to_owned())]);
+    phone.expect_silence().await;
+    laptop.expect_silence().await;
+
+    // A tablet signing in later, from the start: every entry, once, in order.
+    let mut tablet = g1.raw(Kind::Tcp).await;
+    let ok = resume(&mut tablet, "alice", Some(r#"{"epoch":"","offset":0}"#)).await;
+    assert_eq!(ok["inbox"]["offset"], 4);
+    let replayed = deliveries(&mut tablet, 4).await;
+    let contents: Vec<_> = replayed.iter().map(|(o, c)| (*o, c.as_str())).collect();
+    assert_eq!(contents, [(1, "from the phone"), (2, "a"), (3, "b"), (4, "c")]);
+    tablet.expect_silence().await;
+    g1.shutdown().await;
+    g2.shutdown().await;
 }

@@ -41,7 +41,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .map_err(GatewayError::Config)?;
             let routing = jim_router::Routing::open(inbox, Vec::new())
                 .await
-                .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?;
+                .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?
+                .sender_copy(config.inbox.sender_copy);
             let router = jim_router::LocalRouter::with_hub(hub, routing);
             Gateway::with_metrics(config, router, metrics)?.start().await
         }
@@ -61,8 +62,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let backend = jim_router_kafka::KafkaBackend::start(
                 config.kafka.clone(),
                 config.node_id,
-                Vec::new(),
-                inbox,
+                jim_router::Routing::new(inbox, Vec::new()).sender_copy(config.inbox.sender_copy),
                 hub,
             )
             .await

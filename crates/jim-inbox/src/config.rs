@@ -76,6 +76,9 @@ pub struct InboxSettings {
     /// The `client_msg_id`s kept per sender within the window (the oldest
     /// forgotten first), whatever its sessions.
     pub dedupe_per_user: u32,
+    /// Whether a one-to-one message is also kept in its sender's inbox and
+    /// sent to the sender's other sessions (the contract's section 8).
+    pub sender_copy: bool,
 }
 
 impl Default for InboxSettings {
@@ -89,6 +92,7 @@ impl Default for InboxSettings {
             ttl_secs: retention.ttl.as_secs(),
             dedupe_window_secs: retention.dedupe_window.as_secs(),
             dedupe_per_user: retention.dedupe_per_user,
+            sender_copy: true,
         }
     }
 }

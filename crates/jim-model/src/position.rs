@@ -73,7 +73,8 @@ pub fn is_new(position: Option<&Position>, offset: u64) -> bool {
     offset == 0 || position.is_none_or(|p| offset > p.offset)
 }
 
-/// A group message of the client's own session, at `offset` (from its
+/// A message of the client's own session (a group message, or a one-to-one
+/// message's sender copy) at `offset` (from its
 /// ack): the session is not sent it, so the position moves past it if it
 /// is the next one. Whether it moved.
 pub fn skip_own(position: &mut Position, offset: u64) -> bool {

@@ -152,7 +152,7 @@ impl CentralRouter {
         config: CentralConfig,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<CentralRouter, RouterError> {
-        CentralRouter::build(
+        CentralRouter::with_routing(
             config,
             Routing::new(Inbox::memory(Retention::default()), observers),
         )
@@ -169,10 +169,15 @@ impl CentralRouter {
         observers: Vec<Arc<dyn Observer>>,
         inbox: Inbox,
     ) -> Result<CentralRouter, RouterError> {
-        CentralRouter::build(config, Routing::open(inbox, observers).await?)
+        CentralRouter::with_routing(config, Routing::open(inbox, observers).await?)
     }
 
-    fn build(config: CentralConfig, routing: Routing) -> Result<CentralRouter, RouterError> {
+    /// A router planning with `routing` (its inbox, groups, observers and
+    /// whether senders get copies).
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a node id above 1023.
+    pub fn with_routing(config: CentralConfig, routing: Routing) -> Result<CentralRouter, RouterError> {
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| RouterError::Invalid {
             reason: e.to_string(),
         })?;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use jim_router::{
-    ClientAck, Directory, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Placement, Planned, Receipt,
-    Router, RouterError, Routing, SessionId, SessionInfo, Target, UserId,
+    ClientAck, Directory, Hub, InboxRead, InboxState, Outgoing, Placement, Planned, Receipt, Router,
+    RouterError, Routing, SessionId, SessionInfo, Target, UserId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -167,8 +167,9 @@ fn unavailable(error: impl std::fmt::Display) -> RouterError {
 
 impl KafkaBackend {
     /// Connects to Kafka, creates missing topics, reads the deployment's
-    /// state, and announces this gateway, which delivers into `hub` (the
-    /// gateway's sessions).
+    /// state, and announces this gateway, which plans with `routing` (its
+    /// inbox and observers; groups come from the groups topic) and
+    /// delivers into `hub` (the gateway's sessions).
     ///
     /// # Errors
     /// A [`KafkaError`] saying what failed: an invalid configuration, Kafka
@@ -177,8 +178,7 @@ impl KafkaBackend {
     pub async fn start(
         config: KafkaConfig,
         node: u16,
-        observers: Vec<Arc<dyn Observer>>,
-        inbox: Inbox,
+        routing: Routing,
         hub: Arc<Hub>,
     ) -> Result<KafkaBackend, KafkaError> {
         config.validate().map_err(KafkaError::Config)?;
@@ -227,8 +227,7 @@ impl KafkaBackend {
             epoch,
             hub,
             view: View::default(),
-            // Groups come from the groups topic, not the inbox store.
-            routing: Routing::new(inbox, observers),
+            routing,
             producer: std::sync::RwLock::new(producer),
             admin,
             ready: AtomicBool::new(false),
@@ -1100,6 +1099,7 @@ impl Directory for KafkaBackend {
 
 #[cfg(test)]
 mod tests {
+    use jim_router::Inbox;
     use rdkafka::mocking::MockCluster;
 
     use super::*;
@@ -1113,7 +1113,7 @@ mod tests {
             startup_timeout_ms: 3_000,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off(), Arc::default())
+        let err = KafkaBackend::start(config, 1, Routing::new(Inbox::off(), Vec::new()), Arc::default())
             .await
             .unwrap_err()
             .to_string();
@@ -1129,7 +1129,7 @@ mod tests {
             lease_ms: 10,
             ..KafkaConfig::default()
         };
-        let err = KafkaBackend::start(config, 1, Vec::new(), Inbox::off(), Arc::default())
+        let err = KafkaBackend::start(config, 1, Routing::new(Inbox::off(), Vec::new()), Arc::default())
             .await
             .unwrap_err();
         assert_eq!(

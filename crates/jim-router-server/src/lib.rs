@@ -264,17 +264,18 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
         .open(metrics.inbox())
         .await
         .map_err(ServerError::Config)?;
-    let router = CentralRouter::with_inbox(
+    let routing = jim_router::Routing::open(inbox, Vec::new())
+        .await?
+        .sender_copy(config.inbox.sender_copy);
+    let router = CentralRouter::with_routing(
         CentralConfig {
             key: config.key.clone(),
             max_body: config.max_body,
             settle: Duration::from_millis(config.settle_ms),
             ..CentralConfig::new(config.node_id)
         },
-        Vec::new(),
-        inbox,
-    )
-    .await?;
+        routing,
+    )?;
     let stop = CancellationToken::new();
     let grpc = tokio::net::TcpListener::bind(config.grpc)
         .await

@@ -11,7 +11,7 @@ use jim_protocol::Command;
 
 use crate::{
     Delivery, Groups, Inbox, InboxRead, InboxState, Observer, Observers, Outgoing, Receipt, Recipients,
-    RouterError, SessionId, UserId, UserList, recipients,
+    RouterError, SessionId, UserId, UserList, recipients, with_sender_copy,
 };
 
 /// The state every routing backend plans with: group membership, the
@@ -39,6 +39,9 @@ pub struct Routing {
     groups: Groups,
     observers: Observers,
     inbox: Inbox,
+    /// Whether a one-to-one message is copied to its sender
+    /// ([`with_sender_copy`]).
+    sender_copy: bool,
     /// Group changes are kept in the store in the order they were made.
     group_changes: tokio::sync::Mutex<()>,
 }
@@ -93,14 +96,24 @@ pub enum Submitted<'m> {
 
 impl Routing {
     /// Routing with `inbox` as its store and `observers` seeing every
-    /// message; no groups yet (see [`open`](Self::open)).
+    /// message, copying one-to-one messages to their senders; no groups
+    /// yet (see [`open`](Self::open)).
     pub fn new(inbox: Inbox, observers: Vec<std::sync::Arc<dyn Observer>>) -> Routing {
         Routing {
             groups: Groups::new(),
             observers: observers.into(),
             inbox,
+            sender_copy: true,
             group_changes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same, copying one-to-one messages to their senders or not
+    /// (`inbox.sender_copy`; see [`with_sender_copy`]).
+    #[must_use]
+    pub fn sender_copy(mut self, on: bool) -> Routing {
+        self.sender_copy = on;
+        self
     }
 
     /// As [`new`](Self::new), with the groups the store kept (a `disk`
@@ -146,7 +159,11 @@ impl Routing {
         message: &'m Outgoing,
         can_place: impl FnOnce(&Recipients<'m>) -> Result<(), RouterError>,
     ) -> Result<Submitted<'m>, RouterError> {
-        let (users, except) = match recipients(message, &self.groups, &self.observers, can_place)? {
+        let mut recipients = recipients(message, &self.groups, &self.observers, can_place)?;
+        if self.sender_copy {
+            recipients = with_sender_copy(message, recipients);
+        }
+        let (users, except) = match recipients {
             Recipients::Users { users, except } => (users, except),
             Recipients::Everyone => {
                 return Ok(Submitted::Everyone(Delivery::to_everyone(
@@ -325,7 +342,9 @@ fn planned(
         } => {
             let receipt = Receipt {
                 sessions: None,
-                offset: sender_offset,
+                // Told only to a sending session that is not sent the
+                // entry (a message to oneself without copies is sent).
+                offset: sender_offset.filter(|_| except.is_some()),
                 original: None,
                 recipients: users.len(),
             };
@@ -337,7 +356,7 @@ fn planned(
             sender_offset,
         } => Planned::Retry(Receipt {
             sessions: Some(0),
-            offset: sender_offset,
+            offset: sender_offset.filter(|_| except.is_some()),
             original: Some(MessageId(message_id)),
             recipients: 0,
         }),

@@ -27,6 +27,9 @@ pub enum Recipients<'m> {
 pub enum UserList<'m> {
     /// One user.
     One(&'m UserId),
+    /// Two users: a one-to-one message's recipient and its sender's own
+    /// copy.
+    Pair(&'m UserId, &'m UserId),
     /// The members of a group.
     Members(Members),
     /// Users listed one by one (a delivery's part for one gateway).
@@ -38,6 +41,7 @@ impl UserList<'_> {
     pub fn iter(&self) -> Users<'_> {
         match self {
             UserList::One(user) => Users::One(Some(user)),
+            UserList::Pair(first, second) => Users::Pair([*first, *second].into_iter()),
             UserList::Members(members) => Users::Members(members.iter()),
             UserList::Listed(users) => Users::Listed(users.iter()),
         }
@@ -47,6 +51,9 @@ impl UserList<'_> {
     pub fn into_owned(self) -> UserList<'static> {
         match self {
             UserList::One(user) => UserList::Listed(vec![UserId::clone(user)]),
+            UserList::Pair(first, second) => {
+                UserList::Listed(vec![UserId::clone(first), UserId::clone(second)])
+            }
             UserList::Members(members) => UserList::Members(members),
             UserList::Listed(users) => UserList::Listed(users),
         }
@@ -56,6 +63,7 @@ impl UserList<'_> {
     pub fn len(&self) -> usize {
         match self {
             UserList::One(_) => 1,
+            UserList::Pair(..) => 2,
             UserList::Members(members) => members.len(),
             UserList::Listed(users) => users.len(),
         }
@@ -72,6 +80,8 @@ impl UserList<'_> {
 pub enum Users<'a> {
     /// One user, until taken.
     One(Option<&'a UserId>),
+    /// Two users.
+    Pair(std::array::IntoIter<&'a UserId, 2>),
     /// A group's members.
     Members(std::collections::hash_set::Iter<'a, UserId>),
     /// Listed users.
@@ -84,6 +94,7 @@ impl<'a> Iterator for Users<'a> {
     fn next(&mut self) -> Option<&'a UserId> {
         match self {
             Users::One(user) => user.take(),
+            Users::Pair(users) => users.next(),
             Users::Members(members) => members.next(),
             Users::Listed(users) => users.next(),
         }
@@ -155,6 +166,53 @@ pub fn recipients<'m>(
     can_place(&recipients)?;
     observers.accept(message)?;
     Ok(recipients)
+}
+
+/// The sender's own copy (the contract's section 8): a client's one-to-one
+/// message also goes to its sender, into their inbox and to their other
+/// sessions, never to the sending session (which its ack tells the
+/// offset). A message to oneself is one entry, not two. Every other
+/// message is left as it is (a group's sender is a member already; a push
+/// has no sender).
+///
+/// ```
+/// use jim_model::{Message, MessageId, MessageKind};
+/// use jim_protocol::Command;
+/// use jim_router::{Outgoing, Recipients, Sender, SessionId, Target, UserList, with_sender_copy};
+///
+/// let message = Outgoing {
+///     cmd: Command::C2C,
+///     kind: MessageKind::Text,
+///     target: Target::User("bob".into()),
+///     sender: Some(Sender { user: "alice".into(), session: SessionId(7) }),
+///     message_id: MessageId(1),
+///     body: bytes::Bytes::new(),
+///     client_msg_id: None,
+/// };
+/// let Target::User(bob) = &message.target else { unreachable!() };
+/// let plain = Recipients::Users { users: UserList::One(bob), except: None };
+/// let Recipients::Users { users, except } = with_sender_copy(&message, plain) else { unreachable!() };
+/// assert_eq!(users.iter().map(|u| &**u).collect::<Vec<_>>(), ["bob", "alice"]);
+/// assert_eq!(except, Some(SessionId(7)));
+/// ```
+pub fn with_sender_copy<'m>(message: &'m Outgoing, recipients: Recipients<'m>) -> Recipients<'m> {
+    let (Target::User(to), Some(sender), Recipients::Users { .. }) =
+        (&message.target, &message.sender, &recipients)
+    else {
+        return recipients;
+    };
+    if message.cmd != jim_protocol::Command::C2C {
+        return recipients;
+    }
+    let users = if **to == *sender.user {
+        UserList::One(to)
+    } else {
+        UserList::Pair(to, &sender.user)
+    };
+    Recipients::Users {
+        users,
+        except: Some(sender.session),
+    }
 }
 
 #[cfg(test)]

@@ -224,19 +224,25 @@ async fn group_messages_carry_offsets_and_skip_only_the_sending_session(kind: Ki
     assert_eq!(deliveries(&mut laptop, 1).await, vec![(2, "g2".to_owned())]);
     phone.expect_silence().await;
 
-    // A B101 acks carry no offset (the sender's inbox does not get it).
+    // A B101 is copied to the sender's inbox too (contract v1.2): its ack
+    // carries the offset, the laptop gets it there, the phone does not.
     let reply = phone.request(Command::C2C, 7, &text("bob", "direct")).await;
-    assert!(
-        json(&reply)["data"].get("offset").is_none(),
-        "{}",
-        body_str(&reply)
-    );
+    assert_eq!(json(&reply)["data"]["offset"], 3, "{}", body_str(&reply));
+    assert_eq!(deliveries(&mut laptop, 1).await, vec![(3, "direct".to_owned())]);
+    phone.expect_silence().await;
 
-    // Another session of alice, from the start: both entries, its own too.
+    // Another session of alice, from the start: every entry, its own too.
     let mut tablet = gw.raw(kind).await;
     resume(&mut tablet, "alice", Some(r#"{"epoch":"","offset":0}"#)).await;
-    let replayed = deliveries(&mut tablet, 2).await;
-    assert_eq!(replayed, vec![(1, "g1".to_owned()), (2, "g2".to_owned())]);
+    let replayed = deliveries(&mut tablet, 3).await;
+    assert_eq!(
+        replayed,
+        vec![
+            (1, "g1".to_owned()),
+            (2, "g2".to_owned()),
+            (3, "direct".to_owned())
+        ]
+    );
 }
 
 async fn a_retried_send_is_acked_as_the_original_and_delivered_once(kind: Kind) {
@@ -332,7 +338,35 @@ both_transports!(
     live_messages_during_a_replay_are_neither_lost_nor_repeated_nor_reordered,
     group_messages_carry_offsets_and_skip_only_the_sending_session,
     a_retried_send_is_acked_as_the_original_and_delivered_once,
+    a_retried_send_is_copied_to_the_senders_other_devices_once,
 );
+
+async fn a_retried_send_is_copied_to_the_senders_other_devices_once(kind: Kind) {
+    let gw = Gw::start().await;
+    let mut phone = gw.user(kind, "alice").await;
+    let mut laptop = gw.user(kind.other(), "alice").await;
+    let mut bob = gw.user(kind, "bob").await;
+    let body = r#"{"type":"text","data":{"receiver_id":"bob","content":"once","client_msg_id":"c-9"}}"#;
+    let first = json(&phone.request(Command::C2C, 1, body).await);
+    assert_eq!(first["data"]["offset"], 1);
+    assert_eq!(deliveries(&mut laptop, 1).await, vec![(1, "once".to_owned())]);
+    assert_eq!(deliveries(&mut bob, 1).await, vec![(1, "once".to_owned())]);
+    // The laptop retries it (it saw the copy, but say its own send timed
+    // out): acked as the original, offset and all; nothing new anywhere.
+    let retry = json(&laptop.request(Command::C2C, 2, body).await);
+    assert_eq!(
+        (
+            retry["data"]["message_id"].clone(),
+            retry["data"]["offset"].clone()
+        ),
+        (first["data"]["message_id"].clone(), json!(1))
+    );
+    for session in [&mut phone, &mut laptop, &mut bob] {
+        session.expect_silence().await;
+    }
+    let (_, state) = gw.admin("GET", "/v1/users/alice/inbox", None).await;
+    assert_eq!(state["head"], 1, "one copy in the sender's inbox");
+}
 
 /// A gateway whose inbox and groups are on disk in `dir`.
 async fn on_disk(dir: &Path) -> Gw {

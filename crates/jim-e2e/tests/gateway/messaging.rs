@@ -74,7 +74,8 @@ async fn seed_samples_go_from_websocket_to_tcp() {
 
 both_transports!(
     unknown_fields_survive_byte_for_byte,
-    every_session_of_the_receiver_gets_it_and_not_the_senders_other_sessions,
+    every_session_of_the_receiver_and_the_senders_other_sessions_get_it,
+    without_sender_copies_the_senders_other_sessions_get_nothing,
     a_message_to_an_offline_user_is_acked,
     group_messages_reach_every_member_session_but_the_sending_one,
     non_members_and_unknown_groups_are_refused,
@@ -101,13 +102,20 @@ async fn unknown_fields_survive_byte_for_byte(kind: Kind) {
     assert!(delivered.ends_with(r#","trace":"t-1"}"#), "{delivered}");
 }
 
-async fn every_session_of_the_receiver_gets_it_and_not_the_senders_other_sessions(kind: Kind) {
+async fn every_session_of_the_receiver_and_the_senders_other_sessions_get_it(kind: Kind) {
     let gw = Gw::start().await;
     let mut alice = gw.user(kind, "alice").await;
     let mut alice_phone = gw.user(kind.other(), "alice").await;
     let mut bob_laptop = gw.user(kind, "bob").await;
     let mut bob_phone = gw.user(kind.other(), "bob").await;
-    let id = alice.send_message(Command::C2C, 1, "bob", "both?").await;
+    let ack = alice.request(Command::C2C, 1, &text("bob", "both?")).await;
+    assert_ack(&ack, Command::C2C, 1, "bob");
+    let id = json(&ack)["data"]["message_id"].clone();
+    assert_eq!(
+        json(&ack)["data"]["offset"],
+        1,
+        "the copy's offset in alice's inbox"
+    );
     for bob in [&mut bob_laptop, &mut bob_phone] {
         let body = json(&bob.recv().await);
         assert_eq!(
@@ -115,10 +123,56 @@ async fn every_session_of_the_receiver_gets_it_and_not_the_senders_other_session
                 body["data"]["content"].clone(),
                 body["data"]["message_id"].clone()
             ),
-            (json!("both?"), json!(id))
+            (json!("both?"), id.clone())
         );
     }
+    // The sender's other session gets its copy, with its offset: the same
+    // stamped body, its own sender_id.
+    let copy = alice_phone.recv().await;
+    assert_eq!((copy.cmd, copy.seq), (Command::C2C, 1));
+    let copy = json(&copy);
+    assert_eq!(
+        (
+            copy["data"]["sender_id"].clone(),
+            copy["data"]["receiver_id"].clone(),
+            copy["data"]["message_id"].clone()
+        ),
+        (json!("alice"), json!("bob"), id)
+    );
+    alice.expect_silence().await;
     alice_phone.expect_silence().await;
+}
+
+async fn without_sender_copies_the_senders_other_sessions_get_nothing(kind: Kind) {
+    let routing = jim_router::Routing::new(jim_router::Inbox::memory(Default::default()), Vec::new())
+        .sender_copy(false);
+    let router = jim_router::LocalRouter::with_hub(Default::default(), routing);
+    let gw = Gw::with_router(router, |_| {}).await;
+    let mut alice = gw.user(kind, "alice").await;
+    let mut alice_phone = gw.user(kind.other(), "alice").await;
+    let mut bob = gw.user(kind, "bob").await;
+    let ack = alice.request(Command::C2C, 1, &text("bob", "only bob")).await;
+    assert_ack(&ack, Command::C2C, 1, "bob");
+    assert!(json(&ack)["data"].get("offset").is_none(), "no copy, no offset");
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "only bob");
+    alice_phone.expect_silence().await;
+
+    // To oneself without copies: every session, the sending one too.
+    alice.send_body(Command::C2C, 2, &text("alice", "note")).await;
+    let (mut acks, mut notes) = (0, 0);
+    for _ in 0..2 {
+        let frame = alice.recv().await;
+        if is_delivery(&frame) {
+            assert_eq!(json(&frame)["data"]["content"], "note");
+            notes += 1;
+        } else {
+            assert_ack(&frame, Command::C2C, 2, "alice");
+            assert!(json(&frame)["data"].get("offset").is_none());
+            acks += 1;
+        }
+    }
+    assert_eq!((acks, notes), (1, 1));
+    assert_eq!(json(&alice_phone.recv().await)["data"]["content"], "note");
 }
 
 async fn a_message_to_an_offline_user_is_acked(kind: Kind) {

@@ -1054,3 +1054,57 @@ async fn pipelined_messages_are_acked_and_delivered_in_the_order_sent_and_one_re
         assert_eq!(deliveries(&mut bob, N as usize - 1).await, expected, "{kind:?}");
     }
 }
+
+/// Contract v1.2, sender copies across gateways through Kafka, with the
+/// inbox in Redis: the other device gets each copy live once, a device
+/// signing in later gets them through `since`, the ack names the offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_a_senders_other_devices_get_its_copies() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &inbox).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &inbox).await;
+    let mut phone = g1.user(Kind::Tcp, "alice").await;
+    let mut laptop = g2.user(Kind::Ws, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "alice", 2, WAIT).await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+
+    let ack = phone
+        .request(Command::C2C, 1, &text("bob", "from the phone"))
+        .await;
+    assert_ack(&ack, Command::C2C, 1, "bob");
+    assert_eq!(json(&ack)["data"]["offset"], 1);
+    assert_eq!(
+        deliveries(&mut laptop, 1).await,
+        vec![(1, "from the phone".to_owned())]
+    );
+    assert_eq!(
+        deliveries(&mut bob, 1).await,
+        vec![(1, "from the phone".to_owned())]
+    );
+    let ack = laptop
+        .request(Command::C2C, 2, &text("bob", "from the laptop"))
+        .await;
+    assert_eq!(json(&ack)["data"]["offset"], 2);
+    assert_eq!(
+        deliveries(&mut phone, 1).await,
+        vec![(2, "from the laptop".to_owned())]
+    );
+    phone.expect_silence().await;
+    laptop.expect_silence().await;
+
+    let mut tablet = g1.raw(Kind::Tcp).await;
+    let ok = resume(&mut tablet, "alice", Some(r#"{"epoch":"","offset":0}"#)).await;
+    assert_eq!(ok["inbox"]["offset"], 2);
+    assert_eq!(
+        deliveries(&mut tablet, 2).await,
+        vec![
+            (1, "from the phone".to_owned()),
+            (2, "from the laptop".to_owned())
+        ]
+    );
+    tablet.expect_silence().await;
+}

@@ -232,7 +232,10 @@ impl<R: Router> Session<R> {
                 if receipt.original.is_none() {
                     self.shared.metrics.routed(request.cmd, kind);
                 }
-                let offset = receipt.offset.filter(|_| request.cmd == Command::C2G);
+                // The entry in the sender's own inbox (a group message, or
+                // a one-to-one message's sender copy), which this session
+                // is not sent.
+                let offset = receipt.offset;
                 self.ack(
                     &request,
                     &receiver,
