@@ -34,6 +34,10 @@ export const Command = {
   C2G: "B102",
   /** A server push. */
   Push: "B103",
+  /** Typing: sent, and relayed to the conversation's other side (ephemeral, `seq` 0). */
+  Typing: "B104",
+  /** A history or conversation-list request, and its reply. */
+  History: "B105",
 } as const;
 
 /** One of {@link Command}'s codes, or any other 4-letter code. */

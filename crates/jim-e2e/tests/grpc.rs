@@ -1699,3 +1699,50 @@ async fn a_senders_other_devices_on_other_gateways_get_its_copies() {
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+/// Contract v1.2, typing: relayed through the router to the other side's
+/// sessions on every gateway, never to the typist's; a group's outsider
+/// gets 4003 from the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_gateways_through_the_router() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut alice_laptop = g2.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    let mut bob_phone = g1.user(Kind::Tcp, "bob").await;
+    let mut eve = g1.user(Kind::Tcp, "eve").await;
+    wait_presence(&g1, "bob", 2).await;
+    wait_presence(&g1, "alice", 2).await;
+    let (status, _) = g1
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let typing =
+        |to: &str, field: &str| format!(r#"{{"type":"typing","data":{{"{field}":"{to}","state":"on"}}}}"#);
+    alice
+        .send_body(Command::Typing, 1, &typing("bob", "receiver_id"))
+        .await;
+    alice
+        .send_body(Command::Typing, 2, &typing("team", "group_id"))
+        .await;
+    for bob in [&mut bob, &mut bob_phone] {
+        for field in ["receiver_id", "group_id"] {
+            let frame = bob.recv().await;
+            assert_eq!((frame.cmd, frame.seq), (Command::Typing, 0));
+            let data = json(&frame)["data"].clone();
+            assert_eq!(data["sender_id"], "alice");
+            assert!(data.get(field).is_some(), "{data}");
+        }
+    }
+    let refused = eve.request(Command::Typing, 3, &typing("team", "group_id")).await;
+    assert_error(&refused, Command::Typing, 3, 4003);
+    alice.expect_silence().await;
+    alice_laptop.expect_silence().await;
+    g1.shutdown().await;
+    g2.shutdown().await;
+}

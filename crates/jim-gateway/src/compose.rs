@@ -42,7 +42,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let routing = jim_router::Routing::open(inbox, Vec::new())
                 .await
                 .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?
-                .sender_copy(config.inbox.sender_copy);
+                .sender_copy(config.inbox.sender_copy)
+                .typing(config.typing);
             let router = jim_router::LocalRouter::with_hub(hub, routing);
             Gateway::with_metrics(config, router, metrics)?.start().await
         }
@@ -62,7 +63,9 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let backend = jim_router_kafka::KafkaBackend::start(
                 config.kafka.clone(),
                 config.node_id,
-                jim_router::Routing::new(inbox, Vec::new()).sender_copy(config.inbox.sender_copy),
+                jim_router::Routing::new(inbox, Vec::new())
+                    .sender_copy(config.inbox.sender_copy)
+                    .typing(config.typing),
                 hub,
             )
             .await

@@ -45,6 +45,9 @@ pub struct Config {
     pub session: SessionTimers,
     /// `[inbox]`: where acknowledged messages wait for their recipients.
     pub inbox: jim_router::inbox::InboxSettings,
+    /// `[typing]`: where typing is relayed (local and kafka mode; in grpc
+    /// mode the router's counts).
+    pub typing: jim_router::TypingSettings,
     /// The central router (`grpc` mode).
     pub grpc: jim_router_grpc::LinkConfig,
     /// `[kafka]` (`kafka` mode): the Kafka backend's own settings, read
@@ -68,6 +71,7 @@ impl Default for Config {
             limits: Limits::default(),
             session: SessionTimers::default(),
             inbox: jim_router::inbox::InboxSettings::default(),
+            typing: jim_router::TypingSettings::default(),
             grpc: jim_router_grpc::LinkConfig::default(),
             kafka: jim_router_kafka::KafkaConfig::default(),
             log: "info".to_owned(),

@@ -84,6 +84,7 @@ mod ready;
 mod server;
 mod session;
 mod state;
+mod typing;
 mod wire;
 mod writer;
 

@@ -101,6 +101,11 @@ pub struct Metrics {
     /// Recipients of the messages routed (a group message counts its
     /// members): what the budgets are charged.
     pub fanout_recipients: Counter,
+    /// Typings (`B104`) relayed.
+    pub typing_relayed: Counter,
+    /// Typings dropped: another of the same user and conversation was
+    /// relayed less than 2 s before.
+    pub typing_dropped: Counter,
     /// Certificate reloads, done and refused.
     pub tls_reloads: jim_service::Outcomes,
     /// JWKS reads, done and failed.
@@ -218,6 +223,16 @@ impl Metrics {
                 "jim_fanout_recipients_total",
                 "Recipients of the messages routed (a group message counts its members)",
                 &[],
+            ),
+            typing_relayed: r.counter(
+                "jim_typing_total",
+                "Typings (B104): relayed, or dropped (one per user and conversation every 2 s)",
+                &[("outcome", "relayed".to_owned())],
+            ),
+            typing_dropped: r.counter(
+                "jim_typing_total",
+                "Typings (B104): relayed, or dropped (one per user and conversation every 2 s)",
+                &[("outcome", "dropped".to_owned())],
             ),
             sessions_kicked: r.counter(
                 "jim_sessions_kicked_total",

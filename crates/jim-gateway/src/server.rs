@@ -87,6 +87,7 @@ impl<R: Router + Clone> Gateway<R> {
                 tls,
                 ids,
                 fanout,
+                typing: crate::typing::TypingGate::default(),
                 metrics,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),

@@ -26,6 +26,8 @@ pub(crate) struct Shared<R> {
     pub(crate) ids: MessageIdGenerator,
     /// Recipients per second: each user's budget, and the gateway's.
     pub(crate) fanout: crate::fanout::Fanout,
+    /// When each user's typing was last relayed, per conversation.
+    pub(crate) typing: crate::typing::TypingGate,
     pub(crate) metrics: Metrics,
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,

@@ -31,6 +31,10 @@ pub enum MessageKind {
     Ack,
     /// `error` (server to client only)
     Error,
+    /// `typing`: the body of a `B104` (v1.2), never of a B101 or B102:
+    /// not among [`MessageKind::ALL`], so a message of this type is an
+    /// unknown type there.
+    Typing,
 }
 
 impl MessageKind {
@@ -64,13 +68,14 @@ impl MessageKind {
             MessageKind::Video => "video",
             MessageKind::Ack => "ack",
             MessageKind::Error => "error",
+            MessageKind::Typing => "typing",
         }
     }
 
     /// Whether this kind is a chat message that is routed to recipients
     /// (everything but `ack` and `error`).
     pub const fn is_chat(self) -> bool {
-        !matches!(self, MessageKind::Ack | MessageKind::Error)
+        !matches!(self, MessageKind::Ack | MessageKind::Error | MessageKind::Typing)
     }
 }
 

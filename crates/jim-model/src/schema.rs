@@ -138,6 +138,8 @@ const ACK: &[FieldSpec] = &[
     req("message_id", Id),
 ];
 const ERROR: &[FieldSpec] = &[req("code", U16), req("reason", Str)];
+/// A `B104` body (read by [`Typing`](crate::Typing), never as a message).
+const TYPING: &[FieldSpec] = &[opt("receiver_id", Str), opt("group_id", Str), req("state", Str)];
 
 /// The fields of `kind` (at most 64, for the seen-set bitmask).
 pub(crate) fn fields(kind: MessageKind) -> &'static [FieldSpec] {
@@ -151,6 +153,7 @@ pub(crate) fn fields(kind: MessageKind) -> &'static [FieldSpec] {
         MessageKind::Video => VIDEO_FIELDS,
         MessageKind::Ack => ACK,
         MessageKind::Error => ERROR,
+        MessageKind::Typing => TYPING,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A frame's command: one of the ten codes of the contract, or any other
+/// A frame's command: one of the twelve codes of the contract, or any other
 /// four bytes carried intact so that the receiver can answer it (an unknown
 /// command gets an error reply with the same code, not silence).
 ///
@@ -36,13 +36,17 @@ pub enum Command {
     C2G,
     /// `B103`: server push (S2C).
     S2C,
+    /// `B104`: typing, client→server and relayed, ephemeral (v1.2).
+    Typing,
+    /// `B105`: a history or conversation-list request, and its reply (v1.2).
+    History,
     /// Any other four bytes, kept as received.
     Unknown([u8; 4]),
 }
 
 impl Command {
     /// Every command the contract defines, in code order.
-    pub const KNOWN: [Command; 10] = [
+    pub const KNOWN: [Command; 12] = [
         Command::Ping,
         Command::Pong,
         Command::ClientClose,
@@ -53,6 +57,8 @@ impl Command {
         Command::C2C,
         Command::C2G,
         Command::S2C,
+        Command::Typing,
+        Command::History,
     ];
 
     /// The command for four bytes off the wire.
@@ -69,6 +75,8 @@ impl Command {
             b"B101" => Command::C2C,
             b"B102" => Command::C2G,
             b"B103" => Command::S2C,
+            b"B104" => Command::Typing,
+            b"B105" => Command::History,
             _ => Command::Unknown(code),
         }
     }
@@ -87,6 +95,8 @@ impl Command {
             Command::C2C => *b"B101",
             Command::C2G => *b"B102",
             Command::S2C => *b"B103",
+            Command::Typing => *b"B104",
+            Command::History => *b"B105",
             Command::Unknown(code) => code,
         }
     }

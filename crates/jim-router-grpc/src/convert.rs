@@ -70,8 +70,11 @@ pub(crate) fn message_to_proto(message: &Outgoing) -> proto::Message {
 /// A routed message from the wire, checked as a gateway would have.
 pub(crate) fn message_from_proto(message: proto::Message) -> Result<Outgoing, Status> {
     let cmd = command(&message.cmd)?;
-    let kind = MessageKind::parse(&message.kind)
-        .ok_or_else(|| Status::invalid_argument(format!("unknown message kind {:?}", message.kind)))?;
+    let kind = match (cmd, message.kind.as_str()) {
+        (Command::Typing, "typing") => MessageKind::Typing,
+        (_, kind) => MessageKind::parse(kind)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown message kind {kind:?}")))?,
+    };
     let target = match message.target.and_then(|t| t.to) {
         Some(proto::target::To::User(user)) if !user.is_empty() => Target::User(user.into()),
         Some(proto::target::To::Group(group)) if !group.is_empty() => Target::Group(group.into()),
@@ -137,9 +140,9 @@ pub(crate) fn read_from_proto(reply: proto::ReadInboxReply) -> Result<jim_router
 
 pub(crate) fn command(code: &str) -> Result<Command, Status> {
     match <[u8; 4]>::try_from(code.as_bytes()).map(Command::from_code) {
-        Ok(cmd @ (Command::C2C | Command::C2G | Command::S2C)) => Ok(cmd),
+        Ok(cmd @ (Command::C2C | Command::C2G | Command::S2C | Command::Typing)) => Ok(cmd),
         _ => Err(Status::invalid_argument(format!(
-            "cmd {code:?} is not B101, B102 or B103"
+            "cmd {code:?} is not B101, B102, B103 or B104"
         ))),
     }
 }

@@ -930,13 +930,21 @@ impl Router for KafkaBackend {
         };
         let (deliveries, sessions) = inner.split(&message, &delivery);
         let key = records::conversation_key(&message);
-        let event = inner.produce(
-            &inner.topics.events,
-            key.as_bytes(),
-            Some(&message.body),
-            None,
-            Some(event_headers(&message)),
-        );
+        // Typing is ephemeral: never on the events topic.
+        let event = async {
+            if message.cmd == jim_protocol::Command::Typing {
+                return Ok(());
+            }
+            inner
+                .produce(
+                    &inner.topics.events,
+                    key.as_bytes(),
+                    Some(&message.body),
+                    None,
+                    Some(event_headers(&message)),
+                )
+                .await
+        };
         let values: Vec<(Vec<u8>, i32, Vec<u8>)> = deliveries
             .iter()
             .map(|head| {

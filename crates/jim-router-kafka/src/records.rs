@@ -132,7 +132,7 @@ impl DeliveryHead {
     pub(crate) fn into_delivery(self, body: Bytes) -> Option<Delivery<'static>> {
         let code: [u8; 4] = self.cmd.as_deref()?.as_bytes().try_into().ok()?;
         let cmd = match Command::from_code(code) {
-            cmd @ (Command::C2C | Command::C2G | Command::S2C) => cmd,
+            cmd @ (Command::C2C | Command::C2G | Command::S2C | Command::Typing) => cmd,
             _ => return None,
         };
         if self.everyone {

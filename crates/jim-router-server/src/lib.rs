@@ -88,6 +88,9 @@ pub struct RouterConfig {
     pub keepalive_ms: u64,
     /// `[inbox]`: the router owns every user's inbox in grpc mode.
     pub inbox: jim_router::inbox::InboxSettings,
+    /// `[typing]`: where typing is relayed (the gateways' do not count in
+    /// grpc mode).
+    pub typing: jim_router::TypingSettings,
     /// The log filter (`tracing`'s syntax), read again on SIGHUP; `--log`
     /// and `JIM_LOG` win over it.
     pub log: String,
@@ -108,6 +111,7 @@ impl Default for RouterConfig {
             handshake_timeout_ms: 10_000,
             keepalive_ms: 10_000,
             inbox: jim_router::inbox::InboxSettings::default(),
+            typing: jim_router::TypingSettings::default(),
             log: "info".to_owned(),
         }
     }
@@ -266,7 +270,8 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
         .map_err(ServerError::Config)?;
     let routing = jim_router::Routing::open(inbox, Vec::new())
         .await?
-        .sender_copy(config.inbox.sender_copy);
+        .sender_copy(config.inbox.sender_copy)
+        .typing(config.typing);
     let router = CentralRouter::with_routing(
         CentralConfig {
             key: config.key.clone(),

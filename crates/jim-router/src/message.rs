@@ -20,6 +20,13 @@ pub enum Target {
     Everyone,
 }
 
+impl Target {
+    /// Whether this is a group.
+    pub fn is_group(&self) -> bool {
+        matches!(self, Target::Group(_))
+    }
+}
+
 /// The sending session of a client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {

@@ -42,6 +42,8 @@ pub struct Routing {
     /// Whether a one-to-one message is copied to its sender
     /// ([`with_sender_copy`]).
     sender_copy: bool,
+    /// Where typing is relayed.
+    typing: TypingSettings,
     /// Group changes are kept in the store in the order they were made.
     group_changes: tokio::sync::Mutex<()>,
 }
@@ -53,6 +55,28 @@ impl Default for Routing {
             jim_inbox::Inbox::memory(jim_inbox::Retention::default()),
             Vec::new(),
         )
+    }
+}
+
+/// `[typing]`: where typing (`B104`) is relayed.
+///
+/// ```
+/// let settings = jim_router::TypingSettings::default();
+/// assert_eq!(settings.max_group_members, 100);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypingSettings {
+    /// In a group of more members than this, nobody is told who types
+    /// (the contract's default: 100).
+    pub max_group_members: usize,
+}
+
+impl Default for TypingSettings {
+    fn default() -> TypingSettings {
+        TypingSettings {
+            max_group_members: 100,
+        }
     }
 }
 
@@ -77,8 +101,8 @@ pub enum Planned<'m> {
 /// [`Routing::submit`].
 #[derive(Debug)]
 pub enum Submitted<'m> {
-    /// A push to everyone: nothing to store.
-    Everyone(Delivery<'m>),
+    /// Nothing to store: a push to everyone, or typing (`B104`).
+    Unstored(Delivery<'m>),
     /// Appended to these users' inboxes once `pending` says so.
     Users {
         /// The frame's command.
@@ -104,8 +128,16 @@ impl Routing {
             observers: observers.into(),
             inbox,
             sender_copy: true,
+            typing: TypingSettings::default(),
             group_changes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same, relaying typing (`B104`) as `settings` say (`[typing]`).
+    #[must_use]
+    pub fn typing(mut self, settings: TypingSettings) -> Routing {
+        self.typing = settings;
+        self
     }
 
     /// The same, copying one-to-one messages to their senders or not
@@ -164,9 +196,19 @@ impl Routing {
             recipients = with_sender_copy(message, recipients);
         }
         let (users, except) = match recipients {
+            Recipients::Users { users, except } if message.cmd == Command::Typing => {
+                let users = if message.target.is_group() && users.len() >= self.typing.max_group_members {
+                    UserList::Listed(Vec::new()) // a crowd: nobody is told
+                } else {
+                    users
+                };
+                let delivery =
+                    Delivery::to_users(message.cmd, message.body.clone(), users, Vec::new(), except);
+                return Ok(Submitted::Unstored(delivery));
+            }
             Recipients::Users { users, except } => (users, except),
             Recipients::Everyone => {
-                return Ok(Submitted::Everyone(Delivery::to_everyone(
+                return Ok(Submitted::Unstored(Delivery::to_everyone(
                     message.cmd,
                     message.body.clone(),
                 )));
@@ -197,7 +239,8 @@ impl Routing {
     /// As [`plan`](Self::plan), without waiting, when the store settles
     /// at once (memory, off); `None` (nothing done) otherwise.
     pub fn plan_now<'m>(&self, message: &'m Outgoing) -> Option<Result<Planned<'m>, RouterError>> {
-        if !self.inbox.settles_at_once() {
+        // Typing is never stored: it settles at once with any store.
+        if !self.inbox.settles_at_once() && message.cmd != Command::Typing {
             return None;
         }
         Some(self.submit(message, |_| Ok(())).and_then(Submitted::settled))
@@ -259,7 +302,7 @@ impl<'m> Submitted<'m> {
     /// [`settled`](Self::settled) plans it without waiting.
     pub fn is_settled(&self) -> bool {
         match self {
-            Submitted::Everyone(_) => true,
+            Submitted::Unstored(_) => true,
             Submitted::Users { pending, .. } => pending.is_settled(),
         }
     }
@@ -267,7 +310,7 @@ impl<'m> Submitted<'m> {
     /// The same, owning its recipients (to wait for the store in a task).
     pub fn into_owned(self) -> Submitted<'static> {
         match self {
-            Submitted::Everyone(delivery) => Submitted::Everyone(delivery.into_owned()),
+            Submitted::Unstored(delivery) => Submitted::Unstored(delivery.into_owned()),
             Submitted::Users {
                 cmd,
                 body,
@@ -290,7 +333,7 @@ impl<'m> Submitted<'m> {
     /// [`RouterError::Inbox`] if nothing was stored.
     pub async fn stored(self) -> Result<Planned<'m>, RouterError> {
         match self {
-            Submitted::Everyone(delivery) => Ok(everyone(delivery)),
+            Submitted::Unstored(delivery) => Ok(everyone(delivery)),
             Submitted::Users {
                 cmd,
                 body,
@@ -308,7 +351,7 @@ impl<'m> Submitted<'m> {
     /// settled.
     pub fn settled(self) -> Result<Planned<'m>, RouterError> {
         match self {
-            Submitted::Everyone(delivery) => Ok(everyone(delivery)),
+            Submitted::Unstored(delivery) => Ok(everyone(delivery)),
             Submitted::Users {
                 cmd,
                 body,

@@ -3,6 +3,8 @@
 //! in where those recipients' sessions are (this process, the gateways a
 //! central router knows, the gateways a Kafka view knows).
 
+use jim_protocol::Command;
+
 use crate::{Groups, Members, Observers, Outgoing, RouterError, SessionId, Target, UserId};
 
 /// Who gets an accepted message (borrowing the message's addressee: no
@@ -164,8 +166,33 @@ pub fn recipients<'m>(
         Target::Everyone => Recipients::Everyone,
     };
     can_place(&recipients)?;
+    if message.cmd == Command::Typing {
+        // Ephemeral: never observed, never to the typist's own sessions.
+        return Ok(typing_recipients(message, recipients));
+    }
     observers.accept(message)?;
     Ok(recipients)
+}
+
+/// Who sees that a user is typing (`B104`, the contract's section 8): the
+/// other side of the conversation, every one of its sessions, and never
+/// a session of the typist.
+fn typing_recipients<'m>(message: &'m Outgoing, recipients: Recipients<'m>) -> Recipients<'m> {
+    let Some(sender) = &message.sender else {
+        return recipients;
+    };
+    let Recipients::Users { users, .. } = recipients else {
+        return recipients;
+    };
+    let others = users
+        .iter()
+        .filter(|user| **user != sender.user)
+        .cloned()
+        .collect();
+    Recipients::Users {
+        users: UserList::Listed(others),
+        except: None,
+    }
 }
 
 /// The sender's own copy (the contract's section 8): a client's one-to-one
@@ -201,7 +228,7 @@ pub fn with_sender_copy<'m>(message: &'m Outgoing, recipients: Recipients<'m>) -
     else {
         return recipients;
     };
-    if message.cmd != jim_protocol::Command::C2C {
+    if message.cmd != Command::C2C {
         return recipients;
     }
     let users = if **to == *sender.user {

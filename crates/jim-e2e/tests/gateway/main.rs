@@ -17,3 +17,4 @@ mod session;
 mod shutdown;
 mod tls;
 mod tokens;
+mod typing;

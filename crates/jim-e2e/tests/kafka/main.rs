@@ -1108,3 +1108,37 @@ async fn with_redis_a_senders_other_devices_get_its_copies() {
     );
     tablet.expect_silence().await;
 }
+
+/// Contract v1.2, typing: relayed to a user on another gateway through
+/// Kafka, never echoed, never on the events topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_crosses_gateways_and_is_never_an_event() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let g1 = KafkaGateway::start(&broker, &prefix, 1).await;
+    let g2 = KafkaGateway::start(&broker, &prefix, 2).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    alice
+        .send_body(
+            Command::Typing,
+            1,
+            r#"{"type":"typing","data":{"receiver_id":"bob","state":"on"}}"#,
+        )
+        .await;
+    let frame = bob.recv().await;
+    assert_eq!((frame.cmd, frame.seq), (Command::Typing, 0));
+    assert_eq!(
+        json(&frame)["data"],
+        json!({"receiver_id": "bob", "state": "on", "sender_id": "alice"})
+    );
+    alice.expect_silence().await;
+    let id = alice.send_message(Command::C2C, 2, "bob", "after").await;
+    let events = read_topic(&broker, &format!("{prefix}events"), 2);
+    let ids: Vec<_> = events
+        .iter()
+        .map(|(_, headers, _)| headers.get("jim-message-id").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, [id], "one event: the message, not the typing");
+}

@@ -32,6 +32,7 @@ const MAX_BATCH: usize = 64;
 
 mod messages;
 mod sign_in;
+mod typing;
 
 use messages::InFlight;
 
@@ -405,6 +406,11 @@ impl<R: Router> Session<R> {
             (Command::Pong, true) => Flow::Continue,
             (Command::Auth, true) => Box::pin(self.refresh(&frame)).await,
             (Command::C2C | Command::C2G, true) => self.message(&frame, routes, router).await,
+            (Command::Typing, true) => self.typing(&frame),
+            (Command::History, true) => {
+                let reason = "B105 (history) is not served by this gateway yet";
+                self.error(&frame, ErrorCode::NotFound, reason)
+            }
             (Command::S2C, true) => {
                 self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
             }
