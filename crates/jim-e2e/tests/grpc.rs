@@ -1746,3 +1746,47 @@ async fn typing_crosses_gateways_through_the_router() {
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+/// Contract v1.2, history and conversations: answered from the router's
+/// store on any gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_conversations_are_served_on_any_gateway() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    alice.send_message(Command::C2C, 1, "bob", "one").await;
+    bob.send_message(Command::C2C, 2, "alice", "two").await;
+    alice.send_message(Command::C2C, 3, "bob", "three").await;
+    // Alice on the other gateway, a new device.
+    let mut laptop = g2.user(Kind::Tcp, "alice").await;
+    let reply = laptop
+        .request(
+            Command::History,
+            4,
+            r#"{"op":"history","conversation":{"user":"bob"},"limit":2}"#,
+        )
+        .await;
+    assert_eq!(reply.cmd, Command::History);
+    let page = json(&reply);
+    let contents: Vec<_> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["body"]["data"]["content"].clone())
+        .collect();
+    assert_eq!(
+        (contents, page["more"].clone()),
+        (vec![json!("three"), json!("two")], json!(true))
+    );
+    let list = json(
+        &laptop
+            .request(Command::History, 5, r#"{"op":"conversations"}"#)
+            .await,
+    );
+    assert_eq!(list["conversations"][0]["conversation"], json!({"user": "bob"}));
+    assert_eq!(list["conversations"][0]["unread"], 1, "only bob's");
+    g1.shutdown().await;
+    g2.shutdown().await;
+}

@@ -147,6 +147,203 @@ impl Typing {
     }
 }
 
+/// A `B105` request: `{"op":"history","conversation":{..},"before":N,"limit":L}`
+/// or `{"op":"conversations","limit":L}`.
+///
+/// ```
+/// use jim_model::{Conversation, HistoryRequest};
+///
+/// let page = HistoryRequest::parse(br#"{"op":"history","conversation":{"user":"bob"},"before":40}"#)?;
+/// assert_eq!(page, HistoryRequest::History {
+///     conversation: Conversation::User("bob".into()),
+///     before: Some(40),
+///     limit: 50, // the default
+/// });
+/// let list = HistoryRequest::parse(br#"{"op":"conversations","limit":500}"#)?;
+/// assert_eq!(list, HistoryRequest::Conversations { limit: 100 }); // at most 100
+/// # Ok::<(), jim_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryRequest {
+    /// A page of one conversation, newest first.
+    History {
+        /// The conversation.
+        conversation: Conversation,
+        /// Entries with offsets below this; `None`: from the head.
+        before: Option<u32>,
+        /// At most this many entries (1 to [`HistoryRequest::MAX_LIMIT`]).
+        limit: usize,
+    },
+    /// The user's conversations, most recent first.
+    Conversations {
+        /// At most this many (1 to [`HistoryRequest::MAX_LIMIT`]).
+        limit: usize,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    op: String,
+    #[serde(default)]
+    conversation: Option<serde_json::Value>,
+    #[serde(default)]
+    before: Option<serde_json::Value>,
+    #[serde(default)]
+    limit: Option<serde_json::Value>,
+}
+
+impl HistoryRequest {
+    /// The default `limit`.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The largest `limit`: a larger one is served as this.
+    pub const MAX_LIMIT: usize = 100;
+
+    /// Parses a `B105` body, rejecting JSON that parsers read differently.
+    ///
+    /// # Errors
+    /// A [`ModelError`] naming the field: an unknown `op`, a missing or
+    /// malformed `conversation` (history), a `before` or `limit` that is
+    /// not a positive integer, an unknown field.
+    pub fn parse(body: &[u8]) -> Result<HistoryRequest, ModelError> {
+        crate::strict::check(body)?;
+        let body: RequestBody = serde_json::from_slice(body).map_err(ModelError::Json)?;
+        let positive = |value: Option<serde_json::Value>, field: &str| match value {
+            None => Ok(None),
+            Some(value) => {
+                value
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or_else(|| ModelError::InvalidField {
+                        field: field.into(),
+                        expected: "a positive integer",
+                    })
+            }
+        };
+        let limit = positive(body.limit, "limit")?.map_or(HistoryRequest::DEFAULT_LIMIT, |l| {
+            usize::try_from(l)
+                .unwrap_or(usize::MAX)
+                .min(HistoryRequest::MAX_LIMIT)
+        });
+        match body.op.as_str() {
+            "history" => {
+                let conversation = body.conversation.ok_or_else(|| ModelError::MissingField {
+                    field: "conversation".into(),
+                })?;
+                let conversation = serde_json::from_value::<Conversation>(conversation)
+                    .ok()
+                    .filter(|c| !c.id().is_empty())
+                    .ok_or_else(|| ModelError::InvalidField {
+                        field: "conversation".into(),
+                        expected: r#"{"user":"<id>"} or {"group":"<id>"}"#,
+                    })?;
+                let before = positive(body.before, "before")?.map(|b| u32::try_from(b).unwrap_or(u32::MAX));
+                Ok(HistoryRequest::History {
+                    conversation,
+                    before,
+                    limit,
+                })
+            }
+            "conversations" => {
+                if body.conversation.is_some() || body.before.is_some() {
+                    return Err(ModelError::NotAllowed {
+                        reason: "op \"conversations\" takes only `limit`",
+                    });
+                }
+                Ok(HistoryRequest::Conversations { limit })
+            }
+            _ => Err(ModelError::InvalidField {
+                field: "op".into(),
+                expected: r#""history" or "conversations""#,
+            }),
+        }
+    }
+}
+
+/// What an inbox entry is to the user whose inbox holds it: which
+/// conversation, whether they sent it, whether it is a receipt.
+///
+/// ```
+/// use jim_model::{Conversation, EntryView};
+///
+/// let body = br#"{"type":"text","data":{"receiver_id":"bob","sender_id":"alice","content":"hi"}}"#;
+/// let mine = EntryView::of("alice", false, body).unwrap();
+/// assert_eq!((mine.conversation, mine.own), (Conversation::User("bob".into()), true));
+/// let theirs = EntryView::of("bob", false, body).unwrap();
+/// assert_eq!((theirs.conversation, theirs.own), (Conversation::User("alice".into()), false));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The conversation, from the viewer's side.
+    pub conversation: Conversation,
+    /// The viewer sent it (from any device).
+    pub own: bool,
+    /// A receipt (an `ack` with a `status`), not a message.
+    pub receipt: bool,
+    /// Its `message_id` (a receipt's: the message it marks).
+    pub message_id: Option<crate::MessageId>,
+}
+
+#[derive(Deserialize)]
+struct EntryBody<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: EntryData<'a>,
+}
+
+#[derive(Deserialize)]
+struct EntryData<'a> {
+    #[serde(default, borrow)]
+    sender_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    receiver_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    group_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl EntryView {
+    /// Reads an entry's body (stamped by the server) as `viewer` sees it;
+    /// `group` for a `B102`. A `B103` is from its sender, or in the group
+    /// it was pushed to (its `receiver_id` is not the viewer). `None` for
+    /// a body that names no conversation.
+    pub fn of(viewer: &str, group: bool, body: &[u8]) -> Option<EntryView> {
+        let body: EntryBody<'_> = serde_json::from_slice(body).ok()?;
+        let data = body.data;
+        let sender = data.sender_id.unwrap_or_default();
+        let own = sender == viewer;
+        let receipt = body.kind == "ack";
+        let conversation = if let Some(group) = data.group_id {
+            Conversation::Group(group.into_owned())
+        } else {
+            let receiver = data.receiver_id?;
+            if group {
+                Conversation::Group(receiver.into_owned())
+            } else if own {
+                Conversation::User(receiver.into_owned())
+            } else if receiver == viewer {
+                Conversation::User(sender.into_owned())
+            } else {
+                // A push to a group the viewer is in.
+                Conversation::Group(receiver.into_owned())
+            }
+        };
+        let message_id = data
+            .message_id
+            .and_then(|id| id.parse::<u64>().ok())
+            .map(crate::MessageId);
+        Some(EntryView {
+            conversation,
+            own,
+            receipt,
+            message_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +374,58 @@ mod tests {
         assert!(err("[1]").starts_with("malformed JSON"), "{}", err("[1]"));
         let twice = err(r#"{"type":"typing","type":"typing","data":{}}"#);
         assert!(twice.contains("twice in one object"), "{twice}");
+    }
+
+    #[test]
+    fn malformed_history_requests_name_the_field() {
+        let err = |body: &str| HistoryRequest::parse(body.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"op":"search"}"#),
+            r#"field `op` must be "history" or "conversations""#
+        );
+        assert_eq!(err(r#"{"op":"history"}"#), "missing field `conversation`");
+        assert_eq!(
+            err(r#"{"op":"history","conversation":{"user":""}}"#),
+            r#"field `conversation` must be {"user":"<id>"} or {"group":"<id>"}"#
+        );
+        assert_eq!(
+            err(r#"{"op":"history","conversation":{"user":"b"},"limit":0}"#),
+            "field `limit` must be a positive integer"
+        );
+        assert_eq!(
+            err(r#"{"op":"history","conversation":{"user":"b"},"before":-1}"#),
+            "field `before` must be a positive integer"
+        );
+        assert!(err(r#"{"op":"history","conversation":{"user":"b"},"page":2}"#).contains("unknown field"));
+        assert_eq!(
+            err(r#"{"op":"conversations","before":3}"#),
+            r#"op "conversations" takes only `limit`"#
+        );
+    }
+
+    #[test]
+    fn entries_are_seen_from_their_viewers_side() {
+        let group = br#"{"type":"text","data":{"receiver_id":"team","sender_id":"alice"}}"#;
+        let seen = EntryView::of("bob", true, group).unwrap();
+        assert_eq!(
+            (seen.conversation, seen.own),
+            (Conversation::Group("team".into()), false)
+        );
+        let push = br#"{"type":"text","data":{"receiver_id":"bob","sender_id":"system"}}"#;
+        assert_eq!(
+            EntryView::of("bob", false, push).unwrap().conversation,
+            Conversation::User("system".into())
+        );
+        let group_push = br#"{"type":"text","data":{"receiver_id":"team","sender_id":"ops"}}"#;
+        assert_eq!(
+            EntryView::of("bob", false, group_push).unwrap().conversation,
+            Conversation::Group("team".into())
+        );
+        let receipt = br#"{"type":"ack","data":{"group_id":"team","sender_id":"bob","message_id":"1","status":"read"}}"#;
+        let seen = EntryView::of("bob", false, receipt).unwrap();
+        assert!(seen.receipt && seen.own);
+        assert_eq!(seen.conversation, Conversation::Group("team".into()));
+        assert!(EntryView::of("bob", false, b"{}").is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod binary;
 mod bodies;
 mod fanout;
 mod frames;
+mod history;
 mod hostile;
 mod inbox;
 mod load;

@@ -1142,3 +1142,39 @@ async fn typing_crosses_gateways_and_is_never_an_event() {
         .collect();
     assert_eq!(ids, [id], "one event: the message, not the typing");
 }
+
+/// Contract v1.2, history: answered from Redis on any gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_history_is_served_on_any_gateway() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &inbox).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &inbox).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    for (seq, content) in [(1, "one"), (2, "two")] {
+        alice.send_message(Command::C2C, seq, "bob", content).await;
+    }
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    let page = json(
+        &bob.request(
+            Command::History,
+            3,
+            r#"{"op":"history","conversation":{"user":"alice"}}"#,
+        )
+        .await,
+    );
+    let contents: Vec<_> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["body"]["data"]["content"].clone())
+        .collect();
+    assert_eq!(contents, [json!("two"), json!("one")]);
+    let list = json(
+        &bob.request(Command::History, 4, r#"{"op":"conversations"}"#)
+            .await,
+    );
+    assert_eq!(list["conversations"][0]["unread"], 2);
+}

@@ -30,6 +30,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// Frames handled from the read buffer before the replies are written.
 const MAX_BATCH: usize = 64;
 
+mod history;
 mod messages;
 mod sign_in;
 mod typing;
@@ -407,10 +408,8 @@ impl<R: Router> Session<R> {
             (Command::Auth, true) => Box::pin(self.refresh(&frame)).await,
             (Command::C2C | Command::C2G, true) => self.message(&frame, routes, router).await,
             (Command::Typing, true) => self.typing(&frame),
-            (Command::History, true) => {
-                let reason = "B105 (history) is not served by this gateway yet";
-                self.error(&frame, ErrorCode::NotFound, reason)
-            }
+            // Boxed: a store read, rare next to messages.
+            (Command::History, true) => Box::pin(self.history(&frame)).await,
             (Command::S2C, true) => {
                 self.error(&frame, ErrorCode::Forbidden, "B103 is sent by the server only")
             }
