@@ -1790,3 +1790,59 @@ async fn history_and_conversations_are_served_on_any_gateway() {
     g1.shutdown().await;
     g2.shutdown().await;
 }
+
+/// Contract v1.2, receipts through the router: the mark is kept by the
+/// router's store, reaches the other user and the reader's other device
+/// on the other gateway, and the admin API shows a group's marks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_cross_gateways_through_the_router() {
+    let router = RouterProcess::start(None).await;
+    let (g1, g2) = GrpcGateway::pair(&router).await;
+    let mut phone = g1.user(Kind::Tcp, "alice").await;
+    let mut laptop = g2.user(Kind::Ws, "alice").await;
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "alice", 2).await;
+    wait_presence(&g1, "bob", 1).await;
+    let id = bob.send_message(Command::C2C, 1, "alice", "read me").await;
+    deliveries(&mut phone, 1).await;
+    deliveries(&mut laptop, 1).await;
+    let mark =
+        format!(r#"{{"type":"ack","data":{{"receiver_id":"bob","message_id":"{id}","status":"read"}}}}"#);
+    phone.send_body(Command::C2C, 2, &mark).await;
+    for other in [&mut laptop, &mut bob] {
+        let frame = other.recv().await;
+        assert_eq!((frame.cmd, frame.seq), (Command::C2C, 2));
+        assert_eq!(
+            json(&frame)["data"],
+            json!({"receiver_id": "bob", "message_id": id, "status": "read", "sender_id": "alice"})
+        );
+    }
+    phone.expect_silence().await;
+    // Again: the router's store keeps the mark; nothing moves.
+    phone.send_body(Command::C2C, 3, &mark).await;
+    bob.expect_silence().await;
+    let list = json(
+        &laptop
+            .request(Command::History, 4, r#"{"op":"conversations"}"#)
+            .await,
+    );
+    assert_eq!(list["conversations"][0]["read"], json!(id));
+    assert_eq!(list["conversations"][0]["unread"], 0);
+
+    let (status, _) = g1
+        .admin(
+            "POST",
+            "/v1/groups/team/members",
+            Some(r#"{"users":["alice","bob"]}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let group_mark =
+        format!(r#"{{"type":"ack","data":{{"group_id":"team","message_id":"{id}","status":"delivered"}}}}"#);
+    bob.send_body(Command::C2C, 5, &group_mark).await;
+    let (status, reads) = g1.admin("GET", "/v1/groups/team/reads", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(reads["bob"], json!({"read": null, "delivered": id}));
+    g1.shutdown().await;
+    g2.shutdown().await;
+}

@@ -32,6 +32,7 @@ pub(crate) fn router<R: Router + Clone>(shared: Arc<Shared<R>>) -> HttpRouter {
                 .post(add_members::<R>)
                 .delete(remove_members::<R>),
         )
+        .route("/v1/groups/{group}/reads", get(group_reads::<R>))
         .route("/v1/users/{user}/sessions", get(presence::<R>))
         .route("/v1/users/{user}/kick", post(kick::<R>))
         .route("/v1/users/{user}/inbox", get(inbox::<R>))
@@ -266,6 +267,31 @@ async fn remove_members<R: Router + Clone>(
         Err(e) => return Err(e.into()),
     };
     Ok(members_json(&group, &remaining))
+}
+
+/// Each member's read and delivered marks in the group (the contract's
+/// section 8): `{member:{"read":id|null,"delivered":id|null}}`, every
+/// member listed.
+async fn group_reads<R: Router + Clone>(
+    _: Authorized,
+    State(shared): State<Arc<Shared<R>>>,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let members = shared.router.members(&group).await?;
+    let conversation = jim_model::Conversation::Group(group.clone());
+    let mut reads = serde_json::Map::new();
+    for member in members {
+        let mut marks = json!({"read": null, "delivered": null});
+        for (key, id) in shared.router.marks(&member).await? {
+            if let Some((status, of)) = jim_model::Mark::from_key(&key)
+                && of == conversation
+            {
+                marks[status.as_str()] = json!(id.to_string());
+            }
+        }
+        reads.insert(member.to_string(), marks);
+    }
+    Ok(Json(Value::Object(reads)))
 }
 
 fn session_json(info: &SessionInfo) -> Value {

@@ -43,7 +43,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .await
                 .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?
                 .sender_copy(config.inbox.sender_copy)
-                .typing(config.typing);
+                .typing(config.typing)
+                .receipts(config.receipts);
             let router = jim_router::LocalRouter::with_hub(hub, routing);
             Gateway::with_metrics(config, router, metrics)?.start().await
         }
@@ -65,7 +66,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 config.node_id,
                 jim_router::Routing::new(inbox, Vec::new())
                     .sender_copy(config.inbox.sender_copy)
-                    .typing(config.typing),
+                    .typing(config.typing)
+                    .receipts(config.receipts),
                 hub,
             )
             .await

@@ -48,6 +48,9 @@ pub struct Config {
     /// `[typing]`: where typing is relayed (local and kafka mode; in grpc
     /// mode the router's counts).
     pub typing: jim_router::TypingSettings,
+    /// `[receipts]`: who sees read receipts (local and kafka mode; in grpc
+    /// mode the router's counts).
+    pub receipts: jim_router::ReceiptSettings,
     /// The central router (`grpc` mode).
     pub grpc: jim_router_grpc::LinkConfig,
     /// `[kafka]` (`kafka` mode): the Kafka backend's own settings, read
@@ -72,6 +75,7 @@ impl Default for Config {
             session: SessionTimers::default(),
             inbox: jim_router::inbox::InboxSettings::default(),
             typing: jim_router::TypingSettings::default(),
+            receipts: jim_router::ReceiptSettings::default(),
             grpc: jim_router_grpc::LinkConfig::default(),
             kafka: jim_router_kafka::KafkaConfig::default(),
             log: "info".to_owned(),

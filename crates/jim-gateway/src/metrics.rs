@@ -101,6 +101,8 @@ pub struct Metrics {
     /// Recipients of the messages routed (a group message counts its
     /// members): what the budgets are charged.
     pub fanout_recipients: Counter,
+    /// Receipts (acks with a `status`) taken.
+    pub receipts: Counter,
     /// Typings (`B104`) relayed.
     pub typing_relayed: Counter,
     /// Typings dropped: another of the same user and conversation was
@@ -222,6 +224,11 @@ impl Metrics {
             fanout_recipients: r.counter(
                 "jim_fanout_recipients_total",
                 "Recipients of the messages routed (a group message counts its members)",
+                &[],
+            ),
+            receipts: r.counter(
+                "jim_receipts_total",
+                "Receipts (B101 acks with a status: read or delivered marks) taken",
                 &[],
             ),
             typing_relayed: r.counter(

@@ -78,6 +78,10 @@ struct Partitions {
     groups: PartitionHandle,
     /// message id → when, body: a message to several users, once.
     bodies: PartitionHandle,
+    /// user, 0, key → message id: each user's marks (receipts), moved
+    /// forward under `marks_moving`.
+    marks: PartitionHandle,
+    marks_moving: std::sync::Mutex<()>,
     /// This process's hold on the directory, for as long as the engine
     /// (the committer's too) has it open: the last field, dropped last.
     _lock: crate::dir_lock::DirLock,
@@ -214,6 +218,8 @@ impl DiskStore {
             recent: part("recent")?,
             groups: part("groups")?,
             bodies: part("bodies")?,
+            marks: part("marks")?,
+            marks_moving: std::sync::Mutex::new(()),
             keyspace: keyspace.clone(),
         });
         let epoch: Arc<str> = match meta.get("epoch").map_err(open_err)? {
@@ -344,6 +350,43 @@ impl DiskStore {
         answer
             .await
             .map_err(|_| InboxError::unavailable("disk store stopped"))?
+    }
+
+    pub(crate) fn set_mark(&self, user: &str, key: &str, id: u64) -> Result<bool, InboxError> {
+        let mark_key = [user.as_bytes(), b"\0", key.as_bytes()].concat();
+        let _moving = self
+            .parts
+            .marks_moving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self
+            .parts
+            .marks
+            .get(&mark_key)
+            .map_err(InboxError::unavailable)?
+            .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
+            .map(u64::from_be_bytes);
+        if current.is_some_and(|current| current >= id) {
+            return Ok(false);
+        }
+        self.parts
+            .marks
+            .insert(mark_key, id.to_be_bytes())
+            .map_err(InboxError::unavailable)?;
+        Ok(true)
+    }
+
+    pub(crate) fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, InboxError> {
+        let prefix = [user.as_bytes(), b"\0"].concat();
+        let mut marks = Vec::new();
+        for item in self.parts.marks.prefix(&prefix) {
+            let (key, value) = item.map_err(InboxError::unavailable)?;
+            if let Ok(id) = <[u8; 8]>::try_from(&value[..]) {
+                let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                marks.push((key, u64::from_be_bytes(id)));
+            }
+        }
+        Ok(marks)
     }
 
     pub(crate) fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {

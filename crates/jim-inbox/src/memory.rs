@@ -22,6 +22,8 @@ pub(crate) struct MemoryStore {
     /// Each sender's recent `client_msg_id`s, oldest first: at most
     /// `dedupe_per_user` of them are kept.
     recent_order: DashMap<Arc<str>, VecDeque<Box<str>>>,
+    /// Each user's marks (receipts): key → message id.
+    marks: DashMap<Arc<str>, std::collections::HashMap<Box<str>, u64>>,
     forgotten: Counter,
 }
 
@@ -87,8 +89,31 @@ impl MemoryStore {
             inboxes: DashMap::new(),
             recent: DashMap::new(),
             recent_order: DashMap::new(),
+            marks: DashMap::new(),
             forgotten,
         }
+    }
+
+    pub(crate) fn set_mark(&self, user: &str, key: &str, id: u64) -> bool {
+        let mut marks = self.marks.entry(user.into()).or_default();
+        match marks.get_mut(key) {
+            Some(mark) if *mark >= id => false,
+            Some(mark) => {
+                *mark = id;
+                true
+            }
+            None => {
+                marks.insert(key.into(), id);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn marks(&self, user: &str) -> Vec<(String, u64)> {
+        self.marks
+            .get(user)
+            .map(|marks| marks.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn append<'u>(

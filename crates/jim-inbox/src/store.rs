@@ -362,6 +362,51 @@ impl Inbox {
         }
     }
 
+    /// Moves `user`'s mark `key` (a receipt's: what they read or had
+    /// delivered in one conversation) forward to message `id`; whether it
+    /// moved. A mark at or below the current one changes nothing. With the
+    /// store `off` nothing is kept, and every mark moves.
+    ///
+    /// ```
+    /// use jim_inbox::{Inbox, Retention};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let inbox = Inbox::memory(Retention::default());
+    /// assert!(inbox.set_mark("alice", "read u:bob", 42).await?);
+    /// assert!(!inbox.set_mark("alice", "read u:bob", 41).await?, "only forward");
+    /// assert_eq!(inbox.marks("alice").await?, vec![("read u:bob".to_owned(), 42)]);
+    /// # Ok::<(), jim_inbox::InboxError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn set_mark(&self, user: &str, key: &str, id: u64) -> Result<bool, InboxError> {
+        match &self.inner.store {
+            Store::Off => Ok(true),
+            Store::Memory(store) => Ok(store.set_mark(user, key, id)),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.set_mark(user, key, id),
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => Box::pin(store.set_mark(user, key, id)).await,
+        }
+    }
+
+    /// Every mark of `user`: (key, message id).
+    ///
+    /// # Errors
+    /// [`InboxError::Unavailable`].
+    pub async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, InboxError> {
+        match &self.inner.store {
+            Store::Off => Ok(Vec::new()),
+            Store::Memory(store) => Ok(store.marks(user)),
+            #[cfg(feature = "disk")]
+            Store::Disk(store, _) => store.marks(user),
+            #[cfg(feature = "redis")]
+            Store::Redis(store, _) => Box::pin(store.marks(user)).await,
+        }
+    }
+
     /// Every group kept by [`save_group`](Self::save_group).
     ///
     /// # Errors

@@ -25,7 +25,47 @@ pub enum Conversation {
     Group(String),
 }
 
+/// A body the server writes (typing, receipts), its fields in the order
+/// the contract shows them.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: Relayed<'a>,
+}
+
+#[derive(Serialize)]
+struct Relayed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    sender_id: &'a str,
+}
+
 impl Conversation {
+    /// The user, for a one-to-one conversation.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Conversation::User(id) => Some(id),
+            Conversation::Group(_) => None,
+        }
+    }
+
+    /// The group, for a group conversation.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Conversation::Group(id) => Some(id),
+            Conversation::User(_) => None,
+        }
+    }
+
     /// The user or group id.
     pub fn id(&self) -> &str {
         match self {
@@ -135,15 +175,195 @@ impl Typing {
     /// The body its recipients get: the same, with the server's
     /// `sender_id`.
     pub fn relayed(&self, sender_id: &str) -> Vec<u8> {
-        let (field, id) = match &self.conversation {
-            Conversation::User(id) => ("receiver_id", id),
-            Conversation::Group(id) => ("group_id", id),
+        let data = Relayed {
+            receiver_id: self.conversation.user(),
+            group_id: self.conversation.group(),
+            message_id: None,
+            state: Some(if self.on { "on" } else { "off" }),
+            status: None,
+            sender_id,
         };
-        let mut data = serde_json::Map::new();
-        data.insert(field.into(), id.as_str().into());
-        data.insert("state".into(), if self.on { "on" } else { "off" }.into());
-        data.insert("sender_id".into(), sender_id.into());
-        serde_json::to_vec(&serde_json::json!({"type": "typing", "data": data})).unwrap_or_default()
+        serde_json::to_vec(&Envelope { kind: "typing", data }).unwrap_or_default()
+    }
+}
+
+/// What a receipt says: the reader has read, or had delivered, everything
+/// up to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkStatus {
+    /// `"read"`.
+    Read,
+    /// `"delivered"`.
+    Delivered,
+}
+
+impl MarkStatus {
+    /// As written in a receipt.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MarkStatus::Read => "read",
+            MarkStatus::Delivered => "delivered",
+        }
+    }
+}
+
+/// A receipt (the contract's section 8): a B101 `ack` with a `status`,
+/// `{"type":"ack","data":{"receiver_id":"bob","message_id":"X","status":"read"}}`
+/// (`"group_id"` in place of `receiver_id` for a group): "I have read (or
+/// had delivered) everything up to message X in this conversation".
+///
+/// ```
+/// use jim_model::{Conversation, Mark, MarkStatus, MessageId};
+///
+/// let body = br#"{"type":"ack","data":{"group_id":"team","message_id":"42","status":"read"}}"#;
+/// let mark = Mark::parse(body)?.expect("a receipt");
+/// assert_eq!(mark, Mark {
+///     conversation: Conversation::Group("team".into()),
+///     status: MarkStatus::Read,
+///     message_id: MessageId(42),
+/// });
+/// assert_eq!(Mark::from_key(&mark.key()), Some((MarkStatus::Read, mark.conversation.clone())));
+/// // A v1 ack (no status) is not a receipt.
+/// assert_eq!(Mark::parse(br#"{"type":"ack","data":{"receiver_id":"bob","message_id":"42"}}"#)?, None);
+/// # Ok::<(), jim_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The conversation, from the reader's side.
+    pub conversation: Conversation,
+    /// Read or delivered.
+    pub status: MarkStatus,
+    /// Up to this message.
+    pub message_id: crate::MessageId,
+}
+
+#[derive(Deserialize)]
+struct MarkBody {
+    #[serde(rename = "type")]
+    kind: String,
+    data: MarkData,
+}
+
+#[derive(Deserialize)]
+struct MarkData {
+    #[serde(default)]
+    receiver_id: Option<serde_json::Value>,
+    #[serde(default)]
+    group_id: Option<serde_json::Value>,
+    #[serde(default)]
+    message_id: Option<serde_json::Value>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+}
+
+impl Mark {
+    /// Reads a B101 `ack`: `None` for a v1 ack (no `status`).
+    ///
+    /// # Errors
+    /// A [`ModelError`] naming the field: a `status` other than `"read"`
+    /// or `"delivered"`, a `message_id` that is not a message id, neither
+    /// or both of `receiver_id` and `group_id`.
+    pub fn parse(body: &[u8]) -> Result<Option<Mark>, ModelError> {
+        crate::strict::check(body)?;
+        let body: MarkBody = serde_json::from_slice(body).map_err(ModelError::Json)?;
+        let Some(status) = body.data.status else {
+            return Ok(None);
+        };
+        if body.kind != "ack" {
+            return Err(ModelError::InvalidField {
+                field: "type".into(),
+                expected: r#""ack" in a receipt"#,
+            });
+        }
+        let status = match status.as_str() {
+            Some("read") => MarkStatus::Read,
+            Some("delivered") => MarkStatus::Delivered,
+            _ => {
+                return Err(ModelError::InvalidField {
+                    field: "data.status".into(),
+                    expected: r#""read" or "delivered""#,
+                });
+            }
+        };
+        let message_id = body
+            .data
+            .message_id
+            .and_then(|id| serde_json::from_value::<crate::MessageId>(id).ok())
+            .ok_or_else(|| ModelError::InvalidField {
+                field: "data.message_id".into(),
+                expected: crate::MessageId::EXPECTED,
+            })?;
+        let id = |value: Option<serde_json::Value>, field: &str| match value {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(Some(id)),
+            Some(_) => Err(ModelError::InvalidField {
+                field: format!("data.{field}"),
+                expected: "a non-empty string",
+            }),
+        };
+        let conversation = match (
+            id(body.data.receiver_id, "receiver_id")?,
+            id(body.data.group_id, "group_id")?,
+        ) {
+            (Some(user), None) => Conversation::User(user),
+            (None, Some(group)) => Conversation::Group(group),
+            (None, None) => {
+                return Err(ModelError::MissingField {
+                    field: "data.receiver_id".into(),
+                });
+            }
+            (Some(_), Some(_)) => {
+                return Err(ModelError::InvalidField {
+                    field: "data.group_id".into(),
+                    expected: "absent when `data.receiver_id` is given",
+                });
+            }
+        };
+        Ok(Some(Mark {
+            conversation,
+            status,
+            message_id,
+        }))
+    }
+
+    /// The key the store keeps this mark under, one per status and
+    /// conversation: `read u:bob`, `delivered g:team`.
+    pub fn key(&self) -> String {
+        let (kind, id) = match &self.conversation {
+            Conversation::User(id) => ('u', id),
+            Conversation::Group(id) => ('g', id),
+        };
+        format!("{} {kind}:{id}", self.status.as_str())
+    }
+
+    /// The status and conversation of a mark's [`key`](Self::key).
+    pub fn from_key(key: &str) -> Option<(MarkStatus, Conversation)> {
+        let (status, rest) = key.split_once(' ')?;
+        let status = match status {
+            "read" => MarkStatus::Read,
+            "delivered" => MarkStatus::Delivered,
+            _ => return None,
+        };
+        let conversation = match rest.split_once(':')? {
+            ("u", id) => Conversation::User(id.to_owned()),
+            ("g", id) => Conversation::Group(id.to_owned()),
+            _ => return None,
+        };
+        Some((status, conversation))
+    }
+
+    /// The receipt as delivered and stored: the B101 `ack` body with the
+    /// reader's `sender_id`.
+    pub fn body(&self, reader: &str) -> Vec<u8> {
+        let data = Relayed {
+            receiver_id: self.conversation.user(),
+            group_id: self.conversation.group(),
+            message_id: Some(self.message_id.to_string()),
+            state: None,
+            status: Some(self.status.as_str()),
+            sender_id: reader,
+        };
+        serde_json::to_vec(&Envelope { kind: "ack", data }).unwrap_or_default()
     }
 }
 
@@ -400,6 +620,33 @@ mod tests {
         assert_eq!(
             err(r#"{"op":"conversations","before":3}"#),
             r#"op "conversations" takes only `limit`"#
+        );
+    }
+
+    #[test]
+    fn malformed_receipts_name_the_field() {
+        let err = |body: &str| Mark::parse(body.as_bytes()).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"type":"ack","data":{"receiver_id":"b","message_id":"1","status":"seen"}}"#),
+            r#"field `data.status` must be "read" or "delivered""#
+        );
+        assert_eq!(
+            err(r#"{"type":"ack","data":{"receiver_id":"b","message_id":"x1","status":"read"}}"#),
+            "field `data.message_id` must be a message id (a string of decimal digits)"
+        );
+        assert_eq!(
+            err(r#"{"type":"ack","data":{"message_id":"1","status":"read"}}"#),
+            "missing field `data.receiver_id`"
+        );
+        let body = Mark {
+            conversation: Conversation::User("bob".into()),
+            status: MarkStatus::Delivered,
+            message_id: crate::MessageId(7),
+        }
+        .body("alice");
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"type":"ack","data":{"receiver_id":"bob","message_id":"7","status":"delivered","sender_id":"alice"}}"#
         );
     }
 

@@ -54,7 +54,7 @@ pub use codes::{CloseCode, ErrorCode};
 /// contract's section 7: a string of 1 to 64 bytes).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 pub use control::{AuthOk, AuthRequest, InboxHead, Position, Status};
-pub use conversation::{Conversation, EntryView, HistoryRequest, Typing};
+pub use conversation::{Conversation, EntryView, HistoryRequest, Mark, MarkStatus, Typing};
 pub use error::ModelError;
 pub use format::{FileFormat, ImageFormat, VideoFormat};
 pub use id::{EPOCH_MS, MAX_NODE, MessageId, MessageIdGenerator, NODE_BITS, SEQUENCE_BITS, unix_ms_now};

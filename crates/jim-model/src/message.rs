@@ -309,13 +309,22 @@ pub struct Video {
 /// message it got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ack {
-    /// The receiver of the acknowledged message.
+    /// The receiver of the acknowledged message (empty in a group's
+    /// receipt, which names `group_id`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub receiver_id: String,
+    /// A receipt's group (v1.2), in place of `receiver_id`.
+    #[serde(default, skip_serializing_if = "is_none")]
+    pub group_id: Option<String>,
     /// The `seq` of the acknowledged request (server acks always carry it).
     #[serde(default, skip_serializing_if = "is_none")]
     pub request_id: Option<u32>,
-    /// The id the server gave the message.
+    /// The id the server gave the message (a receipt's: the message read
+    /// or delivered up to).
     pub message_id: MessageId,
+    /// A receipt's `"read"` or `"delivered"` (v1.2); none in a v1 ack.
+    #[serde(default, skip_serializing_if = "is_none")]
+    pub status: Option<String>,
     /// Fields this crate does not know.
     #[serde(flatten)]
     pub extra: Extra,

@@ -132,10 +132,15 @@ const VIDEO_FIELDS: &[FieldSpec] = chat_fields![
     opt("thumb_height", U32),
     opt("thumb_format", IMAGE),
 ];
+/// An ack: a v1 client ack (`receiver_id`, no `status`), or a receipt
+/// (v1.2: `status`, and `receiver_id` or `group_id`), read by
+/// [`Mark`](crate::Mark).
 const ACK: &[FieldSpec] = &[
-    req("receiver_id", Str),
+    opt("receiver_id", Str),
+    opt("group_id", Str),
     opt("request_id", U32),
     req("message_id", Id),
+    opt("status", Str),
 ];
 const ERROR: &[FieldSpec] = &[req("code", U16), req("reason", Str)];
 /// A `B104` body (read by [`Typing`](crate::Typing), never as a message).

@@ -427,6 +427,19 @@ impl Router for GrpcBackend {
         }))
     }
 
+    async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, RouterError> {
+        let request = self.request(proto::UserRequest {
+            user: user.to_owned(),
+        });
+        let mut client = self.inner.client.clone();
+        let reply = client
+            .marks(request)
+            .await
+            .map_err(|s| convert::error_of(&s))?
+            .into_inner();
+        Ok(reply.marks.into_iter().map(|m| (m.key, m.message_id)).collect())
+    }
+
     async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
         let request = self.request(proto::ReadInboxRequest {
             user: user.to_owned(),

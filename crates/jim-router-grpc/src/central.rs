@@ -445,6 +445,17 @@ impl CentralRouter {
                     .message
                     .ok_or_else(|| Status::invalid_argument("route.message is required"))
                     .and_then(convert::message_from_proto)?;
+                if message.kind == jim_model::MessageKind::Ack {
+                    // A receipt: its mark is read and written first.
+                    let router = self.clone();
+                    tokio::spawn(async move {
+                        let marked = router.inner.routing.mark(&message).await;
+                        let routed =
+                            marked.map(|planned| planned.map_or_else(Receipt::default, |p| router.carry(p)));
+                        router.answer(node, request.request, routed);
+                    });
+                    return Ok(());
+                }
                 match self.submit(&message) {
                     // Stored already (memory, off): finish in line.
                     Ok(submitted) if submitted.is_settled() => {
@@ -678,6 +689,36 @@ impl proto::router_server::Router for CentralRouter {
             .await
             .map_err(|e| status_of(e.into()))?;
         Ok(Response::new(convert::read_to_proto(read)))
+    }
+
+    async fn marks(
+        &self,
+        request: Request<proto::UserRequest>,
+    ) -> Result<Response<proto::MarksReply>, Status> {
+        self.check_key(&request)?;
+        let user = request.into_inner().user;
+        if user.is_empty() {
+            return Err(Status::invalid_argument("user must not be empty"));
+        }
+        Ok(Response::new(self.marks_reply(&user).await?))
+    }
+}
+
+impl CentralRouter {
+    async fn marks_reply(&self, user: &str) -> Result<proto::MarksReply, Status> {
+        let marks = self
+            .inner
+            .routing
+            .inbox()
+            .marks(user)
+            .await
+            .map_err(|e| status_of(e.into()))?;
+        Ok(proto::MarksReply {
+            marks: marks
+                .into_iter()
+                .map(|(key, message_id)| proto::Mark { key, message_id })
+                .collect(),
+        })
     }
 }
 

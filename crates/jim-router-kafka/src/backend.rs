@@ -849,10 +849,16 @@ fn event_headers(message: &Outgoing) -> OwnedHeaders {
         Target::Group(group) => group.to_string(),
         Target::Everyone => "*".to_owned(),
     };
+    // A receipt (contract v1.2) is an event of its own type.
+    let kind = if message.kind == jim_model::MessageKind::Ack {
+        "receipt"
+    } else {
+        "message"
+    };
     OwnedHeaders::new()
         .insert(Header {
             key: "jim-type",
-            value: Some("message"),
+            value: Some(kind),
         })
         .insert(Header {
             key: "jim-cmd",
@@ -924,7 +930,17 @@ impl Router for KafkaBackend {
         if !self.is_ready() {
             return Err(unavailable("not reachable"));
         }
-        let (delivery, receipt) = match inner.routing.plan(&message, |_| Ok(())).await? {
+        let planned = if message.kind == jim_model::MessageKind::Ack {
+            // A receipt: its mark is read and written first; one that did
+            // not move is not delivered.
+            match inner.routing.mark(&message).await? {
+                Some(planned) => planned,
+                None => return Ok(Receipt::default()),
+            }
+        } else {
+            inner.routing.plan(&message, |_| Ok(())).await?
+        };
+        let (delivery, receipt) = match planned {
             Planned::Deliver { delivery, receipt } => (delivery, receipt),
             Planned::Retry(receipt) => return Ok(receipt),
         };
@@ -1005,6 +1021,10 @@ impl Router for KafkaBackend {
 
     async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
         self.inner.routing.read_inbox(user, after, max).await
+    }
+
+    async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, RouterError> {
+        Ok(self.inner.routing.inbox().marks(user).await?)
     }
 
     fn is_ready(&self) -> bool {

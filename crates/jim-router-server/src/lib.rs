@@ -91,6 +91,8 @@ pub struct RouterConfig {
     /// `[typing]`: where typing is relayed (the gateways' do not count in
     /// grpc mode).
     pub typing: jim_router::TypingSettings,
+    /// `[receipts]`: who sees read receipts.
+    pub receipts: jim_router::ReceiptSettings,
     /// The log filter (`tracing`'s syntax), read again on SIGHUP; `--log`
     /// and `JIM_LOG` win over it.
     pub log: String,
@@ -112,6 +114,7 @@ impl Default for RouterConfig {
             keepalive_ms: 10_000,
             inbox: jim_router::inbox::InboxSettings::default(),
             typing: jim_router::TypingSettings::default(),
+            receipts: jim_router::ReceiptSettings::default(),
             log: "info".to_owned(),
         }
     }
@@ -271,7 +274,8 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
     let routing = jim_router::Routing::open(inbox, Vec::new())
         .await?
         .sender_copy(config.inbox.sender_copy)
-        .typing(config.typing);
+        .typing(config.typing)
+        .receipts(config.receipts);
     let router = CentralRouter::with_routing(
         CentralConfig {
             key: config.key.clone(),

@@ -91,6 +91,10 @@ pub trait Router: Directory {
         max: usize,
     ) -> impl Future<Output = Result<InboxRead, RouterError>> + Send;
 
+    /// Every receipt mark of `user`: (key, message id), as
+    /// [`Mark::key`](jim_model::Mark::key) names them.
+    fn marks(&self, user: &str) -> impl Future<Output = Result<Vec<(String, u64)>, RouterError>> + Send;
+
     /// Routes `message` without waiting if this backend can (nothing to
     /// wait for on the way: the local backend with a memory inbox or
     /// none), else gives it back for [`route`](Self::route). A session

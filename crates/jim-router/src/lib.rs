@@ -55,6 +55,6 @@ pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
 pub use observer::{ChannelObserver, Observed, Observer, Observers};
 pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbox, Queued, Refused};
 pub use push::{Audience, push_messages};
-pub use routing::{Planned, Routing, Submitted, TypingSettings};
+pub use routing::{Planned, ReadReceipts, ReceiptSettings, Routing, Submitted, TypingSettings};
 pub use rules::{Recipients, UserList, Users, recipients, with_sender_copy};
 pub use session::{GroupId, SessionId, SessionInfo, Transport, UserId};

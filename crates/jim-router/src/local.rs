@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use jim_inbox::Retention;
+use jim_model::MessageKind;
 
 use crate::{
     ClientAck, Directory, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Planned, Receipt,
@@ -169,11 +170,20 @@ impl Router for LocalRouter {
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
+        if message.kind == MessageKind::Ack {
+            return Ok(match self.inner.routing.mark(&message).await? {
+                Some(planned) => self.deliver(planned),
+                None => Receipt::default(),
+            });
+        }
         let planned = self.inner.routing.plan(&message, |_| Ok(())).await?;
         Ok(self.deliver(planned))
     }
 
     fn try_route(&self, message: Outgoing) -> TryRoute {
+        if message.kind == MessageKind::Ack {
+            return TryRoute::Later(message); // its mark is read and written first
+        }
         match self.inner.routing.plan_now(&message) {
             Some(planned) => TryRoute::Routed(planned.map(|planned| self.deliver(planned))),
             None => TryRoute::Later(message),
@@ -191,6 +201,10 @@ impl Router for LocalRouter {
 
     async fn read_inbox(&self, user: &str, after: u32, max: usize) -> Result<InboxRead, RouterError> {
         self.inner.routing.read_inbox(user, after, max).await
+    }
+
+    async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, RouterError> {
+        Ok(self.inner.routing.inbox().marks(user).await?)
     }
 
     fn is_ready(&self) -> bool {

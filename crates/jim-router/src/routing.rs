@@ -6,12 +6,12 @@
 
 use bytes::Bytes;
 use jim_inbox::{Appended, Pending};
-use jim_model::MessageId;
+use jim_model::{Conversation, Mark, MarkStatus, MessageId};
 use jim_protocol::Command;
 
 use crate::{
     Delivery, Groups, Inbox, InboxRead, InboxState, Observer, Observers, Outgoing, Receipt, Recipients,
-    RouterError, SessionId, UserId, UserList, recipients, with_sender_copy,
+    RouterError, SessionId, Target, UserId, UserList, recipients, with_sender_copy,
 };
 
 /// The state every routing backend plans with: group membership, the
@@ -44,6 +44,8 @@ pub struct Routing {
     sender_copy: bool,
     /// Where typing is relayed.
     typing: TypingSettings,
+    /// Who sees receipts.
+    receipts: ReceiptSettings,
     /// Group changes are kept in the store in the order they were made.
     group_changes: tokio::sync::Mutex<()>,
 }
@@ -78,6 +80,31 @@ impl Default for TypingSettings {
             max_group_members: 100,
         }
     }
+}
+
+/// `[receipts]`: who sees a user's read receipts.
+///
+/// ```
+/// let settings: jim_router::ReceiptSettings = serde_json::from_str(r#"{"read":"private"}"#).unwrap();
+/// assert_eq!(settings.read, jim_router::ReadReceipts::Private);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiptSettings {
+    /// `public` (the default): a one-to-one read mark reaches the other
+    /// user too; `private`: only the reader's own devices.
+    pub read: ReadReceipts,
+}
+
+/// Whether read marks reach the other side of a one-to-one conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadReceipts {
+    /// To the other user and the reader's devices.
+    #[default]
+    Public,
+    /// To the reader's own devices only.
+    Private,
 }
 
 /// What routing a message came to.
@@ -129,6 +156,7 @@ impl Routing {
             inbox,
             sender_copy: true,
             typing: TypingSettings::default(),
+            receipts: ReceiptSettings::default(),
             group_changes: tokio::sync::Mutex::new(()),
         }
     }
@@ -137,6 +165,13 @@ impl Routing {
     #[must_use]
     pub fn typing(mut self, settings: TypingSettings) -> Routing {
         self.typing = settings;
+        self
+    }
+
+    /// The same, with receipts shown as `settings` say (`[receipts]`).
+    #[must_use]
+    pub fn receipts(mut self, settings: ReceiptSettings) -> Routing {
+        self.receipts = settings;
         self
     }
 
@@ -244,6 +279,62 @@ impl Routing {
             return None;
         }
         Some(self.submit(message, |_| Ok(())).and_then(Submitted::settled))
+    }
+
+    /// A receipt (a B101 `ack` with a `status`, its body written by
+    /// [`Mark::body`]): moves the reader's mark forward in the store and,
+    /// if it moved, plans its delivery as an inbox entry to the reader's
+    /// other sessions and, one to one, to the other user (unless read
+    /// receipts are private). `None` when the mark did not move (it was at
+    /// or past this message already): nothing to deliver.
+    ///
+    /// # Errors
+    /// [`RouterError::Invalid`] for a message that is no receipt;
+    /// [`RouterError::UnknownGroup`] and [`RouterError::NotMember`] for a
+    /// group the reader is not in; an observer's veto; the store's.
+    pub async fn mark<'m>(&self, message: &'m Outgoing) -> Result<Option<Planned<'m>>, RouterError> {
+        let invalid = |reason: &str| RouterError::Invalid {
+            reason: reason.to_owned(),
+        };
+        let sender = message
+            .sender
+            .as_ref()
+            .ok_or_else(|| invalid("a receipt has a reader"))?;
+        let mark = Mark::parse(&message.body)
+            .ok()
+            .flatten()
+            .ok_or_else(|| invalid("not a receipt"))?;
+        if let Conversation::Group(group) = &mark.conversation
+            && !self.groups.members(group)?.contains(&*sender.user)
+        {
+            return Err(RouterError::NotMember { group: group.clone() });
+        }
+        self.observers.accept(message)?;
+        if !self
+            .inbox
+            .set_mark(&sender.user, &mark.key(), mark.message_id.0)
+            .await?
+        {
+            return Ok(None);
+        }
+        let shared = match (&mark.conversation, mark.status) {
+            (Conversation::Group(_), _) => false,
+            (Conversation::User(_), MarkStatus::Read) => self.receipts.read == ReadReceipts::Public,
+            (Conversation::User(_), MarkStatus::Delivered) => true,
+        };
+        let users = match &message.target {
+            Target::User(other) if shared && **other != *sender.user => UserList::Pair(other, &sender.user),
+            _ => UserList::One(&sender.user),
+        };
+        let except = Some(sender.session);
+        let appended = self.inbox.append(users.iter(), &message.stored(except)).await?;
+        Ok(Some(planned(
+            message.cmd,
+            message.body.clone(),
+            users,
+            except,
+            appended,
+        )))
     }
 
     /// Adds users to a group, creating it, and keeps the change in the store.

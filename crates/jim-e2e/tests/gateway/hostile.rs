@@ -379,6 +379,9 @@ impl jim_router::Router for Stalling {
     ) -> Result<jim_router::InboxRead, jim_router::RouterError> {
         self.inner.read_inbox(user, after, max).await
     }
+    async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, jim_router::RouterError> {
+        self.inner.marks(user).await
+    }
     fn is_ready(&self) -> bool {
         true
     }

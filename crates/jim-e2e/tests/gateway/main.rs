@@ -14,6 +14,7 @@ mod hostile;
 mod inbox;
 mod load;
 mod messaging;
+mod receipts;
 mod session;
 mod shutdown;
 mod tls;

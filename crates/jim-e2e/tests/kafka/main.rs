@@ -1178,3 +1178,43 @@ async fn with_redis_history_is_served_on_any_gateway() {
     );
     assert_eq!(list["conversations"][0]["unread"], 2);
 }
+
+/// Contract v1.2, receipts through Kafka with the inbox in Redis: the
+/// other user on the other gateway gets the receipt live, and it is an
+/// event of type `receipt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_receipts_cross_gateways_and_are_events() {
+    let broker = Broker::start().await;
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let prefix = prefix();
+    let inbox = redis_inbox(&redis);
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &inbox).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &inbox).await;
+    let mut alice = g1.user(Kind::Tcp, "alice").await;
+    let mut bob = g2.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    wait_presence(&g2, "alice", 1, WAIT).await;
+    let id = bob.send_message(Command::C2C, 1, "alice", "read me").await;
+    deliveries(&mut alice, 1).await;
+    let mark =
+        format!(r#"{{"type":"ack","data":{{"receiver_id":"bob","message_id":"{id}","status":"read"}}}}"#);
+    alice.send_body(Command::C2C, 2, &mark).await;
+    let frame = bob.recv().await;
+    assert_eq!(json(&frame)["data"]["status"], "read");
+    alice.send_body(Command::C2C, 3, &mark).await;
+    bob.expect_silence().await;
+    // Bob may have the receipt before its event is written (the two writes
+    // run together): read the topic until both are there.
+    let deadline = Instant::now() + WAIT;
+    let kinds = loop {
+        let events = read_topic(&broker, &format!("{prefix}events"), 2);
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|(_, headers, _)| headers["jim-type"].clone())
+            .collect();
+        if kinds.len() >= 2 || Instant::now() > deadline {
+            break kinds;
+        }
+    };
+    assert_eq!(kinds, ["message", "receipt"]);
+}

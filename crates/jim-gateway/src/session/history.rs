@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use jim_model::{ErrorCode, HistoryRequest};
+use jim_model::{ErrorCode, HistoryRequest, Mark, MarkStatus, MessageId};
 use jim_protocol::Frame;
 use jim_router::Router;
 
@@ -32,11 +32,21 @@ impl<R: Router> Session<R> {
             } => jim_router::history(router, &user, conversation, *before, *limit)
                 .await
                 .map(|page| page.map(|page| page.to_json())),
-            HistoryRequest::Conversations { limit } => {
-                jim_router::conversations(router, &user, *limit, &HashMap::new())
-                    .await
-                    .map(|list| list.map(|list| list.to_json()))
-            }
+            HistoryRequest::Conversations { limit } => match router.marks(&user).await {
+                Ok(marks) => {
+                    let reads: HashMap<_, _> = marks
+                        .into_iter()
+                        .filter_map(|(key, id)| match Mark::from_key(&key)? {
+                            (MarkStatus::Read, conversation) => Some((conversation, MessageId(id))),
+                            (MarkStatus::Delivered, _) => None,
+                        })
+                        .collect();
+                    jim_router::conversations(router, &user, *limit, &reads)
+                        .await
+                        .map(|list| list.map(|list| list.to_json()))
+                }
+                Err(e) => Err(e),
+            },
         };
         match answer {
             Ok(Some(body)) => self.reply(frame.reply(frame.cmd, body)),

@@ -84,6 +84,15 @@ impl<R: Router> Session<R> {
         };
         match (message.kind(), frame.cmd) {
             (MessageKind::Ack, Command::C2C) => {
+                // A receipt (v1.2) has a `status`; a v1 ack does not.
+                match jim_model::Mark::parse(&frame.body) {
+                    Ok(Some(mark)) => return self.mark(frame, mark),
+                    Ok(None) => {}
+                    Err(e) => return self.error(frame, wire::model_error(&e), &e.to_string()),
+                }
+                if message.receiver_id().is_empty() {
+                    return self.error(frame, ErrorCode::BadRequest, "missing field `data.receiver_id`");
+                }
                 let ack = client_ack(auth, &message, &frame.body);
                 return match ack {
                     // Boxed: a remote backend's write would otherwise sit

@@ -32,6 +32,7 @@ const MAX_BATCH: usize = 64;
 
 mod history;
 mod messages;
+mod receipts;
 mod sign_in;
 mod typing;
 

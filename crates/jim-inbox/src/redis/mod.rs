@@ -70,6 +70,17 @@ end
 return forgotten
 ";
 
+/// Moves a mark forward: `KEYS[1]` the user's marks, `ARGV` the mark's
+/// key and the message id (decimal). Ids pass 2^53, beyond Lua's numbers:
+/// they are compared as zero-padded strings. 1 if it moved.
+const MARK: &str = r"
+local function padded(id) return string.rep('0', 20 - #id) .. id end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and padded(current) >= padded(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
 /// Where one inbox stands (creating its epoch): `{epoch, head, held, oldest id}`.
 const STATE: &str = r"
 redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1])
@@ -153,6 +164,7 @@ pub(crate) struct Redis {
     connection: Link,
     append: Script,
     state: Script,
+    mark: Script,
     retention: Retention,
     prefix: Arc<str>,
     forgotten: metrics::Counter,
@@ -232,6 +244,32 @@ impl RedisStore {
         self.redis.save_group(group, members).await
     }
 
+    pub(crate) async fn set_mark(&self, user: &str, key: &str, id: u64) -> Result<bool, InboxError> {
+        let mut connection = self.redis.connection.clone();
+        let moved: i64 = self
+            .redis
+            .mark
+            .key(self.redis.marks_key(user))
+            .arg(key)
+            .arg(id.to_string())
+            .invoke_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        Ok(moved == 1)
+    }
+
+    pub(crate) async fn marks(&self, user: &str) -> Result<Vec<(String, u64)>, InboxError> {
+        let mut connection = self.redis.connection.clone();
+        let marks: Vec<(String, String)> = connection
+            .hgetall(self.redis.marks_key(user))
+            .await
+            .map_err(failed)?;
+        Ok(marks
+            .into_iter()
+            .filter_map(|(key, id)| Some((key, id.parse().ok()?)))
+            .collect())
+    }
+
     pub(crate) async fn groups(&self) -> Result<Vec<KeptGroup>, InboxError> {
         self.redis.groups().await
     }
@@ -269,6 +307,7 @@ impl Redis {
             connection,
             append: Script::new(APPEND),
             state: Script::new(STATE),
+            mark: Script::new(MARK),
             retention,
             prefix: "jim:".into(),
             forgotten,
@@ -277,6 +316,11 @@ impl Redis {
 
     fn stream(&self, user: &str) -> String {
         format!("{}{{{user}}}:in", self.prefix)
+    }
+
+    /// Each user's marks (receipts): a hash of key → message id.
+    fn marks_key(&self, user: &str) -> String {
+        format!("{}{{{user}}}:marks", self.prefix)
     }
 
     fn meta(&self, user: &str) -> String {
