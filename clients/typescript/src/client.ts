@@ -10,6 +10,20 @@ import { CloseCode, ErrorCode, JimError } from "./errors.js";
 import { bodyText, Command, DEFAULT_MAX_BODY, decodeFrame, encodeFrame, type Frame, FrameError } from "./frame.js";
 import { isMessage, type ChatMessage, text as textMessage } from "./messages.js";
 import { InboxCursor } from "./cursor.js";
+import {
+  type Conversation,
+  conversationFields,
+  conversationKey,
+  type ConversationList,
+  type HistoryPage,
+  isConversation,
+  MarkSender,
+  type MarkStatus,
+  type Receipt,
+  TYPING_EVERY_MS,
+  TYPING_EXPIRES_MS,
+  type TypingEvent,
+} from "./conversations.js";
 import { MemoryPositionStore, isPosition, type Position, type PositionStore } from "./position.js";
 import { CLOSING, globalWebSocket, messageBytes, OPEN, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
 import { jwtClaims } from "./token.js";
@@ -86,6 +100,12 @@ export interface ClientOptions {
   maxBodyBytes?: number;
   /** Makes each message's `client_msg_id` when the application did not set one. */
   newClientMsgId?: () => string;
+  /**
+   * Sends a `delivered` receipt for the messages others send this user,
+   * at most one per conversation a second (only the highest counts).
+   * Default true.
+   */
+  autoDelivered?: boolean;
 }
 
 /** The session, as the server described it on sign-in (`B002`). */
@@ -141,6 +161,8 @@ export interface IncomingMessage {
   timestamp: number;
   /** The conversation it belongs to: the group, or the other user (for a push, the pusher). */
   conversation: string;
+  /** Whether this user sent it (from another device: a sender copy). */
+  own: boolean;
 }
 
 /** A close of the connection. */
@@ -180,6 +202,10 @@ export interface ClientEvents {
   storeError: Error;
   /** Every frame in and out (for debugging; free when nobody listens). */
   frame: FrameEvent;
+  /** A receipt: the other side (or this user on another device) read or had delivered up to a message. */
+  receipt: Receipt;
+  /** Someone is typing (or stopped) in a conversation with this user. */
+  typing: TypingEvent;
 }
 
 /** A send waiting for its ack. */
@@ -251,6 +277,15 @@ export class JimClient extends Emitter<ClientEvents> {
   private tokenExp: number | undefined;
   /** The last heartbeat's round trip, in ms. */
   rttMs: number | undefined;
+  /** History and conversation-list requests waiting for their B105 reply, by seq. */
+  private readonly queries = new Map<
+    number,
+    { resolve: (body: Record<string, unknown>) => void; reject: (e: JimError) => void; timer: ReturnType<typeof setTimeout> }
+  >();
+  /** Receipts sent forward only; delivered ones coalesced. */
+  private readonly marks = new MarkSender((conversation, status, messageId) => this.sendMark(conversation, status, messageId), 1_000);
+  /** When typing `on` was last sent, per conversation. */
+  private readonly typingSent = new Map<string, number>();
 
   constructor(options: ClientOptions) {
     super();
@@ -338,6 +373,85 @@ export class JimClient extends Emitter<ClientEvents> {
       type: "ack",
       data: { receiver_id: message.senderId, message_id: message.messageId, request_id: message.offset },
     });
+    this.write(Command.C2C, this.takeSeq(), body);
+    return true;
+  }
+
+  /**
+   * Marks everything up to `messageId` in `conversation` as read: the
+   * server keeps the mark (forward only) and tells this user's other
+   * devices and, one to one, the other user. Returns false when not
+   * connected or the mark would not move.
+   */
+  markRead(conversation: Conversation, messageId: string): boolean {
+    if (this.currentState !== "connected") return false;
+    this.marks.mark(conversation, "read", messageId);
+    return true;
+  }
+
+  /** Marks everything up to `messageId` as delivered (sent within a second, coalesced). */
+  markDelivered(conversation: Conversation, messageId: string): void {
+    this.marks.mark(conversation, "delivered", messageId);
+  }
+
+  /**
+   * Tells the other side of `conversation` that this user types (`on`) or
+   * stopped. An `on` is sent at most once every 2 s per conversation (the
+   * gateway relays no more); returns whether it was sent.
+   */
+  typing(conversation: Conversation, on: boolean): boolean {
+    if (this.currentState !== "connected" || !isConversation(conversation)) return false;
+    const key = conversationKey(conversation);
+    const now = Date.now();
+    if (on && now - (this.typingSent.get(key) ?? -Infinity) < TYPING_EVERY_MS) return false;
+    if (on) this.typingSent.set(key, now);
+    else this.typingSent.delete(key);
+    const body = JSON.stringify({ type: "typing", data: { ...conversationFields(conversation), state: on ? "on" : "off" } });
+    this.write(Command.Typing, this.takeSeq(), body);
+    return true;
+  }
+
+  /**
+   * A page of `conversation`'s history, newest first: entries with offsets
+   * below `before` (default: from the newest), at most `limit` (default 50,
+   * at most 100). Page back with `before` = the last entry's offset.
+   *
+   * @throws {@link JimError} `rejected` (4004 when the gateway keeps no inbox), `offline`, `timeout`.
+   */
+  history(conversation: Conversation, options: { before?: number; limit?: number } = {}): Promise<HistoryPage> {
+    const request: Record<string, unknown> = { op: "history", conversation };
+    if (options.before !== undefined) request["before"] = options.before;
+    if (options.limit !== undefined) request["limit"] = options.limit;
+    return this.query(request) as unknown as Promise<HistoryPage>;
+  }
+
+  /** This user's conversations, most recent first, with unread counts and read marks. */
+  conversations(options: { limit?: number } = {}): Promise<ConversationList> {
+    const request: Record<string, unknown> = { op: "conversations" };
+    if (options.limit !== undefined) request["limit"] = options.limit;
+    return this.query(request) as unknown as Promise<ConversationList>;
+  }
+
+  private query(request: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (this.currentState !== "connected") {
+        reject(new JimError("offline", "not connected"));
+        return;
+      }
+      const seq = this.takeSeq();
+      const timeoutMs = this.options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        this.queries.delete(seq);
+        reject(new JimError("timeout", `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.queries.set(seq, { resolve, reject, timer });
+      this.write(Command.History, seq, JSON.stringify(request));
+    });
+  }
+
+  private sendMark(conversation: Conversation, status: MarkStatus, messageId: string): boolean {
+    if (this.currentState !== "connected") return false;
+    const body = JSON.stringify({ type: "ack", data: { ...conversationFields(conversation), message_id: messageId, status } });
     this.write(Command.C2C, this.takeSeq(), body);
     return true;
   }
@@ -573,6 +687,12 @@ export class JimClient extends Emitter<ClientEvents> {
       case Command.Push:
         this.business(frame.cmd, frame.seq, body);
         return;
+      case Command.Typing:
+        this.typed(body);
+        return;
+      case Command.History:
+        this.answered(frame.seq, body);
+        return;
       default:
         // A command of a later protocol version: nothing to do with it.
         return;
@@ -658,6 +778,10 @@ export class JimClient extends Emitter<ClientEvents> {
     }
     const envelope = parsed as { type?: unknown; data?: Record<string, unknown> };
     const data = typeof envelope.data === "object" && envelope.data !== null ? envelope.data : {};
+    if (envelope.type === "ack" && typeof data["status"] === "string") {
+      this.receipt(seq, data);
+      return;
+    }
     if (envelope.type === "ack" || envelope.type === "error") {
       this.replied(seq, envelope.type, data);
       return;
@@ -680,9 +804,69 @@ export class JimClient extends Emitter<ClientEvents> {
       receiverId,
       timestamp: typeof data["timestamp"] === "number" ? data["timestamp"] : Date.now(),
       conversation: kind === "c2g" ? receiverId : senderId === this.userId ? receiverId : senderId,
+      own: senderId === this.userId,
     };
     this.emit("message", incoming);
     this.inbox.handed(seq);
+    if (!incoming.own && incoming.messageId !== "" && (this.options.autoDelivered ?? true)) {
+      const conversation: Conversation = kind === "c2g" ? { group: receiverId } : { user: incoming.conversation };
+      this.marks.mark(conversation, "delivered", incoming.messageId);
+    }
+  }
+
+  /** A receipt delivered as an inbox entry. */
+  private receipt(seq: number, data: Record<string, unknown>): void {
+    if (!this.inbox.isNew(seq)) return;
+    const readerId = String(data["sender_id"] ?? "");
+    const status = data["status"] === "read" ? "read" : "delivered";
+    const group = data["group_id"];
+    const conversation: Conversation =
+      typeof group === "string"
+        ? { group }
+        : { user: readerId === this.userId ? String(data["receiver_id"] ?? "") : readerId };
+    const messageId = String(data["message_id"] ?? "");
+    // This user's own mark from another device: no need to send it again.
+    if (readerId === this.userId) this.marks.mark(conversation, status, messageId);
+    this.emit("receipt", { conversation, status, messageId, readerId, offset: seq });
+    this.inbox.handed(seq);
+  }
+
+  /** A relayed B104. */
+  private typed(body: string): void {
+    let parsed: { data?: Record<string, unknown> };
+    try {
+      parsed = JSON.parse(body) as { data?: Record<string, unknown> };
+    } catch {
+      return;
+    }
+    const data = parsed.data ?? {};
+    const senderId = String(data["sender_id"] ?? "");
+    const group = data["group_id"];
+    const conversation: Conversation = typeof group === "string" ? { group } : { user: senderId };
+    const on = data["state"] === "on";
+    this.emit("typing", { conversation, senderId, on, expiresAt: on ? Date.now() + TYPING_EXPIRES_MS : Date.now() });
+  }
+
+  /** The B105 reply to a history or conversation-list request. */
+  private answered(seq: number, body: string): void {
+    const query = this.queries.get(seq);
+    if (!query) return;
+    this.queries.delete(seq);
+    clearTimeout(query.timer);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(body) as Record<string, unknown>;
+    } catch (error) {
+      query.reject(new JimError("rejected", `an unreadable B105 reply: ${errorText(error)}`));
+      return;
+    }
+    if (parsed["type"] === "error") {
+      const data = (parsed["data"] ?? {}) as Record<string, unknown>;
+      const code = typeof data["code"] === "number" ? data["code"] : ErrorCode.Internal;
+      query.reject(new JimError("rejected", String(data["reason"] ?? "refused"), code));
+      return;
+    }
+    query.resolve(parsed);
   }
 
   private replied(seq: number, type: "ack" | "error", data: Record<string, unknown>): void {

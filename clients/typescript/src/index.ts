@@ -30,6 +30,18 @@ export {
   type TokenReason,
   type TokenSource,
 } from "./client.js";
+export {
+  compareIds,
+  type Conversation,
+  type ConversationList,
+  type ConversationSummary,
+  type HistoryEntry,
+  type HistoryPage,
+  type MarkStatus,
+  type Receipt,
+  TYPING_EXPIRES_MS,
+  type TypingEvent,
+} from "./conversations.js";
 export { Emitter, type Unsubscribe } from "./emitter.js";
 export { CloseCode, ErrorCode, JimError, type JimErrorKind } from "./errors.js";
 export {

@@ -21,6 +21,7 @@
 //! while let Some(incoming) = alice.next().await {
 //!     match incoming {
 //!         Incoming::Message { message, .. } => println!("got {message:?}"),
+//!         Incoming::Typing { sender_id, on, .. } => println!("{sender_id} typing: {on}"),
 //!         Incoming::Closed(status) => println!("server closed: {status:?}"),
 //!     }
 //! }
@@ -30,8 +31,9 @@
 //! ```
 //!
 //! A frame from the server is a reply to one of your requests when its
-//! command is `A002`, `B002` or `B003`, or when its body's `type` is `ack`
-//! or `error`; everything else the server starts itself (see
+//! command is `A002`, `B002`, `B003` or `B105`, or when its body's `type`
+//! is `ack` (without a `status`: one with a status is a receipt delivered
+//! to you) or `error`; everything else the server starts itself (see
 //! `docs/protocol.md`). The client sorts them for you.
 
 #![warn(missing_docs)]
@@ -70,8 +72,62 @@ pub enum Incoming {
         /// The body as received.
         body: Bytes,
     },
+    /// Someone is typing in a conversation with this user (`B104`,
+    /// ephemeral: treat `on` as expiring after 6 s without another).
+    Typing {
+        /// Who types.
+        sender_id: String,
+        /// Where, from this user's side: the typist, or the group.
+        conversation: jim_model::Conversation,
+        /// Typing, or stopped.
+        on: bool,
+    },
     /// The server is closing the connection (`A999`). Nothing follows.
     Closed(Status),
+}
+
+/// A page of a conversation's history (`B105` `history`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct HistoryPage {
+    /// The inbox's epoch.
+    pub epoch: String,
+    /// Newest first.
+    pub entries: Vec<HistoryEntry>,
+    /// Whether older entries of the conversation are held.
+    pub more: bool,
+}
+
+/// One inbox entry of a history page.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct HistoryEntry {
+    /// Its offset in the user's inbox.
+    pub offset: u32,
+    /// `B101`, `B102` or `B103`.
+    pub cmd: String,
+    /// The message as delivered.
+    pub body: Message,
+}
+
+/// The user's conversations (`B105` `conversations`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ConversationList {
+    /// The inbox's epoch.
+    pub epoch: String,
+    /// Most recent first.
+    pub conversations: Vec<ConversationItem>,
+}
+
+/// One conversation of the list.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ConversationItem {
+    /// With whom, or in which group.
+    pub conversation: jim_model::Conversation,
+    /// Its newest entry.
+    pub last: HistoryEntry,
+    /// Messages after the read mark not sent by this user.
+    pub unread: u32,
+    /// The read mark, if any.
+    pub read: Option<jim_model::MessageId>,
 }
 
 /// Client settings.
@@ -265,6 +321,95 @@ impl Client {
             .map_err(|_| ClientError::Closed(None))
     }
 
+    /// Sends a receipt (contract v1.2): everything up to `message_id` in
+    /// `conversation` was read (or delivered). The gateway does not reply
+    /// to a valid one; the reader's other devices and, one to one, the
+    /// other user get it.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] if the connection is gone.
+    pub async fn mark(
+        &self,
+        conversation: jim_model::Conversation,
+        status: jim_model::MarkStatus,
+        message_id: jim_model::MessageId,
+    ) -> Result<(), ClientError> {
+        let (field, id) = match &conversation {
+            jim_model::Conversation::User(id) => ("receiver_id", id),
+            jim_model::Conversation::Group(id) => ("group_id", id),
+        };
+        let body = serde_json::json!({
+            "type": "ack",
+            "data": {field: id, "message_id": message_id.to_string(), "status": status.as_str()},
+        });
+        self.fire(Command::C2C, body).await
+    }
+
+    /// Tells the other side of `conversation` that this user is typing
+    /// (`on`) or stopped (`B104`; the gateway relays at most one every 2 s
+    /// per conversation).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] if the connection is gone.
+    pub async fn typing(&self, conversation: jim_model::Conversation, on: bool) -> Result<(), ClientError> {
+        let (field, id) = match &conversation {
+            jim_model::Conversation::User(id) => ("receiver_id", id),
+            jim_model::Conversation::Group(id) => ("group_id", id),
+        };
+        let body = serde_json::json!({
+            "type": "typing",
+            "data": {field: id, "state": if on { "on" } else { "off" }},
+        });
+        self.fire(Command::Typing, body).await
+    }
+
+    /// A page of `conversation`'s history, newest first: entries below
+    /// offset `before` (`None`: from the head), at most `limit` (`B105`).
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] (4004 when the gateway keeps no inbox), or
+    /// a connection failure.
+    pub async fn history(
+        &self,
+        conversation: &jim_model::Conversation,
+        before: Option<u32>,
+        limit: usize,
+    ) -> Result<HistoryPage, ClientError> {
+        let mut request = serde_json::json!({"op": "history", "conversation": conversation, "limit": limit});
+        if let Some(before) = before {
+            request["before"] = before.into();
+        }
+        self.query(request).await
+    }
+
+    /// This user's conversations, most recent first, with unread counts
+    /// (`B105`).
+    ///
+    /// # Errors
+    /// As [`history`](Self::history).
+    pub async fn conversations(&self, limit: usize) -> Result<ConversationList, ClientError> {
+        self.query(serde_json::json!({"op": "conversations", "limit": limit}))
+            .await
+    }
+
+    async fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        request: serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(&request).unwrap_or_default();
+        let reply = self.request(Command::History, Bytes::from(body)).await?;
+        serde_json::from_slice::<T>(&reply.body).map_err(|_| error_of(&reply))
+    }
+
+    /// Sends a frame nobody answers unless it is refused.
+    async fn fire(&self, cmd: Command, body: serde_json::Value) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        self.outgoing
+            .send(Frame::new(cmd, self.seq(), body))
+            .await
+            .map_err(|_| ClientError::Closed(None))
+    }
+
     /// Sends a frame with `cmd` and `body` and returns the server's reply
     /// frame, whatever it is.
     ///
@@ -302,15 +447,19 @@ impl Client {
         self.incoming.recv().await
     }
 
-    /// The next message only, skipping nothing: a close becomes an error.
+    /// The next message (typing notices, which are not messages, are
+    /// skipped): a close becomes an error.
     ///
     /// # Errors
     /// [`ClientError::Closed`] if the server closed instead.
     pub async fn next_message(&mut self) -> Result<(Command, Message), ClientError> {
-        match self.next().await {
-            Some(Incoming::Message { cmd, message, .. }) => Ok((cmd, message)),
-            Some(Incoming::Closed(status)) => Err(ClientError::Closed(Some(status))),
-            None => Err(ClientError::Closed(None)),
+        loop {
+            match self.next().await {
+                Some(Incoming::Message { cmd, message, .. }) => return Ok((cmd, message)),
+                Some(Incoming::Typing { .. }) => {}
+                Some(Incoming::Closed(status)) => return Err(ClientError::Closed(Some(status))),
+                None => return Err(ClientError::Closed(None)),
+            }
         }
     }
 
@@ -327,7 +476,7 @@ impl Client {
             loop {
                 match self.incoming.recv().await {
                     Some(Incoming::Closed(status)) => return Ok(status),
-                    Some(Incoming::Message { .. }) => {}
+                    Some(Incoming::Message { .. } | Incoming::Typing { .. }) => {}
                     None => return Err(ClientError::Closed(None)),
                 }
             }
@@ -364,6 +513,7 @@ fn error_of(reply: &Frame) -> ClientError {
 enum Kind {
     Reply,
     Delivery(Box<Message>),
+    Typing(Incoming),
     Close,
     Ping,
 }
@@ -374,11 +524,35 @@ fn classify(frame: &Frame) -> Kind {
         Command::Ping => Kind::Ping,
         Command::C2C | Command::C2G | Command::S2C => match Message::from_slice(&frame.body) {
             Ok(message) if message.kind().is_chat() => Kind::Delivery(Box::new(message)),
+            // A receipt (an ack with a status) is delivered, not a reply.
+            // (A reply to this client's own send never has a status.)
+            Ok(Message::Ack(ack)) if ack.status.is_some() => Kind::Delivery(Box::new(Message::Ack(ack))),
             // An ack or an error (or anything unreadable) answers a request.
             _ => Kind::Reply,
         },
+        Command::Typing => match typing_of(&frame.body) {
+            Some(typing) => Kind::Typing(typing),
+            None => Kind::Reply,
+        },
         _ => Kind::Reply,
     }
+}
+
+/// A relayed `B104`.
+fn typing_of(body: &[u8]) -> Option<Incoming> {
+    let typing = jim_model::Typing::parse(body).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let sender_id = value["data"]["sender_id"].as_str()?.to_owned();
+    // From this user's side: one to one, the conversation is the typist.
+    let conversation = match typing.conversation {
+        jim_model::Conversation::User(_) => jim_model::Conversation::User(sender_id.clone()),
+        group => group,
+    };
+    Some(Incoming::Typing {
+        sender_id,
+        conversation,
+        on: typing.on,
+    })
 }
 
 async fn read_loop(
@@ -408,6 +582,9 @@ async fn read_loop(
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(frame);
                 }
+            }
+            Kind::Typing(typing) => {
+                let _ = deliver.send(typing);
             }
             Kind::Delivery(message) => {
                 let _ = deliver.send(Incoming::Message {

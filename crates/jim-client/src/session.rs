@@ -106,6 +106,16 @@ pub enum Event {
         /// The body as received.
         body: Bytes,
     },
+    /// Someone is typing (or stopped) in a conversation with this user:
+    /// ephemeral, to be treated as expired 6 s after the last `on`.
+    Typing {
+        /// Who types.
+        sender_id: String,
+        /// Where.
+        conversation: jim_model::Conversation,
+        /// Typing, or stopped.
+        on: bool,
+    },
     /// The connection was lost; the session reconnects by itself after
     /// `retry_in`.
     Disconnected {
@@ -135,6 +145,7 @@ pub enum Event {
 ///     match bob.next().await? {
 ///         Event::Resumed { inbox } => println!("signed in: {inbox:?}"),
 ///         Event::Message { offset, message, .. } => println!("{offset}: {message:?}"),
+///         Event::Typing { sender_id, on, .. } => println!("{sender_id} typing: {on}"),
 ///         Event::Disconnected { reason, retry_in } => println!("{reason}; again in {retry_in:?}"),
 ///     }
 ///     // Keep bob.position() somewhere durable to resume from it next time.
@@ -302,6 +313,17 @@ impl Session {
                         offset: seq,
                         message,
                         body,
+                    });
+                }
+                Some(Incoming::Typing {
+                    sender_id,
+                    conversation,
+                    on,
+                }) => {
+                    return Ok(Event::Typing {
+                        sender_id,
+                        conversation,
+                        on,
                     });
                 }
                 Some(Incoming::Closed(status)) if on_purpose(&status) => {

@@ -111,6 +111,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     first_sign_in = false;
                 }
                 Event::Message { cmd, message, .. } => print_message(cmd, &message),
+                Event::Typing { sender_id, on: true, .. } => println!("* {sender_id} is typing..."),
+                Event::Typing { .. } => {}
                 Event::Disconnected { reason, retry_in } => {
                     println!("* {reason}; reconnecting in {} ms", retry_in.as_millis());
                 }

@@ -334,3 +334,54 @@ test("a client pointed at a closed port keeps trying, and connects once the gate
   t.after(() => gateway.stop());
   assert.equal((await within(connecting, "connected at last")).userId, "alice");
 });
+
+test("conversations: sender copies, receipts (delivered by itself, read by markRead), typing, history and the list", async (t) => {
+  const gateway = await startGateway();
+  t.after(() => gateway.stop());
+  const phone = client(gateway, "alice", { device: "phone" });
+  const laptop = client(gateway, "alice", { device: "laptop" });
+  const bob = client(gateway, "bob");
+  const laptops = mailbox(laptop);
+  const bobs = mailbox(bob);
+  await Promise.all([phone.connect(), laptop.connect(), bob.connect()]);
+
+  // The phone's message reaches bob and, as alice's own, the laptop.
+  const delivered = event(phone, "receipt", (r) => r.status === "delivered");
+  const ack = await phone.send("bob", text("from the phone"));
+  assert.equal(ack.offset, 1, "the copy's offset in alice's inbox");
+  const copy = await laptops.next("the sender copy");
+  assert.equal(copy.own, true);
+  assert.equal(copy.conversation, "bob");
+  assert.equal(copy.messageId, ack.messageId);
+  const got = await bobs.next();
+  assert.equal(got.own, false);
+
+  // Bob's client marks it delivered by itself, then bob reads it.
+  const receipt = await delivered;
+  assert.deepEqual(
+    { ...receipt, offset: undefined },
+    { conversation: { user: "bob" }, status: "delivered", messageId: ack.messageId, readerId: "bob", offset: undefined },
+  );
+  const read = event(laptop, "receipt", (r) => r.status === "read");
+  assert.equal(bob.markRead({ user: "alice" }, got.messageId), true);
+  assert.equal((await read).readerId, "bob");
+
+  // Typing: bob types, alice's devices see it with its expiry.
+  const typing = event(phone, "typing");
+  assert.equal(bob.typing({ user: "alice" }, true), true);
+  assert.equal(bob.typing({ user: "alice" }, true), false, "at most one every 2 s");
+  const seen = await typing;
+  assert.deepEqual([seen.conversation, seen.senderId, seen.on], [{ user: "bob" }, "bob", true]);
+  assert.ok(seen.expiresAt > Date.now());
+
+  // History from the laptop: alice's own message, typed; the list has bob's read mark.
+  const page = await laptop.history({ user: "bob" }, { limit: 10 });
+  assert.equal(page.entries.length, 1);
+  assert.equal(page.entries[0]!.body.data["content"], "from the phone");
+  assert.equal(page.more, false);
+  const list = await bob.conversations();
+  assert.deepEqual(list.conversations[0]!.conversation, { user: "alice" });
+  assert.equal(list.conversations[0]!.read, got.messageId);
+  assert.equal(list.conversations[0]!.unread, 0);
+  await assert.rejects(bob.history({ user: "" } as { user: string }), (e: unknown) => e instanceof JimError && e.code === 4000);
+});

@@ -241,3 +241,74 @@ async fn private_read_receipts_reach_only_the_readers_devices() {
         .await;
     assert_eq!(receipt_of(&mut bob).await.1["status"], "delivered");
 }
+
+/// The Rust client speaks all of section 8: receipts in and out, typing,
+/// history and conversations, typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_marks_types_and_reads_history() {
+    use jim_client::Incoming;
+    use jim_model::{Conversation, MarkStatus, Message, Text};
+    let gw = Gw::start().await;
+    let mut alice = gw.client(Kind::Tcp, "alice").await;
+    let mut bob = gw.client(Kind::Ws, "bob").await;
+    let ack = alice
+        .send(Command::C2C, &Message::Text(Text::new("bob", "hello")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ack.extra.get("offset"),
+        Some(&json!(1)),
+        "the sender copy's offset"
+    );
+    let Some(Incoming::Message { seq, .. }) = bob.next().await else {
+        panic!("bob gets the message")
+    };
+    assert_eq!(seq, 1);
+    bob.mark(
+        Conversation::User("alice".into()),
+        MarkStatus::Read,
+        ack.message_id,
+    )
+    .await
+    .unwrap();
+    let Some(Incoming::Message {
+        seq,
+        message: Message::Ack(receipt),
+        ..
+    }) = alice.next().await
+    else {
+        panic!("alice gets the receipt")
+    };
+    assert_eq!((seq, receipt.status.as_deref()), (2, Some("read")));
+    assert_eq!(receipt.message_id, ack.message_id);
+
+    bob.typing(Conversation::User("alice".into()), true)
+        .await
+        .unwrap();
+    let Some(Incoming::Typing {
+        sender_id,
+        conversation,
+        on,
+    }) = alice.next().await
+    else {
+        panic!("alice sees bob typing")
+    };
+    assert_eq!(
+        (sender_id.as_str(), conversation, on),
+        ("bob", Conversation::User("bob".into()), true)
+    );
+
+    let page = alice
+        .history(&Conversation::User("bob".into()), None, 10)
+        .await
+        .unwrap();
+    assert_eq!((page.entries.len(), page.more), (1, false));
+    assert!(matches!(&page.entries[0].body, Message::Text(text) if text.content == "hello"));
+    let list = bob.conversations(10).await.unwrap();
+    assert_eq!(
+        list.conversations[0].conversation,
+        Conversation::User("alice".into())
+    );
+    assert_eq!(list.conversations[0].read, Some(ack.message_id));
+    assert_eq!(list.conversations[0].unread, 0);
+}
