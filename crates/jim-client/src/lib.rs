@@ -513,7 +513,7 @@ fn error_of(reply: &Frame) -> ClientError {
 enum Kind {
     Reply,
     Delivery(Box<Message>),
-    Typing(Incoming),
+    Typing(Box<Incoming>),
     Close,
     Ping,
 }
@@ -531,7 +531,7 @@ fn classify(frame: &Frame) -> Kind {
             _ => Kind::Reply,
         },
         Command::Typing => match typing_of(&frame.body) {
-            Some(typing) => Kind::Typing(typing),
+            Some(typing) => Kind::Typing(Box::new(typing)),
             None => Kind::Reply,
         },
         _ => Kind::Reply,
@@ -584,7 +584,7 @@ async fn read_loop(
                 }
             }
             Kind::Typing(typing) => {
-                let _ = deliver.send(typing);
+                let _ = deliver.send(*typing);
             }
             Kind::Delivery(message) => {
                 let _ = deliver.send(Incoming::Message {
