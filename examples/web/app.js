@@ -2,7 +2,7 @@
 // Conversations and their messages are kept in this browser (localStorage,
 // per user); the SDK keeps the inbox position there too, so a reloaded page
 // gets only what it has not seen.
-import { JimClient, JimError, WebStoragePositionStore, summary, text } from "/sdk/index.js";
+import { JimClient, JimError, WebStoragePositionStore, compareIds, summary, text } from "/sdk/index.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_FRAMES = 300;
@@ -11,9 +11,10 @@ const MAX_KEPT = 200;
 let client = null;
 let gatewayUrl = null;
 let me = null;
-let conversations = new Map(); // id -> { id, kind, messages: [], unread, updated }
+let conversations = new Map(); // id -> { id, kind, messages: [], unread, updated, delivered, read }
 let active = null;
 let retryTimer = null;
+let typingTimer = null;
 
 // Sign-in
 
@@ -50,6 +51,8 @@ async function signIn(url, user, token) {
   client.on("close", onClose);
   client.on("session", onSession);
   client.on("message", onMessage);
+  client.on("receipt", onReceipt);
+  client.on("typing", onTyping);
   client.on("frame", logFrame);
   const connecting = client.connect();
   // Signed in or refused: the first answer decides what the page shows.
@@ -119,6 +122,24 @@ function onSession(session) {
   $("recovery").textContent =
     "Some earlier messages may be missing: the gateway could not tell what this device had seen. Showing what it still holds.";
   renderFacts();
+  // Unread counts from the server: they never count one's own messages,
+  // and a read on another device clears them here too.
+  client.conversations({ limit: 100 }).then((list) => {
+    for (const summary of list.conversations) {
+      const kind = "group" in summary.conversation ? "group" : "user";
+      const c = conversation(kind, summary.conversation.group ?? summary.conversation.user);
+      c.unread = c === active ? 0 : summary.unread;
+      if (c.messages.length === 0) {
+        merge(c, [summary.last]);
+      }
+    }
+    save();
+    renderConversations();
+  }, () => {});
+}
+
+function conversationOf(c) {
+  return c.kind === "group" ? { group: c.id } : { user: c.id };
 }
 
 // Conversations
@@ -171,6 +192,9 @@ $("back").addEventListener("click", () => {
 function openConversation(id, kind) {
   active = conversation(kind, id);
   active.unread = 0;
+  markRead(active);
+  loadHistory(active);
+  hideTyping();
   save();
   $("app").classList.add("in-chat");
   $("chat-title").textContent = kind === "group" ? `# ${id}` : id;
@@ -221,8 +245,10 @@ function onMessage(incoming) {
     state: "acked",
   });
   c.updated = Date.now();
+  c.messages[c.messages.length - 1].offset = incoming.offset;
   // One's own messages (from another device) are never unread.
   if (c !== active && incoming.senderId !== me) c.unread++;
+  if (c === active && incoming.senderId !== me) markRead(c);
   save();
   renderConversations();
   if (c === active) renderMessages();
@@ -251,6 +277,7 @@ async function deliver(c, message) {
     const ack = c.kind === "group" ? await client.sendToGroup(c.id, body) : await client.send(c.id, body);
     message.state = "acked";
     message.messageId = ack.messageId;
+    message.offset = ack.offset;
   } catch (error) {
     message.state = "failed";
     message.error = error instanceof JimError ? error.reason : String(error);
@@ -259,7 +286,7 @@ async function deliver(c, message) {
   if (c === active) renderMessages();
 }
 
-function renderMessages() {
+function renderMessages(toBottom = true) {
   const list = $("messages");
   list.replaceChildren();
   if (!active) return;
@@ -267,6 +294,7 @@ function renderMessages() {
     const bubble = document.createElement("li");
     bubble.className = m.mine ? "bubble mine" : "bubble";
     bubble.dataset.state = m.state;
+    if (m.mine && m.state === "acked") bubble.dataset.receipt = receiptOf(active, m);
     if (active.kind === "group" && !m.mine) bubble.append(div("who", m.sender));
     bubble.append(div("content", m.content));
     const meta = div("meta", `${clock(m.timestamp)}${m.mine ? ` · ${deliveryLabel(m)}` : ""}`);
@@ -280,13 +308,108 @@ function renderMessages() {
     bubble.append(meta);
     list.append(bubble);
   }
-  list.scrollTop = list.scrollHeight;
+  if (toBottom) list.scrollTop = list.scrollHeight;
 }
 
 function deliveryLabel(m) {
   if (m.state === "sending") return "sending…";
-  if (m.state === "acked") return "✓ sent";
+  if (m.state === "acked") return { sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read" }[receiptOf(active, m)];
   return `failed: ${m.error}`;
+}
+
+/** How far the other side got with one's own message: sent, delivered or read. */
+function receiptOf(c, m) {
+  if (!c || !m.messageId) return "sent";
+  if (c.read && compareIds(m.messageId, c.read) <= 0) return "read";
+  if (c.delivered && compareIds(m.messageId, c.delivered) <= 0) return "delivered";
+  return "sent";
+}
+
+/** Marks the newest message from the other side read (the SDK sends it only if it moves). */
+function markRead(c) {
+  const last = [...c.messages].reverse().find((m) => !m.mine && m.messageId);
+  if (last && client?.state === "connected") client.markRead(conversationOf(c), last.messageId);
+}
+
+/** Adds history entries (or a conversation's last entry) not shown yet, in order. */
+function merge(c, entries) {
+  for (const entry of entries) {
+    const data = entry.body.data;
+    if (c.messages.some((m) => m.messageId === data.message_id)) continue;
+    c.messages.push({
+      messageId: data.message_id,
+      clientMsgId: data.client_msg_id,
+      mine: data.sender_id === me,
+      sender: data.sender_name || data.sender_id,
+      content: summary(entry.body),
+      timestamp: data.timestamp ?? Date.now(),
+      state: "acked",
+      offset: entry.offset,
+    });
+  }
+  c.messages.sort((a, b) => (a.offset && b.offset ? a.offset - b.offset : a.timestamp - b.timestamp));
+}
+
+/** Loads a conversation's newest page from the server (the inbox keeps it). */
+function loadHistory(c) {
+  if (client?.state !== "connected") return;
+  client.history(conversationOf(c), { limit: 50 }).then((page) => {
+    merge(c, page.entries);
+    c.more = page.more;
+    save();
+    if (c === active) renderMessages();
+  }, () => {});
+}
+
+// Scrolled to the top: the page before the oldest shown.
+$("messages").addEventListener("scroll", () => {
+  const c = active;
+  if (!c || !c.more || $("messages").scrollTop > 0 || client?.state !== "connected") return;
+  const oldest = Math.min(...c.messages.filter((m) => m.offset).map((m) => m.offset));
+  if (!Number.isFinite(oldest)) return;
+  c.more = false;
+  client.history(conversationOf(c), { before: oldest, limit: 50 }).then((page) => {
+    merge(c, page.entries);
+    c.more = page.more;
+    save();
+    if (c === active) renderMessages(false);
+  }, () => {});
+});
+
+function onReceipt(receipt) {
+  const kind = "group" in receipt.conversation ? "group" : "user";
+  const c = conversation(kind, receipt.conversation.group ?? receipt.conversation.user);
+  if (receipt.readerId === me) {
+    // Read on another device: nothing is unread here either.
+    if (receipt.status === "read") c.unread = 0;
+  } else if (!c[receipt.status] || compareIds(receipt.messageId, c[receipt.status]) > 0) {
+    c[receipt.status] = receipt.messageId;
+  }
+  save();
+  renderConversations();
+  if (c === active) renderMessages(false);
+}
+
+// Typing
+
+$("text").addEventListener("input", () => {
+  if (active && $("text").value.trim() !== "") client?.typing(conversationOf(active), true);
+});
+
+function onTyping(typing) {
+  const kind = "group" in typing.conversation ? "group" : "user";
+  const id = typing.conversation.group ?? typing.conversation.user;
+  if (!active || active.kind !== kind || active.id !== id) return;
+  if (!typing.on) return hideTyping();
+  $("typing").textContent = `${typing.senderId} is typing…`;
+  $("typing").hidden = false;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(hideTyping, Math.max(0, typing.expiresAt - Date.now()));
+}
+
+function hideTyping() {
+  clearTimeout(typingTimer);
+  $("typing").hidden = true;
 }
 
 // The debug panel

@@ -204,3 +204,64 @@ test("two people chat in Chromium, through a gateway restart and while one is aw
   await aliceContext.close();
   await bobContext.close();
 });
+
+test("two devices of one user and one of another stay in step: copies, receipts, typing, history, unread", async (t) => {
+  const gateway = await startGateway();
+  t.after(() => gateway.stop());
+  const laptopContext = await browser.newContext({ viewport: LAPTOP });
+  const phoneContext = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  const bobContext = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  t.after(() => Promise.all([laptopContext.close(), phoneContext.close(), bobContext.close()]).then(() => undefined));
+  const laptop = await signIn(laptopContext, gateway, "alice");
+  const phone = await signIn(phoneContext, gateway, "alice");
+  const bob = await signIn(bobContext, gateway, "bob");
+
+  // Sent from the laptop: ✓ sent, then ✓✓ delivered once bob's page has it
+  // (his client says so by itself), and it appears on the phone as alice's own.
+  await open(laptop, "user", "bob");
+  await say(laptop, "sent from the laptop");
+  await laptop.locator('.bubble.mine[data-receipt="delivered"]', { hasText: "sent from the laptop" }).waitFor({ timeout: UI_WAIT_MS });
+  assert.match((await laptop.locator(".bubble.mine .meta").last().textContent()) ?? "", /✓✓ delivered/);
+  const onPhone = phone.locator('[data-conversation="user:bob"]');
+  await onPhone.waitFor({ timeout: UI_WAIT_MS });
+  assert.match((await onPhone.textContent()) ?? "", /You: sent from the laptop/);
+  assert.equal(await onPhone.locator(".unread").count(), 0, "one's own message is never unread");
+
+  // Bob opens it: read, on the laptop.
+  await open(bob, "user", "alice");
+  await bubble(bob, "sent from the laptop");
+  await laptop.locator('.bubble.mine[data-receipt="read"]', { hasText: "sent from the laptop" }).waitFor({ timeout: UI_WAIT_MS });
+  assert.match((await laptop.locator(".bubble.mine .meta").last().textContent()) ?? "", /✓✓ read/);
+
+  // Bob types: "bob is typing…" on the laptop, in the open conversation.
+  await bob.fill("#text", "a reply is com");
+  await laptop.locator("#typing", { hasText: "bob is typing…" }).waitFor({ timeout: UI_WAIT_MS });
+  await screenshot(laptop, "7-laptop-read-receipt-and-typing");
+  await bob.press("#text", "Enter");
+  await bubble(laptop, "a reply is com");
+
+  // The phone (its list showing) counts bob's reply unread; the laptop has
+  // it open and reads it, which clears the phone's badge too.
+  const badge = phone.locator('[data-conversation="user:bob"] .unread');
+  await phone.locator('[data-conversation="user:bob"]', { hasText: "a reply is com" }).waitFor({ timeout: UI_WAIT_MS });
+  await badge.waitFor({ state: "detached", timeout: UI_WAIT_MS });
+  await screenshot(phone, "8-phone-list-in-step");
+
+  // The phone opens the conversation: its own message from the laptop is in
+  // place, on its own side.
+  await open(phone, "user", "bob");
+  assert.equal(await phone.locator(".bubble.mine", { hasText: "sent from the laptop" }).count(), 1);
+  assert.equal(await phone.locator(".bubble:not(.mine)", { hasText: "a reply is com" }).count(), 1);
+
+  // A new device (a fresh browser): the list and the history come from the server.
+  const tabletContext = await browser.newContext({ viewport: LAPTOP });
+  t.after(() => tabletContext.close());
+  const tablet = await signIn(tabletContext, gateway, "alice");
+  const listed = tablet.locator('[data-conversation="user:bob"]');
+  await listed.waitFor({ timeout: UI_WAIT_MS });
+  assert.equal(await listed.locator(".unread").count(), 0, "read on another device: nothing unread");
+  await open(tablet, "user", "bob");
+  assert.equal(await bubble(tablet, "sent from the laptop"), 1);
+  assert.equal(await bubble(tablet, "a reply is com"), 1);
+  await screenshot(tablet, "9-new-device-history");
+});
