@@ -130,6 +130,7 @@ impl Connecting {
             }),
             replay: None,
             flood: None,
+            history: None,
         })
     }
 }

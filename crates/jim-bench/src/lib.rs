@@ -28,6 +28,7 @@
 pub mod conn;
 mod error;
 pub mod flood;
+pub mod history;
 pub mod idle;
 pub mod messaging;
 pub mod offline;

@@ -26,6 +26,9 @@ enum Workload {
     /// Send to offline recipients (stored in their inboxes), then bring
     /// them back with `since`: store and replay rates.
     Offline,
+    /// Ask for a conversation's history and the conversation list (`B105`)
+    /// at `--rate` requests a second: their latencies.
+    History,
 }
 
 /// Load generator for the Jim gateway (loopback only).
@@ -78,6 +81,13 @@ struct Args {
     /// Recipients, offline while sending (offline).
     #[arg(long, default_value_t = 100)]
     recipients: usize,
+    /// Conversations in each user's inbox (history).
+    #[arg(long, default_value_t = 100)]
+    conversations: usize,
+    /// Entries of the conversation whose page is asked for, and the page's
+    /// limit (history).
+    #[arg(long, default_value_t = 50)]
+    entries: usize,
     /// Messages in all (offline).
     #[arg(long, default_value_t = 50_000)]
     messages: usize,
@@ -164,6 +174,7 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
         Workload::C2c | Workload::C2g => args.clients,
         Workload::Idle | Workload::Connect => args.connections,
         Workload::Offline => args.clients + args.recipients,
+        Workload::History => args.clients + args.conversations,
     };
     raise_file_limit(sockets)?;
     let target = Target {
@@ -226,6 +237,22 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 window: args.window,
                 body_size: args.body_size,
                 drain: Duration::from_secs_f64(args.drain),
+                run_id,
+                server_pid: args.server_pid,
+                progress: !args.quiet,
+            }
+            .run()
+            .await
+        }
+        Workload::History => {
+            jim_bench::history::History {
+                target,
+                transport: args.transport,
+                users: args.clients,
+                conversations: args.conversations,
+                entries: args.entries,
+                rate: args.rate.unwrap_or(1000.0),
+                duration: Duration::from_secs_f64(args.duration),
                 run_id,
                 server_pid: args.server_pid,
                 progress: !args.quiet,

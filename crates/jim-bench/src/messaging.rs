@@ -270,6 +270,7 @@ impl Messaging {
             connections: None,
             replay: None,
             flood: None,
+            history: None,
         })
     }
 }

@@ -129,6 +129,7 @@ impl Offline {
                 replayed_per_second: delivered as f64 / replay_elapsed.as_secs_f64().max(1e-9),
             }),
             flood: None,
+            history: None,
         })
     }
 

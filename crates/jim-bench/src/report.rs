@@ -147,6 +147,18 @@ pub struct Report {
     pub replay: Option<Replay>,
     /// A flood run beside the workload (`--flood-group-size`).
     pub flood: Option<crate::flood::FloodCounts>,
+    /// Latencies of the `history` workload's two requests.
+    pub history: Option<HistoryLatencies>,
+}
+
+/// The `history` workload's latencies, from each request's scheduled time
+/// to its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HistoryLatencies {
+    /// `history`: a page of one conversation.
+    pub page: Latency,
+    /// `conversations`: the list.
+    pub list: Latency,
 }
 
 impl Report {
@@ -223,6 +235,17 @@ impl fmt::Display for Report {
                     l.p50_us, l.p99_us, l.p999_us, l.max_us, l.count
                 ),
             ));
+        }
+        if let Some(h) = &self.history {
+            for (name, l) in [("history page", &h.page), ("conversations", &h.list)] {
+                rows.push((
+                    name,
+                    format!(
+                        "p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} requests)",
+                        l.p50_us, l.p99_us, l.p999_us, l.max_us, l.count
+                    ),
+                ));
+            }
         }
         if let Some(l) = &self.send_lag {
             rows.push((

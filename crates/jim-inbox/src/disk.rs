@@ -597,7 +597,7 @@ impl Committer {
                 let mut sender_offset = None;
                 let mut offsets = Vec::with_capacity(users.len());
                 // Several inboxes: the body once, each entry referring to it.
-                let shared = users.len() > 1;
+                let shared = crate::entry::shares_body(users.len());
                 let mut code = cmd.code();
                 if shared {
                     code[0] |= SHARED_BODY;

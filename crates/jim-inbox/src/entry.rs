@@ -86,6 +86,15 @@ pub enum Appended {
     },
 }
 
+/// Whether a message to `recipients` inboxes has its body stored once
+/// and referred to (a group's), or in each entry. Two inboxes (a one-to-one
+/// message and its sender's copy) keep it inline: a second copy of the
+/// body costs less than the extra write, and the extra read of every
+/// replay and history page, of a body stored apart.
+pub(crate) fn shares_body(recipients: usize) -> bool {
+    recipients > 2
+}
+
 /// A group the store kept: its id and members.
 pub type KeptGroup = (Arc<str>, Vec<Arc<str>>);
 

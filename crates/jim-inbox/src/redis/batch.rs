@@ -268,7 +268,7 @@ impl Redis {
         // entry is never readable before what it refers to.
         let bodies: Vec<Vec<Cmd>> = appends
             .iter()
-            .filter(|(users, _)| users.len() > 1)
+            .filter(|(users, _)| crate::entry::shares_body(users.len()))
             .map(|(_, append)| vec![self.body_cmd(append)])
             .collect();
         if !bodies.is_empty() {
@@ -285,7 +285,7 @@ impl Redis {
         let calls: Vec<(&str, Cmd)> = appends
             .iter()
             .flat_map(|(users, append)| {
-                let shared = users.len() > 1;
+                let shared = crate::entry::shares_body(users.len());
                 users
                     .iter()
                     .map(move |user| (&**user, self.append_cmd(user, append, stamp, shared)))
