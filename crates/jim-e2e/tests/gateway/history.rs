@@ -255,3 +255,39 @@ async fn history_from_the_redis_store() {
     let gw = with_store(StoreKind::Redis { url: redis.url() }).await;
     history_pages(&gw, Kind::Ws).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_and_read_marks_survive_a_restart_with_redis() {
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let gw = with_store(StoreKind::Redis { url: redis.url() }).await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let mut bob = gw.user(Kind::Ws, "bob").await;
+    let mut ids = Vec::new();
+    for (seq, text) in [(1, "one"), (2, "two"), (3, "three")] {
+        ids.push(bob.send_message(Command::C2C, seq, "alice", text).await);
+    }
+    alice.send_message(Command::C2C, 4, "bob", "mine").await;
+    let mark = format!(
+        r#"{{"type":"ack","data":{{"receiver_id":"bob","message_id":"{}","status":"read"}}}}"#,
+        ids[0]
+    );
+    alice.send_body(Command::C2C, 5, &mark).await;
+    // The receipt reaches bob once the mark is kept.
+    loop {
+        let frame = bob.recv().await;
+        if json(&frame)["type"] == "ack" {
+            break;
+        }
+    }
+    gw.shutdown().await;
+    let gw = with_store(StoreKind::Redis { url: redis.url() }).await;
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let list = ask(&mut alice, 1, r#"{"op":"conversations"}"#).await;
+    let bob_side = &list["conversations"][0];
+    assert_eq!(bob_side["conversation"], json!({"user": "bob"}));
+    assert_eq!(
+        (bob_side["unread"].clone(), bob_side["read"].clone()),
+        (json!(2), json!(ids[0])),
+        "two of bob's after the mark; her own never counts"
+    );
+}
