@@ -46,7 +46,7 @@ pub struct BackendConfig {
 
 impl BackendConfig {
     /// The router's endpoint as the link reaches it: over TLS for an
-    /// `https://` router, trusting [`ca`](Self::ca) or the system's roots.
+    /// `https://` router, trusting the link's `ca` or the system's roots.
     ///
     /// # Errors
     /// [`RouterError::Invalid`] for a router address that is not a URL,

@@ -87,8 +87,9 @@ pub struct RouterStats {
 /// The router of the `grpc` mode: knows which gateway holds which user's
 /// sessions, owns group membership, and tells each gateway what to deliver.
 ///
-/// It implements the routing contract ([`Router`]) for an application that
-/// embeds it (push, groups, presence, kick, observers), and
+/// It answers the directory ([`Directory`]: groups, presence, kick) and
+/// routes pushes ([`CentralRouter::route`]) for an application that embeds
+/// it, with its observers, and
 /// [`service`](Self::service) gives the tonic service that gateways link
 /// to, mountable on any tonic server.
 ///

@@ -11,8 +11,9 @@
 //!
 //! - [`CentralRouter`]: the router. A library type: mount
 //!   [`CentralRouter::service`] on any tonic server, or embed it in an
-//!   application, which then pushes, manages groups and observes every
-//!   message through the routing contract, as with the local router. The
+//!   application, which then pushes ([`CentralRouter::route`]), manages
+//!   groups and reads presence ([`jim_router::Directory`]) and observes
+//!   every message, as with the local router. The
 //!   `jim-router` binary (the `jim-router-server` package) runs it alone.
 //! - [`GrpcBackend`]: the gateway side, a [`jim_router::Router`] that
 //!   links to the router, reconnects with jittered backoff, and
