@@ -309,6 +309,15 @@ pub struct DirectWriter {
 }
 
 impl DirectWriter {
+    /// A second handle on the same socket.
+    pub fn try_clone(&self) -> Option<DirectWriter> {
+        Some(DirectWriter {
+            socket: self.socket.try_clone().ok()?,
+            transport: self.transport,
+            scratch: BytesMut::with_capacity(1024),
+        })
+    }
+
     fn new(stream: &TcpStream, transport: Transport) -> Result<DirectWriter, BenchError> {
         let socket = socket2::SockRef::from(stream)
             .try_clone()

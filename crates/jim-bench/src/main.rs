@@ -81,6 +81,10 @@ struct Args {
     /// Recipients, offline while sending (offline).
     #[arg(long, default_value_t = 100)]
     recipients: usize,
+    /// Recipients mark what they get read (c2c, c2g; contract v1.2
+    /// receipts), at most one receipt per conversation a second.
+    #[arg(long)]
+    receipts: bool,
     /// Conversations in each user's inbox (history).
     #[arg(long, default_value_t = 100)]
     conversations: usize,
@@ -219,6 +223,7 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 admin: Some((args.admin.clone(), args.admin_key.clone())),
                 server_pid: args.server_pid,
                 progress: !args.quiet,
+                receipts: args.receipts,
             }
             .run()
             .await?;

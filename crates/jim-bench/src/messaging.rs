@@ -63,6 +63,10 @@ pub struct Messaging {
     pub server_pid: Option<u32>,
     /// Print progress to stderr every second.
     pub progress: bool,
+    /// Each recipient marks what it gets read (contract v1.2 receipts),
+    /// at most one receipt per conversation a second (the TypeScript SDK's
+    /// coalescing; the highest counts).
+    pub receipts: bool,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +77,7 @@ struct Counters {
     delivered: AtomicU64,
     duplicates: AtomicU64,
     reordered: AtomicU64,
+    receipts_sent: AtomicU64,
 }
 
 impl Messaging {
@@ -138,10 +143,17 @@ impl Messaging {
             Conn {
                 reader,
                 writer,
-                direct,
+                mut direct,
             },
         ) in conns.into_iter().enumerate()
         {
+            // With receipts, the reader marks what it gets through a handle
+            // of its own (the open loop's clock keeps the other).
+            let marker = match (plan.receipts, plan.load) {
+                (true, Load::Closed { .. }) => direct.take(),
+                (true, Load::Open { .. }) => direct.as_ref().and_then(DirectWriter::try_clone),
+                (false, _) => None,
+            };
             let window = Arc::new(Semaphore::new(match plan.load {
                 Load::Closed { window } => window,
                 Load::Open { .. } => 0,
@@ -152,6 +164,7 @@ impl Messaging {
                 Arc::clone(&window),
                 epoch,
                 Arc::clone(&stop_reading),
+                marker.map(|writer| Marker::new(writer, Arc::clone(&plan))),
             ));
             match plan.load {
                 Load::Closed { .. } => {
@@ -233,6 +246,12 @@ impl Messaging {
         let c = &counters;
         let acked = c.acked.load(Ordering::Relaxed);
         let delivered = c.delivered.load(Ordering::Relaxed);
+        if plan.receipts && plan.progress {
+            eprintln!(
+                "  read receipts sent: {}",
+                c.receipts_sent.load(Ordering::Relaxed)
+            );
+        }
         let expected = acked * plan.fanout();
         let counts = Counts {
             sent: c.sent.load(Ordering::Relaxed),
@@ -357,7 +376,7 @@ async fn connect_all(plan: &Arc<Messaging>) -> Result<Vec<Conn>, BenchError> {
                 &plan.target,
                 plan.transport,
                 i,
-                matches!(plan.load, Load::Open { .. }),
+                matches!(plan.load, Load::Open { .. }) || plan.receipts,
             )
             .await?;
             conn::authenticate(&mut conn, &plan.user(i)).await?;
@@ -517,12 +536,71 @@ fn pace(
     lag
 }
 
+/// Sends read receipts for what a client gets: at most one per sender (a
+/// conversation) a second, for the highest message seen.
+struct Marker {
+    writer: DirectWriter,
+    plan: Arc<Messaging>,
+    /// Per sender: when its last receipt went, and the highest id since.
+    last: HashMap<u32, (Instant, Option<Vec<u8>>)>,
+    seq: u32,
+}
+
+impl Marker {
+    fn new(writer: DirectWriter, plan: Arc<Messaging>) -> Marker {
+        Marker {
+            writer,
+            plan,
+            last: HashMap::new(),
+            seq: u32::MAX / 2,
+        }
+    }
+
+    /// A delivery from `sender` with `message_id`: a receipt now, or the
+    /// highest id kept for the next one after a second.
+    fn delivered(&mut self, sender: u32, message_id: &[u8], counters: &Counters) {
+        let now = Instant::now();
+        let entry = self
+            .last
+            .entry(sender)
+            .or_insert((now - Duration::from_secs(2), None));
+        if now.duration_since(entry.0) < Duration::from_secs(1) {
+            entry.1 = Some(message_id.to_vec());
+            return;
+        }
+        entry.0 = now;
+        entry.1 = None;
+        let body = format!(
+            r#"{{"type":"ack","data":{{"receiver_id":"{}","message_id":"{}","status":"read"}}}}"#,
+            self.plan.user(sender as usize),
+            String::from_utf8_lossy(message_id)
+        );
+        self.seq = self.seq.wrapping_add(1);
+        if self
+            .writer
+            .send(&Frame::new(Command::C2C, self.seq, Bytes::from(body)))
+            .is_ok()
+        {
+            counters.receipts_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A delivered body's `message_id`.
+fn message_id_of(body: &[u8]) -> Option<&[u8]> {
+    const KEY: &[u8] = b"\"message_id\":\"";
+    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = body[start..].iter().position(|b| *b == b'"')?;
+    Some(&body[start..start + len])
+}
+
 async fn receive(
     mut reader: Reader,
     counters: Arc<Counters>,
     window: Arc<Semaphore>,
     epoch: Instant,
     stop: Arc<tokio::sync::Notify>,
+    mut marker: Option<Marker>,
 ) -> Histogram<u64> {
     let mut latency = Histogram::<u64>::new(3).expect("a valid histogram");
     let mut last_seen: HashMap<u32, u64> = HashMap::new();
@@ -537,6 +615,10 @@ async fn receive(
             },
         };
         let body = &frame.body[..];
+        if body.starts_with(br#"{"type":"ack""#) && body.windows(9).any(|w| w == br#""status":"#) {
+            // A receipt from a recipient, delivered: not an ack of ours.
+            continue;
+        }
         if body.starts_with(br#"{"type":"ack""#) {
             counters.acked.fetch_add(1, Ordering::Relaxed);
             window.add_permits(1);
@@ -559,6 +641,9 @@ async fn receive(
                 }
             }
             counters.delivered.fetch_add(1, Ordering::Relaxed);
+            if let (Some(marker), Some(id)) = (&mut marker, message_id_of(body)) {
+                marker.delivered(sender, id, &counters);
+            }
         }
     }
     latency

@@ -39,6 +39,7 @@ fn messaging(target: Target, admin: String, transport: Transport, load: Load) ->
         // This process hosts the gateway: its CPU and memory stand in.
         server_pid: Some(std::process::id()),
         progress: false,
+        receipts: false,
     }
 }
 

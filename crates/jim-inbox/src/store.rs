@@ -392,6 +392,18 @@ impl Inbox {
         }
     }
 
+    /// As [`set_mark`](Self::set_mark), without waiting, for a store that
+    /// [settles at once](Self::settles_at_once) (memory, off); `None` (nothing
+    /// done) for another.
+    pub fn set_mark_now(&self, user: &str, key: &str, id: u64) -> Option<bool> {
+        match &self.inner.store {
+            Store::Off => Some(true),
+            Store::Memory(store) => Some(store.set_mark(user, key, id)),
+            #[cfg(any(feature = "disk", feature = "redis"))]
+            _ => None,
+        }
+    }
+
     /// Every mark of `user`: (key, message id).
     ///
     /// # Errors

@@ -182,7 +182,13 @@ impl Router for LocalRouter {
 
     fn try_route(&self, message: Outgoing) -> TryRoute {
         if message.kind == MessageKind::Ack {
-            return TryRoute::Later(message); // its mark is read and written first
+            // A receipt: its mark first, at once with a memory store.
+            return match self.inner.routing.mark_now(&message) {
+                Some(marked) => TryRoute::Routed(
+                    marked.map(|planned| planned.map_or_else(Receipt::default, |p| self.deliver(p))),
+                ),
+                None => TryRoute::Later(message),
+            };
         }
         match self.inner.routing.plan_now(&message) {
             Some(planned) => TryRoute::Routed(planned.map(|planned| self.deliver(planned))),

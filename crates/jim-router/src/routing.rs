@@ -293,6 +293,54 @@ impl Routing {
     /// [`RouterError::UnknownGroup`] and [`RouterError::NotMember`] for a
     /// group the reader is not in; an observer's veto; the store's.
     pub async fn mark<'m>(&self, message: &'m Outgoing) -> Result<Option<Planned<'m>>, RouterError> {
+        let (sender, mark) = self.check_mark(message)?;
+        if !self
+            .inbox
+            .set_mark(&sender.user, &mark.key(), mark.message_id.0)
+            .await?
+        {
+            return Ok(None);
+        }
+        let (users, except) = self.mark_recipients(message, sender, &mark);
+        let appended = self.inbox.append(users.iter(), &message.stored(except)).await?;
+        Ok(Some(planned(
+            message.cmd,
+            message.body.clone(),
+            users,
+            except,
+            appended,
+        )))
+    }
+
+    /// As [`mark`](Self::mark), without waiting, when the store settles
+    /// at once (memory, off); `None` (nothing done) otherwise.
+    pub fn mark_now<'m>(&self, message: &'m Outgoing) -> Option<Result<Option<Planned<'m>>, RouterError>> {
+        if !self.inbox.settles_at_once() {
+            return None;
+        }
+        let marked = self.check_mark(message).and_then(|(sender, mark)| {
+            let moved = self
+                .inbox
+                .set_mark_now(&sender.user, &mark.key(), mark.message_id.0);
+            if moved != Some(true) {
+                return Ok(None);
+            }
+            let (users, except) = self.mark_recipients(message, sender, &mark);
+            let appended = self.inbox.append_now(users.iter(), &message.stored(except))?;
+            Ok(Some(planned(
+                message.cmd,
+                message.body.clone(),
+                users,
+                except,
+                appended,
+            )))
+        });
+        Some(marked)
+    }
+
+    /// A receipt's reader and mark, checked: the reader is in the group,
+    /// and the observers let it through.
+    fn check_mark<'m>(&self, message: &'m Outgoing) -> Result<(&'m crate::Sender, Mark), RouterError> {
         let invalid = |reason: &str| RouterError::Invalid {
             reason: reason.to_owned(),
         };
@@ -310,13 +358,17 @@ impl Routing {
             return Err(RouterError::NotMember { group: group.clone() });
         }
         self.observers.accept(message)?;
-        if !self
-            .inbox
-            .set_mark(&sender.user, &mark.key(), mark.message_id.0)
-            .await?
-        {
-            return Ok(None);
-        }
+        Ok((sender, mark))
+    }
+
+    /// Who gets a receipt that moved a mark: the reader's other sessions
+    /// and, one to one, the other user (unless read receipts are private).
+    fn mark_recipients<'m>(
+        &self,
+        message: &'m Outgoing,
+        sender: &'m crate::Sender,
+        mark: &Mark,
+    ) -> (UserList<'m>, Option<SessionId>) {
         let shared = match (&mark.conversation, mark.status) {
             (Conversation::Group(_), _) => false,
             (Conversation::User(_), MarkStatus::Read) => self.receipts.read == ReadReceipts::Public,
@@ -326,15 +378,7 @@ impl Routing {
             Target::User(other) if shared && **other != *sender.user => UserList::Pair(other, &sender.user),
             _ => UserList::One(&sender.user),
         };
-        let except = Some(sender.session);
-        let appended = self.inbox.append(users.iter(), &message.stored(except)).await?;
-        Ok(Some(planned(
-            message.cmd,
-            message.body.clone(),
-            users,
-            except,
-            appended,
-        )))
+        (users, Some(sender.session))
     }
 
     /// Adds users to a group, creating it, and keeps the change in the store.
