@@ -91,6 +91,7 @@ pub enum Appended {
 /// message and its sender's copy) keep it inline: a second copy of the
 /// body costs less than the extra write, and the extra read of every
 /// replay and history page, of a body stored apart.
+#[cfg(any(feature = "disk", feature = "redis"))]
 pub(crate) fn shares_body(recipients: usize) -> bool {
     recipients > 2
 }
