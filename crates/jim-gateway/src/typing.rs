@@ -24,21 +24,35 @@ pub(crate) struct TypingGate {
 }
 
 impl TypingGate {
-    /// Whether a typing of `user` in `conversation` at `now` would be
-    /// relayed.
-    pub(crate) fn admits(&self, user: &str, conversation: &Conversation, now: Instant) -> bool {
+    /// Whether a typing of `user` in `conversation` at `now` is relayed:
+    /// if so it counts from now on (one check and one record, so that two
+    /// sessions of the user typing at once do not both pass).
+    pub(crate) fn admit(&self, user: &str, conversation: &Conversation, now: Instant) -> bool {
+        let mut admitted = false;
         self.last
-            .get(key(user, conversation).as_str())
-            .is_none_or(|last| now.saturating_duration_since(*last) >= TYPING_EVERY)
-    }
-
-    /// A typing of `user` in `conversation` was relayed at `now`.
-    pub(crate) fn relayed(&self, user: &str, conversation: &Conversation, now: Instant) {
-        self.last.insert(key(user, conversation).into_boxed_str(), now);
-        if self.last.len() > PRUNE_AT {
+            .entry(key(user, conversation).into_boxed_str())
+            .and_modify(|last| {
+                if now.saturating_duration_since(*last) >= TYPING_EVERY {
+                    *last = now;
+                    admitted = true;
+                }
+            })
+            .or_insert_with(|| {
+                admitted = true;
+                now
+            });
+        if admitted && self.last.len() > PRUNE_AT {
             self.last
                 .retain(|_, last| now.saturating_duration_since(*last) < TYPING_EVERY);
         }
+        admitted
+    }
+
+    /// A typing admitted at `now` was refused after all (a group the user
+    /// is not in): it does not count, so the next one is answered too.
+    pub(crate) fn refund(&self, user: &str, conversation: &Conversation, now: Instant) {
+        self.last
+            .remove_if(key(user, conversation).as_str(), |_, last| *last == now);
     }
 }
 
@@ -63,12 +77,16 @@ mod tests {
         let bob = Conversation::User("bob".into());
         let team = Conversation::Group("bob".into());
         let start = Instant::now();
-        assert!(gate.admits("alice", &bob, start));
-        gate.relayed("alice", &bob, start);
-        assert!(!gate.admits("alice", &bob, start + Duration::from_millis(1999)));
-        assert!(gate.admits("alice", &team, start), "another conversation");
-        assert!(gate.admits("carol", &bob, start), "another user");
-        assert!(gate.admits("alice", &bob, start + TYPING_EVERY));
+        assert!(gate.admit("alice", &bob, start));
+        assert!(!gate.admit("alice", &bob, start + Duration::from_millis(1999)));
+        assert!(gate.admit("alice", &team, start), "another conversation");
+        assert!(gate.admit("carol", &bob, start), "another user");
+        assert!(gate.admit("alice", &bob, start + TYPING_EVERY));
+        // A refusal after admission does not count.
+        let later = start + TYPING_EVERY * 2;
+        assert!(gate.admit("eve", &team, later));
+        gate.refund("eve", &team, later);
+        assert!(gate.admit("eve", &team, later));
     }
 
     #[test]
@@ -76,9 +94,9 @@ mod tests {
         let gate = TypingGate::default();
         let start = Instant::now();
         for i in 0..=PRUNE_AT {
-            gate.relayed("alice", &Conversation::User(i.to_string()), start);
+            gate.admit("alice", &Conversation::User(i.to_string()), start);
         }
-        gate.relayed("alice", &Conversation::User("x".into()), start + TYPING_EVERY);
+        gate.admit("alice", &Conversation::User("x".into()), start + TYPING_EVERY);
         assert_eq!(gate.last.len(), 1);
     }
 }

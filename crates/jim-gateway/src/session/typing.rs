@@ -24,7 +24,7 @@ impl<R: Router> Session<R> {
         let user = &auth.info.user;
         let now = self.last_activity.into_std();
         let gate = &self.shared.typing;
-        if !gate.admits(user, &typing.conversation, now) {
+        if !gate.admit(user, &typing.conversation, now) {
             self.shared.metrics.typing_dropped.increment(1);
             return Flow::Continue;
         }
@@ -46,15 +46,20 @@ impl<R: Router> Session<R> {
         };
         match self.shared.router.try_route(outgoing) {
             TryRoute::Routed(Ok(_)) => {}
-            TryRoute::Routed(Err(e)) => return self.router_error(frame, &e),
+            TryRoute::Routed(Err(e)) => {
+                gate.refund(user, &typing.conversation, now);
+                return self.router_error(frame, &e);
+            }
             TryRoute::Later(outgoing) => {
                 // Relayed in the background: nothing is answered on success,
                 // and the session goes on reading meanwhile.
                 let shared = self.shared.clone();
                 let outbox = self.outbox.clone();
                 let request = frame.reply(frame.cmd, Bytes::new());
+                let (user, conversation) = (user.clone(), typing.conversation.clone());
                 tokio::spawn(async move {
                     if let Err(e) = shared.router.route(outgoing).await {
+                        shared.typing.refund(&user, &conversation, now);
                         let mut body = Vec::new();
                         jim_model::write_error(&mut body, wire::router_error(&e), &e.to_string());
                         shared.metrics.error(wire::router_error(&e));
@@ -63,7 +68,6 @@ impl<R: Router> Session<R> {
                 });
             }
         }
-        gate.relayed(user, &typing.conversation, now);
         self.shared.metrics.typing_relayed.increment(1);
         Flow::Continue
     }
