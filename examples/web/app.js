@@ -46,7 +46,10 @@ async function signIn(url, user, token) {
   me = user;
   gatewayUrl = url;
   conversations = loadConversations(user);
-  client = new JimClient({ url, token, device: "web", positions: new WebStoragePositionStore() });
+  // A browser that never signed in here starts from now: its conversation
+  // list and each conversation's history come from the server (B105), not
+  // from a replay of the whole inbox. One that did resumes where it was.
+  client = new JimClient({ url, token, device: "web", positions: new WebStoragePositionStore(), resumeFrom: "now" });
   client.on("state", ({ state }) => showState(state));
   client.on("close", onClose);
   client.on("session", onSession);
@@ -290,6 +293,17 @@ function renderMessages(toBottom = true) {
   const list = $("messages");
   list.replaceChildren();
   if (!active) return;
+  if (active.more) {
+    const older = document.createElement("li");
+    older.className = "older";
+    const button = document.createElement("button");
+    button.id = "older";
+    button.className = "link";
+    button.textContent = "Earlier messages";
+    button.addEventListener("click", loadOlder);
+    older.append(button);
+    list.append(older);
+  }
   for (const m of active.messages) {
     const bubble = document.createElement("li");
     bubble.className = m.mine ? "bubble mine" : "bubble";
@@ -361,10 +375,10 @@ function loadHistory(c) {
   }, () => {});
 }
 
-// Scrolled to the top: the page before the oldest shown.
-$("messages").addEventListener("scroll", () => {
+/** The page before the oldest message shown. */
+function loadOlder() {
   const c = active;
-  if (!c || !c.more || $("messages").scrollTop > 0 || client?.state !== "connected") return;
+  if (!c || !c.more || client?.state !== "connected") return;
   const oldest = Math.min(...c.messages.filter((m) => m.offset).map((m) => m.offset));
   if (!Number.isFinite(oldest)) return;
   c.more = false;
@@ -374,7 +388,15 @@ $("messages").addEventListener("scroll", () => {
     save();
     if (c === active) renderMessages(false);
   }, () => {});
-});
+}
+
+// Scrolled up to the top by the user (wheel or touch: not the page's own
+// scrolling as it renders), or "Earlier messages" at the top: the page before.
+for (const kind of ["wheel", "touchmove"]) {
+  $("messages").addEventListener(kind, () => {
+    if ($("messages").scrollTop === 0) loadOlder();
+  }, { passive: true });
+}
 
 function onReceipt(receipt) {
   const kind = "group" in receipt.conversation ? "group" : "user";

@@ -265,3 +265,34 @@ test("two devices of one user and one of another stay in step: copies, receipts,
   assert.equal(await bubble(tablet, "a reply is com"), 1);
   await screenshot(tablet, "9-new-device-history");
 });
+
+test("a long conversation's history loads a page when it opens and the next when scrolled up", async (t) => {
+  const gateway = await startGateway();
+  t.after(() => gateway.stop());
+  // 60 messages from "shop" to carol (pushes), while carol is away.
+  for (let i = 1; i <= 60; i++) {
+    const pushed = await gateway.admin("POST", "/v1/push", {
+      users: ["carol"],
+      sender_id: "shop",
+      message: { type: "text", data: { content: `update ${i} of 60` } },
+    });
+    assert.equal(pushed.status, 200);
+  }
+  const context = await browser.newContext({ viewport: LAPTOP });
+  t.after(() => context.close());
+  const carol = await signIn(context, gateway, "carol");
+  await open(carol, "user", "shop");
+  assert.equal(await bubble(carol, "update 60 of 60"), 1);
+  // A new browser replays nothing: the newest page of 50 is the history's.
+  await carol.locator(".bubble", { hasText: "update 11 of 60" }).waitFor({ timeout: UI_WAIT_MS });
+  const shown = await carol.locator(".bubble").count();
+  assert.equal(await carol.locator(".bubble", { hasText: "update 10 of 60" }).count(), 0, `not on the first page (${shown} bubbles)`);
+  // Scrolled up: the top of the list offers the earlier ones.
+  await carol.locator("#older").scrollIntoViewIfNeeded();
+  await carol.click("#older");
+  assert.equal(await bubble(carol, "update 1 of 60"), 1, "the older page, once");
+  assert.equal(await carol.locator("#older").count(), 0, "nothing older left");
+  for (const n of [1, 10, 11, 50, 60]) {
+    assert.equal(await carol.locator(".bubble", { hasText: `update ${n} of 60` }).count(), 1, `update ${n}: once`);
+  }
+});
