@@ -154,10 +154,12 @@ impl KafkaGateway {
 
     /// SIGHUP: waits until the gateway says what it reloaded; it goes on.
     async fn hang_up(&self) {
-        let pid = self.child.as_ref().unwrap().id().unwrap().to_string();
-        let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
+        // Counted before the signal: a gateway quicker than this test has
+        // said it already by the time the count would be read after.
         let mut hangups = self.hangups.clone();
         let before = *hangups.borrow();
+        let pid = self.child.as_ref().unwrap().id().unwrap().to_string();
+        let _ = std::process::Command::new("kill").args(["-HUP", &pid]).status();
         tokio::time::timeout(WAIT, hangups.wait_for(|said| *said > before))
             .await
             .expect("no word of the SIGHUP")
