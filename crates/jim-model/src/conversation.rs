@@ -50,6 +50,33 @@ struct Relayed<'a> {
 }
 
 impl Conversation {
+    /// The conversation a body names with `data.receiver_id` (a user) or
+    /// `data.group_id` (a group): exactly one, a non-empty string.
+    fn named(
+        receiver_id: Option<serde_json::Value>,
+        group_id: Option<serde_json::Value>,
+    ) -> Result<Conversation, ModelError> {
+        let id = |value: Option<serde_json::Value>, field: &str| match value {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(Some(id)),
+            Some(_) => Err(ModelError::InvalidField {
+                field: format!("data.{field}"),
+                expected: "a non-empty string",
+            }),
+        };
+        match (id(receiver_id, "receiver_id")?, id(group_id, "group_id")?) {
+            (Some(user), None) => Ok(Conversation::User(user)),
+            (None, Some(group)) => Ok(Conversation::Group(group)),
+            (None, None) => Err(ModelError::MissingField {
+                field: "data.receiver_id".into(),
+            }),
+            (Some(_), Some(_)) => Err(ModelError::InvalidField {
+                field: "data.group_id".into(),
+                expected: "absent when `data.receiver_id` is given",
+            }),
+        }
+    }
+
     /// The user, for a one-to-one conversation.
     pub fn user(&self) -> Option<&str> {
         match self {
@@ -133,32 +160,7 @@ impl Typing {
                 expected: r#""typing" in B104"#,
             });
         }
-        let id = |value: Option<serde_json::Value>, field: &str| match value {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(Some(id)),
-            Some(_) => Err(ModelError::InvalidField {
-                field: format!("data.{field}"),
-                expected: "a non-empty string",
-            }),
-        };
-        let conversation = match (
-            id(body.data.receiver_id, "receiver_id")?,
-            id(body.data.group_id, "group_id")?,
-        ) {
-            (Some(user), None) => Conversation::User(user),
-            (None, Some(group)) => Conversation::Group(group),
-            (None, None) => {
-                return Err(ModelError::MissingField {
-                    field: "data.receiver_id".into(),
-                });
-            }
-            (Some(_), Some(_)) => {
-                return Err(ModelError::InvalidField {
-                    field: "data.group_id".into(),
-                    expected: "absent when `data.receiver_id` is given",
-                });
-            }
-        };
+        let conversation = Conversation::named(body.data.receiver_id, body.data.group_id)?;
         let on = match body.data.state.as_ref().and_then(serde_json::Value::as_str) {
             Some("on") => true,
             Some("off") => false,
@@ -293,32 +295,7 @@ impl Mark {
                 field: "data.message_id".into(),
                 expected: crate::MessageId::EXPECTED,
             })?;
-        let id = |value: Option<serde_json::Value>, field: &str| match value {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(id)) if !id.is_empty() => Ok(Some(id)),
-            Some(_) => Err(ModelError::InvalidField {
-                field: format!("data.{field}"),
-                expected: "a non-empty string",
-            }),
-        };
-        let conversation = match (
-            id(body.data.receiver_id, "receiver_id")?,
-            id(body.data.group_id, "group_id")?,
-        ) {
-            (Some(user), None) => Conversation::User(user),
-            (None, Some(group)) => Conversation::Group(group),
-            (None, None) => {
-                return Err(ModelError::MissingField {
-                    field: "data.receiver_id".into(),
-                });
-            }
-            (Some(_), Some(_)) => {
-                return Err(ModelError::InvalidField {
-                    field: "data.group_id".into(),
-                    expected: "absent when `data.receiver_id` is given",
-                });
-            }
-        };
+        let conversation = Conversation::named(body.data.receiver_id, body.data.group_id)?;
         Ok(Some(Mark {
             conversation,
             status,
