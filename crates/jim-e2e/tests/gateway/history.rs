@@ -4,8 +4,6 @@
 //! conversations most recent first with unread counts that never count
 //! one's own messages.
 
-use std::path::Path;
-
 use jim_protocol::Command;
 use jim_router::inbox::{Inbox, Retention, StoreKind};
 use jim_router::{Directory, LocalRouter};
@@ -213,7 +211,7 @@ async fn history_from_the_disk_store_and_after_a_restart() {
     .await;
     history_pages(&gw, Kind::Tcp).await;
     gw.shutdown().await;
-    let gw = reopened(dir.path()).await;
+    let gw = crate::inbox::on_disk(dir.path()).await;
     let mut alice = gw.user(Kind::Tcp, "alice").await;
     let list = ask(&mut alice, 1, r#"{"op":"conversations"}"#).await;
     let unread: Vec<_> = list["conversations"]
@@ -229,24 +227,6 @@ async fn history_from_the_disk_store_and_after_a_restart() {
             (json!({"user": "carol"}), json!(0))
         ]
     );
-}
-
-/// The disk store in `dir` again, once the previous gateway let go of it.
-async fn reopened(dir: &Path) -> Gw {
-    let kind = StoreKind::Disk {
-        dir: dir.to_path_buf(),
-    };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let inbox = loop {
-        match Inbox::open(&kind, Retention::default(), Default::default()).await {
-            Ok(inbox) => break inbox,
-            Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "{e}");
-                tokio::task::yield_now().await;
-            }
-        }
-    };
-    Gw::with_router(LocalRouter::open(inbox, Vec::new()).await.unwrap(), |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

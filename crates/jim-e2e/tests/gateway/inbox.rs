@@ -369,7 +369,7 @@ async fn a_retried_send_is_copied_to_the_senders_other_devices_once(kind: Kind) 
 }
 
 /// A gateway whose inbox and groups are on disk in `dir`.
-async fn on_disk(dir: &Path) -> Gw {
+pub(crate) async fn on_disk(dir: &Path) -> Gw {
     on_disk_with(dir, |_| {}).await
 }
 

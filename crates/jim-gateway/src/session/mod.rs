@@ -425,6 +425,40 @@ impl<R: Router> Session<R> {
         }
     }
 
+    /// Routes a frame that gets no answer when it goes (a receipt, a
+    /// typing): at once if the backend can, else in a task of its own while
+    /// the session reads on. A refusal is answered to `frame`, and
+    /// `on_refusal` runs first. `Err` when it was refused at once.
+    fn route_unanswered(
+        &self,
+        frame: &Frame,
+        outgoing: jim_router::Outgoing,
+        on_refusal: impl FnOnce(&Shared<R>) + Send + 'static,
+    ) -> Result<Flow, Flow> {
+        let outgoing = match self.shared.router.try_route(outgoing) {
+            jim_router::TryRoute::Routed(Ok(_)) => return Ok(Flow::Continue),
+            jim_router::TryRoute::Routed(Err(e)) => {
+                on_refusal(&self.shared);
+                return Err(self.router_error(frame, &e));
+            }
+            jim_router::TryRoute::Later(outgoing) => outgoing,
+        };
+        let shared = Arc::clone(&self.shared);
+        let outbox = Arc::clone(&self.outbox);
+        let request = frame.reply(frame.cmd, bytes::Bytes::new());
+        tokio::spawn(async move {
+            if let Err(e) = shared.router.route(outgoing).await {
+                on_refusal(&shared);
+                let code = wire::router_error(&e);
+                shared.metrics.error(code);
+                let mut body = Vec::new();
+                write_error(&mut body, code, &e.to_string());
+                let _ = outbox.reply(request.reply(request.cmd, body));
+            }
+        });
+        Ok(Flow::Continue)
+    }
+
     fn router_error(&self, frame: &Frame, error: &RouterError) -> Flow {
         self.error(frame, wire::router_error(error), &error.to_string())
     }

@@ -6,10 +6,9 @@
 use bytes::Bytes;
 use jim_model::{Conversation, ErrorCode, Mark, MessageId, MessageKind};
 use jim_protocol::{Command, Frame};
-use jim_router::{Outgoing, Router, Sender, Target, TryRoute};
+use jim_router::{Outgoing, Router, Sender, Target};
 
 use super::{Flow, Session};
-use crate::wire;
 
 impl<R: Router> Session<R> {
     /// A receipt from an authenticated client: routed without a reply, or
@@ -36,26 +35,8 @@ impl<R: Router> Session<R> {
             client_msg_id: None,
         };
         self.shared.metrics.receipts.increment(1);
-        match self.shared.router.try_route(outgoing) {
-            TryRoute::Routed(Ok(_)) => Flow::Continue,
-            TryRoute::Routed(Err(e)) => self.router_error(frame, &e),
-            TryRoute::Later(outgoing) => {
-                // The mark is read and written in the store: the session
-                // goes on meanwhile, and hears only of a refusal.
-                let shared = self.shared.clone();
-                let outbox = self.outbox.clone();
-                let request = frame.reply(frame.cmd, Bytes::new());
-                tokio::spawn(async move {
-                    if let Err(e) = shared.router.route(outgoing).await {
-                        let code = wire::router_error(&e);
-                        shared.metrics.error(code);
-                        let mut body = Vec::new();
-                        jim_model::write_error(&mut body, code, &e.to_string());
-                        let _ = outbox.reply(request.reply(request.cmd, body));
-                    }
-                });
-                Flow::Continue
-            }
+        match self.route_unanswered(frame, outgoing, |_| {}) {
+            Ok(flow) | Err(flow) => flow,
         }
     }
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use jim_model::{Conversation, ErrorCode, MessageId, MessageKind, Typing};
 use jim_protocol::{Command, Frame};
-use jim_router::{Outgoing, Router, Sender, Target, TryRoute};
+use jim_router::{Outgoing, Router, Sender, Target};
 
 use super::{Flow, Session};
 use crate::wire;
@@ -44,31 +44,17 @@ impl<R: Router> Session<R> {
             body: Bytes::from(typing.relayed(user)),
             client_msg_id: None,
         };
-        match self.shared.router.try_route(outgoing) {
-            TryRoute::Routed(Ok(_)) => {}
-            TryRoute::Routed(Err(e)) => {
-                gate.refund(user, &typing.conversation, now);
-                return self.router_error(frame, &e);
+        let (user, conversation) = (user.clone(), typing.conversation);
+        let routed = self.route_unanswered(frame, outgoing, move |shared| {
+            // Refused (a group the user is not in): the next one is answered too.
+            shared.typing.refund(&user, &conversation, now);
+        });
+        match routed {
+            Ok(flow) => {
+                self.shared.metrics.typing_relayed.increment(1);
+                flow
             }
-            TryRoute::Later(outgoing) => {
-                // Relayed in the background: nothing is answered on success,
-                // and the session goes on reading meanwhile.
-                let shared = self.shared.clone();
-                let outbox = self.outbox.clone();
-                let request = frame.reply(frame.cmd, Bytes::new());
-                let (user, conversation) = (user.clone(), typing.conversation.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = shared.router.route(outgoing).await {
-                        shared.typing.refund(&user, &conversation, now);
-                        let mut body = Vec::new();
-                        jim_model::write_error(&mut body, wire::router_error(&e), &e.to_string());
-                        shared.metrics.error(wire::router_error(&e));
-                        let _ = outbox.reply(request.reply(request.cmd, body));
-                    }
-                });
-            }
+            Err(refused) => refused,
         }
-        self.shared.metrics.typing_relayed.increment(1);
-        Flow::Continue
     }
 }
