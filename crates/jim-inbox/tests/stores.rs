@@ -724,3 +724,89 @@ async fn a_sender_keeps_at_most_dedupe_per_user_retries_the_oldest_forgotten_fir
         assert!(matches!(other, Appended::Stored { .. }), "{inbox:?}");
     }
 }
+
+/// Entries stored before each entry was kept pre-joined for reads (fields
+/// `c`, `e`, `t`, `b`) are read as before, in order with newer ones, and
+/// still trimmed by age.
+#[tokio::test]
+async fn the_redis_store_reads_entries_written_in_the_earlier_layout() {
+    let redis = jim_test_util::redis::RedisServer::start().await;
+    let url = redis.url();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let (long_ago, recent) = ((now - 3_600_000).to_string(), now.to_string());
+    for (id, at, body) in [("1-0", &long_ago, "old"), ("2-0", &recent, "kept")] {
+        let added = jim_test_util::redis::command(
+            &url,
+            &[
+                "XADD",
+                "jim:{bob}:in",
+                id,
+                "c",
+                "B101",
+                "e",
+                "0",
+                "t",
+                at,
+                "b",
+                body,
+            ],
+        );
+        assert!(added.starts_with('$'), "{added}");
+    }
+    assert_eq!(
+        jim_test_util::redis::command(&url, &["HSET", "jim:{bob}:meta", "epoch", "e1", "head", "2"]),
+        ":2"
+    );
+    let retention = Retention {
+        ttl: Duration::from_secs(60),
+        ..Retention::default()
+    };
+    let inbox = Inbox::open(
+        &StoreKind::Redis { url: url.clone() },
+        retention,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let read = |inbox: Inbox| async move {
+        let read = inbox.read("bob", 0, 10).await.unwrap();
+        let seen: Vec<(u32, Command, Bytes)> = read
+            .entries
+            .into_iter()
+            .map(|e| (e.offset, e.cmd, e.body))
+            .collect();
+        (read.epoch, seen)
+    };
+    let (epoch, seen) = read(inbox.clone()).await;
+    assert_eq!(&*epoch, "e1");
+    assert_eq!(
+        seen,
+        [(2, Command::C2C, Bytes::from_static(b"kept"))],
+        "the hour-old entry is past the minute's retention"
+    );
+    let body = Bytes::from_static(b"new");
+    let stored = inbox
+        .append(users(&["bob"]).iter(), &append(&body, Some("alice"), None, 9))
+        .await
+        .unwrap();
+    assert!(
+        matches!(stored, Appended::Stored { ref offsets, .. } if offsets == &[3]),
+        "{stored:?}"
+    );
+    let (_, seen) = read(inbox.clone()).await;
+    assert_eq!(
+        seen,
+        [
+            (2, Command::C2C, Bytes::from_static(b"kept")),
+            (3, Command::C2G, Bytes::from_static(b"new"))
+        ]
+    );
+    // The append trimmed the old-layout entry past the retention.
+    assert_eq!(
+        jim_test_util::redis::command(&url, &["XLEN", "jim:{bob}:in"]),
+        ":2"
+    );
+}

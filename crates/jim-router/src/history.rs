@@ -62,12 +62,14 @@ pub struct ConversationList {
 
 /// Walks `user`'s inbox from below offset `before` (`None`: the head)
 /// back to its oldest entry, a page at a time, giving each entry and how
-/// it looks to `user`, until `visit` says stop. `None` when the store is
-/// `off`.
+/// it looks to `user`, until `visit` says stop. `whole`: the walk will
+/// read every entry, so two pages are read at once (one wait for both).
+/// `None` when the store is `off`.
 async fn walk_back<R: Router + ?Sized>(
     router: &R,
     user: &str,
     before: Option<u32>,
+    whole: bool,
     mut visit: impl FnMut(&jim_inbox::Entry, EntryView) -> bool,
 ) -> Result<Option<Arc<str>>, RouterError> {
     let Some(state) = router.inbox_state(user).await? else {
@@ -76,19 +78,29 @@ async fn walk_back<R: Router + ?Sized>(
     let mut epoch = state.epoch;
     let floor = state.oldest.saturating_sub(1);
     let mut upper = before.map_or(state.head, |b| b.saturating_sub(1).min(state.head));
+    let page_below = |upper: u32| upper.saturating_sub(PAGE).max(floor);
+    let read = |after: u32, upper: u32| router.read_inbox(user, after, (upper - after) as usize);
     while upper > floor {
-        let after = upper.saturating_sub(PAGE).max(floor);
-        let read = router.read_inbox(user, after, (upper - after) as usize).await?;
-        epoch = read.epoch;
-        for entry in read.entries.iter().rev().filter(|e| e.offset <= upper) {
-            let Some(view) = EntryView::of(user, entry.cmd == Command::C2G, &entry.body) else {
-                continue;
-            };
-            if !visit(entry, view) {
-                return Ok(Some(epoch));
+        let after = page_below(upper);
+        let (newer, older, next) = if whole && after > floor {
+            let below = page_below(after);
+            let (newer, older) = tokio::join!(read(after, upper), read(below, after));
+            (newer?, Some(older?), below)
+        } else {
+            (read(after, upper).await?, None, after)
+        };
+        for (page, upper) in std::iter::once((newer, upper)).chain(older.map(|page| (page, after))) {
+            epoch = page.epoch;
+            for entry in page.entries.iter().rev().filter(|e| e.offset <= upper) {
+                let Some(view) = EntryView::of(user, entry.cmd == Command::C2G, &entry.body) else {
+                    continue;
+                };
+                if !visit(entry, view) {
+                    return Ok(Some(epoch));
+                }
             }
         }
-        upper = after;
+        upper = next;
     }
     Ok(Some(epoch))
 }
@@ -138,7 +150,7 @@ pub async fn history<R: Router + ?Sized>(
 ) -> Result<Option<HistoryPage>, RouterError> {
     let mut entries = Vec::new();
     let mut more = false;
-    let epoch = walk_back(router, user, before, |held, view| {
+    let epoch = walk_back(router, user, before, false, |held, view| {
         if view.receipt || view.conversation != *conversation {
             return true;
         }
@@ -168,7 +180,7 @@ pub async fn conversations<R: Router + ?Sized>(
 ) -> Result<Option<ConversationList>, RouterError> {
     let mut list: Vec<ConversationSummary> = Vec::new();
     let mut index: HashMap<Conversation, usize> = HashMap::new();
-    let epoch = walk_back(router, user, None, |held, view| {
+    let epoch = walk_back(router, user, None, true, |held, view| {
         if view.receipt {
             return true;
         }
@@ -266,4 +278,65 @@ impl HistoryEntry {
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use jim_model::{Message, MessageIdGenerator, Text};
+
+    use super::*;
+    use crate::{LocalRouter, Outgoing, Target};
+
+    /// A list over several pages (read two at a time, the last page
+    /// short) counts every entry once: the same as one read of the whole
+    /// inbox would.
+    #[tokio::test]
+    async fn the_list_over_many_pages_counts_every_entry_once() {
+        let router = LocalRouter::new();
+        let ids = MessageIdGenerator::new(0).unwrap();
+        let senders = ["shop", "bank", "news"];
+        for i in 0..(2 * PAGE as usize + PAGE as usize / 2 + 7) {
+            let body = Message::Text(Text::new("bob", &format!("n{i}"))).to_vec();
+            let sender = senders[(i + i / 7) % 3];
+            router
+                .route(Outgoing::push(Target::User("bob".into()), &body, sender, &ids).unwrap())
+                .await
+                .unwrap();
+        }
+        let whole = router.read_inbox("bob", 0, 1_000).await.unwrap();
+        let list = conversations(&router, "bob", 10, &HashMap::new())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut listed: Vec<(String, u32, u32)> = list
+            .conversations
+            .iter()
+            .map(|c| match &c.conversation {
+                Conversation::User(user) => (user.clone(), c.unread, c.last.offset),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        listed.sort();
+        let mut expected: Vec<(String, u32, u32)> = senders
+            .iter()
+            .map(|sender| {
+                let theirs: Vec<u32> = whole
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        EntryView::of("bob", false, &e.body).unwrap().conversation
+                            == Conversation::User((*sender).to_owned())
+                    })
+                    .map(|e| e.offset)
+                    .collect();
+                ((*sender).to_owned(), theirs.len() as u32, *theirs.last().unwrap())
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(
+            listed.iter().map(|(_, unread, _)| unread).sum::<u32>() as usize,
+            whole.entries.len()
+        );
+    }
 }

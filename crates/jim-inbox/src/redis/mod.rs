@@ -43,10 +43,16 @@ if head > 4294967295 then
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'head', 1)
   head = 1
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], head .. '-0', 'c', ARGV[4], 'e', ARGV[5], 't', ARGV[6], ARGV[9], ARGV[7])
+local id = head .. '-0'
+-- 't' for the trim below; 'f' the entry as READ gives it, joined here
+-- once rather than on every read.
+local flat = id .. '\0c\0' .. ARGV[4] .. '\0e\0' .. ARGV[5] .. '\0t\0' .. ARGV[6] .. '\0' .. ARGV[9] .. '\0' .. ARGV[7]
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], id, 't', ARGV[6], 'f', flat)
 for _ = 1, 16 do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-  if not oldest or tonumber(oldest[2][6]) >= tonumber(ARGV[2]) then
+  -- Entries written before 'f' hold 't' as their third field.
+  local at = oldest and (oldest[2][1] == 't' and oldest[2][2] or oldest[2][6])
+  if not oldest or tonumber(at) >= tonumber(ARGV[2]) then
     break
   end
   redis.call('XDEL', KEYS[1], oldest[1])
@@ -83,19 +89,23 @@ return 1
 
 /// Reads entries: `KEYS` the stream and the meta hash, `ARGV` the first
 /// id and the count. The epoch first, then each entry as one string, its
-/// id and fields joined by NUL (bodies are JSON: they hold none): one
-/// reply element per entry instead of one per field, which is most of
-/// what a gateway spends reading an inbox.
+/// id and fields joined by NUL (bodies are JSON: they hold none), as
+/// `APPEND` stored it: one reply element per entry instead of one per
+/// field, which is most of what a gateway spends reading an inbox, and
+/// nothing built here (joining them on every read was most of Redis's).
 const READ: &str = r"
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
 local out = {epoch or ''}
 for i = 1, #entries do
   local entry = entries[i]
-  local parts = {entry[1]}
-  local fields = entry[2]
-  for j = 1, #fields do parts[#parts + 1] = fields[j] end
-  out[#out + 1] = table.concat(parts, '\0')
+  local f = entry[2]
+  if f[3] == 'f' then
+    out[i + 1] = f[4]
+  else
+    -- Written before 'f': its four fields, joined now.
+    out[i + 1] = entry[1] .. '\0' .. table.concat(f, '\0')
+  end
 end
 return out
 ";
@@ -111,7 +121,6 @@ if first[1] then oldest = first[1][1] end
 return {meta[1], meta[2] or '0', redis.call('XLEN', KEYS[1]), oldest}
 ";
 
-/// One entry as `XRANGE` answers it: its id and its fields.
 /// How long a retry waits for an original still being stored.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 
@@ -626,13 +635,16 @@ fn offset_of(id: &str) -> Option<Offset> {
 /// An entry as [`READ`] gives it: its id and fields joined by NUL; the
 /// body is a slice of the reply, not a copy.
 fn decode_flat(flat: Bytes) -> Option<(Entry, Option<String>)> {
+    // The id and four fields: the body (or its key) is the last value, so
+    // the scan for separators stops before it, not after it.
     let mut parts = Vec::with_capacity(9);
     let mut start = 0;
-    for (i, byte) in flat.iter().enumerate() {
-        if *byte == 0 {
-            parts.push(start..i);
-            start = i + 1;
-        }
+    while parts.len() < 8 {
+        let Some(at) = flat[start..].iter().position(|b| *b == 0) else {
+            break;
+        };
+        parts.push(start..start + at);
+        start += at + 1;
     }
     parts.push(start..flat.len());
     let mut parts = parts.into_iter();
