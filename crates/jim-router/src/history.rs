@@ -296,7 +296,7 @@ mod tests {
         let ids = MessageIdGenerator::new(0).unwrap();
         let senders = ["shop", "bank", "news"];
         for i in 0..(2 * PAGE as usize + PAGE as usize / 2 + 7) {
-            let body = Message::Text(Text::new("bob", &format!("n{i}"))).to_vec();
+            let body = Message::Text(Text::new("bob", format!("n{i}"))).to_vec();
             let sender = senders[(i + i / 7) % 3];
             router
                 .route(Outgoing::push(Target::User("bob".into()), &body, sender, &ids).unwrap())
