@@ -52,7 +52,7 @@ pub use jim_inbox::{Inbox, InboxState, Read as InboxRead};
 pub use keys::{KeyRefusal, check_bearer};
 pub use local::LocalRouter;
 pub use message::{ClientAck, Outgoing, Receipt, Sender, Target};
-pub use observer::{ChannelObserver, Observed, Observer, Observers};
+pub use observer::{ChannelObserver, Observed, Observer, Observers, SessionChange};
 pub use outbox::{Close, DEFAULT_OUTBOX_FRAMES, Outbox, Queued, Refused};
 pub use push::{Audience, push_messages};
 pub use routing::{Planned, ReadReceipts, ReceiptSettings, Routing, Submitted, TypingSettings};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jim_inbox::Retention;
 use jim_model::MessageKind;
 
-use crate::{
+use crate::{SessionChange, 
     ClientAck, Directory, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Planned, Receipt,
     Router, RouterError, Routing, SessionInfo, TryRoute, UserId,
 };
@@ -122,12 +122,20 @@ impl LocalRouter {
     }
 
     /// Applies a planned message to this process's sessions.
-    fn deliver(&self, planned: Planned<'_>) -> Receipt {
+    fn deliver(&self, message: &Outgoing, planned: Planned<'_>) -> Receipt {
         match planned {
-            Planned::Deliver { delivery, receipt } => Receipt {
-                sessions: Some(self.inner.hub.apply(&delivery).sessions),
-                ..receipt
-            },
+            Planned::Deliver { delivery, receipt } => {
+                let sessions = self.inner.hub.apply(&delivery).sessions;
+                let hub = &self.inner.hub;
+                self.inner
+                    .routing
+                    .observers()
+                    .stored(message, &delivery, |user| hub.has_user(user));
+                Receipt {
+                    sessions: Some(sessions),
+                    ..receipt
+                }
+            }
             Planned::Retry(receipt) => receipt,
         }
     }
@@ -160,24 +168,26 @@ impl Router for LocalRouter {
         &self.inner.hub
     }
 
-    /// Nothing to tell: the hub is the whole world.
-    async fn announce(&self, _info: &SessionInfo) -> Result<(), RouterError> {
+    /// Nothing to tell but the observers: the hub is the whole world.
+    async fn announce(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        self.inner.routing.observers().session(&info.user, SessionChange::Opened);
         Ok(())
     }
 
-    async fn withdraw(&self, _info: &SessionInfo) -> Result<(), RouterError> {
+    async fn withdraw(&self, info: &SessionInfo) -> Result<(), RouterError> {
+        self.inner.routing.observers().session(&info.user, SessionChange::Closed);
         Ok(())
     }
 
     async fn route(&self, message: Outgoing) -> Result<Receipt, RouterError> {
         if message.kind == MessageKind::Ack {
             return Ok(match self.inner.routing.mark(&message).await? {
-                Some(planned) => self.deliver(planned),
+                Some(planned) => self.deliver(&message, planned),
                 None => Receipt::default(),
             });
         }
         let planned = self.inner.routing.plan(&message, |_| Ok(())).await?;
-        Ok(self.deliver(planned))
+        Ok(self.deliver(&message, planned))
     }
 
     fn try_route(&self, message: Outgoing) -> TryRoute {
@@ -185,13 +195,13 @@ impl Router for LocalRouter {
             // A receipt: its mark first, at once with a memory store.
             return match self.inner.routing.mark_now(&message) {
                 Some(marked) => TryRoute::Routed(
-                    marked.map(|planned| planned.map_or_else(Receipt::default, |p| self.deliver(p))),
+                    marked.map(|planned| planned.map_or_else(Receipt::default, |p| self.deliver(&message, p))),
                 ),
                 None => TryRoute::Later(message),
             };
         }
         match self.inner.routing.plan_now(&message) {
-            Some(planned) => TryRoute::Routed(planned.map(|planned| self.deliver(planned))),
+            Some(planned) => TryRoute::Routed(planned.map(|planned| self.deliver(&message, planned))),
             None => TryRoute::Later(message),
         }
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::{ClientAck, Outgoing, RouterError};
+use crate::{Addressees, ClientAck, Delivery, Outgoing, RouterError, Target};
 
 /// Sees every message a router accepts, before it is delivered, and every
 /// client ack. For history, moderation, notifications, analytics.
@@ -38,6 +38,39 @@ pub trait Observer: Send + Sync + 'static {
     fn on_ack(&self, ack: &ClientAck) {
         let _ = ack;
     }
+
+    /// Whether this observer wants [`on_stored`](Self::on_stored) (telling
+    /// it costs a presence look-up per recipient).
+    fn wants_stored(&self) -> bool {
+        false
+    }
+
+    /// Called after a chat message (not a receipt, typing or a push to
+    /// everyone) was stored in its recipients' inboxes, with its delivery
+    /// (the recipients and their offsets, the sender's copy included) and
+    /// the recipients other than the sender who had no session anywhere
+    /// the backend knows at that moment.
+    fn on_stored(&self, message: &Outgoing, delivery: &Delivery<'_>, offline: &[&str]) {
+        let _ = (message, delivery, offline);
+    }
+
+    /// Called when a session of `user` opened or closed anywhere the
+    /// backend oversees (this process; every gateway of a central
+    /// router), or, [`SessionChange::Now`], with how many the user has.
+    fn on_session(&self, user: &str, change: SessionChange) {
+        let _ = (user, change);
+    }
+}
+
+/// A change in a user's sessions: see [`Observer::on_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    /// One more session.
+    Opened,
+    /// One fewer.
+    Closed,
+    /// This many, in all (a backend that learns totals, not changes).
+    Now(usize),
 }
 
 /// A routing backend's observers, called in order: what every backend
@@ -75,6 +108,37 @@ impl Observers {
     pub fn ack(&self, ack: &ClientAck) {
         for observer in &self.0 {
             observer.on_ack(ack);
+        }
+    }
+
+    /// Tells the observers that want it that `message` was stored, as
+    /// `delivery` plans it; `online` says whether a user has a session
+    /// anywhere the backend knows.
+    pub fn stored(&self, message: &Outgoing, delivery: &Delivery<'_>, online: impl Fn(&str) -> bool) {
+        if !self.0.iter().any(|o| o.wants_stored())
+            || !message.kind.is_chat()
+            || matches!(message.target, Target::Everyone)
+        {
+            return;
+        }
+        let Addressees::Users { users, .. } = &delivery.to else {
+            return;
+        };
+        let sender = message.sender.as_ref().map(|s| &*s.user);
+        let offline: Vec<&str> = users
+            .iter()
+            .map(|user| &**user)
+            .filter(|user| Some(*user) != sender && !online(user))
+            .collect();
+        for observer in self.0.iter().filter(|o| o.wants_stored()) {
+            observer.on_stored(message, delivery, &offline);
+        }
+    }
+
+    /// Tells every observer of a change in `user`'s sessions.
+    pub fn session(&self, user: &str, change: SessionChange) {
+        for observer in &self.0 {
+            observer.on_session(user, change);
         }
     }
 

@@ -1,0 +1,276 @@
+//! Events to the application (`hooks.events_url`): queued without
+//! waiting, sent in batches, signed, retried with backoff and jitter for
+//! `hooks.retry_for_secs`, then dropped and counted. The queue is bounded:
+//! when it is full, new events are dropped and counted, so a dead receiver
+//! costs at most `hooks.max_queued` events of memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::{HooksConfig, HooksMetrics, Secrets};
+
+/// The longest wait between two attempts of a batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The first wait.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The sending end: cheap to clone; [`Events::send`] never waits.
+#[derive(Debug, Clone)]
+pub struct Events {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: mpsc::Sender<Bytes>,
+    ids: EventIds,
+    metrics: HooksMetrics,
+    closing: AtomicBool,
+    closed: Notify,
+    wake: Notify,
+}
+
+/// Unique event ids: a random prefix per process and a counter.
+#[derive(Debug)]
+struct EventIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl EventIds {
+    fn new() -> EventIds {
+        EventIds {
+            prefix: std::iter::repeat_with(fastrand::alphanumeric).take(12).collect(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An event being written: `{"id":..,"type":..,"at":..` and its fields.
+pub(crate) struct EventWriter(Vec<u8>);
+
+impl EventWriter {
+    /// A field whose value is a string.
+    pub(crate) fn str(mut self, name: &str, value: &str) -> EventWriter {
+        self.name(name);
+        let _ = serde_json::to_writer(&mut self.0, value);
+        self
+    }
+
+    /// A field whose value is JSON already.
+    pub(crate) fn raw(mut self, name: &str, json: &[u8]) -> EventWriter {
+        self.name(name);
+        self.0.extend_from_slice(json);
+        self
+    }
+
+    /// A field serialized from `value`.
+    pub(crate) fn value(mut self, name: &str, value: &impl serde::Serialize) -> EventWriter {
+        self.name(name);
+        let _ = serde_json::to_writer(&mut self.0, value);
+        self
+    }
+
+    fn name(&mut self, name: &str) {
+        self.0.push(b',');
+        let _ = serde_json::to_writer(&mut self.0, name);
+        self.0.push(b':');
+    }
+
+    fn finish(mut self) -> Bytes {
+        self.0.push(b'}');
+        Bytes::from(self.0)
+    }
+}
+
+impl Events {
+    /// Starts the task that sends to `config.events_url` (which must be
+    /// set) with `client`.
+    pub(crate) fn start(
+        config: &HooksConfig,
+        client: reqwest::Client,
+        secrets: Arc<Secrets>,
+        metrics: HooksMetrics,
+    ) -> Events {
+        let (queue, rx) = mpsc::channel(config.max_queued.max(1));
+        let shared = Arc::new(Shared {
+            queue,
+            ids: EventIds::new(),
+            metrics,
+            closing: AtomicBool::new(false),
+            closed: Notify::new(),
+            wake: Notify::new(),
+        });
+        let sender = Sender {
+            client,
+            url: config.events_url.clone().unwrap_or_default(),
+            timeout: Duration::from_millis(config.events_timeout_ms),
+            retry_for: Duration::from_secs(config.retry_for_secs),
+            batch_max: config.batch_max.max(1),
+            batch_wait: Duration::from_millis(config.batch_wait_ms),
+            secrets,
+            shared: Arc::clone(&shared),
+        };
+        tokio::spawn(sender.run(rx));
+        Events { shared }
+    }
+
+    /// An event of `kind`, its id and time written; add its fields, then
+    /// [`send`](Self::send) it.
+    pub(crate) fn event(&self, kind: &str) -> EventWriter {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"id\":");
+        let _ = serde_json::to_writer(&mut out, &self.shared.ids.next());
+        out.extend_from_slice(b",\"type\":");
+        let _ = serde_json::to_writer(&mut out, kind);
+        out.extend_from_slice(b",\"at\":");
+        out.extend_from_slice(now_ms().to_string().as_bytes());
+        EventWriter(out)
+    }
+
+    /// Queues an event; drops it (counted) when the queue is full.
+    pub(crate) fn send(&self, event: EventWriter) {
+        let metrics = &self.shared.metrics;
+        match self.shared.queue.try_send(event.finish()) {
+            Ok(()) => metrics.events_queued.increment(1.0),
+            Err(_) => metrics.events_dropped[0].increment(1),
+        }
+    }
+
+    /// Sends what is queued, trying each batch once more at most, within
+    /// `grace`; then stops.
+    pub async fn close(&self, grace: Duration) {
+        self.shared.closing.store(true, Ordering::Release);
+        let closed = self.shared.closed.notified();
+        self.shared.wake.notify_one();
+        let _ = tokio::time::timeout(grace, closed).await;
+    }
+}
+
+struct Sender {
+    client: reqwest::Client,
+    url: String,
+    timeout: Duration,
+    retry_for: Duration,
+    batch_max: usize,
+    batch_wait: Duration,
+    secrets: Arc<Secrets>,
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    async fn run(self, mut queue: mpsc::Receiver<Bytes>) {
+        let mut batch = Vec::with_capacity(self.batch_max);
+        loop {
+            if self.closing() && queue.is_empty() {
+                break;
+            }
+            tokio::select! {
+                got = queue.recv_many(&mut batch, self.batch_max) => if got == 0 { break },
+                () = self.shared.wake.notified() => continue,
+            }
+            // Fill the batch for up to `batch_wait`, unless closing.
+            let deadline = Instant::now() + self.batch_wait;
+            while batch.len() < self.batch_max && !self.closing() {
+                let room = self.batch_max - batch.len();
+                match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            self.shared.metrics.events_queued.decrement(batch.len() as f64);
+            self.deliver(&batch).await;
+            batch.clear();
+        }
+        self.shared.closed.notify_waiters();
+    }
+
+    fn closing(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// Sends one batch until it is taken, the retry window passes, or
+    /// (closing) one attempt more failed.
+    async fn deliver(&self, batch: &[Bytes]) {
+        let mut body = BytesMut::with_capacity(16 + batch.iter().map(|e| e.len() + 1).sum::<usize>());
+        body.extend_from_slice(b"{\"events\":[");
+        for (i, event) in batch.iter().enumerate() {
+            if i > 0 {
+                body.extend_from_slice(b",");
+            }
+            body.extend_from_slice(event);
+        }
+        body.extend_from_slice(b"]}");
+        let body = body.freeze();
+        let events = batch.len() as u64;
+        let metrics = &self.shared.metrics;
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let why = match self.post(&body).await {
+                Ok(()) => {
+                    metrics.events_sent.increment(events);
+                    return;
+                }
+                Err(why) => why,
+            };
+            if self.closing() || started.elapsed() + backoff > self.retry_for {
+                metrics.events_dropped[1].increment(events);
+                tracing::warn!(
+                    events,
+                    url = %self.url,
+                    "events dropped: the receiver did not take them within hooks.retry_for_secs ({why})"
+                );
+                return;
+            }
+            tracing::debug!(events, %why, "events will be sent again");
+            metrics.events_retried.increment(events);
+            // Full jitter in the upper half: receivers coming back are
+            // not hit by every gateway at once.
+            let wait = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shared.wake.notified() => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn post(&self, body: &Bytes) -> Result<(), String> {
+        let signature = self.secrets.sign(body);
+        let answer = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(crate::SIGNATURE_HEADER, signature)
+            .timeout(self.timeout)
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = answer.status();
+        // Read to the end: the connection goes back to the pool.
+        let _ = answer.bytes().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    }
+}
