@@ -7,6 +7,8 @@
 
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod receiver;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

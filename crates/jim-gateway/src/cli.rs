@@ -108,6 +108,18 @@ struct RunArgs {
     /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
     #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
     inbox_redis: Option<String>,
+    /// The application's before-send hook (`hooks.before_send_url`).
+    #[arg(long, env = "JIM_HOOKS_BEFORE_SEND_URL")]
+    hooks_before_send_url: Option<String>,
+    /// Where events are POSTed (`hooks.events_url`).
+    #[arg(long, env = "JIM_HOOKS_EVENTS_URL")]
+    hooks_events_url: Option<String>,
+    /// The secret that signs hook and event requests (`hooks.secret`).
+    #[arg(long, env = "JIM_HOOKS_SECRET", hide_env_values = true)]
+    hooks_secret: Option<String>,
+    /// The secret being rotated out (`hooks.previous_secret`).
+    #[arg(long, env = "JIM_HOOKS_PREVIOUS_SECRET", hide_env_values = true)]
+    hooks_previous_secret: Option<String>,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -234,6 +246,16 @@ impl RunArgs {
         if let Some(url) = &self.inbox_redis {
             config.inbox.redis_url = url.clone();
         }
+        for (flag, setting) in [
+            (&self.hooks_before_send_url, &mut config.hooks.before_send_url),
+            (&self.hooks_events_url, &mut config.hooks.events_url),
+            (&self.hooks_secret, &mut config.hooks.secret),
+            (&self.hooks_previous_secret, &mut config.hooks.previous_secret),
+        ] {
+            if flag.is_some() {
+                setting.clone_from(flag);
+            }
+        }
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
         }
@@ -326,7 +348,12 @@ fn gentoken_secret(args: &GentokenArgs) -> Result<String, GatewayError> {
 
 fn print_config(args: &RunArgs) -> Result<(), GatewayError> {
     let mut config = args.config()?;
-    for secret in [&mut config.auth.jwt_secret, &mut config.admin.key] {
+    for secret in [
+        &mut config.auth.jwt_secret,
+        &mut config.admin.key,
+        &mut config.hooks.secret,
+        &mut config.hooks.previous_secret,
+    ] {
         if secret.is_some() {
             *secret = Some("<hidden>".into());
         }

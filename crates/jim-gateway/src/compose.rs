@@ -32,6 +32,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     let metrics = crate::metrics::Metrics::new();
     // The gateway's sessions, which the backend of any mode delivers into.
     let hub = std::sync::Arc::new(jim_router::Hub::new());
+    let hooks = jim_hooks::Hooks::start(&config.hooks, metrics.hooks())
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+    // Events come from the routing of the mode that plans messages here
+    // (local, kafka); in grpc mode the router sends them.
+    let observers: Vec<std::sync::Arc<dyn jim_router::Observer>> = hooks
+        .notifier()
+        .into_iter()
+        .map(|n| n as std::sync::Arc<dyn jim_router::Observer>)
+        .collect();
     match config.mode {
         Mode::Local => {
             let inbox = config
@@ -39,20 +48,26 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 .open(metrics.inbox())
                 .await
                 .map_err(GatewayError::Config)?;
-            let routing = jim_router::Routing::open(inbox, Vec::new())
+            let routing = jim_router::Routing::open(inbox, observers)
                 .await
                 .map_err(|e| GatewayError::Config(format!("[inbox]: {e}")))?
                 .sender_copy(config.inbox.sender_copy)
                 .typing(config.typing)
                 .receipts(config.receipts);
             let router = jim_router::LocalRouter::with_hub(hub, routing);
-            Gateway::with_metrics(config, router, metrics)?.start().await
+            Gateway::with_metrics(config, router, metrics)?
+                .with_hooks(hooks)
+                .start()
+                .await
         }
         #[cfg(feature = "grpc")]
         Mode::Grpc => {
             let link = jim_router_grpc::BackendConfig::linked(config.grpc.clone(), config.node_id);
             let backend = jim_router_grpc::GrpcBackend::start(link, hub)?;
-            Gateway::with_metrics(config, backend, metrics)?.start().await
+            Gateway::with_metrics(config, backend, metrics)?
+                .with_hooks(hooks)
+                .start()
+                .await
         }
         #[cfg(feature = "kafka")]
         Mode::Kafka => {
@@ -64,7 +79,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
             let backend = jim_router_kafka::KafkaBackend::start(
                 config.kafka.clone(),
                 config.node_id,
-                jim_router::Routing::new(inbox, Vec::new())
+                jim_router::Routing::new(inbox, observers)
                     .sender_copy(config.inbox.sender_copy)
                     .typing(config.typing)
                     .receipts(config.receipts),
@@ -75,7 +90,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
                 other => GatewayError::Backend(Box::new(other)),
             })?;
-            Gateway::with_metrics(config, backend, metrics)?.start().await
+            Gateway::with_metrics(config, backend, metrics)?
+                .with_hooks(hooks)
+                .start()
+                .await
         }
         #[allow(unreachable_patterns)]
         Mode::Grpc | Mode::Kafka => Err(not_compiled(config.mode)),

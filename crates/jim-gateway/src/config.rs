@@ -56,6 +56,9 @@ pub struct Config {
     /// `[kafka]` (`kafka` mode): the Kafka backend's own settings, read
     /// and checked whether or not this build has the backend.
     pub kafka: jim_router_kafka::KafkaConfig,
+    /// `[hooks]`: the application's before-send hook and events (in grpc
+    /// mode the router sends the events).
+    pub hooks: jim_hooks::HooksConfig,
     /// The binary's log filter (`tracing`'s syntax: `info`,
     /// `jim_gateway=debug`), read again on SIGHUP; `--log` and `JIM_LOG`
     /// win over it.
@@ -78,6 +81,7 @@ impl Default for Config {
             receipts: jim_router::ReceiptSettings::default(),
             grpc: jim_router_grpc::LinkConfig::default(),
             kafka: jim_router_kafka::KafkaConfig::default(),
+            hooks: jim_hooks::HooksConfig::default(),
             log: "info".to_owned(),
         }
     }
@@ -473,6 +477,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), GatewayError> {
         let fail = |msg: String| Err(GatewayError::Config(msg));
         self.inbox.check().map_err(GatewayError::Config)?;
+        self.hooks
+            .validate()
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        if self.mode == Mode::Grpc && self.hooks.events_url.is_some() {
+            return fail(
+                "hooks.events_url: in grpc mode the router sends the events (it sees every gateway's sessions and every message): set it in the router's configuration, not the gateway's; the gateway keeps hooks.before_send_url"
+                    .into(),
+            );
+        }
         if self.node_id > jim_model::MAX_NODE {
             return fail(format!(
                 "node_id {} is out of range (0..={})",
@@ -484,6 +497,7 @@ impl Config {
             ("auth.jwt_secret", &self.auth.jwt_secret),
             ("admin.key", &self.admin.key),
             ("grpc.key", &self.grpc.key),
+            ("hooks.secret", &self.hooks.secret),
         ] {
             if value.as_deref().is_some_and(is_placeholder) {
                 return fail(format!(

@@ -85,6 +85,7 @@ mod server;
 mod session;
 mod state;
 mod typing;
+mod verdicts;
 mod wire;
 mod writer;
 

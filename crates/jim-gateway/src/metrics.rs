@@ -300,6 +300,11 @@ impl Metrics {
         }
     }
 
+    /// The hooks' and events' metrics, in this gateway's registry.
+    pub fn hooks(&self) -> jim_hooks::HooksMetrics {
+        jim_hooks::HooksMetrics::register(&self.registry)
+    }
+
     /// The inbox store's metrics, in this gateway's registry.
     pub fn inbox(&self) -> jim_router::inbox::InboxMetrics {
         let r = &self.registry;

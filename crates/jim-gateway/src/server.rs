@@ -77,6 +77,7 @@ impl<R: Router + Clone> Gateway<R> {
         ));
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
         let fanout = crate::fanout::Fanout::new(&config.limits);
+        let verdicts = crate::verdicts::Verdicts::new(Duration::from_secs(config.inbox.dedupe_window_secs));
         Ok(Gateway {
             shared: Arc::new(Shared {
                 connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -89,10 +90,24 @@ impl<R: Router + Clone> Gateway<R> {
                 fanout,
                 typing: crate::typing::TypingGate::default(),
                 metrics,
+                hooks: jim_hooks::Hooks::default(),
+                verdicts,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         })
+    }
+
+    /// The same, calling the application's before-send hook as `hooks`
+    /// says, and flushing its events at shutdown (see
+    /// [`jim_hooks::Hooks::notifier`] for the events' observer, which the
+    /// backend's routing takes).
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: jim_hooks::Hooks) -> Gateway<R> {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.hooks = hooks;
+        }
+        self
     }
 
     /// Binds every configured listener and starts serving.
@@ -116,7 +131,13 @@ impl<R: Router + Clone> Gateway<R> {
             listeners: TaskTracker::new(),
             grace: shared.config.session.shutdown_grace(),
             auth: shared.auth.describe(),
-            close_router: Box::new(move || Box::pin(async move { router.router.close().await })),
+            close_router: Box::new(move || {
+                Box::pin(async move {
+                    router.router.close().await;
+                    // What the last messages and sessions gave, sent now.
+                    router.hooks.close(HOOKS_FLUSH).await;
+                })
+            }),
             reload: {
                 let shared = Arc::clone(&shared);
                 Box::new(move |why| {
@@ -173,6 +194,9 @@ impl<R: Router + Clone> Gateway<R> {
         Ok(running)
     }
 }
+
+/// How long the events still queued at shutdown get to be sent.
+const HOOKS_FLUSH: Duration = Duration::from_secs(5);
 
 /// What an HTTP listener offers in TLS's ALPN.
 const HTTP: &[&[u8]] = &[b"http/1.1"];

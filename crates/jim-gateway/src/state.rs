@@ -29,6 +29,10 @@ pub(crate) struct Shared<R> {
     /// When each user's typing was last relayed, per conversation.
     pub(crate) typing: crate::typing::TypingGate,
     pub(crate) metrics: Metrics,
+    /// `[hooks]`: the before-send hook and the events (flushed at shutdown).
+    pub(crate) hooks: jim_hooks::Hooks,
+    /// The hook's verdicts, for retries.
+    pub(crate) verdicts: crate::verdicts::Verdicts,
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,

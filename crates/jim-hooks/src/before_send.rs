@@ -157,13 +157,16 @@ impl BeforeSend {
         }
     }
 
-    /// What `on_error` decides.
-    fn fallback(&self, why: &str) -> Verdict {
+    /// What `hooks.before_send_on_error` decides when the hook could not
+    /// answer (`why`, for the sender).
+    pub fn fallback(&self, why: &str) -> Verdict {
         match self.on_error {
             OnError::Allow => Verdict::Allow,
             OnError::Deny => Verdict::Deny {
                 code: 5000,
-                reason: format!("message not sent: the application's check is unavailable ({why}); retry later"),
+                reason: format!(
+                    "message not sent: the application's check is unavailable ({why}); retry later"
+                ),
             },
         }
     }
@@ -334,9 +337,10 @@ pub fn parse_verdict(answer: &[u8]) -> Result<Verdict, HooksError> {
 /// # Errors
 /// [`HooksError::Answer`] when `message` has no `data` object.
 pub fn replaced(message: &[u8], data: &Map<String, Value>) -> Result<Vec<u8>, HooksError> {
-    let mut message: Map<String, Value> = serde_json::from_slice(message).map_err(|e| HooksError::Answer {
-        reason: format!("a replace for a message that is no object ({e})"),
-    })?;
+    let mut message: Map<String, Value> =
+        serde_json::from_slice(message).map_err(|e| HooksError::Answer {
+            reason: format!("a replace for a message that is no object ({e})"),
+        })?;
     let Some(Value::Object(fields)) = message.get_mut("data") else {
         return Err(HooksError::Answer {
             reason: "a replace for a message without `data`".to_owned(),

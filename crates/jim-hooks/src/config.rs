@@ -141,7 +141,11 @@ impl HooksConfig {
             let Some(url) = url else { continue };
             match reqwest::Url::parse(url) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-                Ok(_) => return bad(format!("{key} = {url:?} must be an http:// or https:// URL with a host")),
+                Ok(_) => {
+                    return bad(format!(
+                        "{key} = {url:?} must be an http:// or https:// URL with a host"
+                    ));
+                }
                 Err(e) => return bad(format!("{key} = {url:?} is not a URL ({e})")),
             }
         }
@@ -162,8 +166,14 @@ impl HooksConfig {
             }
             Some(_) => {}
         }
-        if self.previous_secret.as_ref().is_some_and(|s| s.len() < MIN_SECRET_LEN) {
-            return bad(format!("hooks.previous_secret must be at least {MIN_SECRET_LEN} characters"));
+        if self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_SECRET_LEN)
+        {
+            return bad(format!(
+                "hooks.previous_secret must be at least {MIN_SECRET_LEN} characters"
+            ));
         }
         for (key, value) in [
             ("hooks.before_send_timeout_ms", self.before_send_timeout_ms),
@@ -242,11 +252,8 @@ mod tests {
             .contains("hooks.before_send_timeout_ms must be above 0")
         );
         assert!(
-            error(HooksConfig {
-                max_queued: 10,
-                ..on
-            })
-            .contains("hooks.max_queued = 10 must be at least hooks.batch_max (100)")
+            error(HooksConfig { max_queued: 10, ..on })
+                .contains("hooks.max_queued = 10 must be at least hooks.batch_max (100)")
         );
     }
 

@@ -48,8 +48,8 @@ pub use error::HooksError;
 pub use events::Events;
 pub use metrics::HooksMetrics;
 pub use notifier::Notifier;
-pub use signature::{SIGNATURE_HEADER, sign, verify};
 use signature::Secrets;
+pub use signature::{SIGNATURE_HEADER, sign, verify};
 
 /// `[hooks]` running: the before-send hook's client and the events'
 /// sender, sharing one HTTP client (one pool of kept-alive connections).
@@ -79,7 +79,9 @@ impl Hooks {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| HooksError::Client { reason: e.to_string() })?;
+            .map_err(|e| HooksError::Client {
+                reason: e.to_string(),
+            })?;
         let secrets = Arc::new(Secrets::new(
             config.secret.clone().unwrap_or_default(),
             config.previous_secret.clone(),

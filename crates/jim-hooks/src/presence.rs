@@ -55,7 +55,8 @@ impl Presence {
                 if !state.online {
                     state.online = true;
                     // Sent under the lock: a user's events queue in order.
-                    self.events.send(self.events.event("user.online").str("user", user));
+                    self.events
+                        .send(self.events.event("user.online").str("user", user));
                 }
             }
             (1.., 0) => {
@@ -82,7 +83,8 @@ impl Presence {
             return;
         }
         if state.online {
-            self.events.send(self.events.event("user.offline").str("user", user));
+            self.events
+                .send(self.events.event("user.offline").str("user", user));
         }
         users.remove(user);
     }

@@ -52,7 +52,13 @@ pub fn sign(secrets: &[&str], t: u64, body: &[u8]) -> String {
 ///
 /// # Errors
 /// [`HooksError::Signature`] saying what did not match.
-pub fn verify(header: &str, body: &[u8], secret: &str, now: u64, tolerance_secs: u64) -> Result<(), HooksError> {
+pub fn verify(
+    header: &str,
+    body: &[u8],
+    secret: &str,
+    now: u64,
+    tolerance_secs: u64,
+) -> Result<(), HooksError> {
     let bad = |reason: &str| HooksError::Signature {
         reason: reason.to_owned(),
     };

@@ -60,4 +60,4 @@ pub use format::{FileFormat, ImageFormat, VideoFormat};
 pub use id::{EPOCH_MS, MAX_NODE, MessageId, MessageIdGenerator, NODE_BITS, SEQUENCE_BITS, unix_ms_now};
 pub use kind::MessageKind;
 pub use message::{Ack, Common, ErrorData, Extra, Face, File, Image, Location, Message, Sound, Text, Video};
-pub use raw::{Addressing, RawMessage, Stamp, addressed, write_ack, write_error};
+pub use raw::{Addressing, RawMessage, Stamp, addressed, write_ack, write_error, write_error_code};

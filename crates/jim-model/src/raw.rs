@@ -376,11 +376,19 @@ pub fn write_ack(
 /// assert_eq!(out, br#"{"type":"error","data":{"code":4003,"reason":"not a member of group \"g1\""}}"#);
 /// ```
 pub fn write_error(out: &mut Vec<u8>, code: crate::ErrorCode, reason: &str) {
-    let _ = write!(
-        out,
-        "{{\"type\":\"error\",\"data\":{{\"code\":{},\"reason\":",
-        code.as_u16()
-    );
+    write_error_code(out, code.as_u16(), reason);
+}
+
+/// As [`write_error`], with a code of the application's (a before-send
+/// hook's deny: 4000 to 4999).
+///
+/// ```
+/// let mut body = Vec::new();
+/// jim_model::write_error_code(&mut body, 4403, "no links");
+/// assert_eq!(body, br#"{"type":"error","data":{"code":4403,"reason":"no links"}}"#);
+/// ```
+pub fn write_error_code(out: &mut Vec<u8>, code: u16, reason: &str) {
+    let _ = write!(out, "{{\"type\":\"error\",\"data\":{{\"code\":{code},\"reason\":");
     write_json_str(out, reason);
     out.extend_from_slice(b"}}");
 }

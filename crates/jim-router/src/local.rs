@@ -5,9 +5,9 @@ use std::sync::Arc;
 use jim_inbox::Retention;
 use jim_model::MessageKind;
 
-use crate::{SessionChange, 
+use crate::{
     ClientAck, Directory, Groups, Hub, Inbox, InboxRead, InboxState, Observer, Outgoing, Planned, Receipt,
-    Router, RouterError, Routing, SessionInfo, TryRoute, UserId,
+    Router, RouterError, Routing, SessionChange, SessionInfo, TryRoute, UserId,
 };
 
 /// The `local` routing backend: every session is in this process.
@@ -170,12 +170,18 @@ impl Router for LocalRouter {
 
     /// Nothing to tell but the observers: the hub is the whole world.
     async fn announce(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.inner.routing.observers().session(&info.user, SessionChange::Opened);
+        self.inner
+            .routing
+            .observers()
+            .session(&info.user, SessionChange::Opened);
         Ok(())
     }
 
     async fn withdraw(&self, info: &SessionInfo) -> Result<(), RouterError> {
-        self.inner.routing.observers().session(&info.user, SessionChange::Closed);
+        self.inner
+            .routing
+            .observers()
+            .session(&info.user, SessionChange::Closed);
         Ok(())
     }
 
@@ -195,7 +201,8 @@ impl Router for LocalRouter {
             // A receipt: its mark first, at once with a memory store.
             return match self.inner.routing.mark_now(&message) {
                 Some(marked) => TryRoute::Routed(
-                    marked.map(|planned| planned.map_or_else(Receipt::default, |p| self.deliver(&message, p))),
+                    marked
+                        .map(|planned| planned.map_or_else(Receipt::default, |p| self.deliver(&message, p))),
                 ),
                 None => TryRoute::Later(message),
             };

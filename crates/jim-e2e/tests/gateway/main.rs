@@ -10,6 +10,7 @@ mod bodies;
 mod fanout;
 mod frames;
 mod history;
+mod hooks;
 mod hostile;
 mod inbox;
 mod load;

@@ -7,12 +7,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use jim_model::{ErrorCode, MessageId, MessageKind, RawMessage, Stamp, unix_ms_now, write_ack};
+use jim_hooks::{BeforeSend, Proposed, Verdict};
+use jim_model::{
+    Conversation, ErrorCode, MessageId, MessageKind, RawMessage, Stamp, unix_ms_now, write_ack,
+    write_error_code,
+};
 use jim_protocol::{Command, Frame};
 use jim_router::{ClientAck, Outgoing, Receipt, Router, RouterError, Sender, Target, TryRoute};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Authenticated, Flow, Session};
+use crate::Config;
+use crate::auth::Identity;
 use crate::ready::at_once;
 use crate::wire;
 
@@ -26,7 +33,24 @@ pub(super) struct RouteOutcome {
     /// Recipients charged to the fan-out budgets before routing (a group
     /// message's advance), settled against the receipt's.
     advance: usize,
-    result: Result<Receipt, RouterError>,
+    result: Result<Receipt, Refused>,
+}
+
+/// Why a message was not routed.
+pub(super) enum Refused {
+    /// The backend's refusal.
+    Router(RouterError),
+    /// The application's: its before-send hook denied it (or could not
+    /// answer and `hooks.before_send_on_error` is `deny`).
+    Application { code: u16, reason: String },
+    /// It is too large once stamped (a hook's replacement made it so).
+    TooLarge(String),
+}
+
+impl From<RouterError> for Refused {
+    fn from(e: RouterError) -> Refused {
+        Refused::Router(e)
+    }
 }
 
 /// A message being routed.
@@ -124,27 +148,6 @@ impl<R: Router> Session<R> {
         if let Some(refused) = self.over_fanout(frame) {
             return refused;
         }
-        let message_id = self.shared.ids.next_id();
-        let stamp = Stamp {
-            sender_id: &auth.identity.user_id,
-            sender_name: auth.identity.name.as_deref(),
-            sender_avatar: auth.identity.avatar.as_deref(),
-            client_profile: self.shared.config.auth.client_profiles(),
-            message_id,
-            // The wall clock, not the id's: the id's clock is anchored at
-            // start-up and would not follow a corrected system clock.
-            timestamp: unix_ms_now(),
-        };
-        let mut body = Vec::with_capacity(frame.body.len() + 128);
-        message.stamp(&stamp, &mut body);
-        let max = self.shared.config.limits.max_body;
-        if body.len() > max {
-            let reason = format!(
-                "message too large once stamped ({} bytes, maximum {max})",
-                body.len()
-            );
-            return self.error(frame, ErrorCode::BadRequest, &reason);
-        }
         let client_msg_id = match message
             .field("client_msg_id")
             .map(|raw| serde_json::from_str::<String>(raw.get()))
@@ -158,6 +161,21 @@ impl<R: Router> Session<R> {
                 );
                 return self.error(frame, ErrorCode::BadRequest, &reason);
             }
+        };
+        if let Some(hook) = self.shared.hooks.before_send() {
+            let hook = Arc::clone(hook);
+            return self.through_hook(frame, &message, hook, client_msg_id, routes, router);
+        }
+        let message_id = self.shared.ids.next_id();
+        let stamped = match stamp(
+            &message,
+            frame.body.len(),
+            &auth.identity,
+            &self.shared.config,
+            message_id,
+        ) {
+            Ok(stamped) => stamped,
+            Err(reason) => return self.error(frame, ErrorCode::BadRequest, &reason),
         };
         let receiver: Arc<str> = message.receiver_id().into();
         let outgoing = Outgoing {
@@ -173,7 +191,7 @@ impl<R: Router> Session<R> {
                 session: auth.info.id,
             }),
             message_id,
-            body: Bytes::from(body),
+            body: stamped,
             client_msg_id,
         };
         let kind = outgoing.kind;
@@ -187,7 +205,7 @@ impl<R: Router> Session<R> {
                     receiver,
                     message_id,
                     advance,
-                    result,
+                    result: result.map_err(Refused::Router),
                 };
                 if routes.is_empty() {
                     return self.answer(routed);
@@ -199,7 +217,7 @@ impl<R: Router> Session<R> {
             TryRoute::Later(outgoing) => outgoing,
         };
         let mut route: InFlightRoute<'r> = Box::pin(async move {
-            let result = router.route(outgoing).await;
+            let result = router.route(outgoing).await.map_err(Refused::Router);
             RouteOutcome {
                 request,
                 kind,
@@ -252,8 +270,136 @@ impl<R: Router> Session<R> {
                     offset,
                 )
             }
-            Err(e) => self.router_error(&request, &e),
+            Err(Refused::Router(e)) => self.router_error(&request, &e),
+            Err(Refused::Application { code, reason }) => {
+                let mut body = Vec::with_capacity(48 + reason.len());
+                write_error_code(&mut body, code, &reason);
+                self.reply(request.reply(request.cmd, body))
+            }
+            Err(Refused::TooLarge(reason)) => self.error(&request, ErrorCode::BadRequest, &reason),
         }
+    }
+
+    /// A B101 or B102 shown to the application's before-send hook first:
+    /// routed in a task of the session's in-flight queue, so the session
+    /// goes on reading while the hook thinks; the session's messages
+    /// still reach the backend in the order they were sent (each waits for
+    /// the one before it to be handed over) and are acked in that order.
+    fn through_hook<'r>(
+        &mut self,
+        frame: &Frame,
+        message: &RawMessage<'_>,
+        hook: Arc<BeforeSend>,
+        client_msg_id: Option<Arc<str>>,
+        routes: &mut InFlight<'r>,
+        router: &'r R,
+    ) -> Flow {
+        let Some(auth) = &self.auth else {
+            return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
+        };
+        let shared = Arc::clone(&self.shared);
+        let sender = Sender {
+            user: Arc::clone(&auth.info.user),
+            session: auth.info.id,
+        };
+        let identity = auth.identity.clone();
+        let device = auth.info.device.clone();
+        let (cmd, body) = (frame.cmd, frame.body.clone());
+        let kind = message.kind();
+        let receiver: Arc<str> = message.receiver_id().into();
+        let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
+        let advance = self.charge_advance(frame.cmd);
+        let message_id = shared.ids.next_id();
+        // This message's turn ends when it is handed to the backend (or
+        // refused): the session's next hooked message waits for it.
+        let (turn_over, next_waits) = oneshot::channel::<()>();
+        let previous = self.hook_turn.replace(next_waits);
+        let route: InFlightRoute<'r> = Box::pin(async move {
+            let conversation = if cmd == Command::C2C {
+                Conversation::User(receiver.to_string())
+            } else {
+                Conversation::Group(receiver.to_string())
+            };
+            let remembered = client_msg_id
+                .as_ref()
+                .and_then(|id| shared.verdicts.recall(&sender.user, id));
+            let verdict = match remembered {
+                Some(verdict) => verdict,
+                None => {
+                    let proposed = Proposed {
+                        sender: &sender.user,
+                        device: device.as_deref(),
+                        cmd,
+                        conversation: &conversation,
+                        message: &body,
+                    };
+                    let verdict = hook.check(&proposed).await;
+                    if let Some(id) = &client_msg_id {
+                        shared.verdicts.remember(&sender.user, id, &verdict);
+                    }
+                    verdict
+                }
+            };
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            let result = async {
+                let body = match verdict {
+                    Verdict::Allow => body,
+                    Verdict::Deny { code, reason } => return Err(Refused::Application { code, reason }),
+                    Verdict::Replace { data } => {
+                        match jim_hooks::replaced(&body, &data).map(Bytes::from) {
+                            Ok(replaced) if RawMessage::parse(&replaced).is_ok() => replaced,
+                            // The hook's replacement is no valid message:
+                            // the hook failed, and `on_error` decides.
+                            _ => match hook.fallback("its replacement is not a valid message") {
+                                Verdict::Deny { code, reason } => {
+                                    return Err(Refused::Application { code, reason });
+                                }
+                                _ => body,
+                            },
+                        }
+                    }
+                };
+                let parsed = RawMessage::parse(&body).map_err(|e| Refused::TooLarge(e.to_string()))?;
+                let stamped = stamp(&parsed, body.len(), &identity, &shared.config, message_id)
+                    .map_err(Refused::TooLarge)?;
+                let outgoing = Outgoing {
+                    cmd,
+                    kind,
+                    target: if cmd == Command::C2C {
+                        Target::User(Arc::clone(&receiver))
+                    } else {
+                        Target::Group(Arc::clone(&receiver))
+                    },
+                    sender: Some(sender),
+                    message_id,
+                    body: stamped,
+                    client_msg_id,
+                };
+                let outgoing = match router.try_route(outgoing) {
+                    TryRoute::Routed(result) => return result.map_err(Refused::Router),
+                    TryRoute::Later(outgoing) => outgoing,
+                };
+                let mut route = std::pin::pin!(router.route(outgoing));
+                if let Some(result) = at_once(route.as_mut()).await {
+                    return result.map_err(Refused::Router);
+                }
+                drop(turn_over); // handed over: the next may go
+                route.await.map_err(Refused::Router)
+            }
+            .await;
+            RouteOutcome {
+                request,
+                kind,
+                receiver,
+                message_id,
+                advance,
+                result,
+            }
+        });
+        routes.push_back(route);
+        Flow::Continue
     }
 
     /// A message refused at a fan-out budget (4029): the user's, or, for a
@@ -341,6 +487,37 @@ impl<R: Router> Session<R> {
         write_ack(&mut body, receiver, frame.seq, message_id, offset);
         self.reply(frame.reply(frame.cmd, body))
     }
+}
+
+/// A client's message (`sent` bytes long) stamped by the server: sender,
+/// id, time (and the token's profile), checked against `limits.max_body`.
+fn stamp(
+    message: &RawMessage<'_>,
+    sent: usize,
+    identity: &Identity,
+    config: &Config,
+    message_id: MessageId,
+) -> Result<Bytes, String> {
+    let stamp = Stamp {
+        sender_id: &identity.user_id,
+        sender_name: identity.name.as_deref(),
+        sender_avatar: identity.avatar.as_deref(),
+        client_profile: config.auth.client_profiles(),
+        message_id,
+        // The wall clock, not the id's: the id's clock is anchored at
+        // start-up and would not follow a corrected system clock.
+        timestamp: unix_ms_now(),
+    };
+    let mut body = Vec::with_capacity(sent + 128);
+    message.stamp(&stamp, &mut body);
+    let max = config.limits.max_body;
+    if body.len() > max {
+        return Err(format!(
+            "message too large once stamped ({} bytes, maximum {max})",
+            body.len()
+        ));
+    }
+    Ok(Bytes::from(body))
 }
 
 pub(super) fn client_ack(auth: &Authenticated, message: &RawMessage<'_>, body: &Bytes) -> Option<ClientAck> {

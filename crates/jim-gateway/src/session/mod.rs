@@ -75,6 +75,7 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         follow: None,
         connected: Instant::now(),
         last_activity: Instant::now(),
+        hook_turn: None,
         span,
     };
     let reason = session.serve(&mut reader, &mut out).await;
@@ -135,6 +136,9 @@ struct Session<R> {
     rate: RateLimit,
     connected: Instant,
     last_activity: Instant,
+    /// Ends when the last message shown to the before-send hook was
+    /// handed to the backend: the next waits for it.
+    hook_turn: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Whether to go on reading.

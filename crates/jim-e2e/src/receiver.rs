@@ -1,0 +1,221 @@
+//! The application's backend as the hook and events tests need it: a real
+//! HTTP server on a loopback port that records every request and answers
+//! the before-send hook (`/hook`) as the test scripts, and the events
+//! (`/events`) with the status the test sets.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use jim_test_util::WAIT;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// How `/hook` answers.
+#[derive(Debug, Clone)]
+pub enum HookAnswer {
+    /// 200 with this body.
+    Json(String),
+    /// This status, an empty body.
+    Status(u16),
+    /// Waits, then 200 with this body.
+    Slow(Duration, String),
+    /// Waits this long for a message whose content is "slow", answers
+    /// allow at once for the others.
+    SlowFor(Duration),
+}
+
+/// One request received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: &'static str,
+    pub signature: Option<String>,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON request")
+    }
+}
+
+struct Shared {
+    hook: Mutex<HookAnswer>,
+    events_status: AtomicU16,
+    hook_calls: AtomicUsize,
+    event_posts: AtomicUsize,
+    taken: mpsc::UnboundedSender<Received>,
+}
+
+/// The receiver: hook at `url("/hook")`, events at `url("/events")`.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    taken: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            hook: Mutex::new(HookAnswer::Json(r#"{"verdict":"allow"}"#.into())),
+            events_status: AtomicU16::new(200),
+            hook_calls: AtomicUsize::new(0),
+            event_posts: AtomicUsize::new(0),
+            taken: tx,
+        });
+        let app = axum::Router::new()
+            .route("/hook", post(hook))
+            .route("/events", post(events))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            addr,
+            shared,
+            taken: tokio::sync::Mutex::new(rx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn answer(&self, answer: HookAnswer) {
+        *self.shared.hook.lock().unwrap() = answer;
+    }
+
+    /// What `/events` answers from now on (200: taken; else refused).
+    pub fn events_status(&self, status: u16) {
+        self.shared.events_status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn hook_calls(&self) -> usize {
+        self.shared.hook_calls.load(Ordering::SeqCst)
+    }
+
+    /// Batches POSTed to `/events`, taken or not.
+    pub fn event_posts(&self) -> usize {
+        self.shared.event_posts.load(Ordering::SeqCst)
+    }
+
+    /// The next request taken (a hook call, or a batch of events answered 200).
+    pub async fn next(&self) -> Received {
+        tokio::time::timeout(WAIT, self.taken.lock().await.recv())
+            .await
+            .expect("a request to the receiver in time")
+            .unwrap()
+    }
+
+    /// The next hook call.
+    pub async fn next_hook(&self) -> Received {
+        loop {
+            let received = self.next().await;
+            if received.path == "/hook" {
+                return received;
+            }
+        }
+    }
+
+    /// Events taken until `until` says enough (given all so far), within
+    /// `within`.
+    pub async fn events_until(&self, within: Duration, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut taken = self.taken.lock().await;
+        while !until(&events) {
+            let received = tokio::time::timeout_at(deadline, taken.recv())
+                .await
+                .unwrap_or_else(|_| panic!("events so far: {events:#?}"))
+                .unwrap();
+            if received.path == "/events" {
+                events.extend(received.json()["events"].as_array().unwrap().iter().cloned());
+            }
+        }
+        events
+    }
+
+    /// `n` events, within [`WAIT`].
+    pub async fn events(&self, n: usize) -> Vec<Value> {
+        self.events_until(WAIT, |events| events.len() >= n).await
+    }
+
+    /// Waits `quiet` and returns the events taken in it (none, usually).
+    pub async fn events_within(&self, quiet: Duration) -> Vec<Value> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + quiet;
+        let mut taken = self.taken.lock().await;
+        while let Ok(Some(received)) = tokio::time::timeout_at(deadline, taken.recv()).await {
+            if received.path == "/events" {
+                events.extend(received.json()["events"].as_array().unwrap().iter().cloned());
+            }
+        }
+        events
+    }
+}
+
+fn signature(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("jim-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    shared.hook_calls.fetch_add(1, Ordering::SeqCst);
+    let _ = shared.taken.send(Received {
+        path: "/hook",
+        signature: signature(&headers),
+        body: body.clone(),
+    });
+    let answer = shared.hook.lock().unwrap().clone();
+    match answer {
+        HookAnswer::Json(json) => (StatusCode::OK, json),
+        HookAnswer::Status(status) => (StatusCode::from_u16(status).unwrap(), String::new()),
+        HookAnswer::Slow(wait, json) => {
+            tokio::time::sleep(wait).await;
+            (StatusCode::OK, json)
+        }
+        HookAnswer::SlowFor(wait) => {
+            let request: Value = serde_json::from_slice(&body).unwrap();
+            if request["message"]["data"]["content"] == "slow" {
+                tokio::time::sleep(wait).await;
+            }
+            (StatusCode::OK, r#"{"verdict":"allow"}"#.into())
+        }
+    }
+}
+
+async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    shared.event_posts.fetch_add(1, Ordering::SeqCst);
+    let status = StatusCode::from_u16(shared.events_status.load(Ordering::SeqCst)).unwrap();
+    if status.is_success() {
+        let _ = shared.taken.send(Received {
+            path: "/events",
+            signature: signature(&headers),
+            body,
+        });
+    }
+    status
+}
+
+/// A hook that accepts connections and closes them unanswered.
+pub async fn hanging_up() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            drop(stream);
+        }
+    });
+    addr
+}
