@@ -46,6 +46,9 @@ impl Received {
 
 struct Shared {
     hook: Mutex<HookAnswer>,
+    /// When set, every request's `Jim-Signature` is checked with it.
+    secret: Mutex<Option<String>>,
+    badly_signed: AtomicUsize,
     events_status: AtomicU16,
     hook_calls: AtomicUsize,
     event_posts: AtomicUsize,
@@ -64,6 +67,8 @@ impl Receiver {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             hook: Mutex::new(HookAnswer::Json(r#"{"verdict":"allow"}"#.into())),
+            secret: Mutex::new(None),
+            badly_signed: AtomicUsize::new(0),
             events_status: AtomicU16::new(200),
             hook_calls: AtomicUsize::new(0),
             event_posts: AtomicUsize::new(0),
@@ -94,6 +99,16 @@ impl Receiver {
     /// What `/events` answers from now on (200: taken; else refused).
     pub fn events_status(&self, status: u16) {
         self.shared.events_status.store(status, Ordering::SeqCst);
+    }
+
+    /// Checks every request's signature with `secret` from now on.
+    pub fn check_signatures(&self, secret: &str) {
+        *self.shared.secret.lock().unwrap() = Some(secret.to_owned());
+    }
+
+    /// Requests whose signature did not check out.
+    pub fn badly_signed(&self) -> usize {
+        self.shared.badly_signed.load(Ordering::SeqCst)
     }
 
     pub fn hook_calls(&self) -> usize {
@@ -167,8 +182,24 @@ fn signature(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+impl Shared {
+    fn check(&self, signature: Option<&str>, body: &[u8]) {
+        let Some(secret) = self.secret.lock().unwrap().clone() else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if jim_hooks::verify(signature.unwrap_or(""), body, &secret, now, 60).is_err() {
+            self.badly_signed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
     shared.hook_calls.fetch_add(1, Ordering::SeqCst);
+    shared.check(signature(&headers).as_deref(), &body);
     let _ = shared.taken.send(Received {
         path: "/hook",
         signature: signature(&headers),
@@ -194,6 +225,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     shared.event_posts.fetch_add(1, Ordering::SeqCst);
+    shared.check(signature(&headers).as_deref(), &body);
     let status = StatusCode::from_u16(shared.events_status.load(Ordering::SeqCst)).unwrap();
     if status.is_success() {
         let _ = shared.taken.send(Received {

@@ -243,8 +243,10 @@ impl GrpcGateway {
         link.min_backoff = min_backoff;
         link.max_backoff = max_backoff;
         let backend = GrpcBackend::start(link, Default::default()).unwrap();
+        let hooks = jim_hooks::Hooks::start(&config.hooks, Default::default()).unwrap();
         let running = Gateway::new(config, backend.clone())
             .unwrap()
+            .with_hooks(hooks)
             .start()
             .await
             .unwrap();
@@ -1851,6 +1853,97 @@ async fn receipts_cross_gateways_through_the_router() {
     let (status, reads) = g1.admin("GET", "/v1/groups/team/reads", None).await;
     assert_eq!(status, 200);
     assert_eq!(reads["bob"], json!({"read": null, "delivered": id}));
+    g1.shutdown().await;
+    g2.shutdown().await;
+}
+
+/// Contract v1.2, hooks and events in grpc mode: each gateway calls the
+/// before-send hook for the messages it takes; the router sends every
+/// event, once for the deployment: a user is online once whatever their
+/// gateways, offline only when their last session anywhere is gone, and
+/// needs a push only when no gateway holds a session of theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_sends_each_event_once_and_the_gateways_call_the_hook() {
+    use jim_e2e::receiver::{HookAnswer, Receiver};
+    const SECRET: &str = "the application's shared secret";
+    let receiver = Receiver::start().await;
+    receiver.check_signatures(SECRET);
+    let router = RouterProcess::start_configured(
+        None,
+        300,
+        format!(
+            "[hooks]\nevents_url = {:?}\nsecret = {SECRET:?}\noffline_delay_ms = 400\nbatch_wait_ms = 20\n",
+            receiver.url("/events")
+        ),
+    )
+    .await;
+    let hook_url = receiver.url("/hook");
+    let (g1, g2) = GrpcGateway::pair_with(&router, |config| {
+        config.hooks.before_send_url = Some(hook_url.clone());
+        config.hooks.secret = Some(SECRET.into());
+    })
+    .await;
+    let users = |events: &[serde_json::Value], user: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["user"] == user && e["type"].as_str().unwrap().starts_with("user."))
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut phone = g1.user(Kind::Tcp, "alice").await;
+    let laptop = g2.user(Kind::Ws, "alice").await;
+    wait_presence(&g1, "alice", 2).await;
+    let got = receiver.events(1).await;
+    assert_eq!(users(&got, "alice"), ["user.online"]);
+
+    // Bob has no session on any gateway: one push, from the router.
+    let ack = phone.request(Command::C2C, 2, &text("bob", "hello")).await;
+    let id = assert_ack(&ack, Command::C2C, 2, "bob");
+    let call = receiver.next_hook().await;
+    assert_eq!(call.json()["sender"], "alice");
+    let got = receiver.events(2).await;
+    assert_eq!(
+        got.iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["message.accepted", "push.needed"]
+    );
+    assert_eq!(got[0]["offsets"], json!({"bob": 1, "alice": 1}));
+    assert_eq!(
+        (&got[1]["user"], &got[1]["message_id"]),
+        (&json!("bob"), &json!(id))
+    );
+
+    // Bob on the other gateway: online, and no push for him any more.
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    assert_eq!(users(&receiver.events(1).await, "bob"), ["user.online"]);
+    phone.send_message(Command::C2C, 3, "bob", "again").await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "again");
+    let got = receiver.events(1).await;
+    assert_eq!(got[0]["type"], "message.accepted");
+
+    // The hook's deny reaches the sender through its gateway.
+    receiver.answer(HookAnswer::Json(
+        r#"{"verdict":"deny","code":4403,"reason":"no"}"#.into(),
+    ));
+    let reply = bob.request(Command::C2C, 4, &text("alice", "spam")).await;
+    assert_eq!(assert_error(&reply, Command::C2C, 4, 4403), "no");
+
+    // Alice leaves one gateway: still online on the other; then the last.
+    drop(phone);
+    wait_presence(&g1, "alice", 1).await;
+    assert!(
+        receiver
+            .events_within(Duration::from_millis(700))
+            .await
+            .is_empty()
+    );
+    drop(laptop);
+    let got = receiver.events(1).await;
+    assert_eq!(users(&got, "alice"), ["user.offline"]);
+    // Every request, the router's and the gateways', was signed.
+    assert_eq!(receiver.badly_signed(), 0);
     g1.shutdown().await;
     g2.shutdown().await;
 }

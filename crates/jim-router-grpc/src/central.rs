@@ -12,8 +12,8 @@ use jim_model::MessageIdGenerator;
 use jim_router::inbox::Retention;
 use jim_router::{
     Audience, Directory, Inbox, InboxRead, InboxState, KeyRefusal, Observer, Outgoing, Placement, Planned,
-    Receipt, Recipients, RouterError, Routing, SessionId, SessionInfo, Submitted, UserId, check_bearer,
-    push_messages,
+    Receipt, Recipients, RouterError, Routing, SessionChange, SessionId, SessionInfo, Submitted, UserId,
+    check_bearer, push_messages,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -259,23 +259,39 @@ impl CentralRouter {
     }
 
     fn forget_node(&self, node: u16) {
-        self.inner.presence.retain(|_, sessions| {
+        let observers = self.inner.routing.observers();
+        self.inner.presence.retain(|user, sessions| {
+            let before = sessions.len();
             sessions.retain(|s| s.node != node);
+            for _ in sessions.len()..before {
+                observers.session(user, SessionChange::Closed);
+            }
             !sessions.is_empty()
         });
     }
 
     fn add_session(&self, session: SessionInfo) {
-        let mut sessions = self.inner.presence.entry(Arc::clone(&session.user)).or_default();
+        let user = Arc::clone(&session.user);
+        let mut sessions = self.inner.presence.entry(Arc::clone(&user)).or_default();
         // Idempotent: a session may be announced in a hello and attached again.
         if !sessions.iter().any(|s| s.id == session.id) {
             sessions.push(session);
+            // Under the entry's lock: a user's changes reach the observers in order.
+            self.inner
+                .routing
+                .observers()
+                .session(&user, SessionChange::Opened);
         }
     }
 
     fn remove_session(&self, user: &str, session: SessionId) {
+        let observers = self.inner.routing.observers();
         self.inner.presence.remove_if_mut(user, |_, sessions| {
+            let before = sessions.len();
             sessions.retain(|s| s.id != session);
+            if sessions.len() < before {
+                observers.session(user, SessionChange::Closed);
+            }
             sessions.is_empty()
         });
     }
@@ -289,7 +305,7 @@ impl CentralRouter {
     /// each gateway its part of the delivery.
     async fn route_now(&self, message: &Outgoing) -> Result<Receipt, RouterError> {
         let submitted = self.submit(message)?;
-        Ok(self.carry(submitted.stored().await?))
+        Ok(self.carry(message, submitted.stored().await?))
     }
 
     /// The part of routing that takes the message's place in line: the
@@ -305,13 +321,17 @@ impl CentralRouter {
 
     /// Sends each gateway holding a recipient its part of a planned
     /// delivery.
-    fn carry(&self, planned: Planned<'_>) -> Receipt {
+    fn carry(&self, message: &Outgoing, planned: Planned<'_>) -> Receipt {
         let (delivery, receipt) = match planned {
             Planned::Deliver { delivery, receipt } => (delivery, receipt),
             Planned::Retry(receipt) => return receipt,
         };
         let inner = &self.inner;
         let mut sessions = 0;
+        inner
+            .routing
+            .observers()
+            .stored(message, &delivery, |user| inner.presence.contains_key(user));
         for part in delivery.by_node(&Presence(inner)) {
             if self.send(
                 part.node,
@@ -451,8 +471,9 @@ impl CentralRouter {
                     let router = self.clone();
                     tokio::spawn(async move {
                         let marked = router.inner.routing.mark(&message).await;
-                        let routed =
-                            marked.map(|planned| planned.map_or_else(Receipt::default, |p| router.carry(p)));
+                        let routed = marked.map(|planned| {
+                            planned.map_or_else(Receipt::default, |p| router.carry(&message, p))
+                        });
                         router.answer(node, request.request, routed);
                     });
                     return Ok(());
@@ -460,7 +481,7 @@ impl CentralRouter {
                 match self.submit(&message) {
                     // Stored already (memory, off): finish in line.
                     Ok(submitted) if submitted.is_settled() => {
-                        let routed = submitted.settled().map(|planned| self.carry(planned));
+                        let routed = submitted.settled().map(|planned| self.carry(&message, planned));
                         self.answer(node, request.request, routed);
                     }
                     // Waiting for the disk: the link goes on reading meanwhile.
@@ -468,7 +489,10 @@ impl CentralRouter {
                         let submitted = submitted.into_owned();
                         let router = self.clone();
                         tokio::spawn(async move {
-                            let routed = submitted.stored().await.map(|planned| router.carry(planned));
+                            let routed = submitted
+                                .stored()
+                                .await
+                                .map(|planned| router.carry(&message, planned));
                             router.answer(node, request.request, routed);
                         });
                     }

@@ -93,6 +93,10 @@ pub struct RouterConfig {
     pub typing: jim_router::TypingSettings,
     /// `[receipts]`: who sees read receipts.
     pub receipts: jim_router::ReceiptSettings,
+    /// `[hooks]`: in grpc mode the router sends the events (it alone sees
+    /// every message and every gateway's sessions); the gateways call the
+    /// before-send hook.
+    pub hooks: jim_hooks::HooksConfig,
     /// The log filter (`tracing`'s syntax), read again on SIGHUP; `--log`
     /// and `JIM_LOG` win over it.
     pub log: String,
@@ -115,6 +119,7 @@ impl Default for RouterConfig {
             inbox: jim_router::inbox::InboxSettings::default(),
             typing: jim_router::TypingSettings::default(),
             receipts: jim_router::ReceiptSettings::default(),
+            hooks: jim_hooks::HooksConfig::default(),
             log: "info".to_owned(),
         }
     }
@@ -160,6 +165,15 @@ struct Args {
     /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
     #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
     inbox_redis: Option<String>,
+    /// Where events are POSTed (`hooks.events_url`).
+    #[arg(long, env = "JIM_HOOKS_EVENTS_URL")]
+    hooks_events_url: Option<String>,
+    /// The secret that signs event requests (`hooks.secret`).
+    #[arg(long, env = "JIM_HOOKS_SECRET", hide_env_values = true)]
+    hooks_secret: Option<String>,
+    /// The secret being rotated out (`hooks.previous_secret`).
+    #[arg(long, env = "JIM_HOOKS_PREVIOUS_SECRET", hide_env_values = true)]
+    hooks_previous_secret: Option<String>,
     /// Write this process's id to this file while it runs (to signal it:
     /// `kill -HUP "$(cat FILE)"`).
     #[arg(long, env = "JIM_PID_FILE")]
@@ -213,7 +227,25 @@ impl Args {
         if let Some(log) = &self.log {
             config.log.clone_from(log);
         }
+        for (flag, setting) in [
+            (&self.hooks_events_url, &mut config.hooks.events_url),
+            (&self.hooks_secret, &mut config.hooks.secret),
+            (&self.hooks_previous_secret, &mut config.hooks.previous_secret),
+        ] {
+            if flag.is_some() {
+                setting.clone_from(flag);
+            }
+        }
         config.inbox.check().map_err(ServerError::Config)?;
+        config
+            .hooks
+            .validate()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        if config.hooks.before_send_url.is_some() {
+            return Err(ServerError::Config(
+                "hooks.before_send_url: the gateways call the before-send hook (each message is checked where it arrives): set it in the gateways' configuration; the router sends the events (hooks.events_url)".into(),
+            ));
+        }
         if config
             .key
             .as_deref()
@@ -271,7 +303,14 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
         .open(metrics.inbox())
         .await
         .map_err(ServerError::Config)?;
-    let routing = jim_router::Routing::open(inbox, Vec::new())
+    let hooks = jim_hooks::Hooks::start(&config.hooks, metrics.hooks())
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let observers: Vec<std::sync::Arc<dyn jim_router::Observer>> = hooks
+        .notifier()
+        .into_iter()
+        .map(|n| n as std::sync::Arc<dyn jim_router::Observer>)
+        .collect();
+    let routing = jim_router::Routing::open(inbox, observers)
         .await?
         .sender_copy(config.inbox.sender_copy)
         .typing(config.typing)
@@ -398,6 +437,8 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
     if tokio::time::timeout(grace, links_gone).await.is_err() {
         tracing::info!("gateway links still open after the grace period; closing them");
     }
+    // What the last messages and sessions gave, sent now.
+    hooks.close(Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -507,6 +548,10 @@ impl RouterMetrics {
     }
 
     /// The inbox store's metrics, in the router's registry.
+    fn hooks(&self) -> jim_hooks::HooksMetrics {
+        jim_hooks::HooksMetrics::register(&self.registry)
+    }
+
     fn inbox(&self) -> jim_router::inbox::InboxMetrics {
         let r = &self.registry;
         jim_router::inbox::InboxMetrics::register(

@@ -32,6 +32,7 @@ pub struct Hooked {
 impl Hooked {
     pub async fn start(adjust: impl FnOnce(&mut Config, &Receiver)) -> Hooked {
         let receiver = Receiver::start().await;
+        receiver.check_signatures(SECRET);
         let mut config = Config::ephemeral_dev();
         config.hooks.secret = Some(SECRET.into());
         adjust(&mut config, &receiver);
@@ -476,6 +477,7 @@ async fn events_say_what_was_accepted_who_came_and_went_and_whom_to_push() {
     assert_eq!(of_user(&got, "bob"), ["user.offline"]);
     assert_eq!(of_user(&got, "alice"), ["user.offline"]);
     assert!(events.events_within(Duration::from_millis(600)).await.is_empty());
+    assert_eq!(events.badly_signed(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
