@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use jim_router::{
     ClientAck, Directory, Hub, InboxRead, InboxState, Outgoing, Placement, Planned, Receipt, Router,
-    RouterError, Routing, SessionId, SessionInfo, Target, UserId,
+    RouterError, Routing, SessionChange, SessionId, SessionInfo, Target, UserId,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -509,7 +509,8 @@ impl Inner {
         } else if topic == self.topics.presence {
             if let Ok((user, node)) = serde_json::from_slice::<(String, u16)>(key) {
                 let value = value.and_then(|v| serde_json::from_slice::<Presence>(v).ok());
-                self.view.presence(user.into(), node, value);
+                self.view.presence(user.as_str().into(), node, value);
+                self.tell_presence(&user);
             }
         } else if topic == self.topics.gateways {
             let node = std::str::from_utf8(key).ok().and_then(|k| k.parse::<u16>().ok());
@@ -764,6 +765,20 @@ impl Inner {
         }
     }
 
+    /// Tells the observers how many sessions `user` has in the
+    /// deployment, if this gateway is the user's home (see
+    /// [`View::home_of`]). Only from the consumer, which applies the
+    /// presence topic in order: the counts reach the observers in order.
+    fn tell_presence(&self, user: &str) {
+        let now = Instant::now();
+        if self.view.home_of(user, now) == Some(self.node) {
+            let sessions = self.view.sessions_of(user, now).len();
+            self.routing
+                .observers()
+                .session(user, SessionChange::Now(sessions));
+        }
+    }
+
     /// Writes this gateway's sessions of `user` (a tombstone when none).
     async fn publish_presence(&self, user: &str) -> Result<(), rdkafka::error::KafkaError> {
         let sessions: Vec<SessionRecord> = self.hub.sessions_of(user).iter().map(SessionRecord::of).collect();
@@ -945,6 +960,10 @@ impl Router for KafkaBackend {
             Planned::Retry(receipt) => return Ok(receipt),
         };
         let (deliveries, sessions) = inner.split(&message, &delivery);
+        let now = Instant::now();
+        inner.routing.observers().stored(&message, &delivery, |user| {
+            inner.hub.has_user(user) || !inner.view.sessions_of(user, now).is_empty()
+        });
         let key = records::conversation_key(&message);
         // Typing is ephemeral: never on the events topic.
         let event = async {

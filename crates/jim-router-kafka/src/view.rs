@@ -154,6 +154,28 @@ impl View {
             .unwrap_or_default()
     }
 
+    /// The live gateway that reports `user`'s presence to the observers
+    /// (`user.online`/`user.offline`, sent once for the deployment): one
+    /// chosen by a hash of the user among the live gateways, so every
+    /// gateway that sees the same gateways picks the same one.
+    pub(crate) fn home_of(&self, user: &str, now: Instant) -> Option<u16> {
+        let mut live: Vec<u16> = self
+            .gateways
+            .iter()
+            .filter(|g| now.saturating_duration_since(g.seen) <= g.lease)
+            .map(|g| *g.key())
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        live.sort_unstable();
+        // FNV-1a: the same on every gateway, whatever its build.
+        let hash = user.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        Some(live[(hash % live.len() as u64) as usize])
+    }
+
     /// Live gateways and their session counts (for a push to everyone).
     pub(crate) fn live_gateways(&self, now: Instant) -> Vec<(u16, usize)> {
         let mut counts: HashMap<u16, usize> = self

@@ -1220,3 +1220,97 @@ async fn with_redis_receipts_cross_gateways_and_are_events() {
     };
     assert_eq!(kinds, ["message", "receipt"]);
 }
+
+/// Contract v1.2, hooks and events in kafka mode: the gateway that takes a
+/// message calls the before-send hook and tells `message.accepted` and
+/// `push.needed` (placing recipients by its view of every gateway); a
+/// user's presence is told by one gateway (the user's home), once for
+/// the deployment whichever gateways hold the sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_and_events_are_told_once_for_the_deployment() {
+    use jim_e2e::receiver::{HookAnswer, Receiver};
+    const SECRET: &str = "the application's shared secret";
+    let receiver = Receiver::start().await;
+    receiver.check_signatures(SECRET);
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let hooks = format!(
+        "\n[hooks]\nbefore_send_url = {:?}\nevents_url = {:?}\nsecret = {SECRET:?}\noffline_delay_ms = 500\nbatch_wait_ms = 20\n",
+        receiver.url("/hook"),
+        receiver.url("/events")
+    );
+    let g1 = KafkaGateway::start_with(&broker, &prefix, 1, &hooks).await;
+    let g2 = KafkaGateway::start_with(&broker, &prefix, 2, &hooks).await;
+    // Both gateways see both (a session counts once its gateway is seen
+    // alive): then they agree on each user's home.
+    let _zed1 = g1.user(Kind::Tcp, "zed").await;
+    let _zed2 = g2.user(Kind::Tcp, "zed").await;
+    wait_presence(&g1, "zed", 2, WAIT).await;
+    wait_presence(&g2, "zed", 2, WAIT).await;
+    let users = |events: &[serde_json::Value], user: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["user"] == user && e["type"].as_str().unwrap().starts_with("user."))
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut phone = g1.user(Kind::Tcp, "alice").await;
+    let laptop = g2.user(Kind::Ws, "alice").await;
+    wait_presence(&g1, "alice", 2, WAIT).await;
+    wait_presence(&g2, "alice", 2, WAIT).await;
+    let got = receiver
+        .events_until(WAIT, |got| !users(got, "alice").is_empty())
+        .await;
+    assert_eq!(users(&got, "alice"), ["user.online"]);
+
+    // Bob has no session on any gateway: one push.
+    let ack = phone.request(Command::C2C, 2, &text("bob", "hello")).await;
+    let id = assert_ack(&ack, Command::C2C, 2, "bob");
+    assert_eq!(receiver.next_hook().await.json()["sender"], "alice");
+    let got = receiver.events(2).await;
+    assert_eq!(
+        got.iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["message.accepted", "push.needed"]
+    );
+    assert_eq!(
+        (&got[1]["user"], &got[1]["message_id"]),
+        (&json!("bob"), &json!(id))
+    );
+
+    // Bob on the other gateway: no push once the view places him there.
+    let mut bob = g2.user(Kind::Tcp, "bob").await;
+    wait_presence(&g1, "bob", 1, WAIT).await;
+    let got = receiver
+        .events_until(WAIT, |got| !users(got, "bob").is_empty())
+        .await;
+    assert_eq!(users(&got, "bob"), ["user.online"]);
+    phone.send_message(Command::C2C, 3, "bob", "again").await;
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "again");
+    let got = receiver.events(1).await;
+    assert_eq!(got[0]["type"], "message.accepted");
+
+    // The hook's deny, through the gateway that took the message.
+    receiver.answer(HookAnswer::Json(
+        r#"{"verdict":"deny","code":4403,"reason":"no"}"#.into(),
+    ));
+    let reply = bob.request(Command::C2C, 4, &text("alice", "spam")).await;
+    assert_eq!(assert_error(&reply, Command::C2C, 4, 4403), "no");
+
+    // Alice leaves one gateway (still online); then the other.
+    drop(phone);
+    wait_presence(&g2, "alice", 1, WAIT).await;
+    drop(laptop);
+    let got = receiver
+        .events_until(Duration::from_secs(10), |got| !users(got, "alice").is_empty())
+        .await;
+    assert_eq!(users(&got, "alice"), ["user.offline"]);
+    assert!(
+        receiver
+            .events_within(Duration::from_millis(800))
+            .await
+            .is_empty()
+    );
+    assert_eq!(receiver.badly_signed(), 0);
+}
