@@ -69,6 +69,7 @@ impl CloseReason {
 /// The gateway's metrics.
 pub struct Metrics {
     registry: Registry,
+    hooks: jim_hooks::HooksMetrics,
     /// Open client connections.
     pub connections: Gauge,
     /// Client connections accepted.
@@ -270,6 +271,7 @@ impl Metrics {
             routed,
             errors,
             closes,
+            hooks: jim_hooks::HooksMetrics::register(&registry),
             registry,
         }
     }
@@ -300,9 +302,10 @@ impl Metrics {
         }
     }
 
-    /// The hooks' and events' metrics, in this gateway's registry.
+    /// The hooks' and events' metrics, in this gateway's registry
+    /// (registered whether or not hooks are on: the dashboard charts them).
     pub fn hooks(&self) -> jim_hooks::HooksMetrics {
-        jim_hooks::HooksMetrics::register(&self.registry)
+        self.hooks.clone()
     }
 
     /// The inbox store's metrics, in this gateway's registry.
