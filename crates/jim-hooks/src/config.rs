@@ -28,6 +28,9 @@ pub struct HooksConfig {
     /// What a message gets when the hook times out, fails or answers
     /// garbage (and while the breaker is open).
     pub before_send_on_error: OnError,
+    /// Hook calls in flight at once, at most (so many connections to the
+    /// hook); more messages wait for one to end, within their timeout.
+    pub before_send_max_in_flight: usize,
     /// Consecutive failures that open the breaker: the hook is then not
     /// called, `before_send_on_error` decides, for `breaker_open_ms`.
     pub breaker_failures: u32,
@@ -63,6 +66,7 @@ impl Default for HooksConfig {
             before_send_url: None,
             before_send_timeout_ms: 500,
             before_send_on_error: OnError::Deny,
+            before_send_max_in_flight: 256,
             breaker_failures: 5,
             breaker_open_ms: 10_000,
             events_url: None,
@@ -181,6 +185,10 @@ impl HooksConfig {
             ("hooks.breaker_open_ms", self.breaker_open_ms),
             ("hooks.batch_wait_ms", self.batch_wait_ms),
             ("hooks.breaker_failures", u64::from(self.breaker_failures)),
+            (
+                "hooks.before_send_max_in_flight",
+                self.before_send_max_in_flight as u64,
+            ),
         ] {
             if value == 0 {
                 return bad(format!("{key} must be above 0"));

@@ -254,19 +254,24 @@ impl Sender {
 
     async fn post(&self, body: &Bytes) -> Result<(), String> {
         let signature = self.secrets.sign(body);
-        let answer = self
+        let sent = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(crate::SIGNATURE_HEADER, signature)
-            .timeout(self.timeout)
             .body(body.clone())
-            .send()
+            .send();
+        // (reqwest's own per-request timeout closes every connection.)
+        let answer = async {
+            let answer = sent.await.map_err(|e| e.to_string())?;
+            let status = answer.status();
+            // Read to the end: the connection goes back to the pool.
+            let _ = answer.bytes().await;
+            Ok::<_, String>(status)
+        };
+        let status = tokio::time::timeout(self.timeout, answer)
             .await
-            .map_err(|e| e.to_string())?;
-        let status = answer.status();
-        // Read to the end: the connection goes back to the pool.
-        let _ = answer.bytes().await;
+            .map_err(|_| format!("no answer within {:?}", self.timeout))??;
         if status.is_success() {
             Ok(())
         } else {
