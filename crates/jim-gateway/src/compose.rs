@@ -90,6 +90,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
                 jim_router_kafka::KafkaError::Config(message) => GatewayError::Config(message),
                 other => GatewayError::Backend(Box::new(other)),
             })?;
+            // The events topic has every message; presence and pushes too.
+            hooks.mirror_events(Box::new(backend.event_writer()));
             Gateway::with_metrics(config, backend, metrics)?
                 .with_hooks(hooks)
                 .start()

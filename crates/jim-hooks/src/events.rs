@@ -25,14 +25,26 @@ pub struct Events {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
+/// Where events are written besides the receiver (kafka mode's events
+/// topic): type, key (the user, if any) and the event's JSON.
+pub type Mirror = Box<dyn Fn(&str, &str, Bytes) + Send + Sync>;
+
 struct Shared {
     queue: mpsc::Sender<Bytes>,
+    mirror: std::sync::OnceLock<Mirror>,
     ids: EventIds,
     metrics: HooksMetrics,
     closing: AtomicBool,
     closed: Notify,
     wake: Notify,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("mirrored", &self.mirror.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Unique event ids: a random prefix per process and a counter.
@@ -63,39 +75,47 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// An event being written: `{"id":..,"type":..,"at":..` and its fields.
-pub(crate) struct EventWriter(Vec<u8>);
+pub(crate) struct EventWriter {
+    json: Vec<u8>,
+    kind: &'static str,
+    /// Its `user`, the key of its record on a mirror.
+    user: Option<String>,
+}
 
 impl EventWriter {
     /// A field whose value is a string.
     pub(crate) fn str(mut self, name: &str, value: &str) -> EventWriter {
         self.name(name);
-        let _ = serde_json::to_writer(&mut self.0, value);
+        let _ = serde_json::to_writer(&mut self.json, value);
+        if name == "user" {
+            self.user = Some(value.to_owned());
+        }
         self
     }
 
     /// A field whose value is JSON already.
     pub(crate) fn raw(mut self, name: &str, json: &[u8]) -> EventWriter {
         self.name(name);
-        self.0.extend_from_slice(json);
+        self.json.extend_from_slice(json);
         self
     }
 
     /// A field serialized from `value`.
     pub(crate) fn value(mut self, name: &str, value: &impl serde::Serialize) -> EventWriter {
         self.name(name);
-        let _ = serde_json::to_writer(&mut self.0, value);
+        let _ = serde_json::to_writer(&mut self.json, value);
         self
     }
 
     fn name(&mut self, name: &str) {
-        self.0.push(b',');
-        let _ = serde_json::to_writer(&mut self.0, name);
-        self.0.push(b':');
+        self.json.push(b',');
+        let _ = serde_json::to_writer(&mut self.json, name);
+        self.json.push(b':');
     }
 
-    fn finish(mut self) -> Bytes {
-        self.0.push(b'}');
-        Bytes::from(self.0)
+    fn finish(mut self) -> (Bytes, &'static str, Option<String>) {
+        self.json.push(b'}');
+        (Bytes::from(self.json), self.kind, self.user)
     }
 }
 
@@ -111,6 +131,7 @@ impl Events {
         let (queue, rx) = mpsc::channel(config.max_queued.max(1));
         let shared = Arc::new(Shared {
             queue,
+            mirror: std::sync::OnceLock::new(),
             ids: EventIds::new(),
             metrics,
             closing: AtomicBool::new(false),
@@ -133,7 +154,7 @@ impl Events {
 
     /// An event of `kind`, its id and time written; add its fields, then
     /// [`send`](Self::send) it.
-    pub(crate) fn event(&self, kind: &str) -> EventWriter {
+    pub(crate) fn event(&self, kind: &'static str) -> EventWriter {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"{\"id\":");
         let _ = serde_json::to_writer(&mut out, &self.shared.ids.next());
@@ -141,16 +162,34 @@ impl Events {
         let _ = serde_json::to_writer(&mut out, kind);
         out.extend_from_slice(b",\"at\":");
         out.extend_from_slice(now_ms().to_string().as_bytes());
-        EventWriter(out)
+        EventWriter {
+            json: out,
+            kind,
+            user: None,
+        }
     }
 
-    /// Queues an event; drops it (counted) when the queue is full.
+    /// Queues an event; drops it (counted) when the queue is full. Gives
+    /// it to the mirror too (but `message.accepted`: a mirror that is the
+    /// kafka events topic has the message itself).
     pub(crate) fn send(&self, event: EventWriter) {
+        let (json, kind, user) = event.finish();
+        if kind != "message.accepted"
+            && let Some(mirror) = self.shared.mirror.get()
+        {
+            mirror(kind, user.as_deref().unwrap_or(""), json.clone());
+        }
         let metrics = &self.shared.metrics;
-        match self.shared.queue.try_send(event.finish()) {
+        match self.shared.queue.try_send(json) {
             Ok(()) => metrics.events_queued.increment(1.0),
             Err(_) => metrics.events_dropped[0].increment(1),
         }
+    }
+
+    /// Writes every event but `message.accepted` to `mirror` too, from now
+    /// on (kafka mode: the events topic). Once; `false` if one was set.
+    pub fn mirror_to(&self, mirror: Mirror) -> bool {
+        self.shared.mirror.set(mirror).is_ok()
     }
 
     /// Sends what is queued, trying each batch once more at most, within

@@ -45,7 +45,7 @@ use std::time::Duration;
 pub use before_send::{BeforeSend, PROTECTED_FIELDS, Proposed, Verdict, parse_verdict, replaced};
 pub use config::{HooksConfig, MIN_SECRET_LEN, OnError, PushPreview};
 pub use error::HooksError;
-pub use events::Events;
+pub use events::{Events, Mirror};
 pub use metrics::HooksMetrics;
 pub use notifier::Notifier;
 use signature::Secrets;
@@ -118,6 +118,15 @@ impl Hooks {
     /// `hooks.events_url` is set.
     pub fn notifier(&self) -> Option<Arc<Notifier>> {
         self.notifier.clone()
+    }
+
+    /// Writes `user.online`, `user.offline` and `push.needed` to `mirror`
+    /// too (kafka mode: the events topic, which has every message
+    /// already). `false` when events are off or a mirror was set.
+    pub fn mirror_events(&self, mirror: Mirror) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|events| events.mirror_to(mirror))
     }
 
     /// Sends the events still queued, within `grace`.

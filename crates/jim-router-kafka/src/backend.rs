@@ -166,6 +166,36 @@ fn unavailable(error: impl std::fmt::Display) -> RouterError {
 }
 
 impl KafkaBackend {
+    /// A writer of application events (`user.online`, `user.offline`,
+    /// `push.needed`: JSON, keyed by user) to the events topic, with
+    /// `jim-type` the event's type: what `jim_hooks::Hooks::mirror_events`
+    /// takes. Each is produced on its own task; one that fails is logged.
+    pub fn event_writer(&self) -> impl Fn(&str, &str, bytes::Bytes) + Send + Sync + 'static {
+        let inner = Arc::downgrade(&self.inner);
+        move |kind: &str, user: &str, event: bytes::Bytes| {
+            let Some(inner) = inner.upgrade() else { return };
+            let (kind, user) = (kind.to_owned(), user.to_owned());
+            tokio::spawn(async move {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "jim-type",
+                    value: Some(&kind),
+                });
+                let produced = inner
+                    .produce(
+                        &inner.topics.events,
+                        user.as_bytes(),
+                        Some(&event),
+                        None,
+                        Some(headers),
+                    )
+                    .await;
+                if let Err(e) = produced {
+                    tracing::warn!(error = %e, kind, "an event was not written to the events topic");
+                }
+            });
+        }
+    }
+
     /// Connects to Kafka, creates missing topics, reads the deployment's
     /// state, and announces this gateway, which plans with `routing` (its
     /// inbox and observers; groups come from the groups topic) and

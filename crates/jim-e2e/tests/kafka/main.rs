@@ -1313,4 +1313,26 @@ async fn hooks_and_events_are_told_once_for_the_deployment() {
             .is_empty()
     );
     assert_eq!(receiver.badly_signed(), 0);
+
+    // The events topic has them too: the messages, and presence and pushes.
+    let records = read_topic(&broker, &format!("{prefix}events"), 2);
+    let of = |kind: &str, user: &str| {
+        records
+            .iter()
+            .filter(|(key, headers, _)| headers["jim-type"] == kind && key == user)
+            .count()
+    };
+    assert_eq!((of("user.online", "alice"), of("user.offline", "alice")), (1, 1));
+    assert_eq!(of("push.needed", "bob"), 1);
+    let push = records
+        .iter()
+        .find(|(_, headers, _)| headers["jim-type"] == "push.needed")
+        .unwrap();
+    let push: serde_json::Value = serde_json::from_slice(&push.2).unwrap();
+    assert_eq!((&push["user"], &push["message_id"]), (&json!("bob"), &json!(id)));
+    assert!(
+        records
+            .iter()
+            .any(|(_, headers, _)| headers["jim-type"] == "message")
+    );
 }
