@@ -28,13 +28,27 @@ fn it_describes_itself() {
 
 #[test]
 fn configuration_errors_exit_78_with_a_clear_message() {
-    let cases: [(&[&str], &str); 3] = [
+    let before_send = std::env::temp_dir().join(format!("jim-router-hooks-{}.toml", std::process::id()));
+    std::fs::write(
+        &before_send,
+        "[hooks]\nbefore_send_url = \"http://127.0.0.1:9/hook\"\nsecret = \"0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--config", "/nonexistent/router.toml"],
             "cannot read /nonexistent/router.toml",
         ),
         (&["--node-id", "4000"], "node_id 4000 is out of range"),
         (&["--key", "CHANGE-ME"], "key is still the example's placeholder"),
+        (
+            &["--hooks-events-url", "http://127.0.0.1:9/events"],
+            "hooks.secret is required",
+        ),
+        (
+            &["--config", before_send.to_str().unwrap()],
+            "hooks.before_send_url: the gateways call the before-send hook",
+        ),
     ];
     for (args, message) in cases {
         let out = router().args(args).output().unwrap();
@@ -43,4 +57,5 @@ fn configuration_errors_exit_78_with_a_clear_message() {
         assert!(stderr.starts_with("jim-router: configuration: "), "{stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+    let _ = std::fs::remove_file(before_send);
 }

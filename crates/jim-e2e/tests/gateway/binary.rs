@@ -88,6 +88,43 @@ fn configuration_errors_exit_78_with_a_clear_message() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/jim.toml.example"),
     ];
     cases.push((EXAMPLE, "auth.jwt_secret is still the example's placeholder"));
+    // [hooks] (contract section 9): what cannot work is said at start-up.
+    cases.push((
+        &["--dev", "--hooks-events-url", "http://127.0.0.1:9/events"],
+        "hooks.secret is required when hooks.before_send_url or hooks.events_url is set",
+    ));
+    cases.push((
+        &[
+            "--dev",
+            "--hooks-before-send-url",
+            "ftp://x/hook",
+            "--hooks-secret",
+            "0123456789abcdef",
+        ],
+        "hooks.before_send_url = \"ftp://x/hook\" must be an http:// or https:// URL with a host",
+    ));
+    cases.push((
+        &[
+            "--dev",
+            "--hooks-events-url",
+            "http://127.0.0.1:9/e",
+            "--hooks-secret",
+            "short",
+        ],
+        "hooks.secret is 5 characters: use at least 16",
+    ));
+    cases.push((
+        &[
+            "--dev",
+            "--mode",
+            "grpc",
+            "--hooks-events-url",
+            "http://127.0.0.1:9/e",
+            "--hooks-secret",
+            "0123456789abcdef",
+        ],
+        "hooks.events_url: in grpc mode the router sends the events",
+    ));
     // A mode the binary was built without is refused by name.
     if cfg!(not(feature = "kafka")) {
         cases.push((
