@@ -19,7 +19,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The first wait.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The sending end: cheap to clone; [`Events::send`] never waits.
+/// The sending end of the events: cheap to clone; queueing an event never
+/// waits (a full queue drops it, counted).
 #[derive(Debug, Clone)]
 pub struct Events {
     shared: Arc<Shared>,
