@@ -237,6 +237,15 @@ async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     status
 }
 
+/// `user.online`/`user.offline` of one user among `events`, in order.
+pub fn presence_of(events: &[Value], user: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["user"] == user && e["type"].as_str().is_some_and(|t| t.starts_with("user.")))
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// A hook that accepts connections and closes them unanswered.
 pub async fn hanging_up() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1908,13 +1908,7 @@ async fn the_router_sends_each_event_once_and_the_gateways_call_the_hook() {
         config.hooks.secret = Some(SECRET.into());
     })
     .await;
-    let users = |events: &[serde_json::Value], user: &str| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| e["user"] == user && e["type"].as_str().unwrap().starts_with("user."))
-            .map(|e| e["type"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let users = jim_e2e::receiver::presence_of;
     let mut phone = g1.user(Kind::Tcp, "alice").await;
     let laptop = g2.user(Kind::Ws, "alice").await;
     wait_presence(&g1, "alice", 2).await;

@@ -12,7 +12,7 @@ use jim_hooks::OnError;
 use jim_protocol::Command;
 use serde_json::{Value, json};
 
-use jim_e2e::receiver::{HookAnswer, Receiver, hanging_up};
+use jim_e2e::receiver::{HookAnswer, Receiver, hanging_up, presence_of as of_user};
 use jim_test_util::*;
 
 both_transports!(
@@ -380,15 +380,6 @@ async fn a_retry_gets_the_originals_verdict_without_a_second_call() {
     assert_eq!(assert_ack(&retry, Command::C2C, 5, "bob"), id);
     bob.expect_silence().await;
     assert_eq!(hook.hook_calls(), 2);
-}
-
-/// Events of one user, in the order they were sent.
-fn of_user<'a>(events: &'a [Value], user: &str) -> Vec<&'a str> {
-    events
-        .iter()
-        .filter(|e| e["user"] == user && e["type"].as_str().unwrap().starts_with("user."))
-        .map(|e| e["type"].as_str().unwrap())
-        .collect()
 }
 
 fn events_on(receiver: &Receiver, config: &mut Config) {

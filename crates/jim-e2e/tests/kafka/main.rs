@@ -1247,13 +1247,7 @@ async fn hooks_and_events_are_told_once_for_the_deployment() {
     let _zed2 = g2.user(Kind::Tcp, "zed").await;
     wait_presence(&g1, "zed", 2, WAIT).await;
     wait_presence(&g2, "zed", 2, WAIT).await;
-    let users = |events: &[serde_json::Value], user: &str| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| e["user"] == user && e["type"].as_str().unwrap().starts_with("user."))
-            .map(|e| e["type"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let users = jim_e2e::receiver::presence_of;
     let mut phone = g1.user(Kind::Tcp, "alice").await;
     let laptop = g2.user(Kind::Ws, "alice").await;
     wait_presence(&g1, "alice", 2, WAIT).await;

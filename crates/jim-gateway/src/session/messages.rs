@@ -181,11 +181,7 @@ impl<R: Router> Session<R> {
         let outgoing = Outgoing {
             cmd: frame.cmd,
             kind: message.kind(),
-            target: if frame.cmd == Command::C2C {
-                Target::User(Arc::clone(&receiver))
-            } else {
-                Target::Group(Arc::clone(&receiver))
-            },
+            target: target_of(frame.cmd, &receiver),
             sender: Some(Sender {
                 user: Arc::clone(&auth.info.user),
                 session: auth.info.id,
@@ -367,11 +363,7 @@ impl<R: Router> Session<R> {
                 let outgoing = Outgoing {
                     cmd,
                     kind,
-                    target: if cmd == Command::C2C {
-                        Target::User(Arc::clone(&receiver))
-                    } else {
-                        Target::Group(Arc::clone(&receiver))
-                    },
+                    target: target_of(cmd, &receiver),
                     sender: Some(sender),
                     message_id,
                     body: stamped,
@@ -486,6 +478,15 @@ impl<R: Router> Session<R> {
         let mut body = Vec::with_capacity(112 + receiver.len());
         write_ack(&mut body, receiver, frame.seq, message_id, offset);
         self.reply(frame.reply(frame.cmd, body))
+    }
+}
+
+/// Where a client's B101 (a user) or B102 (a group) goes.
+fn target_of(cmd: Command, receiver: &Arc<str>) -> Target {
+    if cmd == Command::C2C {
+        Target::User(Arc::clone(receiver))
+    } else {
+        Target::Group(Arc::clone(receiver))
     }
 }
 
