@@ -130,3 +130,27 @@ impl Gw {
         self.running.take().unwrap().shutdown().await
     }
 }
+
+/// A metric's value in Prometheus text (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until the metric `name` (labels included) of the admin API at
+/// `admin` reaches `at_least`; returns its value. For what a process
+/// counts and tells no client: `/metrics` is read again every 20 ms until
+/// 4 x [`WAIT`] has passed.
+pub async fn wait_metric_at_least(admin: SocketAddr, name: &str, at_least: f64) -> f64 {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, text) = http(admin, "GET", "/metrics", None, None).await;
+        let value = metric(&text, name);
+        if value >= at_least {
+            return value;
+        }
+        assert!(start.elapsed() < WAIT * 4, "{name} stayed at {value}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

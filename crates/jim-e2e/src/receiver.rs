@@ -51,7 +51,8 @@ struct Shared {
     badly_signed: AtomicUsize,
     events_status: AtomicU16,
     hook_calls: AtomicUsize,
-    event_posts: AtomicUsize,
+    /// Batches POSTed to `/events`, taken or not: a test waits on it.
+    event_posts: tokio::sync::watch::Sender<usize>,
     taken: mpsc::UnboundedSender<Received>,
 }
 
@@ -71,7 +72,7 @@ impl Receiver {
             badly_signed: AtomicUsize::new(0),
             events_status: AtomicU16::new(200),
             hook_calls: AtomicUsize::new(0),
-            event_posts: AtomicUsize::new(0),
+            event_posts: tokio::sync::watch::Sender::new(0),
             taken: tx,
         });
         let app = axum::Router::new()
@@ -115,9 +116,13 @@ impl Receiver {
         self.shared.hook_calls.load(Ordering::SeqCst)
     }
 
-    /// Batches POSTed to `/events`, taken or not.
-    pub fn event_posts(&self) -> usize {
-        self.shared.event_posts.load(Ordering::SeqCst)
+    /// Waits until `n` batches were POSTed to `/events`, taken or not.
+    pub async fn wait_event_posts(&self, n: usize) {
+        let mut posts = self.shared.event_posts.subscribe();
+        tokio::time::timeout(WAIT, posts.wait_for(|posted| *posted >= n))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} batches were posted"))
+            .unwrap();
     }
 
     /// The next request taken (a hook call, or a batch of events answered 200).
@@ -224,7 +229,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 }
 
 async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    shared.event_posts.fetch_add(1, Ordering::SeqCst);
+    shared.event_posts.send_modify(|posted| *posted += 1);
     shared.check(signature(&headers).as_deref(), &body);
     let status = StatusCode::from_u16(shared.events_status.load(Ordering::SeqCst)).unwrap();
     if status.is_success() {
