@@ -111,15 +111,8 @@ struct RunArgs {
     /// The application's before-send hook (`hooks.before_send_url`).
     #[arg(long, env = "JIM_HOOKS_BEFORE_SEND_URL")]
     hooks_before_send_url: Option<String>,
-    /// Where events are POSTed (`hooks.events_url`).
-    #[arg(long, env = "JIM_HOOKS_EVENTS_URL")]
-    hooks_events_url: Option<String>,
-    /// The secret that signs hook and event requests (`hooks.secret`).
-    #[arg(long, env = "JIM_HOOKS_SECRET", hide_env_values = true)]
-    hooks_secret: Option<String>,
-    /// The secret being rotated out (`hooks.previous_secret`).
-    #[arg(long, env = "JIM_HOOKS_PREVIOUS_SECRET", hide_env_values = true)]
-    hooks_previous_secret: Option<String>,
+    #[command(flatten)]
+    hooks: jim_hooks::EventFlags,
     /// Maximum open client connections.
     #[arg(long, env = "JIM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -246,16 +239,13 @@ impl RunArgs {
         if let Some(url) = &self.inbox_redis {
             config.inbox.redis_url = url.clone();
         }
-        for (flag, setting) in [
-            (&self.hooks_before_send_url, &mut config.hooks.before_send_url),
-            (&self.hooks_events_url, &mut config.hooks.events_url),
-            (&self.hooks_secret, &mut config.hooks.secret),
-            (&self.hooks_previous_secret, &mut config.hooks.previous_secret),
-        ] {
-            if flag.is_some() {
-                setting.clone_from(flag);
-            }
+        if self.hooks_before_send_url.is_some() {
+            config
+                .hooks
+                .before_send_url
+                .clone_from(&self.hooks_before_send_url);
         }
+        self.hooks.apply(&mut config.hooks);
         if let Some(max) = self.max_connections {
             config.limits.max_connections = max;
         }

@@ -36,11 +36,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
         .map_err(|e| GatewayError::Config(e.to_string()))?;
     // Events come from the routing of the mode that plans messages here
     // (local, kafka); in grpc mode the router sends them.
-    let observers: Vec<std::sync::Arc<dyn jim_router::Observer>> = hooks
-        .notifier()
-        .into_iter()
-        .map(|n| n as std::sync::Arc<dyn jim_router::Observer>)
-        .collect();
+    let observers = hooks.observers();
     match config.mode {
         Mode::Local => {
             let inbox = config

@@ -100,7 +100,7 @@ impl<R: Router + Clone> Gateway<R> {
 
     /// The same, calling the application's before-send hook as `hooks`
     /// says, and flushing its events at shutdown (see
-    /// [`jim_hooks::Hooks::notifier`] for the events' observer, which the
+    /// [`jim_hooks::Hooks::observers`] for the events' observer, which the
     /// backend's routing takes).
     #[must_use]
     pub fn with_hooks(mut self, hooks: jim_hooks::Hooks) -> Gateway<R> {

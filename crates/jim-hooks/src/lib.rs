@@ -22,7 +22,7 @@
 //! };
 //! let hooks = Hooks::start(&config, HooksMetrics::default())?;
 //! assert!(hooks.before_send().is_none());
-//! assert!(hooks.notifier().is_some()); // give it to the routing's observers
+//! assert_eq!(hooks.observers().len(), 1); // for the backend's routing
 //! hooks.close(std::time::Duration::from_millis(10)).await;
 //! # Ok::<(), jim_hooks::HooksError>(())
 //! # }).unwrap();
@@ -34,6 +34,8 @@ mod before_send;
 mod config;
 mod error;
 mod events;
+#[cfg(feature = "cli")]
+mod flags;
 mod metrics;
 mod notifier;
 mod presence;
@@ -46,6 +48,8 @@ pub use before_send::{BeforeSend, PROTECTED_FIELDS, Proposed, Verdict, parse_ver
 pub use config::{HooksConfig, MIN_SECRET_LEN, OnError, PushPreview};
 pub use error::HooksError;
 pub use events::{Events, Mirror};
+#[cfg(feature = "cli")]
+pub use flags::EventFlags;
 pub use metrics::HooksMetrics;
 pub use notifier::Notifier;
 use signature::Secrets;
@@ -114,10 +118,13 @@ impl Hooks {
         self.before_send.as_ref()
     }
 
-    /// The observer that turns routing into events, when
-    /// `hooks.events_url` is set.
-    pub fn notifier(&self) -> Option<Arc<Notifier>> {
-        self.notifier.clone()
+    /// The observers a backend's routing takes: the events' notifier, when
+    /// events are on; none otherwise.
+    pub fn observers(&self) -> Vec<Arc<dyn jim_router::Observer>> {
+        self.notifier
+            .iter()
+            .map(|n| Arc::clone(n) as Arc<dyn jim_router::Observer>)
+            .collect()
     }
 
     /// Writes `user.online`, `user.offline` and `push.needed` to `mirror`

@@ -165,15 +165,8 @@ struct Args {
     /// The `redis` inbox store's server, `redis://[:password@]host:port[/db]`.
     #[arg(long, env = "JIM_INBOX_REDIS", hide_env_values = true)]
     inbox_redis: Option<String>,
-    /// Where events are POSTed (`hooks.events_url`).
-    #[arg(long, env = "JIM_HOOKS_EVENTS_URL")]
-    hooks_events_url: Option<String>,
-    /// The secret that signs event requests (`hooks.secret`).
-    #[arg(long, env = "JIM_HOOKS_SECRET", hide_env_values = true)]
-    hooks_secret: Option<String>,
-    /// The secret being rotated out (`hooks.previous_secret`).
-    #[arg(long, env = "JIM_HOOKS_PREVIOUS_SECRET", hide_env_values = true)]
-    hooks_previous_secret: Option<String>,
+    #[command(flatten)]
+    hooks: jim_hooks::EventFlags,
     /// Write this process's id to this file while it runs (to signal it:
     /// `kill -HUP "$(cat FILE)"`).
     #[arg(long, env = "JIM_PID_FILE")]
@@ -227,15 +220,7 @@ impl Args {
         if let Some(log) = &self.log {
             config.log.clone_from(log);
         }
-        for (flag, setting) in [
-            (&self.hooks_events_url, &mut config.hooks.events_url),
-            (&self.hooks_secret, &mut config.hooks.secret),
-            (&self.hooks_previous_secret, &mut config.hooks.previous_secret),
-        ] {
-            if flag.is_some() {
-                setting.clone_from(flag);
-            }
-        }
+        self.hooks.apply(&mut config.hooks);
         config.inbox.check().map_err(ServerError::Config)?;
         config
             .hooks
@@ -305,11 +290,7 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
         .map_err(ServerError::Config)?;
     let hooks = jim_hooks::Hooks::start(&config.hooks, metrics.hooks())
         .map_err(|e| ServerError::Config(e.to_string()))?;
-    let observers: Vec<std::sync::Arc<dyn jim_router::Observer>> = hooks
-        .notifier()
-        .into_iter()
-        .map(|n| n as std::sync::Arc<dyn jim_router::Observer>)
-        .collect();
+    let observers = hooks.observers();
     let routing = jim_router::Routing::open(inbox, observers)
         .await?
         .sender_copy(config.inbox.sender_copy)

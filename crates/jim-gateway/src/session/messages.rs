@@ -23,8 +23,8 @@ use crate::auth::Identity;
 use crate::ready::at_once;
 use crate::wire;
 
-/// A message the backend is routing, with what its ack needs.
-pub(super) struct RouteOutcome {
+/// What a message's ack (or error reply) needs, kept while it is routed.
+pub(super) struct Acking {
     /// The request's command and `seq` (an empty body).
     request: Frame,
     kind: MessageKind,
@@ -33,6 +33,17 @@ pub(super) struct RouteOutcome {
     /// Recipients charged to the fan-out budgets before routing (a group
     /// message's advance), settled against the receipt's.
     advance: usize,
+}
+
+impl Acking {
+    fn outcome(self, result: Result<Receipt, Refused>) -> RouteOutcome {
+        RouteOutcome { acking: self, result }
+    }
+}
+
+/// A message the backend routed (or refused), with what its ack needs.
+pub(super) struct RouteOutcome {
+    acking: Acking,
     result: Result<Receipt, Refused>,
 }
 
@@ -190,19 +201,16 @@ impl<R: Router> Session<R> {
             body: stamped,
             client_msg_id,
         };
-        let kind = outgoing.kind;
-        let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
-        let advance = self.charge_advance(frame.cmd);
+        let acking = Acking {
+            request: Frame::new(frame.cmd, frame.seq, Bytes::new()),
+            kind: outgoing.kind,
+            receiver,
+            message_id,
+            advance: self.charge_advance(frame.cmd),
+        };
         let outgoing = match router.try_route(outgoing) {
             TryRoute::Routed(result) => {
-                let routed = RouteOutcome {
-                    request,
-                    kind,
-                    receiver,
-                    message_id,
-                    advance,
-                    result: result.map_err(Refused::Router),
-                };
+                let routed = acking.outcome(result.map_err(Refused::Router));
                 if routes.is_empty() {
                     return self.answer(routed);
                 }
@@ -214,14 +222,7 @@ impl<R: Router> Session<R> {
         };
         let mut route: InFlightRoute<'r> = Box::pin(async move {
             let result = router.route(outgoing).await.map_err(Refused::Router);
-            RouteOutcome {
-                request,
-                kind,
-                receiver,
-                message_id,
-                advance,
-                result,
-            }
+            acking.outcome(result)
         });
         // Started now: one session's messages reach the backend in the
         // order they were sent. Acks go out in that order too.
@@ -241,11 +242,14 @@ impl<R: Router> Session<R> {
     /// The ack (or error) of a routed message.
     pub(super) fn answer(&mut self, routed: RouteOutcome) -> Flow {
         let RouteOutcome {
-            request,
-            kind,
-            receiver,
-            message_id,
-            advance,
+            acking:
+                Acking {
+                    request,
+                    kind,
+                    receiver,
+                    message_id,
+                    advance,
+                },
             result,
         } = routed;
         let recipients = result.as_ref().map_or(0, |receipt| receipt.recipients);
@@ -301,11 +305,15 @@ impl<R: Router> Session<R> {
         let identity = auth.identity.clone();
         let device = auth.info.device.clone();
         let (cmd, body) = (frame.cmd, frame.body.clone());
-        let kind = message.kind();
         let receiver: Arc<str> = message.receiver_id().into();
-        let request = Frame::new(frame.cmd, frame.seq, Bytes::new());
-        let advance = self.charge_advance(frame.cmd);
-        let message_id = shared.ids.next_id();
+        let acking = Acking {
+            request: Frame::new(frame.cmd, frame.seq, Bytes::new()),
+            kind: message.kind(),
+            receiver: Arc::clone(&receiver),
+            message_id: shared.ids.next_id(),
+            advance: self.charge_advance(frame.cmd),
+        };
+        let (kind, message_id) = (acking.kind, acking.message_id);
         // This message's turn ends when it is handed to the backend (or
         // refused): the session's next hooked message waits for it.
         let (turn_over, next_waits) = oneshot::channel::<()>();
@@ -381,14 +389,7 @@ impl<R: Router> Session<R> {
                 route.await.map_err(Refused::Router)
             }
             .await;
-            RouteOutcome {
-                request,
-                kind,
-                receiver,
-                message_id,
-                advance,
-                result,
-            }
+            acking.outcome(result)
         });
         routes.push_back(route);
         Flow::Continue
