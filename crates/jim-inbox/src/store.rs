@@ -52,6 +52,9 @@ struct Inner {
     metrics: InboxMetrics,
 }
 
+// One per process: its size does not matter, and boxing the memory store
+// would cost an indirection per append.
+#[allow(clippy::large_enum_variant)]
 enum Store {
     Off,
     Memory(MemoryStore),
