@@ -25,6 +25,15 @@ if ! command -v redis-server >/dev/null; then
   exit 1
 fi
 
+# jim-bench's peer protocols are tested against Debian's mosquitto and nats-server.
+for server in mosquitto nats-server; do
+  if ! [ -x "/usr/sbin/$server" ] && ! command -v "$server" >/dev/null; then
+    echo "install-tools: '$server' is missing: jim-bench's peer protocols are tested against it." >&2
+    echo "  On Debian or Ubuntu: sudo apt-get install mosquitto nats-server" >&2
+    exit 1
+  fi
+done
+
 # The SDK's tests run under Node 20+; its browser test drives Debian's chromium.
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "install-tools: Node.js 20 or later is missing: the TypeScript SDK's tests run under it." >&2

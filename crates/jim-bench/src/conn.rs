@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::BenchError;
+use crate::peers::{Event, Peer};
 
 /// Connections per loopback source address: well under the ~28,000
 /// ephemeral ports Linux gives one (source, destination) pair.
@@ -32,6 +33,21 @@ pub enum Transport {
     Ws,
     /// `jim1` over TLS, on the TCP listeners (trusting `--ca`).
     Tls,
+    /// MQTT 3.1.1 on the TCP address: a broker such as mosquitto (see [`crate::peers`]).
+    Mqtt,
+    /// NATS on the TCP address: nats-server (see [`crate::peers`]).
+    Nats,
+}
+
+impl Transport {
+    /// The peer protocol, if this is not `jim1`.
+    pub fn peer(self) -> Option<Peer> {
+        match self {
+            Transport::Mqtt => Some(Peer::Mqtt),
+            Transport::Nats => Some(Peer::Nats),
+            Transport::Tcp | Transport::Ws | Transport::Tls => None,
+        }
+    }
 }
 
 /// Where the gateways listen. With several gateways, client `i` connects
@@ -116,6 +132,8 @@ pub enum Reader {
     Ws(SplitStream<Ws>, FrameCodec),
     /// TLS.
     Tls(ReadHalf<Tls>, BytesMut, FrameCodec),
+    /// A peer's protocol over TCP.
+    Peer(OwnedReadHalf, BytesMut, Peer),
 }
 
 /// The writing half.
@@ -127,6 +145,8 @@ pub enum Writer {
     Ws(SplitSink<Ws, WsMessage>),
     /// TLS.
     Tls(WriteHalf<Tls>),
+    /// A peer's protocol over TCP, with MQTT's next packet id.
+    Peer(OwnedWriteHalf, Peer, u16),
 }
 
 /// Connects the `index`-th connection (its source address depends on it).
@@ -142,7 +162,7 @@ pub async fn connect(
     direct: bool,
 ) -> Result<Conn, BenchError> {
     let addrs = match transport {
-        Transport::Tcp | Transport::Tls => &target.tcp,
+        Transport::Tcp | Transport::Tls | Transport::Mqtt | Transport::Nats => &target.tcp,
         Transport::Ws => &target.ws,
     };
     let addr = *addrs
@@ -177,6 +197,15 @@ pub async fn connect(
     };
     let codec = FrameCodec::with_max_body(1 << 20);
     match transport {
+        Transport::Mqtt | Transport::Nats => {
+            let peer = transport.peer().unwrap_or(Peer::Mqtt);
+            let (read, write) = stream.into_split();
+            Ok(Conn {
+                reader: Reader::Peer(read, BytesMut::new(), peer),
+                writer: Writer::Peer(write, peer, 1),
+                direct,
+            })
+        }
         Transport::Tcp => {
             let (read, write) = stream.into_split();
             Ok(Conn {
@@ -226,6 +255,7 @@ impl Reader {
         match self {
             Reader::Tcp(stream, buf, codec) => read_frame(stream, buf, codec).await,
             Reader::Tls(stream, buf, codec) => read_frame(stream, buf, codec).await,
+            Reader::Peer(stream, buf, peer) => read_peer(stream, buf, *peer).await,
             Reader::Ws(stream, codec) => loop {
                 match stream.next().await? {
                     Ok(WsMessage::Binary(bytes)) => return codec.decode_message(bytes).ok(),
@@ -257,6 +287,48 @@ async fn read_frame(
     }
 }
 
+/// The next event of a peer's protocol, as the `jim1` frame a client of
+/// Jim would get for it; `None` when the connection ended.
+async fn read_peer(stream: &mut OwnedReadHalf, buf: &mut BytesMut, peer: Peer) -> Option<Frame> {
+    const ACK: &[u8] = br#"{"type":"ack"}"#;
+    loop {
+        match peer.decode(buf) {
+            Ok(Some(Event::SignedIn)) => return Some(Frame::new(Command::AuthOk, 0, Bytes::new())),
+            Ok(Some(Event::Ack)) => return Some(Frame::new(Command::C2C, 0, Bytes::from_static(ACK))),
+            Ok(Some(Event::Delivery(body))) => return Some(Frame::new(Command::C2C, 0, body)),
+            Ok(Some(Event::Refused(reason))) => {
+                let body = serde_json::json!({ "type": "error", "data": { "reason": reason } });
+                return Some(Frame::new(Command::AuthFailed, 0, Bytes::from(body.to_string())));
+            }
+            Ok(Some(Event::Other)) => continue,
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        buf.reserve(16 * 1024);
+        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Appends what a `jim1` frame is in a peer's protocol: a sign-in for
+/// `B001` (its token is the user), a publish to the receiver otherwise.
+fn peer_encoded(peer: Peer, frame: &Frame, packet_id: &mut u16, dst: &mut BytesMut) -> Result<(), String> {
+    if frame.cmd == Command::Auth {
+        let token = serde_json::from_slice::<serde_json::Value>(&frame.body)
+            .ok()
+            .and_then(|v| Some(v.get("token")?.as_str()?.to_owned()))
+            .ok_or("a sign-in without a token")?;
+        peer.sign_in(&token, dst);
+        return Ok(());
+    }
+    let receiver = crate::peers::receiver(&frame.body).ok_or("a message without receiver_id")?;
+    *packet_id = packet_id.checked_add(1).unwrap_or(1);
+    peer.publish(receiver, &frame.body, *packet_id, dst);
+    Ok(())
+}
+
 /// Frames in one buffer, for one write.
 fn encoded(frames: &[Frame]) -> Result<BytesMut, String> {
     let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
@@ -283,6 +355,13 @@ impl Writer {
                 stream.write_all(&buf).await.map_err(|e| failed(e.to_string()))?;
                 stream.flush().await.map_err(|e| failed(e.to_string()))
             }
+            Writer::Peer(stream, peer, packet_id) => {
+                let mut buf = BytesMut::new();
+                for frame in frames {
+                    peer_encoded(*peer, frame, packet_id, &mut buf).map_err(failed)?;
+                }
+                stream.write_all(&buf).await.map_err(|e| failed(e.to_string()))
+            }
             Writer::Ws(sink) => {
                 for frame in frames {
                     let bytes = frame.to_bytes().map_err(|e| failed(e.to_string()))?;
@@ -306,6 +385,7 @@ pub struct DirectWriter {
     socket: socket2::Socket,
     transport: Transport,
     scratch: BytesMut,
+    packet_id: u16,
 }
 
 impl DirectWriter {
@@ -315,6 +395,7 @@ impl DirectWriter {
             socket: self.socket.try_clone().ok()?,
             transport: self.transport,
             scratch: BytesMut::with_capacity(1024),
+            packet_id: self.packet_id.wrapping_add(u16::MAX / 2),
         })
     }
 
@@ -326,6 +407,7 @@ impl DirectWriter {
             socket,
             transport,
             scratch: BytesMut::with_capacity(1024),
+            packet_id: 1,
         })
     }
 
@@ -342,6 +424,10 @@ impl DirectWriter {
             Transport::Tcp | Transport::Tls => frame
                 .encode(&mut self.scratch)
                 .map_err(|e| failed(e.to_string()))?,
+            Transport::Mqtt | Transport::Nats => {
+                let peer = self.transport.peer().unwrap_or(Peer::Mqtt);
+                peer_encoded(peer, frame, &mut self.packet_id, &mut self.scratch).map_err(failed)?;
+            }
             Transport::Ws => {
                 let payload = frame.to_bytes().map_err(|e| failed(e.to_string()))?;
                 let mut ws = WsFrame::message(payload, OpCode::Data(Data::Binary), true);

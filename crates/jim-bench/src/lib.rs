@@ -32,6 +32,7 @@ pub mod history;
 pub mod idle;
 pub mod messaging;
 pub mod offline;
+pub mod peers;
 pub mod relay;
 pub mod report;
 pub mod server;

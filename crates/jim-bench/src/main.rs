@@ -174,6 +174,16 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
             "--duration and --drain must be within 0..{MAX_SECONDS} s"
         )));
     }
+    let peer = args.transport.peer().is_some();
+    if peer
+        && (!matches!(args.workload, Workload::C2c | Workload::Idle | Workload::Connect)
+            || args.receipts
+            || args.flood_group_size.is_some())
+    {
+        return Err(BenchError::Usage(
+            "--transport mqtt and nats run c2c, idle and connect only (no groups, receipts or floods)".into(),
+        ));
+    }
     let sockets = match args.workload {
         Workload::C2c | Workload::C2g => args.clients,
         Workload::Idle | Workload::Connect => args.connections,
@@ -220,7 +230,8 @@ async fn run(args: &Args) -> Result<jim_bench::report::Report, BenchError> {
                 body_size: args.body_size,
                 drain: Duration::from_secs_f64(args.drain),
                 run_id,
-                admin: Some((args.admin.clone(), args.admin_key.clone())),
+                // A peer has no admin API (nor presence to wait for).
+                admin: (!peer).then(|| (args.admin.clone(), args.admin_key.clone())),
                 server_pid: args.server_pid,
                 progress: !args.quiet,
                 receipts: args.receipts,

@@ -228,3 +228,135 @@ async fn closed_loop_c2c_and_connect_over_tls_are_clean() {
     assert!(report.is_clean(), "{report}");
     gw.shutdown().await;
 }
+
+/// A Debian server binary (in `/usr/sbin`, which a user's `PATH` may lack).
+fn debian_binary(name: &str) -> std::path::PathBuf {
+    let sbin = std::path::Path::new("/usr/sbin").join(name);
+    if sbin.exists() { sbin } else { name.into() }
+}
+
+/// A peer's server process, killed when dropped.
+struct PeerServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// mosquitto on a free loopback port (it cannot pick one itself: a port
+/// taken meanwhile makes it exit, and another is tried).
+fn mosquitto() -> PeerServer {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(debian_binary("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto; .ci/run installs it)");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return PeerServer {
+                    child,
+                    addr,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("mosquitto did not start");
+}
+
+/// nats-server on a port of its own choosing (`-p -1`), read from its log.
+fn nats_server() -> PeerServer {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(debian_binary("nats-server"))
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nats-server (Debian package nats-server; .ci/run installs it)");
+    let log = std::io::BufReader::new(child.stderr.take().unwrap());
+    const LISTENING: &str = "Listening for client connections on ";
+    for line in log.lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find(LISTENING) {
+            let addr = line[at + LISTENING.len()..].trim().parse().unwrap();
+            return PeerServer {
+                child,
+                addr,
+                _dir: dir,
+            };
+        }
+    }
+    panic!("nats-server ended before listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peers_run_c2c_and_idle_cleanly_over_their_own_protocols() {
+    for (server, transport) in [(mosquitto(), Transport::Mqtt), (nats_server(), Transport::Nats)] {
+        let target = Target {
+            tcp: vec![server.addr],
+            ws: vec![],
+            ws_path: "/ws".to_owned(),
+            tls: None,
+        };
+        for load in [Load::Closed { window: 4 }, Load::Open { rate: 400.0 }] {
+            let mut plan = messaging(target.clone(), String::new(), transport, load);
+            plan.admin = None;
+            plan.server_pid = Some(server.child.id());
+            let report = plan.run().await.unwrap();
+            let counts = report.counts.unwrap();
+            assert!(report.is_clean(), "{transport:?}: {report}");
+            assert!(
+                counts.sent > 0 && counts.acked == counts.sent,
+                "{transport:?}: {report}"
+            );
+            assert_eq!(counts.delivered, counts.sent, "{transport:?}: {report}");
+        }
+        let report = Connecting {
+            target: target.clone(),
+            transport,
+            count: 50,
+            concurrency: 8,
+            run_id: format!("t{}", fastrand::u32(..)),
+            server_pid: Some(server.child.id()),
+            progress: false,
+        }
+        .idle(Duration::from_millis(100))
+        .await
+        .unwrap();
+        assert_eq!(
+            report.connections.unwrap().established,
+            50,
+            "{transport:?}: {report}"
+        );
+    }
+}
