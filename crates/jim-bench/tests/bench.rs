@@ -298,22 +298,27 @@ fn mosquitto() -> PeerServer {
 fn nats_server() -> PeerServer {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(debian_binary("nats-server"))
+    let child = std::process::Command::new(debian_binary("nats-server"))
         .args(["-a", "127.0.0.1", "-p", "-1"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("nats-server (Debian package nats-server; .ci/run installs it)");
-    let log = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Killed and waited for by its drop, whatever happens next.
+    let mut server = PeerServer {
+        child,
+        addr: ([127, 0, 0, 1], 0).into(),
+        _dir: dir,
+    };
+    let log = std::io::BufReader::new(server.child.stderr.take().unwrap());
     const LISTENING: &str = "Listening for client connections on ";
-    for line in log.lines() {
+    let mut lines = log.lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(at) = line.find(LISTENING) {
-            let addr = line[at + LISTENING.len()..].trim().parse().unwrap();
-            return PeerServer {
-                child,
-                addr,
-                _dir: dir,
-            };
+            server.addr = line[at + LISTENING.len()..].trim().parse().unwrap();
+            // Its log is read on: a server writing to a closed pipe would die.
+            std::thread::spawn(move || lines.for_each(drop));
+            return server;
         }
     }
     panic!("nats-server ended before listening");
