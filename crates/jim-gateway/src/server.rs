@@ -448,15 +448,26 @@ fn warn_plaintext(config: &Config) {
 /// Runs an admitted connection's session; its slot (the permit itself for
 /// TCP, shared with the HTTP connection for WebSocket) is given back at the
 /// end.
-async fn serve<R: Router>(shared: Arc<Shared<R>>, connection: Connection, slot: impl Send + 'static) {
+///
+/// What can be done before the first wait is done here, not in the task:
+/// a task is as large as its future, and its arguments would be carried
+/// beside the session's own state for the connection's whole life.
+fn serve<R: Router>(
+    shared: Arc<Shared<R>>,
+    connection: Connection,
+    slot: impl Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     if shared.shutdown.is_cancelled() {
-        return;
+        return futures_util::future::Either::Left(std::future::ready(()));
     }
     shared.metrics.connections_accepted.increment(1);
     shared.metrics.connections.increment(1);
-    session::run(Arc::clone(&shared), connection).await;
-    shared.metrics.connections.decrement(1);
-    drop(slot);
+    let session = session::run(Arc::clone(&shared), connection);
+    // Polled where it lies: an `async` block awaiting it would hold it twice.
+    futures_util::future::Either::Right(futures_util::FutureExt::map(session, move |()| {
+        shared.metrics.connections.decrement(1);
+        drop(slot);
+    }))
 }
 
 /// Leaves the routing backend, once sessions are closed.

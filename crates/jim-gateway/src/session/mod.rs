@@ -40,7 +40,13 @@ use messages::InFlight;
 
 /// Runs a connection from accept to close, in one task: it reads and
 /// handles frames, and writes its outbox (replies and deliveries).
-pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connection) {
+///
+/// The session is set up before the future starts, so that the future
+/// holds it once (its arguments and locals would each take room).
+pub(crate) fn run<R: Router>(
+    shared: Arc<Shared<R>>,
+    connection: Connection,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let Connection {
         mut reader,
         writer,
@@ -78,7 +84,24 @@ pub(crate) async fn run<R: Router>(shared: Arc<Shared<R>>, connection: Connectio
         hook_turn: None,
         span,
     };
-    let reason = session.serve(&mut reader, &mut out).await;
+    async move {
+        let reason = session.serve(&mut reader, &mut out).await;
+        // Once per connection, and boxed: a task is as large as its largest
+        // state, and every idle session's task would carry the close's.
+        Box::pin(end(session, reader, out, reason)).await;
+    }
+}
+
+/// Closes a session that has stopped: says goodbye, leaves the backend,
+/// and writes what is left.
+async fn end<R: Router>(
+    mut session: Session<R>,
+    mut reader: FrameReader,
+    mut out: WriteSide,
+    reason: CloseReason,
+) {
+    let shared = Arc::clone(&session.shared);
+    let outbox = Arc::clone(&session.outbox);
     shared.metrics.closed(reason);
     session.span.in_scope(|| tracing::debug!(?reason, "closing"));
     // Every way out of `drive` has closed the outbox, but for a lost link.
