@@ -69,6 +69,7 @@
 
 mod addresses;
 mod admin;
+mod alarms;
 pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;

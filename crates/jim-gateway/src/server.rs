@@ -81,6 +81,7 @@ impl<R: Router + Clone> Gateway<R> {
         Ok(Gateway {
             shared: Arc::new(Shared {
                 connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),
+                alarms: crate::alarms::Alarms::new(&config.session),
                 config,
                 router,
                 auth,
@@ -147,6 +148,7 @@ impl<R: Router + Clone> Gateway<R> {
             },
         };
 
+        shared.tasks.spawn(crate::alarms::sweep(Arc::clone(&shared)));
         if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
             shared.tasks.spawn(refresh);
         }

@@ -34,6 +34,8 @@ pub(crate) struct Shared<R> {
     /// The hook's verdicts, for retries.
     pub(crate) verdicts: crate::verdicts::Verdicts,
     pub(crate) connection_slots: Arc<Semaphore>,
+    /// Parked sessions' deadlines (one sweeper, no timer per session).
+    pub(crate) alarms: crate::alarms::Alarms,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }

@@ -201,6 +201,16 @@ impl Hub {
         }
     }
 
+    /// Calls `f` with every attached session's outbox (holding a slice of
+    /// the users' map at a time).
+    pub fn for_each_outbox(&self, mut f: impl FnMut(&Outbox)) {
+        for entries in self.users.iter() {
+            for entry in entries.iter() {
+                f(&entry.outbox);
+            }
+        }
+    }
+
     /// Closes every session with `close` (shutdown); returns how many.
     pub fn close_all(&self, close: &Close) -> usize {
         self.users

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -130,6 +130,10 @@ pub struct Outbox {
     /// Wakes whoever waits in [`Outbox::closed`].
     closing: Notify,
     is_closing: AtomicBool,
+    /// Set by [`Outbox::nudge`]: the next [`Outbox::ready`] returns at once.
+    nudged: AtomicBool,
+    /// When the session wants to be nudged, in its owner's clock (0: never).
+    alarm: AtomicU64,
     capacity: usize,
 }
 
@@ -147,6 +151,8 @@ impl Outbox {
             writer: AtomicWaker::new(),
             closing: Notify::new(),
             is_closing: AtomicBool::new(false),
+            nudged: AtomicBool::new(false),
+            alarm: AtomicU64::new(0),
             capacity: capacity.max(1),
         }
     }
@@ -267,7 +273,29 @@ impl Outbox {
         }
     }
 
-    /// Resolves once frames are queued or the session is closing.
+    /// Wakes the writer waiting in [`Outbox::ready`] (or the next to wait)
+    /// with nothing queued: for a session that keeps no timer of its own
+    /// while it waits, when its time has come or the server is stopping.
+    pub fn nudge(&self) {
+        self.nudged.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// Sets when the session wants a [`nudge`](Outbox::nudge), in whatever
+    /// clock its owner keeps (0: never). Whoever keeps the time reads it
+    /// with [`Outbox::alarm`] and nudges (the hub's sessions: a gateway's
+    /// one sweeper instead of a timer per idle session).
+    pub fn set_alarm(&self, at: u64) {
+        self.alarm.store(at, Ordering::Relaxed);
+    }
+
+    /// When the session wants a nudge (0: never).
+    pub fn alarm(&self) -> u64 {
+        self.alarm.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once frames are queued, the session is closing, or it was
+    /// [nudged](Outbox::nudge).
     ///
     /// For the session's one writer: a second task waiting at the same
     /// time would take the wake-up over from the first.
@@ -279,6 +307,9 @@ impl Outbox {
             // Registered before looking, so a frame queued right after the
             // look still wakes this task.
             self.writer.register(cx.waker());
+            if self.nudged.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
             let state = self.lock();
             if state.queue.is_empty() && state.close.is_none() {
                 Poll::Pending
@@ -357,6 +388,32 @@ mod tests {
         assert_eq!(batch.len(), 4);
         assert_eq!(batch[3], Queued::Reply(Frame::empty(Command::Pong, 7)));
         assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_nudge_wakes_the_waiting_writer_once_with_nothing_queued() {
+        let outbox = Arc::new(Outbox::new(10));
+        outbox.set_alarm(42);
+        assert_eq!(outbox.alarm(), 42);
+        let waiting = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.ready().await }
+        });
+        tokio::task::yield_now().await;
+        outbox.nudge();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the nudge woke it")
+            .unwrap();
+        assert!(outbox.is_empty() && !outbox.is_closing());
+        // Taken: the next wait waits again.
+        let again = tokio::time::timeout(Duration::from_millis(50), outbox.ready()).await;
+        assert!(again.is_err());
+        // A nudge with no one waiting is kept for the next.
+        outbox.nudge();
+        tokio::time::timeout(Duration::from_secs(5), outbox.ready())
+            .await
+            .expect("the kept nudge");
     }
 
     /// Counts the wake-ups it gets.

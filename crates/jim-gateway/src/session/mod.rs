@@ -210,15 +210,22 @@ impl<R: Router> Session<R> {
 
     /// Waits, holding nothing it does not need, until the client sends
     /// something (returned, for the driver to handle), frames are queued,
-    /// the session closes, its deadline comes or the gateway shuts down.
+    /// the session closes, or its outbox is nudged: the gateway's sweeper
+    /// does that at the session's deadline and at shutdown (`alarms.rs`),
+    /// so that an idle session keeps no timer of its own.
     async fn park(&self, reader: &mut FrameReader) -> Option<Read> {
-        tokio::select! {
-            biased;
-            () = self.shared.shutdown.cancelled() => None,
-            () = self.outbox.ready() => None,
-            () = sleep_until(self.deadline()) => None,
-            read = reader.read() => Some(read),
+        self.outbox.set_alarm(self.shared.alarms.at(self.deadline()));
+        // The sweeper's last nudge may have been taken while driving.
+        if self.shared.shutdown.is_cancelled() {
+            return None;
         }
+        let woken_by = tokio::select! {
+            biased;
+            () = self.outbox.ready() => None,
+            read = reader.read() => Some(read),
+        };
+        self.outbox.set_alarm(0);
+        woken_by
     }
 
     /// Reads, handles and writes until the session must close, or has been
@@ -267,7 +274,8 @@ impl<R: Router> Session<R> {
                     }
                     if now >= quiet_check {
                         // Only this timer woke it since the last check.
-                        if turns == turns_checked + 1 && routes.is_empty() && woken_by.is_none() {
+                        // Only a session in the hub parks: the sweeper finds it there.
+                        if turns == turns_checked + 1 && routes.is_empty() && woken_by.is_none() && self.auth.is_some() {
                             return Driven::Quiet;
                         }
                         turns_checked = turns;
