@@ -78,8 +78,10 @@ mod tests {
 
     #[test]
     fn the_period_follows_the_idle_timeout_within_bounds() {
-        let mut session = SessionTimers::default();
-        session.idle_timeout_ms = 400;
+        let mut session = SessionTimers {
+            idle_timeout_ms: 400,
+            ..SessionTimers::default()
+        };
         assert_eq!(Alarms::new(&session).period, Duration::from_millis(50));
         session.idle_timeout_ms = 1;
         assert_eq!(Alarms::new(&session).period, Duration::from_millis(10));
