@@ -11,6 +11,8 @@
 # ROUTER_ARGS (e.g. "--inbox off").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# GATEWAYS: how many gateways (1 to 9; 2 by default).
+gateways=${GATEWAYS:-2}
 # BIN_DIR: binaries built elsewhere (another commit, for a paired run);
 # unset: this tree's, built now.
 if [ -z "${BIN_DIR:-}" ]; then
@@ -22,17 +24,20 @@ router=$!
 pids=($router)
 trap 'kill ${pids[*]} 2>/dev/null; wait 2>/dev/null || true' EXIT
 sleep 0.3
-for node in 1 2; do
+for node in $(seq "$gateways"); do
   "$bin"/jim-gateway --config "${GATEWAY_CONFIG:-crates/jim-bench/gateway.toml}" --log warn --mode grpc \
     --router http://127.0.0.1:19093 --node-id $node \
     --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
   pids+=($!)
 done
-for node in 1 2; do
+for node in $(seq "$gateways"); do
   for _ in $(seq 50); do
     curl -sf http://127.0.0.1:9${node}02/readyz >/dev/null 2>&1 && break
     sleep 0.1
   done
 done
-"$bin"/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
-  --admin http://127.0.0.1:9102 --server-pid "$router"
+tcp=$(for node in $(seq "$gateways"); do printf '127.0.0.1:9%s01,' "$node"; done)
+ws=$(for node in $(seq "$gateways"); do printf '127.0.0.1:9%s00,' "$node"; done)
+before=$(scripts/cpu-of.sh "${pids[@]}")
+"$bin"/jim-bench "$@" --tcp "${tcp%,}" --ws "${ws%,}" --admin http://127.0.0.1:9102 --server-pid "$router"
+scripts/cpu-of.sh "${pids[@]}" | scripts/cpu-of.sh --since "$before" router $(seq -f 'gateway%g' "$gateways") >&2

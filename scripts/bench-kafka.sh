@@ -12,6 +12,8 @@
 # sets inbox.sender_copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# GATEWAYS: how many gateways (1 to 9; 2 by default).
+gateways=${GATEWAYS:-2}
 # BIN_DIR: binaries built elsewhere (another commit, for a paired run);
 # unset: this tree's, built now.
 if [ -z "${BIN_DIR:-}" ]; then
@@ -49,13 +51,16 @@ topic_prefix = "bench$$."
 [kafka.properties]
 ${KAFKA_PROPERTIES:-}
 TOML
-for node in 1 2; do
+for node in $(seq "$gateways"); do
   "$bin"/jim-gateway --config "$scratch/gateway.toml" --log warn --mode kafka --node-id $node \
     --tcp 127.0.0.1:9${node}01 --ws 127.0.0.1:9${node}00 --admin 127.0.0.1:9${node}02 1>&2 &
   pids+=($!)
 done
-for node in 1 2; do
+for node in $(seq "$gateways"); do
   until curl -sf http://127.0.0.1:9${node}02/readyz >/dev/null 2>&1; do sleep 0.1; done
 done
-"$bin"/jim-bench "$@" --tcp 127.0.0.1:9101,127.0.0.1:9201 --ws 127.0.0.1:9100,127.0.0.1:9200 \
-  --admin http://127.0.0.1:9102 --server-pid "${pids[1]}"
+tcp=$(for node in $(seq "$gateways"); do printf '127.0.0.1:9%s01,' "$node"; done)
+ws=$(for node in $(seq "$gateways"); do printf '127.0.0.1:9%s00,' "$node"; done)
+before=$(scripts/cpu-of.sh "${pids[@]}")
+"$bin"/jim-bench "$@" --tcp "${tcp%,}" --ws "${ws%,}" --admin http://127.0.0.1:9102 --server-pid "${pids[1]}"
+scripts/cpu-of.sh "${pids[@]}" | scripts/cpu-of.sh --since "$before" tansu $(seq -f 'gateway%g' "$gateways") >&2

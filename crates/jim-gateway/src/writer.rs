@@ -52,20 +52,27 @@ const KEEP_CAPACITY: usize = 64;
 /// The write side of one connection.
 pub(crate) struct WriteSide {
     writer: FrameWriter,
-    batch: VecDeque<Queued>,
-    frames: Vec<Frame>,
+    /// Kept between writes while the session is busy, given back when it
+    /// parks (boxed: an idle session's task is smaller by their size).
+    buffers: Option<Box<Buffers>>,
     /// The session's place in its inbox, once it has one.
     cursor: Option<Box<Cursor>>,
     /// A write failed or was abandoned halfway: nothing more may be written.
     broken: bool,
 }
 
+/// What a write is assembled in.
+#[derive(Default)]
+struct Buffers {
+    batch: VecDeque<Queued>,
+    frames: Vec<Frame>,
+}
+
 impl WriteSide {
     pub(crate) fn new(writer: FrameWriter) -> WriteSide {
         WriteSide {
             writer,
-            batch: VecDeque::new(),
-            frames: Vec::new(),
+            buffers: None,
             cursor: None,
             broken: false,
         }
@@ -73,13 +80,12 @@ impl WriteSide {
 
     /// Gives back the buffers kept between writes: the session went quiet.
     pub(crate) fn shrink(&mut self) {
-        self.batch = VecDeque::new();
-        self.frames = Vec::new();
+        self.buffers = None;
     }
 
     /// From now on, deliveries follow the session's place in its inbox.
-    pub(crate) fn follow(&mut self, cursor: Cursor) {
-        self.cursor = Some(Box::new(cursor));
+    pub(crate) fn follow(&mut self, cursor: Box<Cursor>) {
+        self.cursor = Some(cursor);
     }
 
     /// Writes everything queued now (with `control_reply`, also when
@@ -96,13 +102,14 @@ impl WriteSide {
         control_reply: bool,
         router: &R,
     ) -> bool {
-        outbox.take(&mut self.batch);
-        if self.batch.is_empty() && !control_reply {
+        let Buffers { batch, frames } = self.buffers.get_or_insert_with(Box::default).as_mut();
+        outbox.take(batch);
+        if batch.is_empty() && !control_reply {
             return true;
         }
         let mut usable = true;
         if let Some(cursor) = &mut self.cursor {
-            match cursor.order(&mut self.batch, &mut self.frames, router).await {
+            match cursor.order(batch, frames, router).await {
                 Ok(0) => {}
                 Ok(filled) => metrics.inbox_filled.increment(filled as u64),
                 Err(e) => {
@@ -130,7 +137,7 @@ impl WriteSide {
             grace
         };
         if !self.broken {
-            outbox.take(&mut self.batch);
+            outbox.take(&mut self.buffers.get_or_insert_with(Box::default).batch);
             let deadline = Deadline::fixed(Instant::now() + grace);
             self.write_batch(Some(close), outbox, metrics, deadline).await;
         }
@@ -144,40 +151,39 @@ impl WriteSide {
         metrics: &Metrics,
         deadline: Deadline,
     ) -> bool {
+        let Buffers { batch, frames } = self.buffers.get_or_insert_with(Box::default).as_mut();
         match &mut self.cursor {
             // Closing: what is in order goes out; the rest the client gets
             // from its inbox when it comes back.
-            Some(cursor) => cursor.order_now(&mut self.batch, &mut self.frames),
-            None => self
-                .frames
-                .extend(self.batch.drain(..).filter_map(|item| match item {
-                    Queued::Reply(frame) => Some(frame),
-                    Queued::Push { cmd, body, offset } => Some(Frame {
-                        cmd,
-                        seq: offset,
-                        body,
-                    }),
-                    Queued::Skip { .. } | Queued::Resync => None,
-                })),
+            Some(cursor) => cursor.order_now(batch, frames),
+            None => frames.extend(batch.drain(..).filter_map(|item| match item {
+                Queued::Reply(frame) => Some(frame),
+                Queued::Push { cmd, body, offset } => Some(Frame {
+                    cmd,
+                    seq: offset,
+                    body,
+                }),
+                Queued::Skip { .. } | Queued::Resync => None,
+            })),
         }
         if let Some(close) = close {
             let body = Status::new(close.code.as_u16(), close.reason.to_string()).to_vec();
-            self.frames.push(Frame::new(Command::ServerClose, 0, body));
+            frames.push(Frame::new(Command::ServerClose, 0, body));
         }
-        let bytes: usize = self.frames.iter().map(Frame::encoded_len).sum();
-        let written = write_within(&mut self.writer, &self.frames, outbox, deadline).await;
+        let bytes: usize = frames.iter().map(Frame::encoded_len).sum();
+        let written = write_within(&mut self.writer, frames, outbox, deadline).await;
         if written {
-            metrics.frames_out.increment(self.frames.len() as u64);
+            metrics.frames_out.increment(frames.len() as u64);
             metrics.bytes_out.increment(bytes as u64);
         } else {
             self.broken = true;
         }
-        self.frames.clear();
-        if self.frames.capacity() > KEEP_CAPACITY {
-            self.frames = Vec::new();
+        frames.clear();
+        if frames.capacity() > KEEP_CAPACITY {
+            *frames = Vec::new();
         }
-        if self.batch.capacity() > KEEP_CAPACITY {
-            self.batch = VecDeque::new();
+        if batch.capacity() > KEEP_CAPACITY {
+            *batch = VecDeque::new();
         }
         written
     }

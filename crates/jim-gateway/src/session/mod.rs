@@ -155,7 +155,7 @@ struct Session<R> {
     transport: Transport,
     auth: Option<Authenticated>,
     /// The inbox position a `B001` just set, for the writer to take up.
-    follow: Option<Cursor>,
+    follow: Option<Box<Cursor>>,
     rate: RateLimit,
     connected: Instant,
     last_activity: Instant,

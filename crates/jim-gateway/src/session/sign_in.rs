@@ -146,14 +146,14 @@ impl<R: Router> Session<R> {
         if since.is_some() {
             self.shared.metrics.inbox_replays.increment(1);
         }
-        self.follow = Some(Cursor::new(
+        self.follow = Some(Box::new(Cursor::new(
             Arc::clone(&info.user),
             info.id.0,
             Arc::clone(&state.epoch),
             start,
             state.head,
             recovered,
-        ));
+        )));
         InboxHead {
             epoch: state.epoch.to_string(),
             offset: u64::from(state.head),
