@@ -138,6 +138,7 @@ impl Messaging {
         let mut senders = JoinSet::new();
         let stop_reading = Arc::new(tokio::sync::Notify::new());
         let (mut clock_writers, mut idle_writers) = (Vec::new(), Vec::new());
+        let mut windows = Vec::with_capacity(plan.clients);
         for (
             i,
             Conn {
@@ -158,6 +159,7 @@ impl Messaging {
                 Load::Closed { window } => window,
                 Load::Open { .. } => 0,
             }));
+            windows.push(Arc::clone(&window));
             readers.spawn(receive(
                 reader,
                 Arc::clone(&counters),
@@ -206,6 +208,11 @@ impl Messaging {
             .then(|| tokio::spawn(show_progress(Arc::clone(&counters), epoch)));
         tokio::time::sleep(plan.duration).await;
         stop_sending.store(true, Ordering::Relaxed);
+        // A sender waiting for acks that will not come (its connection
+        // closed, or the server lost them) stops waiting too.
+        for window in &windows {
+            window.close();
+        }
         let send_elapsed = epoch.elapsed();
         let mut writers = Vec::new();
         let mut send_lag = Histogram::<u64>::new(3).expect("a valid histogram");

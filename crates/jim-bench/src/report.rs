@@ -29,6 +29,13 @@ pub struct Counts {
     pub reordered: u64,
 }
 
+impl Counts {
+    /// Messages sent that got neither an ack nor an error.
+    pub fn unanswered(&self) -> u64 {
+        self.sent.saturating_sub(self.acked + self.errors)
+    }
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Latency {
@@ -162,11 +169,12 @@ pub struct HistoryLatencies {
 }
 
 impl Report {
-    /// Whether the run lost, duplicated or reordered anything, or had errors.
+    /// Whether the run lost, duplicated or reordered anything, had errors,
+    /// or sent messages that got no reply at all.
     pub fn is_clean(&self) -> bool {
-        self.counts
-            .is_none_or(|c| c.lost == 0 && c.duplicates == 0 && c.reordered == 0 && c.errors == 0)
-            && self.connections.is_none_or(|c| c.failed == 0)
+        self.counts.is_none_or(|c| {
+            c.lost == 0 && c.duplicates == 0 && c.reordered == 0 && c.errors == 0 && c.unanswered() == 0
+        }) && self.connections.is_none_or(|c| c.failed == 0)
     }
 }
 
@@ -195,8 +203,12 @@ impl fmt::Display for Report {
             rows.push((
                 "loss/dup/order",
                 format!(
-                    "{verdict}: lost {}, duplicates {}, reordered {}, errors {}",
-                    c.lost, c.duplicates, c.reordered, c.errors
+                    "{verdict}: lost {}, duplicates {}, reordered {}, errors {}, unanswered {}",
+                    c.lost,
+                    c.duplicates,
+                    c.reordered,
+                    c.errors,
+                    c.unanswered()
                 ),
             ));
         }

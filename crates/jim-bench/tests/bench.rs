@@ -365,3 +365,56 @@ async fn the_peers_run_c2c_and_idle_cleanly_over_their_own_protocols() {
         );
     }
 }
+
+/// Signs every client in, then never acks nor delivers a message.
+async fn swallowing_server(listener: tokio::net::TcpListener) {
+    use jim_protocol::{Command, Frame, FrameCodec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let codec = FrameCodec::new();
+            let mut input = bytes::BytesMut::with_capacity(16 * 1024);
+            loop {
+                match stream.read_buf(&mut input).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                while let Ok(Some(frame)) = codec.decode_from(&mut input) {
+                    if frame.cmd == Command::Auth {
+                        let ok = Frame::new(Command::AuthOk, frame.seq, "{}").to_bytes().unwrap();
+                        let _ = stream.write_all(&ok).await;
+                    }
+                }
+                input.reserve(16 * 1024);
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_whose_acks_never_come_still_ends_and_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = Target {
+        tcp: vec![listener.local_addr().unwrap()],
+        ws: vec![],
+        ws_path: "/ws".to_owned(),
+        tls: None,
+    };
+    let server = tokio::spawn(swallowing_server(listener));
+    let mut plan = messaging(target, String::new(), Transport::Tcp, Load::Closed { window: 4 });
+    plan.admin = None;
+    plan.drain = Duration::from_millis(200);
+    // Before: every sender waited for its window forever.
+    let report = tokio::time::timeout(Duration::from_secs(60), plan.run())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    let counts = report.counts.unwrap();
+    assert_eq!(counts.acked, 0, "{report}");
+    assert_eq!(counts.sent, 20 * 4, "each sender sent its window: {report}");
+    assert!(!report.is_clean(), "{report}");
+    server.abort();
+}
