@@ -7,14 +7,13 @@
 //! the outboxes whose alarm has passed, and every outbox at shutdown. A
 //! nudged session wakes, sees why, and acts as if its own timer had fired.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use jim_router::Router;
+use jim_router::{Hub, Outbox};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionTimers;
-use crate::state::Shared;
 
 /// How often the sweeper looks, at most: a parked session's deadline is
 /// kept within this.
@@ -49,18 +48,17 @@ impl Alarms {
     }
 }
 
-/// Nudges parked sessions when their alarm has passed, and all of them at
-/// shutdown; ends then.
-pub(crate) async fn sweep<R: Router>(shared: Arc<Shared<R>>) {
-    let alarms = &shared.alarms;
+/// Nudges the hub's parked sessions when their alarm has passed, and all of
+/// them at shutdown; ends then.
+pub(crate) async fn sweep(hub: &Hub, alarms: &Alarms, shutdown: &CancellationToken) {
     let mut ticks = tokio::time::interval(alarms.period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shared.shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
             _ = ticks.tick() => {
                 let now = alarms.now();
-                shared.router.hub().for_each_outbox(|outbox| {
+                hub.for_each_outbox(|outbox| {
                     let alarm = outbox.alarm();
                     if alarm != 0 && alarm <= now {
                         outbox.nudge();
@@ -69,7 +67,7 @@ pub(crate) async fn sweep<R: Router>(shared: Arc<Shared<R>>) {
             }
         }
     }
-    shared.router.hub().for_each_outbox(jim_router::Outbox::nudge);
+    hub.for_each_outbox(Outbox::nudge);
 }
 
 #[cfg(test)]

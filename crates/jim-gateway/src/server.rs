@@ -148,7 +148,10 @@ impl<R: Router + Clone> Gateway<R> {
             },
         };
 
-        shared.tasks.spawn(crate::alarms::sweep(Arc::clone(&shared)));
+        let sweeping = Arc::clone(&shared);
+        shared.tasks.spawn(async move {
+            crate::alarms::sweep(sweeping.router.hub(), &sweeping.alarms, &sweeping.shutdown).await;
+        });
         if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
             shared.tasks.spawn(refresh);
         }
