@@ -13,34 +13,43 @@ const MAX_CREDIT_SECS: f64 = 60.0;
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     tokens: f64,
-    per_sec: f64,
-    burst: f64,
     last: Instant,
+    // As configured (u32): every session's task holds one.
+    per_sec: u32,
+    burst: u32,
 }
 
 impl RateLimit {
     pub(crate) fn new(per_sec: u32, burst: u32, now: Instant) -> RateLimit {
-        let burst = f64::from(burst.max(1));
+        let burst = burst.max(1);
         RateLimit {
-            tokens: burst,
-            per_sec: f64::from(per_sec),
-            burst,
+            tokens: f64::from(burst),
             last: now,
+            per_sec,
+            burst,
         }
+    }
+
+    fn per_sec(&self) -> f64 {
+        f64::from(self.per_sec)
+    }
+
+    fn burst(&self) -> f64 {
+        f64::from(self.burst)
     }
 
     /// Whether the bucket is full again (nothing to remember).
     pub(crate) fn is_full(&self) -> bool {
         let elapsed = Instant::now().saturating_duration_since(self.last).as_secs_f64();
-        self.tokens + elapsed * self.per_sec >= self.burst
+        self.tokens + elapsed * self.per_sec() >= self.burst()
     }
 
     /// Takes one token if there is one.
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        if self.tokens < self.burst {
-            self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens < self.burst() {
+            self.tokens = (self.tokens + elapsed * self.per_sec()).min(self.burst());
         }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -60,11 +69,11 @@ impl RateLimit {
     /// like any token.
     pub(crate) fn credit(&mut self, waited: std::time::Duration) {
         let waited = waited.as_secs_f64();
-        if waited < self.burst / self.per_sec {
+        if waited < self.burst() / self.per_sec() {
             return;
         }
-        let most = self.burst + self.per_sec * MAX_CREDIT_SECS;
-        self.tokens = (self.tokens + waited * self.per_sec).min(most.max(self.tokens));
+        let most = self.burst() + self.per_sec() * MAX_CREDIT_SECS;
+        self.tokens = (self.tokens + waited * self.per_sec()).min(most.max(self.tokens));
     }
 }
 

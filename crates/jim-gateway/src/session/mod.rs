@@ -65,6 +65,8 @@ pub(crate) fn run<R: Router>(
         user = tracing::field::Empty,
         device = tracing::field::Empty,
     );
+    // Boxed, and only when enabled: 32 B less in every session's task.
+    let span = (!span.is_disabled()).then(|| Box::new(span));
     let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
     let mut out = WriteSide::new(writer);
 
@@ -79,7 +81,6 @@ pub(crate) fn run<R: Router>(
         transport: kind,
         auth: None,
         follow: None,
-        connected: Instant::now(),
         last_activity: Instant::now(),
         hook_turn: None,
         span,
@@ -103,7 +104,7 @@ async fn end<R: Router>(
     let shared = Arc::clone(&session.shared);
     let outbox = Arc::clone(&session.outbox);
     shared.metrics.closed(reason);
-    session.span.in_scope(|| tracing::debug!(?reason, "closing"));
+    session.span().in_scope(|| tracing::debug!(?reason, "closing"));
     // Every way out of `drive` has closed the outbox, but for a lost link.
     let close = outbox.close_reason().unwrap_or_else(|| {
         let lost = Close::new(CloseCode::Internal, "connection lost");
@@ -116,11 +117,11 @@ async fn end<R: Router>(
         let withdrawn = shared
             .router
             .withdraw(&auth.info)
-            .instrument(session.span.clone())
+            .instrument(session.span().clone())
             .await;
         if let Err(e) = withdrawn {
             session
-                .span
+                .span()
                 .in_scope(|| tracing::warn!(error = %e, "withdrawing the session failed"));
         }
         shared.metrics.sessions.decrement(1);
@@ -149,15 +150,16 @@ struct Authenticated {
 
 struct Session<R> {
     shared: Arc<Shared<R>>,
-    /// The connection's span (see `run`).
-    span: tracing::Span,
+    /// The connection's span (see `run`), when its level is enabled.
+    span: Option<Box<tracing::Span>>,
     outbox: Arc<Outbox>,
     transport: Transport,
     auth: Option<Authenticated>,
     /// The inbox position a `B001` just set, for the writer to take up.
     follow: Option<Box<Cursor>>,
     rate: RateLimit,
-    connected: Instant,
+    /// When the client last sent a frame, once authenticated; before, when
+    /// it connected (the auth timeout counts from then).
     last_activity: Instant,
     /// Ends when the last message shown to the before-send hook was
     /// handed to the backend: the next waits for it.
@@ -314,7 +316,11 @@ impl<R: Router> Session<R> {
                     while let Some(read) = next.take() {
                         match read {
                             Ok(Incoming::Frame(frame)) => {
-                                self.last_activity = Instant::now();
+                                // Before authenticating, it stays the
+                                // connection's start: the auth timeout counts from it.
+                                if self.auth.is_some() {
+                                    self.last_activity = Instant::now();
+                                }
                                 frames_in += 1;
                                 bytes_in += frame.encoded_len() as u64;
                                 let flow = self.handle(frame, &mut routes, &shared.router).await;
@@ -360,6 +366,12 @@ impl<R: Router> Session<R> {
         }
     }
 
+    /// The connection's span, or none when its level is disabled.
+    fn span(&self) -> &tracing::Span {
+        static NONE: tracing::Span = tracing::Span::none();
+        self.span.as_deref().unwrap_or(&NONE)
+    }
+
     /// Closes a session whose deadline has passed; returns why.
     fn expire(&self, now: Instant) -> CloseReason {
         match &self.auth {
@@ -392,7 +404,7 @@ impl<R: Router> Session<R> {
     /// silence, or because its token expires.
     fn deadline(&self) -> Instant {
         match &self.auth {
-            None => self.connected + self.shared.config.session.auth_timeout(),
+            None => self.last_activity + self.shared.config.session.auth_timeout(),
             Some(auth) => {
                 let idle = self.last_activity + self.shared.config.session.idle_timeout();
                 auth.expires.map_or(idle, |expires| idle.min(expires))
@@ -405,7 +417,7 @@ impl<R: Router> Session<R> {
     }
 
     fn transport_failed(&self, error: &TransportError) -> CloseReason {
-        self.span
+        self.span()
             .in_scope(|| tracing::debug!(error = %error, "connection ended"));
         match wire::transport_close(error) {
             Some(code) => {

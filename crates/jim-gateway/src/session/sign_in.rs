@@ -34,7 +34,7 @@ impl<R: Router> Session<R> {
             Ok(identity) => Ok((request, identity)),
             Err(e) => {
                 // The client is told the kind; the log, the particulars.
-                self.span
+                self.span()
                     .in_scope(|| tracing::info!(reason = %e.detail(), "token refused"));
                 Err(self.auth_failed(frame, &e.to_string()))
             }
@@ -58,10 +58,10 @@ impl<R: Router> Session<R> {
             node: self.shared.config.node_id,
             since_ms: unix_ms_now(),
         };
-        self.span.record("id", tracing::field::display(info.id));
-        self.span.record("user", &*info.user);
+        self.span().record("id", tracing::field::display(info.id));
+        self.span().record("user", &*info.user);
         if let Some(device) = &info.device {
-            self.span.record("device", &**device);
+            self.span().record("device", &**device);
         }
         if let Some(refused) = self.make_room(frame, &info.user) {
             return refused;
@@ -70,7 +70,7 @@ impl<R: Router> Session<R> {
         // from then on every message routed to the user reaches it.
         let router = &self.shared.router;
         router.hub().attach(info.clone(), Arc::clone(&self.outbox));
-        if let Err(e) = router.announce(&info).instrument(self.span.clone()).await {
+        if let Err(e) = router.announce(&info).instrument(self.span().clone()).await {
             router.hub().detach(&info.user, info.id);
             return self.router_error(frame, &e);
         }
@@ -84,7 +84,7 @@ impl<R: Router> Session<R> {
                 return self.router_error(frame, &e);
             }
         };
-        self.span.in_scope(|| tracing::debug!("authenticated"));
+        self.span().in_scope(|| tracing::debug!("authenticated"));
         self.shared.metrics.sessions.increment(1);
         let expires = expiry(&identity);
         let ok = self.auth_ok(frame, &info, inbox);
