@@ -267,6 +267,12 @@ impl Reader {
     }
 }
 
+/// Reads what the stream has into `buf`; false once it ended or failed.
+async fn read_more(stream: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut BytesMut) -> bool {
+    buf.reserve(16 * 1024);
+    matches!(tokio::io::AsyncReadExt::read_buf(stream, buf).await, Ok(n) if n > 0)
+}
+
 /// The next frame of a byte stream, `None` when it ended.
 async fn read_frame(
     stream: &mut (impl tokio::io::AsyncRead + Unpin),
@@ -279,10 +285,8 @@ async fn read_frame(
             Ok(None) => {}
             Err(_) => return None,
         }
-        buf.reserve(16 * 1024);
-        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+        if !read_more(stream, buf).await {
+            return None;
         }
     }
 }
@@ -304,10 +308,8 @@ async fn read_peer(stream: &mut OwnedReadHalf, buf: &mut BytesMut, peer: Peer) -
             Ok(None) => {}
             Err(_) => return None,
         }
-        buf.reserve(16 * 1024);
-        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+        if !read_more(stream, buf).await {
+            return None;
         }
     }
 }

@@ -250,8 +250,10 @@ impl Drop for PeerServer {
 }
 
 /// mosquitto on a free loopback port (it cannot pick one itself: a port
-/// taken meanwhile makes it exit, and another is tried).
+/// taken meanwhile makes it exit, and another is tried). Ready once its
+/// log says it runs.
 fn mosquitto() -> PeerServer {
+    use std::io::BufRead;
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -263,33 +265,31 @@ fn mosquitto() -> PeerServer {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\nlog_type information\nlog_type error\n"
             ),
         )
         .unwrap();
-        let mut child = std::process::Command::new(debian_binary("mosquitto"))
+        let child = std::process::Command::new(debian_binary("mosquitto"))
             .arg("-c")
             .arg(&conf)
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("mosquitto (Debian package mosquitto; .ci/run installs it)");
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
+        // Killed and waited for by its drop, whatever happens next.
+        let mut server = PeerServer {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+            _dir: dir,
+        };
+        let mut lines = std::io::BufReader::new(server.child.stderr.take().unwrap()).lines();
+        // Its log ends (it exited) if the port was taken meanwhile.
+        for line in lines.by_ref() {
+            if line.unwrap().contains(" running") {
+                // Its log is read on: a server writing to a closed pipe would die.
+                std::thread::spawn(move || lines.for_each(drop));
+                return server;
             }
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return PeerServer {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     panic!("mosquitto did not start");
 }
