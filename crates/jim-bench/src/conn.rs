@@ -318,10 +318,7 @@ async fn read_peer(stream: &mut OwnedReadHalf, buf: &mut BytesMut, peer: Peer) -
 /// `B001` (its token is the user), a publish to the receiver otherwise.
 fn peer_encoded(peer: Peer, frame: &Frame, packet_id: &mut u16, dst: &mut BytesMut) -> Result<(), String> {
     if frame.cmd == Command::Auth {
-        let token = serde_json::from_slice::<serde_json::Value>(&frame.body)
-            .ok()
-            .and_then(|v| Some(v.get("token")?.as_str()?.to_owned()))
-            .ok_or("a sign-in without a token")?;
+        let token = crate::peers::token(&frame.body).ok_or("a sign-in without a token")?;
         peer.sign_in(&token, dst);
         return Ok(());
     }

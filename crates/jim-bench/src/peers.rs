@@ -53,6 +53,12 @@ pub fn receiver(body: &[u8]) -> Option<&str> {
     std::str::from_utf8(&body[start..start + len]).ok()
 }
 
+/// The `token` of a `jim1` sign-in body.
+pub fn token(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(value.get("token")?.as_str()?.to_owned())
+}
+
 impl Peer {
     /// Appends the sign-in of `user`: connect, and subscribe to the user's
     /// own topic or subject.

@@ -27,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::peers::{receiver, token};
+
 /// Frames queued for one connection before the relay drops more.
 const QUEUE: usize = 4096;
 
@@ -134,20 +136,6 @@ fn unregister(registry: &Registry, user: Option<Box<str>>) {
     if let Some(user) = user {
         registry.write().unwrap_or_else(|e| e.into_inner()).remove(&user);
     }
-}
-
-/// The `token` field of an authentication body.
-fn token(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    Some(value.get("token")?.as_str()?.to_owned())
-}
-
-/// The `receiver_id` of a message, found by scanning: a relay parses nothing.
-fn receiver(body: &[u8]) -> Option<&str> {
-    const FIELD: &[u8] = br#""receiver_id":""#;
-    let start = body.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
-    let len = body[start..].iter().position(|b| *b == b'"')?;
-    std::str::from_utf8(&body[start..start + len]).ok()
 }
 
 #[cfg(test)]
