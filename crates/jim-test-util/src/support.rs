@@ -593,12 +593,21 @@ pub struct HandWs {
 impl HandWs {
     /// Upgrades a fresh connection (with a small receive buffer).
     pub async fn connect(addr: SocketAddr, path: &str) -> HandWs {
+        HandWs::connect_sending(addr, path, &[]).await
+    }
+
+    /// Upgrades a fresh connection, sending `early` (WebSocket frames) in
+    /// the same write as the upgrade request, before the server's answer.
+    pub async fn connect_sending(addr: SocketAddr, path: &str, early: &[u8]) -> HandWs {
         let mut stream = tight_tcp(addr).await;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+            .write_all(&[request.as_bytes(), early].concat())
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let head_end = loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -621,7 +630,18 @@ impl HandWs {
     /// One client frame: `opcode` (0x2 binary, 0x9 ping), FIN set,
     /// optionally masked and with RSV1 set.
     pub fn frame(opcode: u8, payload: &[u8], masked: bool, rsv1: bool) -> Vec<u8> {
-        let mut out = vec![0x80 | opcode | if rsv1 { 0x40 } else { 0 }];
+        HandWs::frame_with(0x80 | opcode | if rsv1 { 0x40 } else { 0 }, payload, masked)
+    }
+
+    /// A masked piece of a fragmented message: `opcode` 0x2 for the first,
+    /// 0x0 for the others; `fin` on the last.
+    pub fn fragment(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
+        HandWs::frame_with(if fin { 0x80 } else { 0 } | opcode, payload, true)
+    }
+
+    /// A client frame with `first` as its first byte (FIN, RSV, opcode).
+    fn frame_with(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+        let mut out = vec![first];
         let mask_bit = if masked { 0x80 } else { 0 };
         match payload.len() {
             n if n < 126 => out.push(mask_bit | n as u8),

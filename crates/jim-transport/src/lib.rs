@@ -11,13 +11,15 @@
 //! - TCP with TLS ([`tls`]): the same frames through rustls, once the
 //!   handshake is done (the gateway accepts and handshakes).
 //! - WebSocket ([`ws`]): an axum route that upgrades, then one binary
-//!   message per frame; text messages and messages that are not exactly one
-//!   frame are protocol errors; messages above the maximum are refused from
-//!   the WebSocket header.
+//!   message per frame, read off the upgraded TCP socket with the same
+//!   releasable buffer as TCP; text messages and messages that are not
+//!   exactly one frame are protocol errors; messages above the maximum
+//!   are refused from the WebSocket header.
 //!
 //! # Features
 //! - `tcp` (default): the TCP adapter.
-//! - `ws` (default): the WebSocket adapter (axum).
+//! - `ws` (default): the WebSocket adapter (axum, hyper, tungstenite's
+//!   frame headers).
 //! - `tls` (default): frames on TLS streams (tokio-rustls).
 
 #![warn(missing_docs)]

@@ -66,57 +66,89 @@ impl TcpFrameReader {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
                 return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
-            if self.buf.is_empty() {
-                // Nothing pending: hold no buffer while the client is quiet.
-                // (Frames already handed out keep their own bytes alive.)
-                self.buf = BytesMut::new();
-            }
-            // Wait before reserving, so a quiet connection holds no buffer.
-            ready!(self.stream.as_ref().poll_read_ready(cx))?;
-            self.buf.reserve(READ_CHUNK);
-            match self.read_available()? {
-                Some(0) if self.buf.is_empty() => return Poll::Ready(Ok(Incoming::Closed)),
-                Some(0) => {
-                    return Poll::Ready(Err(TransportError::Truncated {
+            if ready!(poll_fill(self.stream.as_ref(), cx, &mut self.buf))? == 0 {
+                return Poll::Ready(if self.buf.is_empty() {
+                    Ok(Incoming::Closed)
+                } else {
+                    Err(TransportError::Truncated {
                         buffered: self.buf.len(),
-                    }));
-                }
-                // Data, or stale readiness: decode, or wait again having given
-                // the buffer back.
-                Some(_) | None => {}
+                    })
+                });
             }
         }
     }
 }
 
-impl TcpFrameReader {
-    /// One read into the spare capacity: `Some(n)` bytes (0 at end of
-    /// stream), or `None` if the readiness was stale.
-    ///
-    /// A short read means the socket is drained, so it also clears the
-    /// readiness: the next wait then sleeps instead of paying a `recvfrom`
-    /// that can only say WouldBlock (one syscall per message). `try_io`
-    /// clears only the readiness seen before the read, so data that arrives
-    /// meanwhile still wakes us.
-    fn read_available(&mut self) -> io::Result<Option<usize>> {
-        let spare = self.buf.capacity() - self.buf.len();
-        let (stream, buf) = (&self.stream, &mut self.buf);
-        let mut read = None;
-        let result = stream.as_ref().try_io(Interest::READABLE, || {
-            let n = stream.try_read_buf(buf)?;
-            read = Some(n);
-            if n > 0 && n < spare {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        });
-        match result {
-            Ok(()) => Ok(read),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(read),
-            Err(e) => Err(e),
+/// Reads what the socket has into `buf`: the count (0 at end of stream).
+///
+/// While nothing is pending, `buf` holds no memory: it is given back
+/// before waiting (bytes already handed out keep their own allocation) and
+/// reserved again only once the socket is readable.
+pub(crate) fn poll_fill(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    loop {
+        if buf.is_empty() {
+            *buf = BytesMut::new();
+        }
+        ready!(stream.poll_read_ready(cx))?;
+        buf.reserve(READ_CHUNK);
+        // None: the readiness was stale; wait again, having given the buffer back.
+        if let Some(n) = read_available(stream, buf)? {
+            return Poll::Ready(Ok(n));
         }
     }
+}
+
+/// One read into the spare capacity: `Some(n)` bytes (0 at end of stream),
+/// or `None` if the readiness was stale.
+///
+/// A short read means the socket is drained, so it also clears the
+/// readiness: the next wait then sleeps instead of paying a `recvfrom`
+/// that can only say WouldBlock (one syscall per message). `try_io` clears
+/// only the readiness seen before the read, so data that arrives meanwhile
+/// still wakes us.
+fn read_available(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let spare = buf.capacity() - buf.len();
+    let mut read = None;
+    let result = stream.try_io(Interest::READABLE, || {
+        let n = stream.try_read_buf(buf)?;
+        read = Some(n);
+        if n > 0 && n < spare {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match result {
+        Ok(()) => Ok(read),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(read),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` from `written` on to a stream shared with its reader,
+/// advancing `written`: a poll, so that the write's future holds no more
+/// than its position.
+#[cfg(feature = "ws")]
+pub(crate) fn poll_write_all(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bytes: &[u8],
+    written: &mut usize,
+) -> Poll<io::Result<()>> {
+    while *written < bytes.len() {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write(&bytes[*written..]) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 impl TcpFrameReader {

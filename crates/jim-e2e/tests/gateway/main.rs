@@ -21,3 +21,4 @@ mod shutdown;
 mod tls;
 mod tokens;
 mod typing;
+mod websocket;
