@@ -4,11 +4,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use metrics::Counter;
 
 use crate::clock::{epoch_of, new_epoch, now_ms};
 use crate::{Append, Appended, Entry, InboxState, Offset, Read, Retention};
+
+/// A sharded map hashed with foldhash: every message looks users up in
+/// it, and SipHash (the default) cost more than the lookups themselves.
+type DashMap<K, V> = dashmap::DashMap<K, V, foldhash::fast::RandomState>;
 
 /// Inboxes in memory: one sharded map of users, each inbox behind its
 /// shard's lock for the moment of an append or a read.
@@ -86,10 +89,10 @@ impl MemoryStore {
         MemoryStore {
             epoch: new_epoch(),
             retention,
-            inboxes: DashMap::new(),
-            recent: DashMap::new(),
-            recent_order: DashMap::new(),
-            marks: DashMap::new(),
+            inboxes: DashMap::default(),
+            recent: DashMap::default(),
+            recent_order: DashMap::default(),
+            marks: DashMap::default(),
             forgotten,
         }
     }
@@ -177,11 +180,17 @@ impl MemoryStore {
         let mut sender_offset = None;
         let offsets = users
             .map(|user| {
-                let offset =
-                    self.inboxes
+                // Looked up first: inserting needs a key of its own (an
+                // `Arc` clone, contended between cores), and the inbox is
+                // nearly always there.
+                let offset = match self.inboxes.get_mut(&**user) {
+                    Some(mut inbox) => inbox.push(append, at_ms, &self.retention),
+                    None => self
+                        .inboxes
                         .entry(Arc::clone(user))
                         .or_default()
-                        .push(append, at_ms, &self.retention);
+                        .push(append, at_ms, &self.retention),
+                };
                 if append.sender == Some(&**user) {
                     sender_offset = Some(offset);
                 }

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use dashmap::DashMap;
 
 use crate::{GroupId, RouterError, UserId};
 
@@ -18,7 +17,8 @@ pub type Members = Arc<HashSet<UserId>>;
 /// large group holds no lock; changes copy the member set.
 #[derive(Debug, Default)]
 pub struct Groups {
-    groups: DashMap<GroupId, Members>,
+    /// Hashed with foldhash: every group message looks its group up.
+    groups: dashmap::DashMap<GroupId, Members, foldhash::fast::RandomState>,
 }
 
 impl Groups {

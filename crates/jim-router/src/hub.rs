@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use jim_protocol::Command;
 
 use crate::{Addressees, Close, Delivery, Outbox, SessionId, SessionInfo, UserId};
@@ -24,7 +23,8 @@ struct Entry {
 /// waits.
 #[derive(Debug, Default)]
 pub struct Hub {
-    users: DashMap<UserId, Vec<Entry>>,
+    /// Hashed with foldhash: every delivery looks its user up.
+    users: dashmap::DashMap<UserId, Vec<Entry>, foldhash::fast::RandomState>,
     sessions: AtomicUsize,
 }
 
