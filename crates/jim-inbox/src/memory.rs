@@ -254,3 +254,48 @@ impl MemoryStore {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use jim_protocol::Command;
+
+    use super::*;
+
+    fn append(body: &Bytes) -> Append<'_> {
+        Append {
+            cmd: Command::C2C,
+            body,
+            except: None,
+            sender: None,
+            client_msg_id: None,
+            message_id: 1,
+        }
+    }
+
+    #[test]
+    fn bodies_read_back_whole_while_the_oldest_are_evicted() {
+        let retention = Retention {
+            max_entries: 7,
+            ttl: Duration::from_secs(3600),
+            ..Retention::default()
+        };
+        let store = MemoryStore::new(retention, Counter::noop());
+        let alice: Arc<str> = Arc::from("alice");
+        // Bodies of every length from 0 to 99, the oldest dropped past 7.
+        let bodies: Vec<Bytes> = (0..100u8).map(|n| Bytes::from(vec![n; n as usize])).collect();
+        for (n, body) in bodies.iter().enumerate() {
+            store.append(std::iter::once(&alice), &append(body));
+            let read = store.read("alice", 0, 100);
+            let first = n.saturating_sub(6);
+            assert_eq!(read.entries.len(), n + 1 - first);
+            for (entry, expected) in read.entries.iter().zip(&bodies[first..=n]) {
+                assert_eq!(&entry.body, expected, "after {} appends", n + 1);
+                assert_eq!(entry.offset as usize, expected.len() + 1);
+            }
+        }
+        assert_eq!(store.state("alice").held, 7);
+    }
+}
