@@ -185,11 +185,12 @@ impl MemoryStore {
                 // nearly always there.
                 let offset = match self.inboxes.get_mut(&**user) {
                     Some(mut inbox) => inbox.push(append, at_ms, &self.retention),
-                    None => self
-                        .inboxes
-                        .entry(Arc::clone(user))
-                        .or_default()
-                        .push(append, at_ms, &self.retention),
+                    None => {
+                        self.inboxes
+                            .entry(Arc::clone(user))
+                            .or_default()
+                            .push(append, at_ms, &self.retention)
+                    }
                 };
                 if append.sender == Some(&**user) {
                     sender_offset = Some(offset);

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-
 use crate::{GroupId, RouterError, UserId};
 
 /// The members of one group: a snapshot that readers share without locks.
