@@ -53,12 +53,13 @@ impl Owed {
 
     fn take_pong(&self) -> Option<Bytes> {
         let mut owed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // A close's echo stays for `take_close_echo`.
+        if !matches!(owed.as_deref(), Some(Control::Pong(_))) {
+            return None;
+        }
         match owed.take().map(|control| *control) {
             Some(Control::Pong(frame)) => Some(frame),
-            other => {
-                *owed = other.map(Box::new);
-                None
-            }
+            _ => None,
         }
     }
 
