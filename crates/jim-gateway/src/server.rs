@@ -426,9 +426,9 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
     }
 
     async fn accept(&self, connection: Connection, slot: Option<Slot>) {
-        // A task of its own, like a TCP session's, rather than axum's
-        // upgrade task, whose future carries the upgrade machinery for the
-        // connection's life (~0.8 KB per idle WebSocket).
+        // A task of its own, like a TCP session's, rather than the
+        // upgrade's task, whose future would carry the upgrade's state for
+        // the connection's life.
         let shared = Arc::clone(&self.0);
         let Some(slot) = slot.or_else(|| shared.slot().map(|permit| ConnectionSlot::new(permit, None)))
         else {
