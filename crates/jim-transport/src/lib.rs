@@ -27,6 +27,8 @@
 mod connection;
 mod error;
 #[cfg(feature = "tcp")]
+mod fill;
+#[cfg(feature = "tcp")]
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -6,14 +6,11 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use jim_protocol::{Frame, FrameCodec};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
-
-/// How much a read asks the kernel for at once.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Turns an accepted TCP stream into a [`Connection`] that refuses bodies
 /// above `max_body`.
@@ -66,7 +63,7 @@ impl TcpFrameReader {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
                 return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
-            if ready!(poll_fill(self.stream.as_ref(), cx, &mut self.buf))? == 0 {
+            if ready!(crate::fill::tcp(self.stream.as_ref(), cx, &mut self.buf))? == 0 {
                 return Poll::Ready(if self.buf.is_empty() {
                     Ok(Incoming::Closed)
                 } else {
@@ -76,56 +73,6 @@ impl TcpFrameReader {
                 });
             }
         }
-    }
-}
-
-/// Reads what the socket has into `buf`: the count (0 at end of stream).
-///
-/// While nothing is pending, `buf` holds no memory: it is given back
-/// before waiting (bytes already handed out keep their own allocation) and
-/// reserved again only once the socket is readable.
-pub(crate) fn poll_fill(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
-    loop {
-        if buf.is_empty() {
-            *buf = BytesMut::new();
-        }
-        ready!(stream.poll_read_ready(cx))?;
-        buf.reserve(READ_CHUNK);
-        // None: the readiness was stale; wait again, having given the buffer back.
-        if let Some(n) = read_available(stream, buf)? {
-            return Poll::Ready(Ok(n));
-        }
-    }
-}
-
-/// One read into the spare capacity: `Some(n)` bytes (0 at end of stream),
-/// or `None` if the readiness was stale.
-///
-/// A short read means the socket is drained, so it also clears the
-/// readiness: the next wait then sleeps instead of paying a `recvfrom`
-/// that can only say WouldBlock (one syscall per message). `try_io` clears
-/// only the readiness seen before the read, so data that arrives meanwhile
-/// still wakes us.
-fn read_available(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-    let spare = buf.capacity() - buf.len();
-    let mut read = None;
-    let result = stream.try_io(Interest::READABLE, || {
-        let n = stream.try_read_buf(buf)?;
-        read = Some(n);
-        if n > 0 && n < spare {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(())
-        }
-    });
-    match result {
-        Ok(()) => Ok(read),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(read),
-        Err(e) => Err(e),
     }
 }
 

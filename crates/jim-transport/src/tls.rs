@@ -10,12 +10,8 @@ use jim_protocol::{Frame, FrameCodec};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_util::io::poll_read_buf;
 
 use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
-
-/// How much a read asks the TLS layer for at once.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Turns a TLS stream (its handshake done) into a [`Connection`] that
 /// refuses bodies above `max_body`.
@@ -56,12 +52,7 @@ impl TlsFrameReader {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
                 return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
-            if self.buf.is_empty() {
-                // Hold no buffer while the client is quiet.
-                self.buf = BytesMut::new();
-            }
-            self.buf.reserve(READ_CHUNK);
-            let n = ready!(poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf))?;
+            let n = ready!(crate::fill::stream(Pin::new(&mut self.stream), cx, &mut self.buf))?;
             if n == 0 {
                 if self.buf.is_empty() {
                     return Poll::Ready(Ok(Incoming::Closed));

@@ -11,13 +11,9 @@ use bytes::{Bytes, BytesMut};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::io::poll_read_buf;
 
 use super::frames::{self, DataKind, Violation, WsFrame};
 use crate::{Incoming, TransportError};
-
-/// How much a read asks a stream other than plain TCP for at once.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Any stream a WebSocket can run on (TLS, or whatever the HTTP server
 /// upgraded).
@@ -155,14 +151,8 @@ impl ReadLink {
 
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         match self {
-            ReadLink::Tcp(link) => crate::tcp::poll_fill(&link.stream, cx, buf),
-            ReadLink::Stream(stream) => {
-                if buf.is_empty() {
-                    *buf = BytesMut::new();
-                }
-                buf.reserve(READ_CHUNK);
-                poll_read_buf(Pin::new(&mut stream.half), cx, buf)
-            }
+            ReadLink::Tcp(link) => crate::fill::tcp(&link.stream, cx, buf),
+            ReadLink::Stream(stream) => crate::fill::stream(Pin::new(&mut stream.half), cx, buf),
         }
     }
 }
