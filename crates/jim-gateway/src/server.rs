@@ -591,3 +591,32 @@ impl RunningGateway {
         self.shutdown().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tokio rounds a task up to 128 B, around its future and ~100 B of its
+    /// own (header, scheduler, id, join waker, list links): a session's
+    /// future of at most 400 B makes a 512-byte task, what every idle
+    /// connection holds. This fails when a change takes it over.
+    #[tokio::test]
+    async fn an_idle_session_fits_a_512_byte_task() {
+        let gateway = Gateway::new(Config::ephemeral_dev(), jim_router::LocalRouter::new()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let shared = &gateway.shared;
+        let slot = Arc::clone(&shared.connection_slots).try_acquire_owned().unwrap();
+        let session = serve(
+            Arc::clone(shared),
+            jim_transport::tcp::connection(stream, peer, 1024),
+            slot,
+        );
+        let task = shared.tasks.track_future(session);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 400, "a session's task future is {size} B");
+    }
+}

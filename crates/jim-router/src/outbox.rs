@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -303,21 +303,44 @@ impl Outbox {
         // Given back when this wait ends: frames the session queues for
         // itself (its replies) while busy must not wake it once more.
         let _unregister = Unregister(&self.writer);
-        std::future::poll_fn(|cx| {
-            // Registered before looking, so a frame queued right after the
-            // look still wakes this task.
-            self.writer.register(cx.waker());
-            if self.nudged.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
-            }
-            let state = self.lock();
-            if state.queue.is_empty() && state.close.is_none() {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await;
+    }
+
+    /// [`ready`](Outbox::ready) as a poll, for a writer that waits on
+    /// something else too without a future of its own. The waker stays
+    /// registered until [`stop_waiting`](Outbox::stop_waiting).
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// use jim_protocol::Command;
+    /// use jim_router::Outbox;
+    ///
+    /// let outbox = Outbox::new(8);
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(outbox.poll_ready(&mut cx).is_pending());
+    /// outbox.push(Command::S2C, bytes::Bytes::from_static(b"{}")).unwrap();
+    /// assert!(outbox.poll_ready(&mut cx).is_ready());
+    /// outbox.stop_waiting();
+    /// ```
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before looking, so a frame queued right after the
+        // look still wakes this task.
+        self.writer.register(cx.waker());
+        if self.nudged.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        let state = self.lock();
+        if state.queue.is_empty() && state.close.is_none() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Forgets the waker [`poll_ready`](Outbox::poll_ready) registered:
+    /// what is queued from now on wakes nobody until the next wait.
+    pub fn stop_waiting(&self) {
+        self.writer.take();
     }
 
     /// Gives back the queue's memory if nothing is queued: for a session

@@ -1,5 +1,5 @@
 //! The WebSocket layer itself, spoken by hand: messages in fragments with
-//! control frames between them, the close handshake, frames sent with the
+//! control frames between them, bursts of pings, the close handshake, frames sent with the
 //! upgrade request, and upgrade requests that are not ones.
 
 use bytes::Bytes;
@@ -66,6 +66,28 @@ async fn a_message_in_fragments_is_one_frame_and_a_ping_between_them_is_answered
     assert_eq!(
         (pong.cmd, pong.seq, &pong.body[..]),
         (Command::Pong, 2, &b"in three pieces"[..])
+    );
+}
+
+/// Each ping of a burst gets its own pong, before what follows it is read:
+/// with one pong per batch, a client flooding pings and never reading would
+/// fill no buffer, and its connection would outlive the write timeout.
+#[tokio::test]
+async fn every_ping_of_a_burst_gets_its_pong_before_what_follows() {
+    let gw = Gw::start().await;
+    let mut ws = HandWs::connect(gw.ws, "/ws").await;
+    let mut burst: Vec<u8> = (0..200u32)
+        .flat_map(|n| HandWs::frame(PING, n.to_string().as_bytes(), true, false))
+        .collect();
+    burst.extend(masked(&Frame::new(Command::Ping, 9, "after")));
+    ws.stream.write_all(&burst).await.unwrap();
+    for n in 0..200u32 {
+        assert_eq!(ws.read_frame().await, Some((PONG, n.to_string().into_bytes())));
+    }
+    let pong = next_jim(&mut ws).await;
+    assert_eq!(
+        (pong.cmd, pong.seq, &pong.body[..]),
+        (Command::Pong, 9, &b"after"[..])
     );
 }
 

@@ -17,9 +17,8 @@ use jim_router::{ClientAck, Outgoing, Receipt, Router, RouterError, Sender, Targ
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Authenticated, Flow, Session};
+use super::{Authenticated, Flow, Profile, Session};
 use crate::Config;
-use crate::auth::Identity;
 use crate::ready::at_once;
 use crate::wire;
 
@@ -181,7 +180,7 @@ impl<R: Router> Session<R> {
         let stamped = match stamp(
             &message,
             frame.body.len(),
-            &auth.identity,
+            (&auth.info.user, &auth.profile),
             &self.shared.config,
             message_id,
         ) {
@@ -302,7 +301,7 @@ impl<R: Router> Session<R> {
             user: Arc::clone(&auth.info.user),
             session: auth.info.id,
         };
-        let identity = auth.identity.clone();
+        let profile = auth.profile.clone();
         let device = auth.info.device.clone();
         let (cmd, body) = (frame.cmd, frame.body.clone());
         let receiver: Arc<str> = message.receiver_id().into();
@@ -366,8 +365,14 @@ impl<R: Router> Session<R> {
                     }
                 };
                 let parsed = RawMessage::parse(&body).map_err(|e| Refused::TooLarge(e.to_string()))?;
-                let stamped = stamp(&parsed, body.len(), &identity, &shared.config, message_id)
-                    .map_err(Refused::TooLarge)?;
+                let stamped = stamp(
+                    &parsed,
+                    body.len(),
+                    (&sender.user, &profile),
+                    &shared.config,
+                    message_id,
+                )
+                .map_err(Refused::TooLarge)?;
                 let outgoing = Outgoing {
                     cmd,
                     kind,
@@ -496,14 +501,14 @@ fn target_of(cmd: Command, receiver: &Arc<str>) -> Target {
 fn stamp(
     message: &RawMessage<'_>,
     sent: usize,
-    identity: &Identity,
+    (sender_id, profile): (&str, &Profile),
     config: &Config,
     message_id: MessageId,
 ) -> Result<Bytes, String> {
     let stamp = Stamp {
-        sender_id: &identity.user_id,
-        sender_name: identity.name.as_deref(),
-        sender_avatar: identity.avatar.as_deref(),
+        sender_id,
+        sender_name: profile.name.as_deref(),
+        sender_avatar: profile.avatar.as_deref(),
         client_profile: config.auth.client_profiles(),
         message_id,
         // The wall clock, not the id's: the id's clock is anchored at

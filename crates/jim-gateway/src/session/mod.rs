@@ -6,6 +6,7 @@
 //! in `wire.rs`.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use jim_model::{CloseCode, ErrorCode, write_error};
 use jim_protocol::{Command, Frame};
@@ -85,8 +86,31 @@ pub(crate) fn run<R: Router>(
         hook_turn: None,
         span,
     };
+    // The session's whole life, written out here rather than in methods
+    // of their own: each `async fn` would keep its own copies of its
+    // arguments in every idle session's task.
+    //
+    // A busy session is driven; a quiet one parks (right after logging in,
+    // and after `session.park_after_ms` with nothing to do: most
+    // connections of a chat service are idle most of the time, and a busy
+    // one never parks). Checking costs a wake-up per period, which is why
+    // the default is long: at 100 ms, 1,000 sessions sending 2 messages a
+    // second each cost 50% more CPU per message. The driving state
+    // (timers, the messages in flight, a read, a write) is boxed while it
+    // lives, so that an idle session's task holds only what waits.
     async move {
-        let reason = session.serve(&mut reader, &mut out).await;
+        let mut woken_by = None;
+        let reason = loop {
+            match Box::pin(session.drive(&mut reader, &mut out, woken_by.take())).await {
+                Driven::Closed(reason) => break reason,
+                Driven::Quiet => {}
+            }
+            out.shrink();
+            if session.park() {
+                woken_by = std::future::poll_fn(|cx| session.poll_parked(&mut reader, cx)).await;
+                session.unpark();
+            }
+        };
         // Once per connection, and boxed: a task is as large as its largest
         // state, and every idle session's task would carry the close's.
         Box::pin(end(session, reader, out, reason)).await;
@@ -138,10 +162,27 @@ async fn end<R: Router>(
     }
 }
 
+/// The token's profile, as stamped on a session's messages.
+#[derive(Clone)]
+struct Profile {
+    name: Option<Arc<str>>,
+    avatar: Option<Arc<str>>,
+}
+
+impl From<Identity> for Profile {
+    fn from(identity: Identity) -> Profile {
+        Profile {
+            name: identity.name,
+            avatar: identity.avatar,
+        }
+    }
+}
+
 /// An authenticated session.
 struct Authenticated {
     info: SessionInfo,
-    identity: Identity,
+    /// What its messages are stamped with besides `info.user`.
+    profile: Profile,
     /// The user's fan-out budget on this gateway, if users have one.
     fanout: Option<Arc<crate::fanout::Budget>>,
     /// When its token expires: the session ends then unless refreshed.
@@ -184,50 +225,37 @@ enum Driven {
 type Read = Result<Incoming, TransportError>;
 
 impl<R: Router> Session<R> {
-    /// Runs the session until it must close; returns why. The close itself
-    /// (with its `A999`) is then in the outbox.
-    ///
-    /// A busy session is driven; a quiet one parks (right after logging in,
-    /// and after `session.park_after_ms` with nothing to do: most
-    /// connections of a chat service are idle most of the time, and a busy
-    /// one never parks). Checking costs a wake-up per period, which is why
-    /// the default is long: at 100 ms, 1,000 sessions sending 2 messages a
-    /// second each cost 50% more CPU per message. The driving state
-    /// (timers, the messages in flight, a read, a write) is boxed while it
-    /// lives, so that an idle session's task holds only what waits.
-    async fn serve(&mut self, reader: &mut FrameReader, out: &mut WriteSide) -> CloseReason {
-        let mut woken_by = None;
-        loop {
-            match Box::pin(self.drive(reader, out, woken_by.take())).await {
-                Driven::Closed(reason) => return reason,
-                Driven::Quiet => {}
-            }
-            out.shrink();
-            self.outbox.shrink();
-            self.shared.metrics.parked.increment(1);
-            woken_by = self.park(reader).await;
-            self.shared.metrics.parked.decrement(1);
+    /// Parks the session: it waits, holding nothing it does not need,
+    /// until the client sends something, frames are queued, the session
+    /// closes, or its outbox is nudged: the gateway's sweeper does that at
+    /// the session's deadline and at shutdown (`alarms.rs`), so that an
+    /// idle session keeps no timer of its own. `false` when it must not
+    /// wait: the server is stopping (the sweeper's last nudge may have
+    /// been taken while driving).
+    fn park(&self) -> bool {
+        self.outbox.shrink();
+        if self.shared.shutdown.is_cancelled() {
+            return false;
         }
+        self.shared.metrics.parked.increment(1);
+        self.outbox.set_alarm(self.shared.alarms.at(self.deadline()));
+        true
     }
 
-    /// Waits, holding nothing it does not need, until the client sends
-    /// something (returned, for the driver to handle), frames are queued,
-    /// the session closes, or its outbox is nudged: the gateway's sweeper
-    /// does that at the session's deadline and at shutdown (`alarms.rs`),
-    /// so that an idle session keeps no timer of its own.
-    async fn park(&self, reader: &mut FrameReader) -> Option<Read> {
-        self.outbox.set_alarm(self.shared.alarms.at(self.deadline()));
-        // The sweeper's last nudge may have been taken while driving.
-        if self.shared.shutdown.is_cancelled() {
-            return None;
+    /// The parked wait, as a poll: outbox first, then the client. What the
+    /// client sent is boxed for the driver, which handles it first.
+    fn poll_parked(&self, reader: &mut FrameReader, cx: &mut Context<'_>) -> Poll<Option<Box<Read>>> {
+        if self.outbox.poll_ready(cx).is_ready() {
+            return Poll::Ready(None);
         }
-        let woken_by = tokio::select! {
-            biased;
-            () = self.outbox.ready() => None,
-            read = reader.read() => Some(read),
-        };
+        reader.poll_read(cx).map(|read| Some(Box::new(read)))
+    }
+
+    /// The parked wait is over.
+    fn unpark(&self) {
+        self.outbox.stop_waiting();
         self.outbox.set_alarm(0);
-        woken_by
+        self.shared.metrics.parked.decrement(1);
     }
 
     /// Reads, handles and writes until the session must close, or has been
@@ -237,7 +265,7 @@ impl<R: Router> Session<R> {
         &mut self,
         reader: &mut FrameReader,
         out: &mut WriteSide,
-        mut woken_by: Option<Read>,
+        mut woken_by: Option<Box<Read>>,
     ) -> Driven {
         let outbox = Arc::clone(&self.outbox);
         let shared = Arc::clone(&self.shared);
@@ -306,7 +334,10 @@ impl<R: Router> Session<R> {
                     let was_authenticated = self.auth.is_some();
                     let mut next = Some(read);
                     let mut taken = 0;
-                    // A pong the WebSocket layer queued by itself must be flushed too.
+                    // A pong the WebSocket layer queued by itself must be
+                    // flushed too, before reading on: it holds one pong, so
+                    // a batch of pings would get one, and a flood of pings
+                    // whose pongs are never read would fill no buffer.
                     let mut control_reply = false;
                     // Counted per batch: shared counters are costly per frame.
                     let (mut frames_in, mut bytes_in) = (0u64, 0u64);
@@ -339,7 +370,7 @@ impl<R: Router> Session<R> {
                             Err(error) => return Driven::Closed(self.transport_failed(&error)),
                         }
                         taken += 1;
-                        if taken < MAX_BATCH && routes.len() < most {
+                        if taken < MAX_BATCH && routes.len() < most && !control_reply {
                             next = reader.try_read().transpose();
                         }
                     }
@@ -526,9 +557,9 @@ impl<R: Router> Session<R> {
 }
 
 /// What the client sent while the session was parked, else the next read.
-async fn next_read(woken_by: &mut Option<Read>, reader: &mut FrameReader) -> Read {
+async fn next_read(woken_by: &mut Option<Box<Read>>, reader: &mut FrameReader) -> Read {
     match woken_by.take() {
-        Some(read) => read,
+        Some(read) => *read,
         None => reader.read().await,
     }
 }

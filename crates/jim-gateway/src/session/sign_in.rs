@@ -91,7 +91,7 @@ impl<R: Router> Session<R> {
         let fanout = self.shared.fanout.for_user(&info.user);
         self.auth = Some(Authenticated {
             info,
-            identity,
+            profile: identity.into(),
             expires,
             fanout,
         });
@@ -182,11 +182,11 @@ impl<R: Router> Session<R> {
         let Some(auth) = &mut self.auth else {
             return Flow::Continue;
         };
-        if identity.user_id != auth.identity.user_id {
+        if identity.user_id != auth.info.user {
             return self.auth_failed(frame, "the token is for another user than this session's");
         }
         auth.expires = expiry(&identity);
-        auth.identity = identity;
+        auth.profile = identity.into();
         let info = auth.info.clone();
         // The session's place in its inbox goes on: nothing to tell.
         self.auth_ok(frame, &info, None)
