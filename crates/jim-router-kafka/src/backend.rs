@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::positions::{Mark, Positions, realigned};
+use crate::positions::{Mark, Positions, Refetch, Sequence, realigned};
 use crate::records::{self, DeliveryHead, Heartbeat, Presence, SessionRecord};
 use crate::view::View;
 use crate::{KafkaConfig, KafkaError};
@@ -470,11 +470,12 @@ impl Inner {
     /// between two records, so that no record is read twice or skipped.
     async fn consume(self: Arc<Self>, consumer: StreamConsumer, mut following: Following) {
         let mut last_error = Instant::now() - Duration::from_secs(60);
+        let mut refetch = Refetch::default();
         loop {
             let message = tokio::select! {
                 () = self.closed.cancelled() => return,
                 Some(reply) = following.realign_requests.recv() => {
-                    let _ = reply.send(self.realign(&consumer, &following.positions).await);
+                    let _ = reply.send(self.realign(&consumer, &mut following.positions).await);
                     continue;
                 }
                 message = consumer.recv() => message,
@@ -482,6 +483,11 @@ impl Inner {
             match message {
                 Ok(message) => {
                     let topic = message.topic();
+                    if topic == self.topics.deliver
+                        && !self.in_sequence(&consumer, &mut following, &mut refetch, &message)
+                    {
+                        continue;
+                    }
                     following.positions.read(
                         topic,
                         message.partition(),
@@ -516,15 +522,68 @@ impl Inner {
         }
     }
 
+    /// Whether a record of this gateway's delivery partition is the next
+    /// one, to be applied. A delivery is applied once and in the order of
+    /// the log: a record read before is dropped, and one past the next
+    /// offset means the broker's answer skipped records (seen with tansu
+    /// under load: a fetch answered from a later batch while earlier ones
+    /// were not yet readable, then the later ones again), so the consumer
+    /// asks again from the next offset, for `REFETCH_FOR`; a gap still
+    /// there then is taken as the log's (a warning says so).
+    fn in_sequence(
+        &self,
+        consumer: &StreamConsumer,
+        following: &mut Following,
+        refetch: &mut Refetch,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> bool {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        match following.positions.sequence(topic, partition, offset) {
+            Sequence::Next => true,
+            Sequence::Again => {
+                tracing::debug!(partition, offset, "a delivery read before: dropped");
+                false
+            }
+            Sequence::Skipped { expected } if refetch.ask(partition, expected, Instant::now()) => {
+                tracing::debug!(
+                    partition,
+                    expected,
+                    offset,
+                    "the broker skipped deliveries: reading again"
+                );
+                // Asynchronous: librdkafka drops what it fetched before the seek.
+                if let Err(e) = consumer.seek(
+                    topic,
+                    partition,
+                    Offset::Offset(expected),
+                    Timeout::After(Duration::ZERO),
+                ) {
+                    tracing::warn!(error = %e, partition, expected, "cannot read the skipped deliveries again");
+                    return true;
+                }
+                false
+            }
+            Sequence::Skipped { expected } => {
+                tracing::warn!(
+                    partition,
+                    from = expected,
+                    to = offset - 1,
+                    "the broker's log skips these offsets"
+                );
+                true
+            }
+        }
+    }
+
     /// Points the consumer at the last record it read of each partition,
     /// or at the beginning of a log that is not the one it read (Kafka
     /// lost its data and the topic was created again).
-    async fn realign(&self, consumer: &StreamConsumer, positions: &Positions) -> Result<(), String> {
+    async fn realign(&self, consumer: &StreamConsumer, positions: &mut Positions) -> Result<(), String> {
         let config = client_config(&self.config, CONSUMER_DEFAULTS);
         let timeout = self.config.produce_timeout();
-        let positions = positions.clone();
+        let snapshot = positions.clone();
         let (assignment, renewed) =
-            tokio::task::spawn_blocking(move || realigned(&positions, &config, timeout))
+            tokio::task::spawn_blocking(move || realigned(&snapshot, &config, timeout))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
@@ -534,6 +593,8 @@ impl Inner {
                 partition,
                 "not the log this gateway read (kafka lost its data): reading it from the start"
             );
+            // Its offsets start again: what was read of the old log says nothing.
+            positions.forget(topic, *partition);
         }
         consumer.assign(&assignment).map_err(|e| e.to_string())
     }
