@@ -484,7 +484,7 @@ impl Inner {
                 Ok(message) => {
                     let topic = message.topic();
                     if topic == self.topics.deliver
-                        && !self.in_sequence(&consumer, &mut following, &mut refetch, &message)
+                        && !self.in_sequence(&consumer, &following.positions, &mut refetch, &message)
                     {
                         continue;
                     }
@@ -533,12 +533,12 @@ impl Inner {
     fn in_sequence(
         &self,
         consumer: &StreamConsumer,
-        following: &mut Following,
+        positions: &Positions,
         refetch: &mut Refetch,
         message: &rdkafka::message::BorrowedMessage<'_>,
     ) -> bool {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        match following.positions.sequence(topic, partition, offset) {
+        match positions.sequence(topic, partition, offset) {
             Sequence::Next => true,
             Sequence::Again => {
                 tracing::debug!(partition, offset, "a delivery read before: dropped");
