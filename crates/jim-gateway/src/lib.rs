@@ -87,6 +87,7 @@ mod session;
 mod state;
 mod typing;
 mod verdicts;
+mod websocket;
 mod wire;
 mod writer;
 

@@ -133,6 +133,18 @@ impl HttpServing {
         }
     }
 
+    /// Serves a plaintext connection whose first bytes were read already
+    /// (they are given back first), as [`serve`](Self::serve) does.
+    pub(crate) async fn serve_replaying(
+        self,
+        stream: jim_transport::ws::Replay<TcpStream>,
+        peer: SocketAddr,
+        slot: Option<Slot>,
+        shutdown: CancellationToken,
+    ) {
+        self.serve_on(stream, peer, slot, shutdown).await;
+    }
+
     /// Judges clients' addresses (see [`HttpServing::addresses`]).
     pub(crate) fn judging(mut self, addresses: Arc<Addresses>) -> HttpServing {
         self.addresses = Some(addresses);

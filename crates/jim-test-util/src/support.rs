@@ -599,15 +599,28 @@ impl HandWs {
     /// Upgrades a fresh connection, sending `early` (WebSocket frames) in
     /// the same write as the upgrade request, before the server's answer.
     pub async fn connect_sending(addr: SocketAddr, path: &str, early: &[u8]) -> HandWs {
-        let mut stream = tight_tcp(addr).await;
-        let request = format!(
+        let request = HandWs::upgrade_request(addr, path, "");
+        HandWs::connect_in_pieces(addr, &[[request.as_bytes(), early].concat()]).await
+    }
+
+    /// An upgrade request of `path` with `headers` (each ending in CRLF)
+    /// besides the usual ones.
+    pub fn upgrade_request(addr: SocketAddr, path: &str, headers: &str) -> String {
+        format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        stream
-            .write_all(&[request.as_bytes(), early].concat())
-            .await
-            .unwrap();
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+        )
+    }
+
+    /// Upgrades a fresh connection, sending `pieces` (an upgrade request,
+    /// and maybe frames) one write each, before the server's answer.
+    pub async fn connect_in_pieces(addr: SocketAddr, pieces: &[Vec<u8>]) -> HandWs {
+        let mut stream = tight_tcp(addr).await;
+        let _ = stream.set_nodelay(true);
+        for piece in pieces {
+            stream.write_all(piece).await.unwrap();
+            tokio::task::yield_now().await;
+        }
         let mut buf = Vec::new();
         let head_end = loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

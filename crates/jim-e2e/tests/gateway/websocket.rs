@@ -44,6 +44,41 @@ async fn frames_sent_with_the_upgrade_request_are_read() {
     assert_eq!((reply.cmd, reply.seq), (Command::AuthOk, 1));
 }
 
+/// The gateway reads the common upgrade request itself, a piece at a time
+/// if that is how it comes; what follows it in the same write is the
+/// session's.
+#[tokio::test]
+async fn an_upgrade_request_sent_in_pieces_is_answered() {
+    let gw = Gw::start().await;
+    let request = HandWs::upgrade_request(gw.ws, "/ws", "Origin: http://localhost\r\n");
+    let auth = masked(&Frame::new(Command::Auth, 1, r#"{"token":"alice"}"#));
+    let mut pieces: Vec<Vec<u8>> = request.as_bytes().chunks(7).map(<[u8]>::to_vec).collect();
+    if let Some(last) = pieces.last_mut() {
+        last.extend_from_slice(&auth[..3]);
+    }
+    pieces.push(auth[3..].to_vec());
+    let mut ws = HandWs::connect_in_pieces(gw.ws, &pieces).await;
+    let reply = next_jim(&mut ws).await;
+    assert_eq!((reply.cmd, reply.seq), (Command::AuthOk, 1));
+}
+
+/// A head longer than the gateway reads itself (8 KiB) goes to the HTTP
+/// server with what was read, and is upgraded there: nothing is lost,
+/// frames sent with it included.
+#[tokio::test]
+async fn an_upgrade_request_with_a_long_head_is_answered_too() {
+    let gw = Gw::start().await;
+    let cookie = format!("Cookie: c={}\r\n", "x".repeat(12 * 1024));
+    let request = HandWs::upgrade_request(gw.ws, "/ws", &cookie);
+    let auth = masked(&Frame::new(Command::Auth, 1, r#"{"token":"alice"}"#));
+    let ping = masked(&Frame::new(Command::Ping, 2, ""));
+    let mut ws = HandWs::connect_in_pieces(gw.ws, &[[request.as_bytes(), &auth].concat(), ping]).await;
+    let reply = next_jim(&mut ws).await;
+    assert_eq!((reply.cmd, reply.seq), (Command::AuthOk, 1));
+    let reply = next_jim(&mut ws).await;
+    assert_eq!((reply.cmd, reply.seq), (Command::Pong, 2));
+}
+
 #[tokio::test]
 async fn a_message_in_fragments_is_one_frame_and_a_ping_between_them_is_answered() {
     let gw = Gw::start().await;

@@ -1,7 +1,9 @@
 //! One `jim1` frame per binary WebSocket message, behind an HTTP upgrade.
 //!
-//! axum routes and answers the upgrade request; once hyper hands over the
-//! upgraded connection, frames are read straight off the TCP socket with
+//! The common upgrade request is read and answered straight off the TCP
+//! socket ([`read_head`], [`upgrade_request`], [`accept`]); axum routes and
+//! answers any other request (and the upgrades over TLS). Either way,
+//! frames are read straight off the TCP socket with
 //! the same read buffer as [`tcp`](crate::tcp) (none while the client is
 //! quiet) and written with one write per batch: a WebSocket connection
 //! costs about what a TCP one does. Other streams (TLS) run through
@@ -12,6 +14,7 @@
 //! enabled, so that each connection knows its peer address.
 
 mod frames;
+mod handshake;
 mod link;
 
 use std::future::Future;
@@ -27,6 +30,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+pub use self::handshake::{Head, MAX_HEAD, Replay, Upgrade, accept, read_head, upgrade_request};
 use self::link::{ReadLink, TcpLink, WriteLink};
 pub use self::link::{WsFrameReader, WsFrameWriter};
 use crate::{Connection, FrameReader, FrameWriter};
@@ -140,10 +144,19 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, &'static str> {
 
 /// Whether a comma-separated header lists `token` (in any case).
 fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
+    lists_token(
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+        token,
+    )
+}
+
+/// Whether one of a header's comma-separated `values` is `token` (in any case).
+fn lists_token<'a>(values: impl IntoIterator<Item = &'a str>, token: &str) -> bool {
+    values
+        .into_iter()
         .flat_map(|value| value.split(','))
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
@@ -151,25 +164,48 @@ fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool 
 /// Turns an upgraded HTTP connection into a [`Connection`] that refuses
 /// bodies above `max_body`.
 ///
-/// On plain TCP, frames are read straight off the socket (hyper's
-/// upgraded stream is set aside, with what it had read ahead); any other
-/// stream is read through it.
+/// On plain TCP (whose head may have been read first: [`Replay`]), frames
+/// are read straight off the socket (hyper's upgraded stream is set aside,
+/// with what it had read ahead); any other stream is read through it.
 pub fn connection(upgraded: Upgraded, peer: SocketAddr, max_body: usize) -> Connection {
-    let (reader, writer, read_ahead) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let link = TcpLink::new(parts.io.into_inner(), max_body);
-            let read_ahead = BytesMut::from(parts.read_buf);
-            (
-                ReadLink::Tcp(std::sync::Arc::clone(&link)),
-                WriteLink::Tcp(link),
-                read_ahead,
-            )
+            return on_tcp(
+                parts.io.into_inner(),
+                peer,
+                max_body,
+                BytesMut::from(parts.read_buf),
+            );
+        }
+        Err(upgraded) => upgraded,
+    };
+    match upgraded.downcast::<TokioIo<Replay<TcpStream>>>() {
+        Ok(parts) => {
+            let (unread, stream) = parts.io.into_inner().into_parts();
+            let mut read_ahead = BytesMut::from(parts.read_buf);
+            read_ahead.extend_from_slice(&unread);
+            on_tcp(stream, peer, max_body, read_ahead)
         }
         Err(upgraded) => {
             let (reader, writer) = link::split_stream(Box::new(TokioIo::new(upgraded)), max_body);
-            (reader, writer, BytesMut::new())
+            ws_connection(reader, writer, peer, BytesMut::new())
         }
-    };
+    }
+}
+
+/// A WebSocket connection on a TCP socket, whose client sent `read_ahead`
+/// after its upgrade request.
+fn on_tcp(stream: TcpStream, peer: SocketAddr, max_body: usize, read_ahead: BytesMut) -> Connection {
+    let link = TcpLink::new(stream, max_body);
+    ws_connection(
+        ReadLink::Tcp(std::sync::Arc::clone(&link)),
+        WriteLink::Tcp(link),
+        peer,
+        read_ahead,
+    )
+}
+
+fn ws_connection(reader: ReadLink, writer: WriteLink, peer: SocketAddr, read_ahead: BytesMut) -> Connection {
     Connection {
         reader: FrameReader::Ws(WsFrameReader::new(reader, read_ahead)),
         writer: FrameWriter::Ws(WsFrameWriter::new(writer)),
