@@ -7,15 +7,33 @@
 //! attach raced a delivery) is filled from the store before the newer
 //! entry goes out. The replay after `B002` is the same fill, up to the
 //! head the session was told.
+//!
+//! A gap the store no longer holds is waited on for a while: under load a
+//! route that raced another can be further behind than the inbox keeps
+//! (a group of thousands, each member's inbox a thousand entries deep in
+//! a second) and still be on its way to this session.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use jim_protocol::{Command, Frame};
-use jim_router::{Queued, Router, RouterError};
+use jim_router::{Outbox, Queued, Router, RouterError};
+use tokio::time::Instant;
 
 /// Entries read from the store at a time.
 const READ_CHUNK: usize = 256;
+
+/// How long a gap the store has trimmed waits for its entry to arrive
+/// live before the session ends (it fell behind retention).
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+
+/// What a fill from the store sent, and the first entry the store no
+/// longer held, where it stopped.
+struct Filled {
+    sent: usize,
+    trimmed: Option<u32>,
+}
 
 /// Whether a fill may pass over entries the store no longer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,18 +97,22 @@ impl Cursor {
     /// The store could not be read, or the inbox was lost meanwhile (its
     /// epoch changed): the session must end, and the client come back with
     /// `since`.
+    ///
+    /// A gap is filled from the store, or, when the store has trimmed it,
+    /// from what arrives in `outbox` within [`IN_FLIGHT_WAIT`].
     pub(crate) async fn order<R: Router>(
         &mut self,
         batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<usize, RouterError> {
         if self.order_in_line(batch, frames) {
             return Ok(0);
         }
         // Boxed: the store's futures would otherwise be part of every
         // session's task, idle or not, though few batches need them.
-        Box::pin(self.order_with_store(batch, frames, router)).await
+        Box::pin(self.order_with_store(batch, frames, router, outbox)).await
     }
 
     /// Moves the front of `batch` into `frames` as long as it is in line
@@ -130,6 +152,7 @@ impl Cursor {
         batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<usize, RouterError> {
         let mut replayed = 0;
         let mut held = Vec::new();
@@ -150,17 +173,17 @@ impl Cursor {
                         } else {
                             Holes::Skipped
                         };
-                        replayed += self.fill(self.replay_to, holes, frames, router).await?;
+                        replayed += self.fill_all(self.replay_to, holes, frames, router).await?;
                         for item in std::mem::take(&mut held) {
-                            replayed += self.place(item, &mut ahead, frames, router).await?;
+                            replayed += self.place(item, &mut ahead, frames, router, outbox).await?;
                         }
                     }
                 }
                 item if !self.greeted => held.push(item),
-                item => replayed += self.place(item, &mut ahead, frames, router).await?,
+                item => replayed += self.place(item, &mut ahead, frames, router, outbox).await?,
             }
         }
-        replayed += self.settle(&mut ahead, frames, router).await?;
+        replayed += self.settle(&mut ahead, frames, router, outbox).await?;
         if std::mem::take(&mut self.stale) {
             // Is it the same inbox? A changed epoch ends the session here
             // (the client resumes). Only the epoch: filling up to the head
@@ -206,15 +229,31 @@ impl Cursor {
         ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<usize, RouterError> {
+        if self.place_now(item, ahead, frames) {
+            let settled = self.settle(ahead, frames, router, outbox).await?;
+            return Ok(settled + self.resync(frames, router).await?);
+        }
+        Ok(0)
+    }
+
+    /// Places one item without the store; returns whether it asks for a
+    /// resync, which it leaves to the caller.
+    fn place_now(
+        &mut self,
+        item: Queued,
+        ahead: &mut BTreeMap<u32, Option<Frame>>,
+        frames: &mut Vec<Frame>,
+    ) -> bool {
         let (offset, frame) = match item {
             Queued::Reply(frame) => {
                 frames.push(frame);
-                return Ok(0);
+                return false;
             }
             Queued::Push { cmd, body, offset: 0 } => {
                 frames.push(Frame { cmd, seq: 0, body });
-                return Ok(0);
+                return false;
             }
             Queued::Push { cmd, body, offset } => (
                 offset,
@@ -225,10 +264,7 @@ impl Cursor {
                 }),
             ),
             Queued::Skip { offset } => (offset, None),
-            Queued::Resync => {
-                let settled = self.settle(ahead, frames, router).await?;
-                return Ok(settled + self.resync(frames, router).await?);
-            }
+            Queued::Resync => return true,
         };
         if offset == self.last.wrapping_add(1) {
             frames.extend(frame);
@@ -239,7 +275,7 @@ impl Cursor {
         } else {
             self.stale = true;
         }
-        Ok(0)
+        false
     }
 
     /// Sends what waited in `ahead` and is next in line now.
@@ -264,13 +300,58 @@ impl Cursor {
         ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<usize, RouterError> {
         let mut filled = 0;
+        // The entry the store had trimmed, and until when it is waited for.
+        let mut awaited: Option<(u32, Instant)> = None;
+        let mut resync = false;
         while let Some((&next, _)) = ahead.first_key_value() {
-            filled += self.fill(next - 1, Holes::Refused, frames, router).await?;
+            if let Some((hole, until)) = awaited.filter(|(hole, _)| self.last < *hole) {
+                if !self
+                    .take_arriving(ahead, frames, outbox, until, &mut resync)
+                    .await
+                {
+                    return Err(behind_retention(hole));
+                }
+                continue;
+            }
+            let fill = self.fill(next - 1, Holes::Refused, frames, router).await?;
+            filled += fill.sent;
+            if let Some(hole) = fill.trimmed {
+                let until = awaited.map_or_else(|| Instant::now() + IN_FLIGHT_WAIT, |(_, until)| until);
+                awaited = Some((hole, until));
+                continue;
+            }
             self.release(ahead, frames);
         }
+        if resync {
+            filled += self.resync(frames, router).await?;
+        }
         Ok(filled)
+    }
+
+    /// Waits until `until` for what arrives in `outbox`, and places it;
+    /// whether anything did (false: nothing came, or the session is closing).
+    async fn take_arriving(
+        &mut self,
+        ahead: &mut BTreeMap<u32, Option<Frame>>,
+        frames: &mut Vec<Frame>,
+        outbox: &Outbox,
+        until: Instant,
+        resync: &mut bool,
+    ) -> bool {
+        if tokio::time::timeout_at(until, outbox.ready()).await.is_err() {
+            return false;
+        }
+        let mut arrived = VecDeque::new();
+        if outbox.take(&mut arrived).is_some() {
+            return false;
+        }
+        for item in arrived {
+            *resync |= self.place_now(item, ahead, frames);
+        }
+        true
     }
 
     /// Catches up to the inbox's head now.
@@ -279,7 +360,7 @@ impl Cursor {
             return Ok(0);
         };
         self.check_epoch(&state.epoch)?;
-        self.fill(state.head, Holes::Refused, frames, router).await
+        self.fill_all(state.head, Holes::Refused, frames, router).await
     }
 
     fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
@@ -294,15 +375,33 @@ impl Cursor {
         })
     }
 
-    /// Sends the store's entries after `last` up to `upto`; returns how
-    /// many. Entries the store no longer holds (past retention) are passed.
-    async fn fill<R: Router>(
+    /// [`fill`](Self::fill), where an entry the store no longer holds
+    /// ends the session (with `Holes::Refused`).
+    async fn fill_all<R: Router>(
         &mut self,
         upto: u32,
         holes: Holes,
         frames: &mut Vec<Frame>,
         router: &R,
     ) -> Result<usize, RouterError> {
+        let filled = self.fill(upto, holes, frames, router).await?;
+        match filled.trimmed {
+            Some(trimmed) => Err(behind_retention(trimmed)),
+            None => Ok(filled.sent),
+        }
+    }
+
+    /// Sends the store's entries after `last` up to `upto`. Entries the
+    /// store no longer holds (past retention) are passed with
+    /// `Holes::Skipped`; with `Holes::Refused` the fill stops before the
+    /// first of them and names it.
+    async fn fill<R: Router>(
+        &mut self,
+        upto: u32,
+        holes: Holes,
+        frames: &mut Vec<Frame>,
+        router: &R,
+    ) -> Result<Filled, RouterError> {
         let mut sent = 0;
         while self.last < upto {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
@@ -310,14 +409,9 @@ impl Cursor {
             self.check_epoch(&read.epoch)?;
             let first = read.entries.first().map_or(upto.saturating_add(1), |e| e.offset);
             if first != self.last.wrapping_add(1) && holes == Holes::Refused {
-                // Trimmed before this session got it: it fell further behind
-                // than the inbox keeps. Never skip silently: the client
-                // resumes, and is told it missed something.
-                return Err(RouterError::Unavailable {
-                    reason: format!(
-                        "this session fell behind its inbox's retention (offset {} is gone): reconnect with `since`",
-                        self.last.wrapping_add(1)
-                    ),
+                return Ok(Filled {
+                    sent,
+                    trimmed: Some(self.last.wrapping_add(1)),
                 });
             }
             let Some(newest) = read.entries.last().map(|e| e.offset) else {
@@ -336,7 +430,18 @@ impl Cursor {
             }
             self.last = newest.min(upto);
         }
-        Ok(sent)
+        Ok(Filled { sent, trimmed: None })
+    }
+}
+
+/// An entry this session was never sent is trimmed from the store: it fell
+/// further behind than the inbox keeps. Never skipped silently: the client
+/// resumes, and is told it missed something.
+fn behind_retention(offset: u32) -> RouterError {
+    RouterError::Unavailable {
+        reason: format!(
+            "this session fell behind its inbox's retention (offset {offset} is gone): reconnect with `since`"
+        ),
     }
 }
 
@@ -393,7 +498,10 @@ mod tests {
         cursor.greeted = true;
         let mut batch: VecDeque<Queued> = [push(2), push(1), push(2), Queued::Skip { offset: 3 }].into();
         let mut frames = Vec::new();
-        let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        let filled = cursor
+            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .await
+            .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!((seqs, filled, cursor.last), (vec![1, 2], 0, 3));
     }
@@ -416,28 +524,61 @@ mod tests {
         ]
         .into();
         let mut frames = Vec::new();
-        let filled = cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        let filled = cursor
+            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .await
+            .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!((seqs, filled, cursor.last), (vec![1, 9, 3, 4, 5], 0, 5));
         assert!(batch.is_empty());
     }
 
-    /// An entry the session never got is gone from the store: the session
-    /// ends (the client resumes and is told), it never skips silently.
-    #[tokio::test]
+    /// An entry the session never got is gone from the store and does not
+    /// arrive within the wait: the session ends (the client resumes and is
+    /// told), it never skips silently.
+    #[tokio::test(start_paused = true)]
     async fn a_gap_the_store_no_longer_holds_ends_the_session() {
         let (router, epoch) = trimmed().await;
         let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
         cursor.greeted = true;
         let mut batch: VecDeque<Queued> = [push(3)].into();
         let error = cursor
-            .order(&mut batch, &mut Vec::new(), &router)
+            .order(&mut batch, &mut Vec::new(), &router, &Outbox::new(8))
             .await
             .unwrap_err();
         assert!(
             error.to_string().contains("fell behind its inbox's retention"),
             "{error}"
         );
+    }
+
+    /// Under load a raced route can be further behind than the store keeps
+    /// and still be on its way: what arrives while the gap is waited on
+    /// fills it, in order, and the session goes on.
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_the_store_has_trimmed_is_filled_by_what_arrives_meanwhile() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        cursor.greeted = true;
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let late = {
+            let outbox = std::sync::Arc::clone(&outbox);
+            tokio::spawn(async move {
+                tokio::time::sleep(IN_FLIGHT_WAIT / 2).await;
+                outbox.deliver(Command::C2C, Bytes::from("2"), 2).unwrap();
+                outbox.deliver(Command::C2C, Bytes::from("1"), 1).unwrap();
+            })
+        };
+        let mut batch: VecDeque<Queued> = [push(3)].into();
+        let mut frames = Vec::new();
+        cursor
+            .order(&mut batch, &mut frames, &router, &outbox)
+            .await
+            .unwrap();
+        late.await.unwrap();
+        let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!((seqs, cursor.last), (vec![1, 2, 3], 3));
+        assert!(outbox.is_empty());
     }
 
     /// A replay after `recovered: false` passes what is gone.
@@ -448,7 +589,10 @@ mod tests {
         let greeting = Frame::new(Command::AuthOk, 1, Bytes::new());
         let mut batch: VecDeque<Queued> = [Queued::Reply(greeting)].into();
         let mut frames = Vec::new();
-        cursor.order(&mut batch, &mut frames, &router).await.unwrap();
+        cursor
+            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .await
+            .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, vec![1, 3], "the greeting's seq, then the one entry left");
     }

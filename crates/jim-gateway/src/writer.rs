@@ -109,7 +109,7 @@ impl WriteSide {
         }
         let mut usable = true;
         if let Some(cursor) = &mut self.cursor {
-            match cursor.order(batch, frames, router).await {
+            match cursor.order(batch, frames, router, outbox).await {
                 Ok(0) => {}
                 Ok(filled) => metrics.inbox_filled.increment(filled as u64),
                 Err(e) => {
