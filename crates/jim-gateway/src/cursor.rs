@@ -308,13 +308,18 @@ impl Cursor {
         let mut resync = false;
         while let Some((&next, _)) = ahead.first_key_value() {
             if let Some((hole, until)) = awaited.filter(|(hole, _)| self.last < *hole) {
-                if !self
+                if self
                     .take_arriving(ahead, frames, outbox, until, &mut resync)
                     .await
                 {
-                    return Err(behind_retention(hole));
+                    continue;
                 }
-                continue;
+                if outbox.is_closing() {
+                    // Closed meanwhile: what is out of line is left for
+                    // the client's next `since`, as when closing.
+                    break;
+                }
+                return Err(behind_retention(hole));
             }
             let fill = self.fill(next - 1, Holes::Refused, frames, router).await?;
             filled += fill.sent;
@@ -332,7 +337,8 @@ impl Cursor {
     }
 
     /// Waits until `until` for what arrives in `outbox`, and places it;
-    /// whether anything did (false: nothing came, or the session is closing).
+    /// whether to wait on (false: nothing came, or the session is closing:
+    /// what came is placed all the same, to go out before the `A999`).
     async fn take_arriving(
         &mut self,
         ahead: &mut BTreeMap<u32, Option<Frame>>,
@@ -345,13 +351,11 @@ impl Cursor {
             return false;
         }
         let mut arrived = VecDeque::new();
-        if outbox.take(&mut arrived).is_some() {
-            return false;
-        }
+        let closing = outbox.take(&mut arrived).is_some();
         for item in arrived {
             *resync |= self.place_now(item, ahead, frames);
         }
-        true
+        !closing
     }
 
     /// Catches up to the inbox's head now.
@@ -579,6 +583,26 @@ mod tests {
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!((seqs, cursor.last), (vec![1, 2, 3], 3));
         assert!(outbox.is_empty());
+    }
+
+    /// A session closed while a gap waits: what arrived in line goes out
+    /// (before the `A999`), what is still out of line is left for `since`.
+    #[tokio::test(start_paused = true)]
+    async fn a_session_closed_while_a_gap_waits_sends_what_is_in_line() {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        cursor.greeted = true;
+        let outbox = Outbox::new(8);
+        outbox.deliver(Command::C2C, Bytes::from("1"), 1).unwrap();
+        outbox.close(jim_router::Close::new(jim_model::CloseCode::Policy, "kicked"));
+        let mut batch: VecDeque<Queued> = [push(3)].into();
+        let mut frames = Vec::new();
+        cursor
+            .order(&mut batch, &mut frames, &router, &outbox)
+            .await
+            .unwrap();
+        let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!((seqs, cursor.last), (vec![1], 1));
     }
 
     /// A replay after `recovered: false` passes what is gone.

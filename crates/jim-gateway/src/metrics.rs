@@ -317,6 +317,14 @@ impl Metrics {
         )
     }
 
+    /// Folds histogram samples into their summaries every
+    /// [`jim_service::UPKEEP_PERIOD`] until `stop`: they wait for a scrape
+    /// otherwise, and with nobody scraping they pile up without end. A
+    /// started gateway runs it.
+    pub async fn keep_up(&self, stop: &tokio_util::sync::CancellationToken) {
+        self.registry.keep_up(jim_service::UPKEEP_PERIOD, stop).await;
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

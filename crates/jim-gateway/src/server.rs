@@ -152,6 +152,10 @@ impl<R: Router + Clone> Gateway<R> {
         shared.tasks.spawn(async move {
             crate::alarms::sweep(sweeping.router.hub(), &sweeping.alarms, &sweeping.shutdown).await;
         });
+        let upkeep = Arc::clone(&shared);
+        shared
+            .tasks
+            .spawn(async move { upkeep.metrics.keep_up(&upkeep.shutdown).await });
         if let Some(refresh) = shared.auth.key_refresh(shared.shutdown.clone()) {
             shared.tasks.spawn(refresh);
         }

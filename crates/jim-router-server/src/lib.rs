@@ -352,6 +352,10 @@ async fn run(config: RouterConfig, args: &Args, logs: &LogFilter) -> Result<(), 
         None => None,
     };
     let tls = server_tls.as_ref().map(|tls| tls.acceptor(&[b"h2"]));
+    // Histogram samples wait for a scrape otherwise: with nobody scraping,
+    // without end.
+    let upkeep = (std::sync::Arc::clone(&metrics.registry), stop.clone());
+    tokio::spawn(async move { upkeep.0.keep_up(jim_service::UPKEEP_PERIOD, &upkeep.1).await });
     let service = router.service();
     let limits = admission::Limits {
         max_connections: config.max_connections,

@@ -50,5 +50,5 @@ pub use cli::explain_cli_error;
 #[cfg(feature = "logging")]
 pub use logging::{LogFilter, Reload, init_logging};
 pub use pid_file::PidFile;
-pub use registry::{Outcomes, Registry};
+pub use registry::{Outcomes, Registry, UPKEEP_PERIOD};
 pub use signals::{Hangups, StopSignals};
