@@ -339,7 +339,9 @@ fn start<R: Router>(
 ) {
     match admitted {
         Ok(slot) => {
-            shared.tasks.spawn(serve(Arc::clone(shared), connection, slot));
+            shared
+                .tasks
+                .spawn(session::serve(Arc::clone(shared), connection, slot));
         }
         Err(refusal) => {
             shared.tasks.spawn(async move {
@@ -382,31 +384,6 @@ fn warn_plaintext(config: &Config) {
             "this listener is reachable from other hosts and NOT encrypted: set tls.cert and tls.key, or put a TLS proxy in front"
         );
     }
-}
-
-/// Runs an admitted connection's session; its slot (the permit itself for
-/// TCP, shared with the HTTP connection for WebSocket) is given back at the
-/// end.
-///
-/// What can be done before the first wait is done here, not in the task:
-/// a task is as large as its future, and its arguments would be carried
-/// beside the session's own state for the connection's whole life.
-pub(crate) fn serve<R: Router>(
-    shared: Arc<Shared<R>>,
-    connection: Connection,
-    slot: impl Send + 'static,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    if shared.shutdown.is_cancelled() {
-        return futures_util::future::Either::Left(std::future::ready(()));
-    }
-    shared.metrics.connections_accepted.increment(1);
-    shared.metrics.connections.increment(1);
-    let session = session::run(Arc::clone(&shared), connection);
-    // Polled where it lies: an `async` block awaiting it would hold it twice.
-    futures_util::future::Either::Right(futures_util::FutureExt::map(session, move |()| {
-        shared.metrics.connections.decrement(1);
-        drop(slot);
-    }))
 }
 
 /// Leaves the routing backend, once sessions are closed.
@@ -544,7 +521,7 @@ mod tests {
         let (stream, peer) = listener.accept().await.unwrap();
         let shared = &gateway.shared;
         let slot = Arc::clone(&shared.connection_slots).try_acquire_owned().unwrap();
-        let session = serve(
+        let session = crate::session::serve(
             Arc::clone(shared),
             jim_transport::tcp::connection(stream, peer, 1024),
             slot,

@@ -19,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::addresses::{AddressSlot, Refusal};
 use crate::listen::{ConnectionSlot, HttpServing, REFUSAL_WRITE, Slot};
 use crate::state::Shared;
-use crate::{Config, server};
+use crate::{Config, session};
 
 pub(crate) async fn accept_ws<R: Router>(
     shared: Arc<Shared<R>>,
@@ -128,7 +128,7 @@ pub(crate) async fn upgrade_here<R: Router>(
     if let Ok(Ok(connection)) = accepted.await {
         shared
             .tasks
-            .spawn(server::serve(Arc::clone(&shared), connection, (permit, address)));
+            .spawn(session::serve(Arc::clone(&shared), connection, (permit, address)));
     }
 }
 
@@ -174,6 +174,6 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
         };
         shared
             .tasks
-            .spawn(server::serve(Arc::clone(&shared), connection, slot));
+            .spawn(session::serve(Arc::clone(&shared), connection, slot));
     }
 }

@@ -39,12 +39,37 @@ mod typing;
 
 use messages::InFlight;
 
+/// Runs an admitted connection's session; its slot (the permit itself for
+/// TCP, shared with the HTTP connection for WebSocket) is given back at the
+/// end.
+///
+/// What can be done before the first wait is done here, not in the task:
+/// a task is as large as its future, and its arguments would be carried
+/// beside the session's own state for the connection's whole life.
+pub(crate) fn serve<R: Router>(
+    shared: Arc<Shared<R>>,
+    connection: Connection,
+    slot: impl Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    if shared.shutdown.is_cancelled() {
+        return futures_util::future::Either::Left(std::future::ready(()));
+    }
+    shared.metrics.connections_accepted.increment(1);
+    shared.metrics.connections.increment(1);
+    let session = run(Arc::clone(&shared), connection);
+    // Polled where it lies: an `async` block awaiting it would hold it twice.
+    futures_util::future::Either::Right(futures_util::FutureExt::map(session, move |()| {
+        shared.metrics.connections.decrement(1);
+        drop(slot);
+    }))
+}
+
 /// Runs a connection from accept to close, in one task: it reads and
 /// handles frames, and writes its outbox (replies and deliveries).
 ///
 /// The session is set up before the future starts, so that the future
 /// holds it once (its arguments and locals would each take room).
-pub(crate) fn run<R: Router>(
+fn run<R: Router>(
     shared: Arc<Shared<R>>,
     connection: Connection,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
