@@ -76,6 +76,7 @@ pub mod cli;
 mod compose;
 mod config;
 mod cursor;
+mod devices;
 mod error;
 mod fanout;
 mod limits;

@@ -90,6 +90,7 @@ impl<R: Router + Clone> Gateway<R> {
                 ids,
                 fanout,
                 typing: crate::typing::TypingGate::default(),
+                devices: crate::devices::Devices::default(),
                 metrics,
                 hooks: jim_hooks::Hooks::default(),
                 verdicts,

@@ -28,6 +28,8 @@ pub(crate) struct Shared<R> {
     pub(crate) fanout: crate::fanout::Fanout,
     /// When each user's typing was last relayed, per conversation.
     pub(crate) typing: crate::typing::TypingGate,
+    /// Device labels, one allocation per label rather than per session.
+    pub(crate) devices: crate::devices::Devices,
     pub(crate) metrics: Metrics,
     /// `[hooks]`: the before-send hook and the events (flushed at shutdown).
     pub(crate) hooks: jim_hooks::Hooks,

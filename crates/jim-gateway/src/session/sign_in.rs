@@ -53,7 +53,7 @@ impl<R: Router> Session<R> {
         let info = SessionInfo {
             id: SessionId(self.shared.ids.next_id().0),
             user: Arc::clone(&identity.user_id),
-            device: request.device.map(Into::into),
+            device: request.device.map(|device| self.shared.devices.label(&device)),
             transport: self.transport,
             node: self.shared.config.node_id,
             since_ms: unix_ms_now(),
