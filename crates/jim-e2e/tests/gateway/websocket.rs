@@ -79,6 +79,40 @@ async fn an_upgrade_request_with_a_long_head_is_answered_too() {
     assert_eq!((reply.cmd, reply.seq), (Command::Pong, 2));
 }
 
+/// A head that never ends is not buffered without end: past what the
+/// gateway reads itself the HTTP server takes it, and answers 431 at its
+/// limit.
+#[tokio::test]
+async fn an_upgrade_request_whose_head_never_ends_gets_431() {
+    let gw = Gw::start().await;
+    let stream = TcpStream::connect(gw.ws).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        let start = HandWs::upgrade_request(gw.ws, "/ws", "");
+        let start = start.trim_end_matches("\r\n");
+        let _ = writer.write_all(format!("{start}\r\nX-Long: ").as_bytes()).await;
+        for _ in 0..2_048 {
+            if writer.write_all(&[b'a'; 1024]).await.is_err() {
+                break;
+            }
+        }
+    });
+    // Until the end, or a reset (the server closes with our bytes unread):
+    // what it wrote before is read first.
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut chunk = [0u8; 1024];
+        while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("an answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    sending.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_message_in_fragments_is_one_frame_and_a_ping_between_them_is_answered() {
     let gw = Gw::start().await;
