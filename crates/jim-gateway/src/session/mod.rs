@@ -366,6 +366,9 @@ impl<R: Router> Session<R> {
                     let mut control_reply = false;
                     // Counted per batch: shared counters are costly per frame.
                     let (mut frames_in, mut bytes_in) = (0u64, 0u64);
+                    // Whether an authenticated session sent a frame: its
+                    // last activity, read once per batch (a clock read).
+                    let mut active = false;
                     // Handle what is already buffered, up to a batch, then write
                     // all the replies at once. What is left stays buffered in
                     // the reader for the next turn.
@@ -374,9 +377,7 @@ impl<R: Router> Session<R> {
                             Ok(Incoming::Frame(frame)) => {
                                 // Before authenticating, it stays the
                                 // connection's start: the auth timeout counts from it.
-                                if self.auth.is_some() {
-                                    self.last_activity = Instant::now();
-                                }
+                                active |= self.auth.is_some();
                                 frames_in += 1;
                                 bytes_in += frame.encoded_len() as u64;
                                 let flow = self.handle(frame, &mut routes, &shared.router).await;
@@ -401,6 +402,9 @@ impl<R: Router> Session<R> {
                     }
                     if routes.len() >= most {
                         full_since.get_or_insert_with(Instant::now);
+                    }
+                    if active {
+                        self.last_activity = Instant::now();
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
