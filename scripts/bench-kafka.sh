@@ -39,6 +39,10 @@ dev = true
 [limits]
 messages_per_sec = 10000000
 message_burst = 10000000
+# No fan-out budgets (as in crates/jim-bench/gateway.toml): a group closed
+# loop would measure the gateway's budget (100,000 recipients/s by default).
+fanout_per_sec = 0
+gateway_fanout_per_sec = 0
 outbox_frames = 65536
 routes_in_flight = ${ROUTES_IN_FLIGHT:-64}
 [inbox]
