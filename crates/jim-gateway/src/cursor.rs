@@ -492,14 +492,21 @@ mod tests {
         (LocalRouter::open(inbox, Vec::new()).await.unwrap(), epoch)
     }
 
+    /// Over `trimmed`'s store: bob's session 7, greeted, with nothing sent
+    /// yet and nothing missed.
+    async fn greeted() -> (LocalRouter, Cursor) {
+        let (router, epoch) = trimmed().await;
+        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        cursor.greeted = true;
+        (router, cursor)
+    }
+
     /// Two routes that raced: the later offset came first, and the store
     /// keeps only the newest entry. The earlier one, right behind in the
     /// same batch, is sent (not passed as lost) and each goes out once.
     #[tokio::test]
     async fn entries_out_of_order_in_a_batch_go_out_in_order_without_the_store() {
-        let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
-        cursor.greeted = true;
+        let (router, mut cursor) = greeted().await;
         let mut batch: VecDeque<Queued> = [push(2), push(1), push(2), Queued::Skip { offset: 3 }].into();
         let mut frames = Vec::new();
         let filled = cursor
@@ -514,9 +521,7 @@ mod tests {
     /// out as it is, the rest is put in order, and nothing is read twice.
     #[tokio::test]
     async fn a_batch_in_line_then_out_of_order_goes_out_in_order() {
-        let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
-        cursor.greeted = true;
+        let (router, mut cursor) = greeted().await;
         let pong = Frame::new(Command::Pong, 9, Bytes::new());
         let mut batch: VecDeque<Queued> = [
             push(1),
@@ -542,9 +547,7 @@ mod tests {
     /// told), it never skips silently.
     #[tokio::test(start_paused = true)]
     async fn a_gap_the_store_no_longer_holds_ends_the_session() {
-        let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
-        cursor.greeted = true;
+        let (router, mut cursor) = greeted().await;
         let mut batch: VecDeque<Queued> = [push(3)].into();
         let error = cursor
             .order(&mut batch, &mut Vec::new(), &router, &Outbox::new(8))
@@ -561,9 +564,7 @@ mod tests {
     /// fills it, in order, and the session goes on.
     #[tokio::test(start_paused = true)]
     async fn a_gap_the_store_has_trimmed_is_filled_by_what_arrives_meanwhile() {
-        let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
-        cursor.greeted = true;
+        let (router, mut cursor) = greeted().await;
         let outbox = std::sync::Arc::new(Outbox::new(8));
         let late = {
             let outbox = std::sync::Arc::clone(&outbox);
@@ -589,9 +590,7 @@ mod tests {
     /// (before the `A999`), what is still out of line is left for `since`.
     #[tokio::test(start_paused = true)]
     async fn a_session_closed_while_a_gap_waits_sends_what_is_in_line() {
-        let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
-        cursor.greeted = true;
+        let (router, mut cursor) = greeted().await;
         let outbox = Outbox::new(8);
         outbox.deliver(Command::C2C, Bytes::from("1"), 1).unwrap();
         outbox.close(jim_router::Close::new(jim_model::CloseCode::Policy, "kicked"));

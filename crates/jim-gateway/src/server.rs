@@ -508,18 +508,30 @@ impl RunningGateway {
 mod tests {
     use super::*;
 
+    /// A development gateway, and a TCP connection accepted for it: the
+    /// client's end (kept open), the gateway's, and the client's address.
+    async fn accepted() -> (
+        Gateway<jim_router::LocalRouter>,
+        tokio::net::TcpStream,
+        tokio::net::TcpStream,
+        std::net::SocketAddr,
+    ) {
+        let gateway = Gateway::new(Config::ephemeral_dev(), jim_router::LocalRouter::new()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        (gateway, client, stream, peer)
+    }
+
     /// tokio rounds a task up to 128 B, around its future and ~100 B of its
     /// own (header, scheduler, id, join waker, list links): a session's
     /// future of at most 400 B makes a 512-byte task, what every idle
     /// connection holds. This fails when a change takes it over.
     #[tokio::test]
     async fn an_idle_session_fits_a_512_byte_task() {
-        let gateway = Gateway::new(Config::ephemeral_dev(), jim_router::LocalRouter::new()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, peer) = listener.accept().await.unwrap();
+        let (gateway, _client, stream, peer) = accepted().await;
         let shared = &gateway.shared;
         let slot = Arc::clone(&shared.connection_slots).try_acquire_owned().unwrap();
         let session = crate::session::serve(
@@ -539,12 +551,7 @@ mod tests {
     /// server's state for other requests is boxed out of it.
     #[tokio::test]
     async fn a_websocket_upgrades_task_stays_under_1_kib() {
-        let gateway = Gateway::new(Config::ephemeral_dev(), jim_router::LocalRouter::new()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, peer) = listener.accept().await.unwrap();
+        let (gateway, _client, stream, peer) = accepted().await;
         let shared = &gateway.shared;
         let permit = Arc::clone(&shared.connection_slots).try_acquire_owned().unwrap();
         let serving = shared.http_serving(axum::Router::new());
