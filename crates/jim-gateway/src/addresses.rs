@@ -126,8 +126,13 @@ impl Addresses {
         client
     }
 
-    /// A place for one more connection from `client`, or why not.
+    /// A place for one more connection from `client`, or why not (the
+    /// refusal counted).
     pub(crate) fn admit(self: &Arc<Self>, client: IpAddr) -> Result<Option<AddressSlot>, Refusal> {
+        self.place(client).inspect_err(|refusal| self.refused(*refusal))
+    }
+
+    fn place(self: &Arc<Self>, client: IpAddr) -> Result<Option<AddressSlot>, Refusal> {
         if self.per_address == 0 && self.per_sec == 0 {
             return Ok(None);
         }

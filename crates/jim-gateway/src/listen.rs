@@ -27,9 +27,7 @@ fn admit_forwarded(addresses: &Arc<Addresses>, slot: &Slot, client: SocketAddr) 
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if address.is_none() {
-        *address = addresses
-            .admit(client.ip())
-            .inspect_err(|refusal| addresses.refused(*refusal))?;
+        *address = addresses.admit(client.ip())?;
     }
     Ok(())
 }

@@ -324,10 +324,7 @@ fn admission<R>(
     client: SocketAddr,
 ) -> Result<(OwnedSemaphorePermit, Option<AddressSlot>), Refusal> {
     let slot = slot.ok_or(Refusal::MaxConnections)?;
-    let address = shared
-        .addresses
-        .admit(client.ip())
-        .inspect_err(|refusal| shared.addresses.refused(*refusal))?;
+    let address = shared.addresses.admit(client.ip())?;
     Ok((slot, address))
 }
 

@@ -35,11 +35,7 @@ pub(crate) async fn accept_ws<R: Router>(
         let admitted = match shared.slot() {
             None => Err(Refusal::MaxConnections),
             Some(permit) if trusted => Ok((permit, None)),
-            Some(permit) => shared
-                .addresses
-                .admit(peer.ip())
-                .inspect_err(|refusal| shared.addresses.refused(*refusal))
-                .map(|address| (permit, address)),
+            Some(permit) => shared.addresses.admit(peer.ip()).map(|address| (permit, address)),
         };
         match admitted {
             Ok((permit, address)) if serving.tls.is_none() => {
@@ -109,7 +105,6 @@ pub(crate) async fn upgrade_here<R: Router>(
         match shared.addresses.admit(client.ip()) {
             Ok(address) => (client, address),
             Err(refusal) => {
-                shared.addresses.refused(refusal);
                 Box::pin(serving.refuse(stream, peer, refusal)).await;
                 return;
             }
