@@ -13,7 +13,8 @@ set +e
 # --no-fail-fast: every test binary runs, so the closing count is the whole story.
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
-# The SDK's tests start target/debug/jim-gateway and target/debug/web, which cargo test built.
+# The SDK's tests start jim-gateway and web from debug/ in cargo's target
+# directory (CARGO_TARGET_DIR, or target/), which cargo test built.
 npm --prefix clients/typescript test 2>&1 | tee target/test-typescript.log
 sdk_status=${PIPESTATUS[0]}
 set -e

@@ -12,10 +12,15 @@ export { within };
 /** The repository's root (this file is clients/typescript/build/test/integration/gateway.js). */
 export const REPO = resolve(fileURLToPath(import.meta.url), "../../../../../..");
 
-/** A binary of the workspace: `JIM_<NAME>_BIN`, else target/debug (built by `cargo test`). */
+/**
+ * A binary of the workspace: `JIM_<NAME>_BIN`, else debug/ in cargo's target
+ * directory (`CARGO_TARGET_DIR`, relative to the repository, or target/),
+ * where `cargo test` built it.
+ */
 export function binary(name: string): string {
   const env = process.env[`JIM_${name.toUpperCase().replace(/-/g, "_")}_BIN`];
-  const path = env ?? join(REPO, "target", "debug", name);
+  const targetDir = resolve(REPO, process.env.CARGO_TARGET_DIR ?? "target");
+  const path = env ?? join(targetDir, "debug", name);
   if (!existsSync(path)) {
     throw new Error(`${path} is missing: build it first (cargo build -p jim-gateway -p jim-examples), or set JIM_${name.toUpperCase().replace(/-/g, "_")}_BIN`);
   }
