@@ -12,13 +12,18 @@
 //! route that raced another can be further behind than the inbox keeps
 //! (a group of thousands, each member's inbox a thousand entries deep in
 //! a second) and still be on its way to this session.
+//!
+//! A read the backend cannot answer is retried for a while too: a router
+//! restarting (or a store failing over) would otherwise end every session
+//! that happened to read, and have all their clients reconnect at once.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jim_protocol::{Command, Frame};
-use jim_router::{Outbox, Queued, Router, RouterError};
+use jim_router::{InboxRead, InboxState, Outbox, Queued, Refusal, Router, RouterError};
 use tokio::time::Instant;
 
 /// Entries read from the store at a time.
@@ -27,6 +32,15 @@ const READ_CHUNK: usize = 256;
 /// How long a gap the store has trimmed waits for its entry to arrive
 /// live before the session ends (it fell behind retention).
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a store read the backend could not answer is retried before
+/// the session ends (with 1011): a router's restart, a store's failover.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+
+/// The first pause between two tries of a read, doubled up to
+/// [`STORE_RETRY_MAX_PAUSE`].
+const STORE_RETRY_PAUSE: Duration = Duration::from_millis(20);
+const STORE_RETRY_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// What a fill from the store sent, and the first entry the store no
 /// longer held, where it stopped.
@@ -173,7 +187,9 @@ impl Cursor {
                         } else {
                             Holes::Skipped
                         };
-                        replayed += self.fill_all(self.replay_to, holes, frames, router).await?;
+                        replayed += self
+                            .fill_all(self.replay_to, holes, frames, router, outbox)
+                            .await?;
                         for item in std::mem::take(&mut held) {
                             replayed += self.place(item, &mut ahead, frames, router, outbox).await?;
                         }
@@ -189,7 +205,7 @@ impl Cursor {
             // (the client resumes). Only the epoch: filling up to the head
             // now would send entries still on their way, whose live copies
             // would then look stale in turn.
-            if let Some(state) = router.inbox_state(&self.user).await? {
+            if let Some(state) = self.inbox_state(router, outbox).await? {
                 self.check_epoch(&state.epoch)?;
             }
         }
@@ -233,7 +249,7 @@ impl Cursor {
     ) -> Result<usize, RouterError> {
         if self.place_now(item, ahead, frames) {
             let settled = self.settle(ahead, frames, router, outbox).await?;
-            return Ok(settled + self.resync(frames, router).await?);
+            return Ok(settled + self.resync(frames, router, outbox).await?);
         }
         Ok(0)
     }
@@ -321,7 +337,9 @@ impl Cursor {
                 }
                 return Err(behind_retention(hole));
             }
-            let fill = self.fill(next - 1, Holes::Refused, frames, router).await?;
+            let fill = self
+                .fill(next - 1, Holes::Refused, frames, router, outbox)
+                .await?;
             filled += fill.sent;
             if let Some(hole) = fill.trimmed {
                 let until = awaited.map_or_else(|| Instant::now() + IN_FLIGHT_WAIT, |(_, until)| until);
@@ -331,7 +349,7 @@ impl Cursor {
             self.release(ahead, frames);
         }
         if resync {
-            filled += self.resync(frames, router).await?;
+            filled += self.resync(frames, router, outbox).await?;
         }
         Ok(filled)
     }
@@ -359,12 +377,38 @@ impl Cursor {
     }
 
     /// Catches up to the inbox's head now.
-    async fn resync<R: Router>(&mut self, frames: &mut Vec<Frame>, router: &R) -> Result<usize, RouterError> {
-        let Some(state) = router.inbox_state(&self.user).await? else {
+    async fn resync<R: Router>(
+        &mut self,
+        frames: &mut Vec<Frame>,
+        router: &R,
+        outbox: &Outbox,
+    ) -> Result<usize, RouterError> {
+        let Some(state) = self.inbox_state(router, outbox).await? else {
             return Ok(0);
         };
         self.check_epoch(&state.epoch)?;
-        self.fill_all(state.head, Holes::Refused, frames, router).await
+        self.fill_all(state.head, Holes::Refused, frames, router, outbox)
+            .await
+    }
+
+    /// Where the inbox stands, retried as [`retried`] says.
+    async fn inbox_state<R: Router>(
+        &self,
+        router: &R,
+        outbox: &Outbox,
+    ) -> Result<Option<InboxState>, RouterError> {
+        retried(outbox, || router.inbox_state(&self.user)).await
+    }
+
+    /// Up to `want` entries after `after`, retried as [`retried`] says.
+    async fn read<R: Router>(
+        &self,
+        router: &R,
+        outbox: &Outbox,
+        after: u32,
+        want: usize,
+    ) -> Result<InboxRead, RouterError> {
+        retried(outbox, || router.read_inbox(&self.user, after, want)).await
     }
 
     fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
@@ -387,8 +431,9 @@ impl Cursor {
         holes: Holes,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<usize, RouterError> {
-        let filled = self.fill(upto, holes, frames, router).await?;
+        let filled = self.fill(upto, holes, frames, router, outbox).await?;
         match filled.trimmed {
             Some(trimmed) => Err(behind_retention(trimmed)),
             None => Ok(filled.sent),
@@ -405,11 +450,12 @@ impl Cursor {
         holes: Holes,
         frames: &mut Vec<Frame>,
         router: &R,
+        outbox: &Outbox,
     ) -> Result<Filled, RouterError> {
         let mut sent = 0;
         while self.last < upto {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
-            let read = router.read_inbox(&self.user, self.last, want).await?;
+            let read = self.read(router, outbox, self.last, want).await?;
             self.check_epoch(&read.epoch)?;
             let first = read.entries.first().map_or(upto.saturating_add(1), |e| e.offset);
             if first != self.last.wrapping_add(1) && holes == Holes::Refused {
@@ -435,6 +481,33 @@ impl Cursor {
             self.last = newest.min(upto);
         }
         Ok(Filled { sent, trimmed: None })
+    }
+}
+
+/// `read()`'s answer; a refusal of the `Unavailable` kind (the backend
+/// unreachable, the store failing) is tried again, with pauses doubling
+/// from [`STORE_RETRY_PAUSE`], for up to [`STORE_RETRY`], unless the
+/// session is closing meanwhile.
+async fn retried<T, F, Fut>(outbox: &Outbox, mut read: F) -> Result<T, RouterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RouterError>>,
+{
+    let give_up = Instant::now() + STORE_RETRY;
+    let mut pause = STORE_RETRY_PAUSE;
+    loop {
+        match read().await {
+            Err(e)
+                if e.refusal() == Refusal::Unavailable
+                    && !outbox.is_closing()
+                    && Instant::now() + pause <= give_up =>
+            {
+                tracing::debug!(error = %e, retry_in = ?pause, "an inbox read failed");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(STORE_RETRY_MAX_PAUSE);
+            }
+            answer => return answer,
+        }
     }
 }
 
@@ -618,5 +691,76 @@ mod tests {
             .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, vec![1, 3], "the greeting's seq, then the one entry left");
+    }
+
+    fn unreachable() -> RouterError {
+        RouterError::Unavailable {
+            reason: "router: transport error".into(),
+        }
+    }
+
+    /// A read that fails `failures` times, then answers 7; and its tries.
+    fn failing(
+        failures: usize,
+    ) -> (
+        std::cell::Cell<usize>,
+        impl Fn(&std::cell::Cell<usize>) -> Result<u32, RouterError>,
+    ) {
+        let answer = move |tries: &std::cell::Cell<usize>| {
+            tries.set(tries.get() + 1);
+            if tries.get() > failures {
+                Ok(7)
+            } else {
+                Err(unreachable())
+            }
+        };
+        (std::cell::Cell::new(0), answer)
+    }
+
+    /// A router restarting: the reads it cannot answer are tried again,
+    /// with pauses doubling, and the session goes on once it answers.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_the_backend_could_not_answer_is_tried_again_until_it_answers() {
+        let (tries, answer) = failing(3);
+        let started = Instant::now();
+        let read = retried(&Outbox::new(8), || std::future::ready(answer(&tries))).await;
+        assert_eq!((read, tries.get()), (Ok(7), 4));
+        assert_eq!(started.elapsed(), Duration::from_millis(20 + 40 + 80));
+    }
+
+    /// A backend down for longer than the retry window: the session ends
+    /// with the backend's error once the window has passed.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_failing_past_the_retry_window_ends_with_its_error() {
+        let (tries, answer) = failing(usize::MAX);
+        let started = Instant::now();
+        let read = retried(&Outbox::new(8), || std::future::ready(answer(&tries))).await;
+        assert_eq!(read, Err(unreachable()));
+        assert!(tries.get() > 5, "tried {} times", tries.get());
+        let waited = started.elapsed();
+        assert!(
+            waited <= STORE_RETRY && waited > STORE_RETRY - STORE_RETRY_MAX_PAUSE,
+            "gave up after {waited:?}"
+        );
+    }
+
+    /// A closing session does not wait for the backend; nor is a refusal
+    /// that is not about availability tried again.
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_session_or_a_refusal_is_not_retried() {
+        let outbox = Outbox::new(8);
+        outbox.close(jim_router::Close::new(jim_model::CloseCode::Policy, "kicked"));
+        let (tries, answer) = failing(1);
+        let read = retried(&outbox, || std::future::ready(answer(&tries))).await;
+        assert_eq!((read, tries.get()), (Err(unreachable()), 1));
+
+        let invalid = || RouterError::Invalid { reason: "no".into() };
+        let tries = std::cell::Cell::new(0);
+        let read: Result<u32, _> = retried(&Outbox::new(8), || {
+            tries.set(tries.get() + 1);
+            std::future::ready(Err(invalid()))
+        })
+        .await;
+        assert_eq!((read, tries.get()), (Err(invalid()), 1));
     }
 }

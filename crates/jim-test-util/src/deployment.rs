@@ -2,6 +2,7 @@
 //! see it: where it listens, and presence as it reports it.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -208,22 +209,35 @@ pub async fn pipelined_as(
 /// Collects the message ids delivered to a client, until dropped.
 pub struct Deliveries {
     ids: tokio::sync::watch::Receiver<Vec<String>>,
+    /// The frames other than deliveries and how the connection ended, once
+    /// it did: why a fault test saw fewer deliveries than it waited for.
+    ended: Arc<Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Deliveries {
     pub fn collect(mut raw: Raw) -> Deliveries {
         let (tx, ids) = tokio::sync::watch::channel(Vec::new());
+        let ended = Arc::new(Mutex::new(None));
+        let record = Arc::clone(&ended);
         let task = tokio::spawn(async move {
-            while let Ok(frame) = raw.next_inner().await {
-                if crate::is_delivery(&frame) {
-                    let body = crate::json(&frame);
-                    let id = body["data"]["message_id"].as_str().unwrap().to_owned();
-                    tx.send_modify(|ids| ids.push(id));
+            let mut others = Vec::new();
+            let end = loop {
+                match raw.next_inner().await {
+                    Ok(frame) if crate::is_delivery(&frame) => {
+                        let body = crate::json(&frame);
+                        let id = body["data"]["message_id"].as_str().unwrap().to_owned();
+                        tx.send_modify(|ids| ids.push(id));
+                    }
+                    Ok(frame) => {
+                        others.push(format!("{} {}", frame.cmd, String::from_utf8_lossy(&frame.body)))
+                    }
+                    Err(end) => break end,
                 }
-            }
+            };
+            *record.lock().unwrap() = Some(format!("{end:?} after {others:?}"));
         });
-        Deliveries { ids, task }
+        Deliveries { ids, ended, task }
     }
 
     /// Waits until at least `count` messages were delivered.
@@ -244,6 +258,9 @@ impl Deliveries {
             acked.iter().all(|id| have.contains(id))
         };
         let _ = tokio::time::timeout(within, ids.wait_for(all_in)).await;
+        if let Some(ended) = self.ended.lock().unwrap().as_ref() {
+            eprintln!("the collecting connection ended: {ended}");
+        }
         ids.borrow().clone()
     }
 }
