@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jim_protocol::{Command, Frame};
-use jim_router::{InboxRead, InboxState, Outbox, Queued, Refusal, Router, RouterError};
+use jim_router::{InboxState, Outbox, Queued, Refusal, Router, RouterError};
 use tokio::time::Instant;
 
 /// Entries read from the store at a time.
@@ -47,6 +47,17 @@ const STORE_RETRY_MAX_PAUSE: Duration = Duration::from_millis(500);
 struct Filled {
     sent: usize,
     trimmed: Option<u32>,
+}
+
+impl Filled {
+    /// What was sent, where an entry the store no longer held ends the
+    /// session (a fill with `Holes::Refused` that had to stop).
+    fn all(self) -> Result<usize, RouterError> {
+        match self.trimmed {
+            Some(trimmed) => Err(behind_retention(trimmed)),
+            None => Ok(self.sent),
+        }
+    }
 }
 
 /// Whether a fill may pass over entries the store no longer holds.
@@ -188,8 +199,9 @@ impl Cursor {
                             Holes::Skipped
                         };
                         replayed += self
-                            .fill_all(self.replay_to, holes, frames, router, outbox)
-                            .await?;
+                            .fill(self.replay_to, holes, frames, router, outbox)
+                            .await?
+                            .all()?;
                         for item in std::mem::take(&mut held) {
                             replayed += self.place(item, &mut ahead, frames, router, outbox).await?;
                         }
@@ -387,8 +399,9 @@ impl Cursor {
             return Ok(0);
         };
         self.check_epoch(&state.epoch)?;
-        self.fill_all(state.head, Holes::Refused, frames, router, outbox)
-            .await
+        self.fill(state.head, Holes::Refused, frames, router, outbox)
+            .await?
+            .all()
     }
 
     /// Where the inbox stands, retried as [`retried`] says.
@@ -398,17 +411,6 @@ impl Cursor {
         outbox: &Outbox,
     ) -> Result<Option<InboxState>, RouterError> {
         retried(outbox, || router.inbox_state(&self.user)).await
-    }
-
-    /// Up to `want` entries after `after`, retried as [`retried`] says.
-    async fn read<R: Router>(
-        &self,
-        router: &R,
-        outbox: &Outbox,
-        after: u32,
-        want: usize,
-    ) -> Result<InboxRead, RouterError> {
-        retried(outbox, || router.read_inbox(&self.user, after, want)).await
     }
 
     fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
@@ -421,23 +423,6 @@ impl Cursor {
                 self.epoch
             ),
         })
-    }
-
-    /// [`fill`](Self::fill), where an entry the store no longer holds
-    /// ends the session (with `Holes::Refused`).
-    async fn fill_all<R: Router>(
-        &mut self,
-        upto: u32,
-        holes: Holes,
-        frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
-    ) -> Result<usize, RouterError> {
-        let filled = self.fill(upto, holes, frames, router, outbox).await?;
-        match filled.trimmed {
-            Some(trimmed) => Err(behind_retention(trimmed)),
-            None => Ok(filled.sent),
-        }
     }
 
     /// Sends the store's entries after `last` up to `upto`. Entries the
@@ -455,7 +440,8 @@ impl Cursor {
         let mut sent = 0;
         while self.last < upto {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
-            let read = self.read(router, outbox, self.last, want).await?;
+            let after = self.last;
+            let read = retried(outbox, || router.read_inbox(&self.user, after, want)).await?;
             self.check_epoch(&read.epoch)?;
             let first = read.entries.first().map_or(upto.saturating_add(1), |e| e.offset);
             if first != self.last.wrapping_add(1) && holes == Holes::Refused {
