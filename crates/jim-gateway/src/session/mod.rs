@@ -33,113 +33,164 @@ const MAX_BATCH: usize = 64;
 
 mod history;
 mod messages;
+mod parked;
 mod receipts;
 mod sign_in;
 mod typing;
 
 use messages::InFlight;
 
-/// Runs an admitted connection's session; its slot (the permit itself for
-/// TCP, shared with the HTTP connection for WebSocket) is given back at the
-/// end.
-///
-/// What can be done before the first wait is done here, not in the task:
-/// a task is as large as its future, and its arguments would be carried
-/// beside the session's own state for the connection's whole life.
-pub(crate) fn serve<R: Router>(
-    shared: Arc<Shared<R>>,
-    connection: Connection,
-    slot: impl Send + 'static,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+/// Starts an admitted connection's session, on a task of its own; its
+/// slot (the permit itself for TCP, shared with the HTTP connection for
+/// WebSocket) is given back at the end.
+pub(crate) fn serve<R: Router, S: Send + 'static>(shared: Arc<Shared<R>>, connection: Connection, slot: S) {
     if shared.shutdown.is_cancelled() {
-        return futures_util::future::Either::Left(std::future::ready(()));
+        return;
     }
     shared.metrics.connections_accepted.increment(1);
     shared.metrics.connections.increment(1);
-    let session = run(Arc::clone(&shared), connection);
-    // Polled where it lies: an `async` block awaiting it would hold it twice.
-    futures_util::future::Either::Right(futures_util::FutureExt::map(session, move |()| {
-        shared.metrics.connections.decrement(1);
-        drop(slot);
-    }))
+    let runtime = shared.runtime.get_or_init(tokio::runtime::Handle::current);
+    // Boxed: tokio aligns a task to 128 B, and glibc's malloc carves every
+    // such allocation anew (it cannot reuse a freed one for it), so the
+    // tasks of sessions that parked would leave holes as large as their
+    // records save. A boxed future is an ordinary allocation, which the
+    // next session's reuses; its task is 128 B.
+    runtime.spawn(Box::pin(turns(Live::new(&shared, connection, slot), false)));
 }
 
-/// Runs a connection from accept to close, in one task: it reads and
-/// handles frames, and writes its outbox (replies and deliveries).
-///
-/// The session is set up before the future starts, so that the future
-/// holds it once (its arguments and locals would each take room).
-fn run<R: Router>(
-    shared: Arc<Shared<R>>,
-    connection: Connection,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let Connection {
-        mut reader,
-        writer,
-        kind,
-        peer,
-    } = connection;
-    // One span per connection: whatever the session logs names the peer,
-    // and the session and user once authenticated. Entered only to log (and
-    // around attach and detach): entering it at every poll of the session
-    // would cost every message (~150 instructions, by callgrind).
-    let span = tracing::info_span!(
-        "session",
-        %peer,
-        transport = kind.as_str(),
-        id = tracing::field::Empty,
-        user = tracing::field::Empty,
-        device = tracing::field::Empty,
-    );
-    // Boxed, and only when enabled: 32 B less in every session's task.
-    let span = (!span.is_disabled()).then(|| Box::new(span));
-    let outbox = Arc::new(Outbox::new(shared.config.limits.outbox_frames));
-    let mut out = WriteSide::new(writer);
+/// A connection's session between its turns: what its task drives, and
+/// what a parked session's record keeps while it has no task.
+struct Live<R, S> {
+    session: Session<R>,
+    reader: FrameReader,
+    out: WriteSide,
+    /// Its places under the connection limits, given back at the end.
+    slot: S,
+    /// Counts it among the gateway's tasks while it has none: shutdown
+    /// waits for it.
+    _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+}
 
-    let mut session = Session {
-        rate: RateLimit::new(
-            shared.config.limits.messages_per_sec,
-            shared.config.limits.message_burst,
-            Instant::now(),
-        ),
-        shared: Arc::clone(&shared),
-        outbox: Arc::clone(&outbox),
-        transport: kind,
-        auth: None,
-        follow: None,
-        last_activity: Instant::now(),
-        hook_turn: None,
-        span,
-    };
-    // The session's whole life, written out here rather than in methods
-    // of their own: each `async fn` would keep its own copies of its
-    // arguments in every idle session's task.
-    //
-    // A busy session is driven; a quiet one parks (right after logging in,
-    // and after `session.park_after_ms` with nothing to do: most
-    // connections of a chat service are idle most of the time, and a busy
-    // one never parks). Checking costs a wake-up per period, which is why
-    // the default is long: at 100 ms, 1,000 sessions sending 2 messages a
-    // second each cost 50% more CPU per message. The driving state
-    // (timers, the messages in flight, a read, a write) is boxed while it
-    // lives, so that an idle session's task holds only what waits.
-    async move {
-        let mut woken_by = None;
-        let reason = loop {
-            match Box::pin(session.drive(&mut reader, &mut out, woken_by.take())).await {
-                Driven::Closed(reason) => break reason,
-                Driven::Quiet => {}
-            }
-            out.shrink();
-            if session.park() {
-                woken_by = std::future::poll_fn(|cx| session.poll_parked(&mut reader, cx)).await;
-                session.unpark();
-            }
+impl<R: Router, S: Send + 'static> Live<R, S> {
+    /// The session is set up here, before its task starts: a task is as
+    /// large as its future, and the arguments and locals of a future that
+    /// set it up would each take room.
+    fn new(shared: &Arc<Shared<R>>, connection: Connection, slot: S) -> Self {
+        let Connection {
+            reader,
+            writer,
+            kind,
+            peer,
+        } = connection;
+        // One span per connection: whatever the session logs names the peer,
+        // and the session and user once authenticated. Entered only to log (and
+        // around attach and detach): entering it at every poll of the session
+        // would cost every message (~150 instructions, by callgrind).
+        let span = tracing::info_span!(
+            "session",
+            %peer,
+            transport = kind.as_str(),
+            id = tracing::field::Empty,
+            user = tracing::field::Empty,
+            device = tracing::field::Empty,
+        );
+        // Boxed, and only when enabled: 32 B less in every session.
+        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let session = Session {
+            rate: RateLimit::new(
+                shared.config.limits.messages_per_sec,
+                shared.config.limits.message_burst,
+                Instant::now(),
+            ),
+            shared: Arc::clone(shared),
+            outbox: Arc::new(Outbox::new(shared.config.limits.outbox_frames)),
+            transport: kind,
+            auth: None,
+            follow: None,
+            last_activity: Instant::now(),
+            hook_turn: None,
+            span,
         };
-        // Once per connection, and boxed: a task is as large as its largest
-        // state, and every idle session's task would carry the close's.
-        Box::pin(end(session, reader, out, reason)).await;
+        Live {
+            session,
+            reader,
+            out: WriteSide::new(writer),
+            slot,
+            _tracked: shared.tasks.token(),
+        }
     }
+}
+
+impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
+    type Woken = Box<Read>;
+
+    fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<Option<Box<Read>>> {
+        self.session.poll_parked(&mut self.reader, cx)
+    }
+
+    /// A task of its own again: it looks first (see [`turns`]).
+    fn resume(self) {
+        let shared = Arc::clone(&self.session.shared);
+        if let Some(runtime) = shared.runtime.get() {
+            runtime.spawn(Box::pin(turns(self, true)));
+        }
+    }
+}
+
+/// Drives a session from accept (or from a parked wait) until it parks or
+/// closes.
+///
+/// A busy session is driven; a quiet one parks (right after logging in,
+/// and after `session.park_after_ms` with nothing to do: most connections
+/// of a chat service are idle most of the time, and a busy one never
+/// parks). Checking costs a wake-up per period, which is why the default
+/// is long: at 100 ms, 1,000 sessions sending 2 messages a second each
+/// cost 50% more CPU per message. The driving state (timers, the messages
+/// in flight, a read, a write) is boxed while it lives.
+///
+/// A parked session has no task: its record (`parked.rs`) is woken by
+/// its socket or its outbox, and starts this again with `parked` set. It
+/// looks before it drives, and parks again if nothing is there: a wake can
+/// be for nothing (the readiness of bytes it already read, most often
+/// right after it logged in), and a session driven for nothing would keep
+/// a task for `session.park_after_ms`.
+async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, mut parked: bool) {
+    let mut woken_by = None;
+    let reason = loop {
+        if parked {
+            match parked::park(live) {
+                parked::Parking::Parked => return,
+                parked::Parking::Resumed(resumed, read) => {
+                    live = resumed;
+                    woken_by = read;
+                    live.session.unpark();
+                }
+            }
+        }
+        match Box::pin(
+            live.session
+                .drive(&mut live.reader, &mut live.out, woken_by.take()),
+        )
+        .await
+        {
+            Driven::Closed(reason) => break reason,
+            Driven::Quiet => {}
+        }
+        live.out.shrink();
+        parked = live.session.park();
+    };
+    let Live {
+        session,
+        reader,
+        out,
+        slot,
+        _tracked,
+    } = live;
+    let shared = Arc::clone(&session.shared);
+    // Once per connection, and boxed: the close's state is large.
+    Box::pin(end(session, reader, out, reason)).await;
+    shared.metrics.connections.decrement(1);
+    drop(slot);
 }
 
 /// Closes a session that has stopped: says goodbye, leaves the backend,
