@@ -149,13 +149,27 @@ impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
 /// in flight, a read, a write) is boxed while it lives.
 ///
 /// A parked session has no task: its record (`parked.rs`) is woken by
-/// its socket or its outbox, and starts this again with `parked` set. It
+/// its socket or its outbox, and starts this again with `woken` set. It
 /// looks before it drives, and parks again if nothing is there: a wake can
 /// be for nothing (the readiness of bytes it already read, most often
 /// right after it logged in), and a session driven for nothing would keep
 /// a task for `session.park_after_ms`.
-async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, mut parked: bool) {
+async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, woken: bool) {
     let mut woken_by = None;
+    let mut parked = false;
+    if woken {
+        // Looked at with this task's waker first: most wakes are for
+        // something, and then no record is made to find it.
+        let looked =
+            std::future::poll_fn(|cx| Poll::Ready(live.session.poll_parked(&mut live.reader, cx))).await;
+        match looked {
+            Poll::Ready(read) => {
+                woken_by = read;
+                live.session.unpark();
+            }
+            Poll::Pending => parked = true,
+        }
+    }
     let reason = loop {
         if parked {
             match parked::park(live) {
