@@ -49,13 +49,8 @@ pub(crate) fn serve<R: Router, S: Send + 'static>(shared: Arc<Shared<R>>, connec
     }
     shared.metrics.connections_accepted.increment(1);
     shared.metrics.connections.increment(1);
-    let runtime = shared.runtime.get_or_init(tokio::runtime::Handle::current);
-    // Boxed: tokio aligns a task to 128 B, and glibc's malloc carves every
-    // such allocation anew (it cannot reuse a freed one for it), so the
-    // tasks of sessions that parked would leave holes as large as their
-    // records save. A boxed future is an ordinary allocation, which the
-    // next session's reuses; its task is 128 B.
-    runtime.spawn(Box::pin(turns(Live::new(&shared, connection, slot), false)));
+    shared.runtime.get_or_init(tokio::runtime::Handle::current);
+    Live::new(&shared, connection, slot).spawn(false);
 }
 
 /// A connection's session between its turns: what its task drives, and
@@ -119,6 +114,20 @@ impl<R: Router, S: Send + 'static> Live<R, S> {
             _tracked: shared.tasks.token(),
         }
     }
+
+    /// Gives the session a task on the gateway's runtime (set by `serve`),
+    /// to drive it from accept or, `woken`, from its record.
+    fn spawn(self, woken: bool) {
+        let shared = Arc::clone(&self.session.shared);
+        if let Some(runtime) = shared.runtime.get() {
+            // Boxed: tokio aligns a task to 128 B, and glibc's malloc carves
+            // every such allocation anew (it cannot reuse a freed one for
+            // it), so the tasks of sessions that parked would leave holes as
+            // large as their records save. A boxed future is an ordinary
+            // allocation, which the next session's reuses; its task is 128 B.
+            runtime.spawn(Box::pin(turns(self, woken)));
+        }
+    }
 }
 
 impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
@@ -130,10 +139,7 @@ impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
 
     /// A task of its own again: it looks first (see [`turns`]).
     fn resume(self) {
-        let shared = Arc::clone(&self.session.shared);
-        if let Some(runtime) = shared.runtime.get() {
-            runtime.spawn(Box::pin(turns(self, true)));
-        }
+        self.spawn(true);
     }
 }
 
@@ -156,23 +162,25 @@ impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
 /// a task for `session.park_after_ms`.
 async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, woken: bool) {
     let mut woken_by = None;
-    let mut parked = false;
-    if woken {
-        // Looked at with this task's waker first: most wakes are for
-        // something, and then no record is made to find it.
-        let looked =
-            std::future::poll_fn(|cx| Poll::Ready(live.session.poll_parked(&mut live.reader, cx))).await;
-        match looked {
-            Poll::Ready(read) => {
-                woken_by = read;
-                live.session.unpark();
-            }
-            Poll::Pending => parked = true,
-        }
-    }
+    let mut parked = woken;
+    let mut look_first = woken;
     let reason = loop {
         if parked {
-            match parked::park(live) {
+            // Woken from its record, it looks with this task's waker first:
+            // most wakes are for something, and then no record is made to
+            // find it.
+            let parking = if std::mem::take(&mut look_first) {
+                let looked =
+                    std::future::poll_fn(|cx| Poll::Ready(live.session.poll_parked(&mut live.reader, cx)))
+                        .await;
+                match looked {
+                    Poll::Ready(read) => parked::Parking::Resumed(live, read),
+                    Poll::Pending => parked::park(live),
+                }
+            } else {
+                parked::park(live)
+            };
+            match parking {
                 parked::Parking::Parked => return,
                 parked::Parking::Resumed(resumed, read) => {
                     live = resumed;
