@@ -13,9 +13,9 @@ use metrics::Counter;
 use ppp::HeaderResult;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use crate::limits::RateLimit;
+use crate::clock::Clock;
+use crate::limits::{Rate, RateLimit};
 
 /// The longest PROXY v1 line (the protocol's own bound).
 const MOST_V1_HEADER: usize = 107;
@@ -54,6 +54,8 @@ pub(crate) struct Addresses {
     trusted: Vec<IpNet>,
     per_address: usize,
     per_sec: u32,
+    /// What the rates per address are kept on.
+    clock: Clock,
     prefix_v4: u8,
     prefix_v6: u8,
     table: DashMap<IpAddr, AddressState>,
@@ -89,6 +91,7 @@ impl Addresses {
             trusted: config.listen.trusted_proxies.clone(),
             per_address: limits.connections_per_address,
             per_sec: limits.connections_per_address_per_sec,
+            clock: Clock::new(),
             prefix_v4: limits.address_prefix_v4,
             prefix_v6: limits.address_prefix_v6,
             table: DashMap::new(),
@@ -139,13 +142,13 @@ impl Addresses {
         let key = self.key(client);
         let mut state = self.table.entry(key).or_insert_with(|| AddressState {
             open: 0,
-            rate: (self.per_sec > 0).then(|| RateLimit::new(self.per_sec, self.per_sec, Instant::now())),
+            rate: (self.per_sec > 0).then(|| RateLimit::new(self.rate(), self.clock.now())),
         });
         if self.per_address > 0 && state.open >= self.per_address {
             return Err(Refusal::AddressConnections);
         }
         if let Some(rate) = &mut state.rate
-            && !rate.try_take(Instant::now())
+            && !rate.try_take(self.rate(), self.clock.now())
         {
             return Err(Refusal::AddressRate);
         }
@@ -154,6 +157,14 @@ impl Addresses {
             addresses: Arc::clone(self),
             key,
         }))))
+    }
+
+    /// Connections per second from one address, as many at once.
+    fn rate(&self) -> Rate {
+        Rate {
+            per_sec: self.per_sec,
+            burst: self.per_sec,
+        }
     }
 
     /// The address with the bits past its prefix cleared.
@@ -175,7 +186,11 @@ impl Drop for AddressSlot {
             Some(mut state) => {
                 state.open = state.open.saturating_sub(1);
                 // Kept while it is still rate-limited; forgotten after.
-                state.open == 0 && state.rate.as_ref().is_none_or(RateLimit::is_full)
+                state.open == 0
+                    && state
+                        .rate
+                        .as_ref()
+                        .is_none_or(|rate| rate.is_full(addresses.rate(), addresses.clock.now()))
             }
             None => false,
         };

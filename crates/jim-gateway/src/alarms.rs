@@ -13,34 +13,33 @@ use jim_router::{Hub, Outbox};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::SessionTimers;
 
 /// How often the sweeper looks, at most: a parked session's deadline is
 /// kept within this.
 const LONGEST_PERIOD: Duration = Duration::from_secs(1);
 
-/// The gateway's clock for alarms.
+/// When the sweeper looks, and its clock.
 #[derive(Debug)]
 pub(crate) struct Alarms {
-    epoch: Instant,
+    clock: Clock,
     period: Duration,
 }
 
 impl Alarms {
     /// Alarms for sessions configured by `session`: an eighth of the idle
     /// timeout apart, at most a second.
-    pub(crate) fn new(session: &SessionTimers) -> Alarms {
+    pub(crate) fn new(session: &SessionTimers, clock: Clock) -> Alarms {
         Alarms {
-            epoch: Instant::now(),
+            clock,
             period: (session.idle_timeout() / 8).clamp(Duration::from_millis(10), LONGEST_PERIOD),
         }
     }
 
     /// The alarm for `at` (never 0, which means none).
     pub(crate) fn at(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        self.clock.moment(at).as_millis().max(1)
     }
 
     fn now(&self) -> u64 {
@@ -80,17 +79,24 @@ mod tests {
             idle_timeout_ms: 400,
             ..SessionTimers::default()
         };
-        assert_eq!(Alarms::new(&session).period, Duration::from_millis(50));
+        assert_eq!(
+            Alarms::new(&session, Clock::new()).period,
+            Duration::from_millis(50)
+        );
         session.idle_timeout_ms = 1;
-        assert_eq!(Alarms::new(&session).period, Duration::from_millis(10));
+        assert_eq!(
+            Alarms::new(&session, Clock::new()).period,
+            Duration::from_millis(10)
+        );
         session.idle_timeout_ms = 3_600_000;
-        assert_eq!(Alarms::new(&session).period, LONGEST_PERIOD);
+        assert_eq!(Alarms::new(&session, Clock::new()).period, LONGEST_PERIOD);
     }
 
     #[test]
     fn an_alarm_is_never_zero_and_grows_with_time() {
-        let alarms = Alarms::new(&SessionTimers::default());
-        assert_eq!(alarms.at(alarms.epoch), 1);
-        assert_eq!(alarms.at(alarms.epoch + Duration::from_secs(2)), 2_000);
+        let clock = Clock::new();
+        let alarms = Alarms::new(&SessionTimers::default(), clock);
+        assert_eq!(alarms.at(clock.epoch()), 1);
+        assert_eq!(alarms.at(clock.epoch() + Duration::from_secs(2)), 2_000);
     }
 }

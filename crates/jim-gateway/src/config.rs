@@ -370,6 +370,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Each session's message rate.
+    pub(crate) fn message_rate(&self) -> crate::limits::Rate {
+        crate::limits::Rate {
+            per_sec: self.messages_per_sec,
+            burst: self.message_burst,
+        }
+    }
+
     /// The write timeout.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)

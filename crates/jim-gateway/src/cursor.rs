@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jim_protocol::{Command, Frame};
-use jim_router::{InboxState, Outbox, Queued, Refusal, Router, RouterError};
+use jim_router::{InboxState, Outbox, Queued, Refusal, Router, RouterError, SessionId};
 use tokio::time::Instant;
 
 /// Entries read from the store at a time.
@@ -71,11 +71,11 @@ enum Holes {
 
 /// Where a session stands in its inbox.
 #[derive(Debug)]
+///
+/// Whose inbox it is, and where to read it, come with each batch (a
+/// [`Store`]): the session holds them already, and a cursor is kept in
+/// every idle session.
 pub(crate) struct Cursor {
-    /// The user whose inbox it is.
-    user: Arc<str>,
-    /// The session (its own group messages are not sent to it).
-    session: u64,
     /// The inbox's epoch when the session attached.
     epoch: Arc<str>,
     /// The last offset sent or passed.
@@ -93,20 +93,22 @@ pub(crate) struct Cursor {
     stale: bool,
 }
 
+/// Where a cursor reads its inbox: the backend, for whom, and the
+/// session's outbox (what arrives while a gap waits; whether it closes).
+pub(crate) struct Store<'a, R> {
+    pub(crate) router: &'a R,
+    pub(crate) outbox: &'a Outbox,
+    /// The user whose inbox it is.
+    pub(crate) user: &'a str,
+    /// The session (its own group messages are not sent to it).
+    pub(crate) session: SessionId,
+}
+
 impl Cursor {
-    /// A session of `user` that has everything up to `last` and is to be
-    /// sent everything up to `replay_to` after its `B002`.
-    pub(crate) fn new(
-        user: Arc<str>,
-        session: u64,
-        epoch: Arc<str>,
-        last: u32,
-        replay_to: u32,
-        recovered: bool,
-    ) -> Cursor {
+    /// A session that has everything up to `last` and is to be sent
+    /// everything up to `replay_to` after its `B002`.
+    pub(crate) fn new(epoch: Arc<str>, last: u32, replay_to: u32, recovered: bool) -> Cursor {
         Cursor {
-            user,
-            session,
             epoch,
             last,
             replay_to,
@@ -129,15 +131,14 @@ impl Cursor {
         &mut self,
         batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<usize, RouterError> {
         if self.order_in_line(batch, frames) {
             return Ok(0);
         }
         // Boxed: the store's futures would otherwise be part of every
         // session's task, idle or not, though few batches need them.
-        Box::pin(self.order_with_store(batch, frames, router, outbox)).await
+        Box::pin(self.order_with_store(batch, frames, store)).await
     }
 
     /// Moves the front of `batch` into `frames` as long as it is in line
@@ -176,8 +177,7 @@ impl Cursor {
         &mut self,
         batch: &mut VecDeque<Queued>,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<usize, RouterError> {
         let mut replayed = 0;
         let mut held = Vec::new();
@@ -198,26 +198,23 @@ impl Cursor {
                         } else {
                             Holes::Skipped
                         };
-                        replayed += self
-                            .fill(self.replay_to, holes, frames, router, outbox)
-                            .await?
-                            .all()?;
+                        replayed += self.fill(self.replay_to, holes, frames, store).await?.all()?;
                         for item in std::mem::take(&mut held) {
-                            replayed += self.place(item, &mut ahead, frames, router, outbox).await?;
+                            replayed += self.place(item, &mut ahead, frames, store).await?;
                         }
                     }
                 }
                 item if !self.greeted => held.push(item),
-                item => replayed += self.place(item, &mut ahead, frames, router, outbox).await?,
+                item => replayed += self.place(item, &mut ahead, frames, store).await?,
             }
         }
-        replayed += self.settle(&mut ahead, frames, router, outbox).await?;
+        replayed += self.settle(&mut ahead, frames, store).await?;
         if std::mem::take(&mut self.stale) {
             // Is it the same inbox? A changed epoch ends the session here
             // (the client resumes). Only the epoch: filling up to the head
             // now would send entries still on their way, whose live copies
             // would then look stale in turn.
-            if let Some(state) = self.inbox_state(router, outbox).await? {
+            if let Some(state) = self.inbox_state(store).await? {
                 self.check_epoch(&state.epoch)?;
             }
         }
@@ -256,12 +253,11 @@ impl Cursor {
         item: Queued,
         ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<usize, RouterError> {
         if self.place_now(item, ahead, frames) {
-            let settled = self.settle(ahead, frames, router, outbox).await?;
-            return Ok(settled + self.resync(frames, router, outbox).await?);
+            let settled = self.settle(ahead, frames, store).await?;
+            return Ok(settled + self.resync(frames, store).await?);
         }
         Ok(0)
     }
@@ -327,8 +323,7 @@ impl Cursor {
         &mut self,
         ahead: &mut BTreeMap<u32, Option<Frame>>,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<usize, RouterError> {
         let mut filled = 0;
         // The entry the store had trimmed, and until when it is waited for.
@@ -337,21 +332,19 @@ impl Cursor {
         while let Some((&next, _)) = ahead.first_key_value() {
             if let Some((hole, until)) = awaited.filter(|(hole, _)| self.last < *hole) {
                 if self
-                    .take_arriving(ahead, frames, outbox, until, &mut resync)
+                    .take_arriving(ahead, frames, store.outbox, until, &mut resync)
                     .await
                 {
                     continue;
                 }
-                if outbox.is_closing() {
+                if store.outbox.is_closing() {
                     // Closed meanwhile: what is out of line is left for
                     // the client's next `since`, as when closing.
                     break;
                 }
                 return Err(behind_retention(hole));
             }
-            let fill = self
-                .fill(next - 1, Holes::Refused, frames, router, outbox)
-                .await?;
+            let fill = self.fill(next - 1, Holes::Refused, frames, store).await?;
             filled += fill.sent;
             if let Some(hole) = fill.trimmed {
                 let until = awaited.map_or_else(|| Instant::now() + IN_FLIGHT_WAIT, |(_, until)| until);
@@ -361,7 +354,7 @@ impl Cursor {
             self.release(ahead, frames);
         }
         if resync {
-            filled += self.resync(frames, router, outbox).await?;
+            filled += self.resync(frames, store).await?;
         }
         Ok(filled)
     }
@@ -392,25 +385,18 @@ impl Cursor {
     async fn resync<R: Router>(
         &mut self,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<usize, RouterError> {
-        let Some(state) = self.inbox_state(router, outbox).await? else {
+        let Some(state) = self.inbox_state(store).await? else {
             return Ok(0);
         };
         self.check_epoch(&state.epoch)?;
-        self.fill(state.head, Holes::Refused, frames, router, outbox)
-            .await?
-            .all()
+        self.fill(state.head, Holes::Refused, frames, store).await?.all()
     }
 
     /// Where the inbox stands, retried as [`retried`] says.
-    async fn inbox_state<R: Router>(
-        &self,
-        router: &R,
-        outbox: &Outbox,
-    ) -> Result<Option<InboxState>, RouterError> {
-        retried(outbox, || router.inbox_state(&self.user)).await
+    async fn inbox_state<R: Router>(&self, store: &Store<'_, R>) -> Result<Option<InboxState>, RouterError> {
+        retried(store.outbox, || store.router.inbox_state(store.user)).await
     }
 
     fn check_epoch(&self, epoch: &Arc<str>) -> Result<(), RouterError> {
@@ -434,14 +420,13 @@ impl Cursor {
         upto: u32,
         holes: Holes,
         frames: &mut Vec<Frame>,
-        router: &R,
-        outbox: &Outbox,
+        store: &Store<'_, R>,
     ) -> Result<Filled, RouterError> {
         let mut sent = 0;
         while self.last < upto {
             let want = ((upto - self.last) as usize).min(READ_CHUNK);
             let after = self.last;
-            let read = retried(outbox, || router.read_inbox(&self.user, after, want)).await?;
+            let read = retried(store.outbox, || store.router.read_inbox(store.user, after, want)).await?;
             self.check_epoch(&read.epoch)?;
             let first = read.entries.first().map_or(upto.saturating_add(1), |e| e.offset);
             if first != self.last.wrapping_add(1) && holes == Holes::Refused {
@@ -455,7 +440,7 @@ impl Cursor {
                 break;
             };
             for entry in read.entries.into_iter().filter(|e| e.offset <= upto) {
-                if entry.except != Some(self.session) {
+                if entry.except != Some(store.session.0) {
                     frames.push(Frame {
                         cmd: entry.cmd,
                         seq: entry.offset,
@@ -551,11 +536,21 @@ mod tests {
         (LocalRouter::open(inbox, Vec::new()).await.unwrap(), epoch)
     }
 
+    /// Bob's session 7 reading `router`'s store, its outbox `outbox`.
+    fn bobs<'a>(router: &'a LocalRouter, outbox: &'a Outbox) -> Store<'a, LocalRouter> {
+        Store {
+            router,
+            outbox,
+            user: "bob",
+            session: SessionId(7),
+        }
+    }
+
     /// Over `trimmed`'s store: bob's session 7, greeted, with nothing sent
     /// yet and nothing missed.
     async fn greeted() -> (LocalRouter, Cursor) {
         let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 0, true);
+        let mut cursor = Cursor::new(epoch, 0, 0, true);
         cursor.greeted = true;
         (router, cursor)
     }
@@ -569,7 +564,7 @@ mod tests {
         let mut batch: VecDeque<Queued> = [push(2), push(1), push(2), Queued::Skip { offset: 3 }].into();
         let mut frames = Vec::new();
         let filled = cursor
-            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .order(&mut batch, &mut frames, &bobs(&router, &Outbox::new(8)))
             .await
             .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
@@ -593,7 +588,7 @@ mod tests {
         .into();
         let mut frames = Vec::new();
         let filled = cursor
-            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .order(&mut batch, &mut frames, &bobs(&router, &Outbox::new(8)))
             .await
             .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
@@ -609,7 +604,7 @@ mod tests {
         let (router, mut cursor) = greeted().await;
         let mut batch: VecDeque<Queued> = [push(3)].into();
         let error = cursor
-            .order(&mut batch, &mut Vec::new(), &router, &Outbox::new(8))
+            .order(&mut batch, &mut Vec::new(), &bobs(&router, &Outbox::new(8)))
             .await
             .unwrap_err();
         assert!(
@@ -636,7 +631,7 @@ mod tests {
         let mut batch: VecDeque<Queued> = [push(3)].into();
         let mut frames = Vec::new();
         cursor
-            .order(&mut batch, &mut frames, &router, &outbox)
+            .order(&mut batch, &mut frames, &bobs(&router, &outbox))
             .await
             .unwrap();
         late.await.unwrap();
@@ -656,7 +651,7 @@ mod tests {
         let mut batch: VecDeque<Queued> = [push(3)].into();
         let mut frames = Vec::new();
         cursor
-            .order(&mut batch, &mut frames, &router, &outbox)
+            .order(&mut batch, &mut frames, &bobs(&router, &outbox))
             .await
             .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
@@ -667,12 +662,12 @@ mod tests {
     #[tokio::test]
     async fn a_replay_the_client_was_told_is_partial_passes_what_is_gone() {
         let (router, epoch) = trimmed().await;
-        let mut cursor = Cursor::new("bob".into(), 7, epoch, 0, 3, false);
+        let mut cursor = Cursor::new(epoch, 0, 3, false);
         let greeting = Frame::new(Command::AuthOk, 1, Bytes::new());
         let mut batch: VecDeque<Queued> = [Queued::Reply(greeting)].into();
         let mut frames = Vec::new();
         cursor
-            .order(&mut batch, &mut frames, &router, &Outbox::new(8))
+            .order(&mut batch, &mut frames, &bobs(&router, &Outbox::new(8)))
             .await
             .unwrap();
         let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();

@@ -73,6 +73,7 @@ mod alarms;
 pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod clock;
 mod compose;
 mod config;
 mod cursor;

@@ -78,10 +78,12 @@ impl<R: Router + Clone> Gateway<R> {
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
         let fanout = crate::fanout::Fanout::new(&config.limits);
         let verdicts = crate::verdicts::Verdicts::new(Duration::from_secs(config.inbox.dedupe_window_secs));
+        let clock = crate::clock::Clock::new();
         Ok(Gateway {
             shared: Arc::new(Shared {
                 connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),
-                alarms: crate::alarms::Alarms::new(&config.session),
+                alarms: crate::alarms::Alarms::new(&config.session, clock),
+                clock,
                 config,
                 router,
                 auth,

@@ -36,6 +36,8 @@ pub(crate) struct Shared<R> {
     /// The hook's verdicts, for retries.
     pub(crate) verdicts: crate::verdicts::Verdicts,
     pub(crate) connection_slots: Arc<Semaphore>,
+    /// What sessions keep their times on.
+    pub(crate) clock: crate::clock::Clock,
     /// Parked sessions' deadlines (one sweeper, no timer per session).
     pub(crate) alarms: crate::alarms::Alarms,
     pub(crate) shutdown: CancellationToken,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use jim_model::{CloseCode, Status};
 use jim_protocol::{Command, Frame};
-use jim_router::{Close, Outbox, Queued, Router};
+use jim_router::{Close, Outbox, Queued, Router, SessionInfo};
 use jim_transport::FrameWriter;
 use tokio::time::{Instant, timeout};
 
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Store};
 use crate::metrics::Metrics;
 use crate::ready::at_once;
 
@@ -55,8 +55,9 @@ pub(crate) struct WriteSide {
     /// Kept between writes while the session is busy, given back when it
     /// parks (boxed: an idle session's task is smaller by their size).
     buffers: Option<Box<Buffers>>,
-    /// The session's place in its inbox, once it has one.
-    cursor: Option<Box<Cursor>>,
+    /// The session's place in its inbox, once it has one (in line: every
+    /// idle session has one).
+    cursor: Option<Cursor>,
     /// A write failed or was abandoned halfway: nothing more may be written.
     broken: bool,
 }
@@ -84,13 +85,14 @@ impl WriteSide {
     }
 
     /// From now on, deliveries follow the session's place in its inbox.
-    pub(crate) fn follow(&mut self, cursor: Box<Cursor>) {
+    pub(crate) fn follow(&mut self, cursor: Cursor) {
         self.cursor = Some(cursor);
     }
 
     /// Writes everything queued now (with `control_reply`, also when
     /// nothing is: the transport has a reply of its own to flush), inbox
-    /// entries in order, gaps filled from `router`'s store. Returns whether
+    /// entries in order, gaps filled from the store of `inbox` (the
+    /// router, and whose inbox: once the session has one). Returns whether
     /// the connection is still usable: a write still blocked at `deadline`
     /// means a client that does not read, closed as a slow consumer; an
     /// inbox that cannot be read closes the session.
@@ -100,7 +102,7 @@ impl WriteSide {
         metrics: &Metrics,
         deadline: Deadline,
         control_reply: bool,
-        router: &R,
+        inbox: Option<(&R, &SessionInfo)>,
     ) -> bool {
         let Buffers { batch, frames } = self.buffers.get_or_insert_with(Box::default).as_mut();
         outbox.take(batch);
@@ -108,8 +110,14 @@ impl WriteSide {
             return true;
         }
         let mut usable = true;
-        if let Some(cursor) = &mut self.cursor {
-            match cursor.order(batch, frames, router, outbox).await {
+        if let (Some(cursor), Some((router, info))) = (&mut self.cursor, inbox) {
+            let store = Store {
+                router,
+                outbox,
+                user: &info.user,
+                session: info.id,
+            };
+            match cursor.order(batch, frames, &store).await {
                 Ok(0) => {}
                 Ok(filled) => metrics.inbox_filled.increment(filled as u64),
                 Err(e) => {

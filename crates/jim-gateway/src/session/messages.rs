@@ -105,7 +105,10 @@ impl<R: Router> Session<R> {
         let Some(auth) = &self.auth else {
             return self.error(frame, ErrorCode::NotAuthenticated, "not authenticated");
         };
-        if !self.rate.try_take(self.last_activity) {
+        if !self
+            .rate
+            .try_take(self.shared.config.limits.message_rate(), self.last_activity)
+        {
             let reason = format!(
                 "rate limited: at most {} messages per second",
                 self.shared.config.limits.messages_per_sec
@@ -404,7 +407,7 @@ impl<R: Router> Session<R> {
     /// group message, the gateway's.
     pub(super) fn over_fanout(&self, frame: &Frame) -> Option<Flow> {
         // When the frame was read: no clock read of its own per message.
-        let now = self.last_activity;
+        let now = self.shared.clock.instant(self.last_activity);
         let limits = &self.shared.config.limits;
         let user = self.auth.as_ref()?.fanout.as_ref();
         if user.is_some_and(|budget| !budget.admits(now)) {
@@ -513,8 +516,8 @@ fn stamp(
 ) -> Result<Bytes, String> {
     let stamp = Stamp {
         sender_id,
-        sender_name: profile.name.as_deref(),
-        sender_avatar: profile.avatar.as_deref(),
+        sender_name: profile.name(),
+        sender_avatar: profile.avatar(),
         client_profile: config.auth.client_profiles(),
         message_id,
         // The wall clock, not the id's: the id's clock is anchored at

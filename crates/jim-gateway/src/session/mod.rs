@@ -16,6 +16,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
 
 use crate::auth::Identity;
+use crate::clock::Moment;
 use crate::cursor::Cursor;
 use crate::limits::RateLimit;
 use crate::metrics::CloseReason;
@@ -92,17 +93,13 @@ impl<R: Router, S: Send + 'static> Live<R, S> {
         // Boxed, and only when enabled: 32 B less in every session.
         let span = (!span.is_disabled()).then(|| Box::new(span));
         let session = Session {
-            rate: RateLimit::new(
-                shared.config.limits.messages_per_sec,
-                shared.config.limits.message_burst,
-                Instant::now(),
-            ),
+            rate: RateLimit::new(shared.config.limits.message_rate(), shared.clock.now()),
             shared: Arc::clone(shared),
             outbox: Arc::new(Outbox::new(shared.config.limits.outbox_frames)),
             transport: kind,
             auth: None,
             follow: None,
-            last_activity: Instant::now(),
+            last_activity: shared.clock.now(),
             hook_turn: None,
             span,
         };
@@ -260,19 +257,30 @@ async fn end<R: Router>(
     }
 }
 
-/// The token's profile, as stamped on a session's messages.
-#[derive(Clone)]
-struct Profile {
+/// The token's profile, as stamped on a session's messages: one pointer
+/// in every session, and none when the token has no profile (most).
+#[derive(Clone, Default)]
+struct Profile(Option<Arc<ProfileClaims>>);
+
+struct ProfileClaims {
     name: Option<Arc<str>>,
     avatar: Option<Arc<str>>,
 }
 
+impl Profile {
+    fn name(&self) -> Option<&str> {
+        self.0.as_ref()?.name.as_deref()
+    }
+
+    fn avatar(&self) -> Option<&str> {
+        self.0.as_ref()?.avatar.as_deref()
+    }
+}
+
 impl From<Identity> for Profile {
     fn from(identity: Identity) -> Profile {
-        Profile {
-            name: identity.name,
-            avatar: identity.avatar,
-        }
+        let Identity { name, avatar, .. } = identity;
+        Profile((name.is_some() || avatar.is_some()).then(|| Arc::new(ProfileClaims { name, avatar })))
     }
 }
 
@@ -284,7 +292,7 @@ struct Authenticated {
     /// The user's fan-out budget on this gateway, if users have one.
     fanout: Option<Arc<crate::fanout::Budget>>,
     /// When its token expires: the session ends then unless refreshed.
-    expires: Option<Instant>,
+    expires: Option<Moment>,
 }
 
 struct Session<R> {
@@ -299,7 +307,7 @@ struct Session<R> {
     rate: RateLimit,
     /// When the client last sent a frame, once authenticated; before, when
     /// it connected (the auth timeout counts from then).
-    last_activity: Instant,
+    last_activity: Moment,
     /// Ends when the last message shown to the before-send hook was
     /// handed to the backend: the next waits for it.
     hook_turn: Option<tokio::sync::oneshot::Receiver<()>>,
@@ -416,15 +424,15 @@ impl<R: Router> Session<R> {
                     // Reading waited: what the client sent meanwhile is
                     // charged as when it arrived.
                     if let Some(since) = full_since.take() {
-                        self.rate.credit(since.elapsed());
+                        self.rate.credit(shared.config.limits.message_rate(), since.elapsed());
                     }
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                 }
                 // Deliveries (or our own replies) are waiting.
                 () = outbox.ready() => {
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, &shared.router).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                 }
@@ -455,7 +463,7 @@ impl<R: Router> Session<R> {
                                 bytes_in += frame.encoded_len() as u64;
                                 let flow = self.handle(frame, &mut routes, &shared.router).await;
                                 if let Some(cursor) = self.follow.take() {
-                                    out.follow(cursor);
+                                    out.follow(*cursor);
                                 }
                                 if let Flow::Stop(reason) = flow {
                                     return Driven::Closed(reason);
@@ -477,11 +485,11 @@ impl<R: Router> Session<R> {
                         full_since.get_or_insert_with(Instant::now);
                     }
                     if active {
-                        self.last_activity = Instant::now();
+                        self.last_activity = shared.clock.now();
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply, &shared.router).await {
+                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                     if !was_authenticated && self.auth.is_some() && routes.is_empty() {
@@ -499,6 +507,12 @@ impl<R: Router> Session<R> {
         }
     }
 
+    /// Whose inbox the writer follows, and where it reads it: once
+    /// authenticated.
+    fn inbox(&self) -> Option<(&R, &SessionInfo)> {
+        self.auth.as_ref().map(|auth| (&self.shared.router, &auth.info))
+    }
+
     /// The connection's span, or none when its level is disabled.
     fn span(&self) -> &tracing::Span {
         static NONE: tracing::Span = tracing::Span::none();
@@ -512,7 +526,11 @@ impl<R: Router> Session<R> {
                 self.close(CloseCode::Policy, "authentication timeout");
                 CloseReason::Auth
             }
-            Some(auth) if auth.expires.is_some_and(|expires| expires <= now) => {
+            Some(auth)
+                if auth
+                    .expires
+                    .is_some_and(|expires| self.shared.clock.instant(expires) <= now) =>
+            {
                 self.close(CloseCode::Policy, "token expired");
                 CloseReason::Auth
             }
@@ -536,13 +554,15 @@ impl<R: Router> Session<R> {
     /// When the connection must be closed: for not authenticating, for
     /// silence, or because its token expires.
     fn deadline(&self) -> Instant {
-        match &self.auth {
-            None => self.last_activity + self.shared.config.session.auth_timeout(),
+        let timers = &self.shared.config.session;
+        let at = match &self.auth {
+            None => self.last_activity + timers.auth_timeout(),
             Some(auth) => {
-                let idle = self.last_activity + self.shared.config.session.idle_timeout();
+                let idle = self.last_activity + timers.idle_timeout();
                 auth.expires.map_or(idle, |expires| idle.min(expires))
             }
-        }
+        };
+        self.shared.clock.instant(at)
     }
 
     fn close(&self, code: CloseCode, reason: &'static str) {

@@ -6,22 +6,22 @@ use std::sync::Arc;
 use jim_model::{AuthOk, AuthRequest, CloseCode, ErrorCode, InboxHead, Position, Status, unix_ms_now};
 use jim_protocol::{Command, Frame};
 use jim_router::{Router, SessionId, SessionInfo};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Authenticated, Flow, Session};
 use crate::auth::Identity;
+use crate::clock::{Clock, Moment};
 use crate::config::SessionsOverLimit;
 use crate::cursor::Cursor;
 use crate::metrics::CloseReason;
 
-/// When a token that expires at `exp` (Unix seconds) does, on this clock.
-fn expiry(identity: &Identity) -> Option<Instant> {
+/// When a token that expires at `exp` (Unix seconds) does, on `clock`.
+fn expiry(identity: &Identity, clock: &Clock) -> Option<Moment> {
     let exp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(identity.expires_at?);
     let left = exp
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    Some(Instant::now() + left)
+    Some(clock.now() + left)
 }
 
 impl<R: Router> Session<R> {
@@ -77,7 +77,7 @@ impl<R: Router> Session<R> {
         // Attached first, then the head read: a message stored in between
         // is both live and replayed, and the cursor sends it once.
         let inbox = match router.inbox_state(&info.user).await {
-            Ok(state) => state.map(|state| self.resume(&info, &state, since.as_ref())),
+            Ok(state) => state.map(|state| self.resume(&state, since.as_ref())),
             Err(e) => {
                 router.hub().detach(&info.user, info.id);
                 let _ = router.withdraw(&info).await;
@@ -86,7 +86,7 @@ impl<R: Router> Session<R> {
         };
         self.span().in_scope(|| tracing::debug!("authenticated"));
         self.shared.metrics.sessions.increment(1);
-        let expires = expiry(&identity);
+        let expires = expiry(&identity, &self.shared.clock);
         let ok = self.auth_ok(frame, &info, inbox);
         let fanout = self.shared.fanout.for_user(&info.user);
         self.auth = Some(Authenticated {
@@ -95,7 +95,7 @@ impl<R: Router> Session<R> {
             expires,
             fanout,
         });
-        self.last_activity = Instant::now();
+        self.last_activity = self.shared.clock.now();
         ok
     }
 
@@ -137,7 +137,6 @@ impl<R: Router> Session<R> {
     /// the head (without: nothing is replayed).
     pub(super) fn resume(
         &mut self,
-        info: &SessionInfo,
         state: &jim_router::InboxState,
         since: Option<&Position>,
     ) -> InboxHead {
@@ -147,8 +146,6 @@ impl<R: Router> Session<R> {
             self.shared.metrics.inbox_replays.increment(1);
         }
         self.follow = Some(Box::new(Cursor::new(
-            Arc::clone(&info.user),
-            info.id.0,
             Arc::clone(&state.epoch),
             start,
             state.head,
@@ -185,7 +182,7 @@ impl<R: Router> Session<R> {
         if identity.user_id != auth.info.user {
             return self.auth_failed(frame, "the token is for another user than this session's");
         }
-        auth.expires = expiry(&identity);
+        auth.expires = expiry(&identity, &self.shared.clock);
         auth.profile = identity.into();
         let info = auth.info.clone();
         // The session's place in its inbox goes on: nothing to tell.

@@ -22,7 +22,7 @@ impl<R: Router> Session<R> {
             Err(e) => return self.error(frame, wire::model_error(&e), &e.to_string()),
         };
         let user = &auth.info.user;
-        let now = self.last_activity.into_std();
+        let now = self.shared.clock.instant(self.last_activity).into_std();
         let gate = &self.shared.typing;
         if !gate.admit(user, &typing.conversation, now) {
             self.shared.metrics.typing_dropped.increment(1);
