@@ -347,9 +347,9 @@ fn start<R: Router>(
                 let body = Status::new(CloseCode::Policy.as_u16(), refusal.reason()).to_vec();
                 let goodbye = [Frame::new(Command::ServerClose, 0, body)];
                 let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-                    let _ = connection.writer.write_frames(&goodbye).await;
+                    let _ = connection.link.write_frames(&goodbye).await;
                     let _ = connection
-                        .writer
+                        .link
                         .close(CloseCode::Policy.as_u16(), refusal.reason())
                         .await;
                 })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jim_model::{CloseCode, Status};
 use jim_protocol::{Command, Frame};
 use jim_router::{Close, Outbox, Queued, Router, SessionInfo};
-use jim_transport::FrameWriter;
+use jim_transport::Link;
 use tokio::time::{Instant, timeout};
 
 use crate::cursor::{Cursor, Store};
@@ -49,9 +49,8 @@ const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(1);
 /// Batches larger than this give their buffers back after being written.
 const KEEP_CAPACITY: usize = 64;
 
-/// The write side of one connection.
+/// The write side of one connection: what it writes to its link with.
 pub(crate) struct WriteSide {
-    writer: FrameWriter,
     /// Kept between writes while the session is busy, given back when it
     /// parks (boxed: an idle session's task is smaller by their size).
     buffers: Option<Box<Buffers>>,
@@ -70,9 +69,8 @@ struct Buffers {
 }
 
 impl WriteSide {
-    pub(crate) fn new(writer: FrameWriter) -> WriteSide {
+    pub(crate) fn new() -> WriteSide {
         WriteSide {
-            writer,
             buffers: None,
             cursor: None,
             broken: false,
@@ -98,6 +96,7 @@ impl WriteSide {
     /// inbox that cannot be read closes the session.
     pub(crate) async fn flush<R: Router>(
         &mut self,
+        link: &mut Link,
         outbox: &Outbox,
         metrics: &Metrics,
         deadline: Deadline,
@@ -127,13 +126,14 @@ impl WriteSide {
                 }
             }
         }
-        self.write_batch(None, outbox, metrics, deadline).await && usable
+        self.write_batch(link, None, outbox, metrics, deadline).await && usable
     }
 
     /// The goodbye: what is still queued, the `A999`, and the transport
     /// close (a WebSocket close with the same code).
     pub(crate) async fn finish(
         &mut self,
+        link: &mut Link,
         outbox: &Outbox,
         close: &Close,
         metrics: &Metrics,
@@ -147,13 +147,15 @@ impl WriteSide {
         if !self.broken {
             outbox.take(&mut self.buffers.get_or_insert_with(Box::default).batch);
             let deadline = Deadline::fixed(Instant::now() + grace);
-            self.write_batch(Some(close), outbox, metrics, deadline).await;
+            self.write_batch(link, Some(close), outbox, metrics, deadline)
+                .await;
         }
-        let _ = timeout(grace, self.writer.close(close.code.as_u16(), &close.reason)).await;
+        let _ = timeout(grace, link.close(close.code.as_u16(), &close.reason)).await;
     }
 
     async fn write_batch(
         &mut self,
+        link: &mut Link,
         close: Option<&Close>,
         outbox: &Outbox,
         metrics: &Metrics,
@@ -179,7 +181,7 @@ impl WriteSide {
             frames.push(Frame::new(Command::ServerClose, 0, body));
         }
         let bytes: usize = frames.iter().map(Frame::encoded_len).sum();
-        let written = write_within(&mut self.writer, frames, outbox, deadline).await;
+        let written = write_within(link, frames, outbox, deadline).await;
         if written {
             metrics.frames_out.increment(frames.len() as u64);
             metrics.bytes_out.increment(bytes as u64);
@@ -202,13 +204,8 @@ impl WriteSide {
 /// the session start closing meanwhile (a stalled client overflowing its
 /// queue, a kick, a shutdown), a slow consumer's write gets at most
 /// [`SLOW_CONSUMER_GRACE`]. Returns whether everything was written.
-async fn write_within(
-    writer: &mut FrameWriter,
-    frames: &[Frame],
-    outbox: &Outbox,
-    deadline: Deadline,
-) -> bool {
-    let write = writer.write_frames(frames);
+async fn write_within(link: &mut Link, frames: &[Frame], outbox: &Outbox, deadline: Deadline) -> bool {
+    let write = link.write_frames(frames);
     tokio::pin!(write);
     // Most writes complete at once: they need no clock and no timer.
     if let Some(result) = at_once(write.as_mut()).await {

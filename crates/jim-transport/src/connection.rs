@@ -1,6 +1,7 @@
 //! One connection type for every transport.
 
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 
 use jim_protocol::{Frame, Transport};
 
@@ -12,41 +13,44 @@ pub enum Incoming {
     /// A `jim1` frame.
     Frame(Frame),
     /// The WebSocket layer answered a ping of the client's by itself: its
-    /// pong waits in the writer. Flush the writer soon; a client that does
-    /// not read its pongs is a slow consumer like any other.
+    /// pong waits in the link. Write soon (an empty batch will do); a
+    /// client that does not read its pongs is a slow consumer like any
+    /// other.
     ControlReply,
     /// The client closed the connection cleanly, between frames.
     Closed,
 }
 
-/// An accepted connection: its two halves and where it comes from.
+/// An accepted connection: its link and where it comes from.
 #[derive(Debug)]
 pub struct Connection {
-    /// Yields the client's frames.
-    pub reader: FrameReader,
-    /// Writes frames to the client.
-    pub writer: FrameWriter,
+    /// Reads the client's frames and writes frames to it.
+    pub link: Link,
     /// The client's address.
     pub peer: SocketAddr,
     /// The transport.
     pub kind: Transport,
 }
 
-/// The reading half of a connection.
+/// A connection's socket, read and written by one owner.
+///
+/// Not split into halves: a session reads and writes in turn, never at
+/// once, and halves would share the socket through one more allocation in
+/// every connection.
 #[derive(Debug)]
-pub enum FrameReader {
+pub enum Link {
     /// TCP.
     #[cfg(feature = "tcp")]
-    Tcp(crate::tcp::TcpFrameReader),
+    Tcp(crate::tcp::TcpLink),
     /// TCP with TLS.
     #[cfg(feature = "tls")]
-    Tls(crate::tls::TlsFrameReader),
+    Tls(crate::tls::TlsLink),
     /// WebSocket.
     #[cfg(feature = "ws")]
-    Ws(crate::ws::WsFrameReader),
+    Ws(crate::ws::WsLink),
 }
 
-impl FrameReader {
+impl Link {
     /// What the client sent next: a frame, a WebSocket control frame that
     /// was answered, or the end of the connection.
     ///
@@ -57,21 +61,19 @@ impl FrameReader {
         std::future::poll_fn(|cx| self.poll_read(cx)).await
     }
 
-    /// [`read`](Self::read) as a poll.
+    /// [`read`](Self::read) as a poll: a session waiting for its client
+    /// holds no future of the read's own.
     ///
     /// # Errors
     /// As [`read`](Self::read).
-    pub fn poll_read(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<Incoming, TransportError>> {
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.poll_read(cx),
+            Link::Tcp(link) => link.poll_read(cx),
             #[cfg(feature = "tls")]
-            FrameReader::Tls(reader) => reader.poll_read(cx),
+            Link::Tls(link) => link.poll_read(cx),
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.poll_read(cx),
+            Link::Ws(link) => link.poll_read(cx),
         }
     }
 
@@ -84,30 +86,14 @@ impl FrameReader {
     pub fn try_read(&mut self) -> Result<Option<Incoming>, TransportError> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.try_read(),
+            Link::Tcp(link) => link.try_read(),
             #[cfg(feature = "tls")]
-            FrameReader::Tls(reader) => reader.try_read(),
+            Link::Tls(link) => link.try_read(),
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.try_read(),
+            Link::Ws(link) => link.try_read(),
         }
     }
-}
 
-/// The writing half of a connection.
-#[derive(Debug)]
-pub enum FrameWriter {
-    /// TCP.
-    #[cfg(feature = "tcp")]
-    Tcp(crate::tcp::TcpFrameWriter),
-    /// TCP with TLS.
-    #[cfg(feature = "tls")]
-    Tls(crate::tls::TlsFrameWriter),
-    /// WebSocket.
-    #[cfg(feature = "ws")]
-    Ws(crate::ws::WsFrameWriter),
-}
-
-impl FrameWriter {
     /// Writes frames, as few system calls as the transport allows (one for
     /// TCP), and flushes: also what the transport queued by itself (a
     /// WebSocket pong), even when `frames` is empty.
@@ -117,11 +103,11 @@ impl FrameWriter {
     pub async fn write_frames(&mut self, frames: &[Frame]) -> Result<(), TransportError> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameWriter::Tcp(writer) => writer.write_frames(frames).await,
+            Link::Tcp(link) => link.write_frames(frames).await,
             #[cfg(feature = "tls")]
-            FrameWriter::Tls(writer) => writer.write_frames(frames).await,
+            Link::Tls(link) => link.write_frames(frames).await,
             #[cfg(feature = "ws")]
-            FrameWriter::Ws(writer) => writer.write_frames(frames).await,
+            Link::Ws(link) => link.write_frames(frames).await,
         }
     }
 
@@ -133,22 +119,20 @@ impl FrameWriter {
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
         match self {
             #[cfg(feature = "tcp")]
-            FrameWriter::Tcp(writer) => {
+            Link::Tcp(link) => {
                 let _ = (code, reason);
-                writer.shutdown().await
+                link.shutdown().await
             }
             #[cfg(feature = "tls")]
-            FrameWriter::Tls(writer) => {
+            Link::Tls(link) => {
                 let _ = (code, reason);
-                writer.shutdown().await
+                link.shutdown().await
             }
             #[cfg(feature = "ws")]
-            FrameWriter::Ws(writer) => writer.close(code, reason).await,
+            Link::Ws(link) => link.close(code, reason).await,
         }
     }
-}
 
-impl FrameReader {
     /// Reads and throws away whatever the client still sends, until it
     /// closes. Used briefly after a fatal error, so that closing with unread
     /// input does not reset the connection before the client read our
@@ -156,11 +140,11 @@ impl FrameReader {
     pub async fn discard(&mut self) {
         match self {
             #[cfg(feature = "tcp")]
-            FrameReader::Tcp(reader) => reader.discard().await,
+            Link::Tcp(link) => link.discard().await,
             #[cfg(feature = "tls")]
-            FrameReader::Tls(reader) => reader.discard().await,
+            Link::Tls(link) => link.discard().await,
             #[cfg(feature = "ws")]
-            FrameReader::Ws(reader) => reader.discard().await,
+            Link::Ws(link) => link.discard().await,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! TCP and WebSocket adapters of the Jim IM gateway.
 //!
-//! Both transports become one [`Connection`]: a [`FrameReader`] that yields
-//! whole [`Frame`](jim_protocol::Frame)s and a [`FrameWriter`] that writes
-//! batches of them, so the session code never knows which transport it
-//! runs on. The adapters only accept and handshake.
+//! Every transport becomes one [`Connection`], whose [`Link`] yields whole
+//! [`Frame`](jim_protocol::Frame)s and writes batches of them, so the
+//! session code never knows which transport it runs on. The adapters only
+//! accept and handshake.
 //!
 //! - TCP ([`tcp`]): frames on the stream, with a read buffer that is
 //!   released whenever the connection has nothing pending, so idle
@@ -35,7 +35,7 @@ pub mod tls;
 #[cfg(feature = "ws")]
 pub mod ws;
 
-pub use connection::{Connection, FrameReader, FrameWriter, Incoming};
+pub use connection::{Connection, Incoming, Link};
 pub use error::TransportError;
 pub use jim_protocol::Transport;
 

@@ -8,9 +8,8 @@ use bytes::BytesMut;
 use jim_protocol::{Frame, FrameCodec};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
+use crate::{Connection, Incoming, Link, TransportError};
 
 /// Turns an accepted TCP stream into a [`Connection`] that refuses bodies
 /// above `max_body`.
@@ -19,15 +18,10 @@ use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
 /// chat wants latency.
 pub fn connection(stream: TcpStream, peer: SocketAddr, max_body: usize) -> Connection {
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
     Connection {
-        reader: FrameReader::Tcp(TcpFrameReader {
-            stream: read,
+        link: Link::Tcp(TcpLink {
+            stream,
             buf: BytesMut::new(),
-            codec: FrameCodec::with_max_body(max_body),
-        }),
-        writer: FrameWriter::Tcp(TcpFrameWriter {
-            stream: write,
             codec: FrameCodec::with_max_body(max_body),
         }),
         peer,
@@ -35,35 +29,27 @@ pub fn connection(stream: TcpStream, peer: SocketAddr, max_body: usize) -> Conne
     }
 }
 
-/// Reads frames from a TCP stream.
+/// Frames on a TCP stream.
 #[derive(Debug)]
-pub struct TcpFrameReader {
-    stream: OwnedReadHalf,
+pub struct TcpLink {
+    stream: TcpStream,
     buf: BytesMut,
     codec: FrameCodec,
 }
 
-impl TcpFrameReader {
-    /// The next frame, or [`Incoming::Closed`] at a clean end of stream.
+impl TcpLink {
+    /// The next frame, or [`Incoming::Closed`] at a clean end of stream;
+    /// as a poll.
     ///
     /// # Errors
     /// A fatal protocol error (bad magic, oversized length: checked from the
     /// header before the body is read), a stream cut mid-frame, or I/O.
-    pub async fn read(&mut self) -> Result<Incoming, TransportError> {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
-    }
-
-    /// [`read`](Self::read) as a poll: a session waiting for its client
-    /// holds no future of the read's own.
-    ///
-    /// # Errors
-    /// As [`read`](Self::read).
     pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
         loop {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
                 return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
-            if ready!(crate::fill::tcp(self.stream.as_ref(), cx, &mut self.buf))? == 0 {
+            if ready!(crate::fill::tcp(&self.stream, cx, &mut self.buf))? == 0 {
                 return Poll::Ready(if self.buf.is_empty() {
                     Ok(Incoming::Closed)
                 } else {
@@ -74,31 +60,7 @@ impl TcpFrameReader {
             }
         }
     }
-}
 
-/// Writes `bytes` from `written` on to a stream shared with its reader,
-/// advancing `written`: a poll, so that the write's future holds no more
-/// than its position.
-#[cfg(feature = "ws")]
-pub(crate) fn poll_write_all(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    bytes: &[u8],
-    written: &mut usize,
-) -> Poll<io::Result<()>> {
-    while *written < bytes.len() {
-        ready!(stream.poll_write_ready(cx))?;
-        match stream.try_write(&bytes[*written..]) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
-    Poll::Ready(Ok(()))
-}
-
-impl TcpFrameReader {
     /// The next frame if the read buffer already holds it.
     ///
     /// # Errors
@@ -124,25 +86,7 @@ impl TcpFrameReader {
             }
         }
     }
-}
 
-/// Every frame in one buffer, for one write.
-pub(crate) fn encode_batch(codec: &mut FrameCodec, frames: &[Frame]) -> Result<BytesMut, TransportError> {
-    let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
-    for frame in frames {
-        codec.encode_into(frame, &mut buf)?;
-    }
-    Ok(buf)
-}
-
-/// Writes frames to a TCP stream.
-#[derive(Debug)]
-pub struct TcpFrameWriter {
-    stream: OwnedWriteHalf,
-    codec: FrameCodec,
-}
-
-impl TcpFrameWriter {
     /// Writes every frame with one `write_all` of one buffer.
     ///
     /// The buffer lives only for the call, so a quiet connection holds none.
@@ -168,6 +112,36 @@ impl TcpFrameWriter {
     }
 }
 
+/// Writes `bytes` from `written` on to `stream`, advancing `written`: a
+/// poll, so that the write's future holds no more than its position.
+#[cfg(feature = "ws")]
+pub(crate) fn poll_write_all(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bytes: &[u8],
+    written: &mut usize,
+) -> Poll<io::Result<()>> {
+    while *written < bytes.len() {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write(&bytes[*written..]) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Every frame in one buffer, for one write.
+pub(crate) fn encode_batch(codec: &mut FrameCodec, frames: &[Frame]) -> Result<BytesMut, TransportError> {
+    let mut buf = BytesMut::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+    for frame in frames {
+        codec.encode_into(frame, &mut buf)?;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -191,24 +165,24 @@ mod tests {
             .to_bytes()
             .unwrap();
         client.write_all(&big).await.unwrap();
-        let Incoming::Frame(frame) = conn.reader.read().await.unwrap() else {
+        let Incoming::Frame(frame) = conn.link.read().await.unwrap() else {
             panic!("a frame")
         };
         assert_eq!(frame.body.len(), 60 * 1024);
         drop(frame);
         // Wait for the next frame while nothing comes: the buffer is given back.
-        let idle = tokio::time::timeout(Duration::from_millis(50), conn.reader.read()).await;
+        let idle = tokio::time::timeout(Duration::from_millis(50), conn.link.read()).await;
         assert!(idle.is_err(), "nothing was sent");
-        let FrameReader::Tcp(reader) = &conn.reader else {
+        let Link::Tcp(link) = &conn.link else {
             unreachable!()
         };
-        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(link.buf.capacity(), 0);
         // And reading resumes normally.
         client
             .write_all(&Frame::new(Command::Ping, 2, "").to_bytes().unwrap())
             .await
             .unwrap();
-        assert!(matches!(conn.reader.read().await.unwrap(), Incoming::Frame(f) if f.seq == 2));
+        assert!(matches!(conn.link.read().await.unwrap(), Incoming::Frame(f) if f.seq == 2));
     }
 
     #[tokio::test]
@@ -217,17 +191,14 @@ mod tests {
         let frames: Vec<Frame> = (0..50)
             .map(|i| Frame::new(Command::C2C, i, format!("m{i}")))
             .collect();
-        conn.writer.write_frames(&frames).await.unwrap();
-        conn.writer.close(1000, "bye").await.unwrap();
+        conn.link.write_frames(&frames).await.unwrap();
+        conn.link.close(1000, "bye").await.unwrap();
         let mut back = connection(client, conn.peer, 1024);
         for expected in &frames {
-            assert_eq!(
-                back.reader.read().await.unwrap(),
-                Incoming::Frame(expected.clone())
-            );
+            assert_eq!(back.link.read().await.unwrap(), Incoming::Frame(expected.clone()));
         }
         assert_eq!(
-            back.reader.read().await.unwrap(),
+            back.link.read().await.unwrap(),
             Incoming::Closed,
             "clean end of stream"
         );
@@ -238,7 +209,7 @@ mod tests {
         let (mut conn, mut client) = pair(1024).await;
         client.write_all(b"jim1A001\0\0\0\x01\0\0\0\x05ab").await.unwrap();
         drop(client);
-        let err = conn.reader.read().await.unwrap_err();
+        let err = conn.link.read().await.unwrap_err();
         assert!(matches!(err, TransportError::Truncated { buffered: 18 }), "{err}");
     }
 }

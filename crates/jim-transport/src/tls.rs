@@ -7,25 +7,20 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use jim_protocol::{Frame, FrameCodec};
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use crate::{Connection, FrameReader, FrameWriter, Incoming, TransportError};
+use crate::{Connection, Incoming, Link, TransportError};
 
 /// Turns a TLS stream (its handshake done) into a [`Connection`] that
 /// refuses bodies above `max_body`.
 pub fn connection(stream: TlsStream<TcpStream>, peer: SocketAddr, max_body: usize) -> Connection {
     let _ = stream.get_ref().0.set_nodelay(true);
-    let (read, write) = tokio::io::split(stream);
     Connection {
-        reader: FrameReader::Tls(TlsFrameReader {
-            stream: read,
+        link: Link::Tls(TlsLink {
+            stream: Box::new(stream),
             buf: BytesMut::new(),
-            codec: FrameCodec::with_max_body(max_body),
-        }),
-        writer: FrameWriter::Tls(TlsFrameWriter {
-            stream: write,
             codec: FrameCodec::with_max_body(max_body),
         }),
         peer,
@@ -33,15 +28,17 @@ pub fn connection(stream: TlsStream<TcpStream>, peer: SocketAddr, max_body: usiz
     }
 }
 
-/// Reads frames from a TLS stream.
+/// Frames on a TLS stream.
 #[derive(Debug)]
-pub struct TlsFrameReader {
-    stream: ReadHalf<TlsStream<TcpStream>>,
+pub struct TlsLink {
+    /// Boxed: the TLS state is large, and a link is as large as its
+    /// largest kind.
+    stream: Box<TlsStream<TcpStream>>,
     buf: BytesMut,
     codec: FrameCodec,
 }
 
-impl TlsFrameReader {
+impl TlsLink {
     /// The next frame, or [`Incoming::Closed`] at a clean end of stream;
     /// as a poll.
     ///
@@ -52,7 +49,11 @@ impl TlsFrameReader {
             if let Some(frame) = self.codec.decode_from(&mut self.buf)? {
                 return Poll::Ready(Ok(Incoming::Frame(frame)));
             }
-            let n = ready!(crate::fill::stream(Pin::new(&mut self.stream), cx, &mut self.buf))?;
+            let n = ready!(crate::fill::stream(
+                Pin::new(&mut *self.stream),
+                cx,
+                &mut self.buf
+            ))?;
             if n == 0 {
                 if self.buf.is_empty() {
                     return Poll::Ready(Ok(Incoming::Closed));
@@ -76,22 +77,13 @@ impl TlsFrameReader {
     pub async fn discard(&mut self) {
         self.buf = BytesMut::new();
         let mut scratch = vec![0u8; 4096];
-        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut self.stream, &mut scratch).await {
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut *self.stream, &mut scratch).await {
             if n == 0 {
                 return;
             }
         }
     }
-}
 
-/// Writes frames to a TLS stream.
-#[derive(Debug)]
-pub struct TlsFrameWriter {
-    stream: WriteHalf<TlsStream<TcpStream>>,
-    codec: FrameCodec,
-}
-
-impl TlsFrameWriter {
     /// Writes every frame as one buffer, and flushes (one TLS record
     /// batch, one system call when it fits).
     ///

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use jim_model::{CloseCode, ErrorCode, write_error};
 use jim_protocol::{Command, Frame};
 use jim_router::{Close, Outbox, Router, RouterError, SessionInfo, Transport};
-use jim_transport::{Connection, FrameReader, Incoming, TransportError};
+use jim_transport::{Connection, Incoming, Link, TransportError};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::Instrument;
 
@@ -58,7 +58,7 @@ pub(crate) fn serve<R: Router, S: Send + 'static>(shared: Arc<Shared<R>>, connec
 /// what a parked session's record keeps while it has no task.
 struct Live<R, S> {
     session: Session<R>,
-    reader: FrameReader,
+    link: Link,
     out: WriteSide,
     /// Its places under the connection limits, given back at the end.
     slot: S,
@@ -72,12 +72,7 @@ impl<R: Router, S: Send + 'static> Live<R, S> {
     /// large as its future, and the arguments and locals of a future that
     /// set it up would each take room.
     fn new(shared: &Arc<Shared<R>>, connection: Connection, slot: S) -> Self {
-        let Connection {
-            reader,
-            writer,
-            kind,
-            peer,
-        } = connection;
+        let Connection { link, kind, peer } = connection;
         // One span per connection: whatever the session logs names the peer,
         // and the session and user once authenticated. Entered only to log (and
         // around attach and detach): entering it at every poll of the session
@@ -105,8 +100,8 @@ impl<R: Router, S: Send + 'static> Live<R, S> {
         };
         Live {
             session,
-            reader,
-            out: WriteSide::new(writer),
+            link,
+            out: WriteSide::new(),
             slot,
             _tracked: shared.tasks.token(),
         }
@@ -131,7 +126,7 @@ impl<R: Router, S: Send + 'static> parked::Parkable for Live<R, S> {
     type Woken = Box<Read>;
 
     fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<Option<Box<Read>>> {
-        self.session.poll_parked(&mut self.reader, cx)
+        self.session.poll_parked(&mut self.link, cx)
     }
 
     /// A task of its own again: it looks first (see [`turns`]).
@@ -168,7 +163,7 @@ async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, woken: bool) 
             // find it.
             let parking = if std::mem::take(&mut look_first) {
                 let looked =
-                    std::future::poll_fn(|cx| Poll::Ready(live.session.poll_parked(&mut live.reader, cx)))
+                    std::future::poll_fn(|cx| Poll::Ready(live.session.poll_parked(&mut live.link, cx)))
                         .await;
                 match looked {
                     Poll::Ready(read) => parked::Parking::Resumed(live, read),
@@ -186,12 +181,7 @@ async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, woken: bool) 
                 }
             }
         }
-        match Box::pin(
-            live.session
-                .drive(&mut live.reader, &mut live.out, woken_by.take()),
-        )
-        .await
-        {
+        match Box::pin(live.session.drive(&mut live.link, &mut live.out, woken_by.take())).await {
             Driven::Closed(reason) => break reason,
             Driven::Quiet => {}
         }
@@ -200,26 +190,21 @@ async fn turns<R: Router, S: Send + 'static>(mut live: Live<R, S>, woken: bool) 
     };
     let Live {
         session,
-        reader,
+        link,
         out,
         slot,
         _tracked,
     } = live;
     let shared = Arc::clone(&session.shared);
     // Once per connection, and boxed: the close's state is large.
-    Box::pin(end(session, reader, out, reason)).await;
+    Box::pin(end(session, link, out, reason)).await;
     shared.metrics.connections.decrement(1);
     drop(slot);
 }
 
 /// Closes a session that has stopped: says goodbye, leaves the backend,
 /// and writes what is left.
-async fn end<R: Router>(
-    mut session: Session<R>,
-    mut reader: FrameReader,
-    mut out: WriteSide,
-    reason: CloseReason,
-) {
+async fn end<R: Router>(mut session: Session<R>, mut link: Link, mut out: WriteSide, reason: CloseReason) {
     let shared = Arc::clone(&session.shared);
     let outbox = Arc::clone(&session.outbox);
     shared.metrics.closed(reason);
@@ -246,6 +231,7 @@ async fn end<R: Router>(
         shared.metrics.sessions.decrement(1);
     }
     out.finish(
+        &mut link,
         &outbox,
         &close,
         &shared.metrics,
@@ -253,7 +239,7 @@ async fn end<R: Router>(
     )
     .await;
     if reason == CloseReason::Protocol {
-        let _ = timeout(LINGER, reader.discard()).await;
+        let _ = timeout(LINGER, link.discard()).await;
     }
 }
 
@@ -350,11 +336,11 @@ impl<R: Router> Session<R> {
 
     /// The parked wait, as a poll: outbox first, then the client. What the
     /// client sent is boxed for the driver, which handles it first.
-    fn poll_parked(&self, reader: &mut FrameReader, cx: &mut Context<'_>) -> Poll<Option<Box<Read>>> {
+    fn poll_parked(&self, link: &mut Link, cx: &mut Context<'_>) -> Poll<Option<Box<Read>>> {
         if self.outbox.poll_ready(cx).is_ready() {
             return Poll::Ready(None);
         }
-        reader.poll_read(cx).map(|read| Some(Box::new(read)))
+        link.poll_read(cx).map(|read| Some(Box::new(read)))
     }
 
     /// The parked wait is over.
@@ -369,7 +355,7 @@ impl<R: Router> Session<R> {
     /// the session was parked.
     async fn drive(
         &mut self,
-        reader: &mut FrameReader,
+        link: &mut Link,
         out: &mut WriteSide,
         mut woken_by: Option<Box<Read>>,
     ) -> Driven {
@@ -426,17 +412,17 @@ impl<R: Router> Session<R> {
                     if let Some(since) = full_since.take() {
                         self.rate.credit(shared.config.limits.message_rate(), since.elapsed());
                     }
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
+                    if !out.flush(link, &outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                 }
                 // Deliveries (or our own replies) are waiting.
                 () = outbox.ready() => {
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
+                    if !out.flush(link, &outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                 }
-                read = next_read(&mut woken_by, reader), if routes.len() < most => {
+                read = next_read(&mut woken_by, link), if routes.len() < most => {
                     let was_authenticated = self.auth.is_some();
                     let mut next = Some(read);
                     let mut taken = 0;
@@ -478,7 +464,7 @@ impl<R: Router> Session<R> {
                         }
                         taken += 1;
                         if taken < MAX_BATCH && routes.len() < most && !control_reply {
-                            next = reader.try_read().transpose();
+                            next = link.try_read().transpose();
                         }
                     }
                     if routes.len() >= most {
@@ -489,7 +475,7 @@ impl<R: Router> Session<R> {
                     }
                     shared.metrics.frames_in.increment(frames_in);
                     shared.metrics.bytes_in.increment(bytes_in);
-                    if !out.flush(&outbox, &shared.metrics, self.write_deadline(), control_reply, self.inbox()).await {
+                    if !out.flush(link, &outbox, &shared.metrics, self.write_deadline(), control_reply, self.inbox()).await {
                         return Driven::Closed(closed_from_outside(&outbox));
                     }
                     if !was_authenticated && self.auth.is_some() && routes.is_empty() {
@@ -679,10 +665,10 @@ impl<R: Router> Session<R> {
 }
 
 /// What the client sent while the session was parked, else the next read.
-async fn next_read(woken_by: &mut Option<Box<Read>>, reader: &mut FrameReader) -> Read {
+async fn next_read(woken_by: &mut Option<Box<Read>>, link: &mut Link) -> Read {
     match woken_by.take() {
         Some(read) => *read,
-        None => reader.read().await,
+        None => link.read().await,
     }
 }
 

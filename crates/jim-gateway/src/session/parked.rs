@@ -181,16 +181,17 @@ mod tests {
     }
 
     /// What every idle TCP connection holds instead of a task: its record,
-    /// with its `Arc`'s two counts. This fails when a change makes it
+    /// with its `Arc`'s two counts (the socket is in it: its link is not
+    /// split into halves sharing it). This fails when a change makes it
     /// larger than it is now.
     #[test]
-    fn a_parked_tcp_sessions_record_stays_within_352_bytes() {
+    fn a_parked_tcp_sessions_record_stays_within_360_bytes() {
         type TcpSlot = (
             tokio::sync::OwnedSemaphorePermit,
             Option<crate::addresses::AddressSlot>,
         );
         type Tcp = super::super::Live<jim_router::LocalRouter, TcpSlot>;
         let size = std::mem::size_of::<Record<Tcp>>() + 16;
-        assert!(size <= 352, "a parked session's record is {size} B");
+        assert!(size <= 360, "a parked session's record is {size} B");
     }
 }

@@ -135,11 +135,7 @@ impl<R: Router> Session<R> {
     /// the client's position if the inbox still holds everything after it
     /// (`recovered`), else before every retained entry (with `since`) or at
     /// the head (without: nothing is replayed).
-    pub(super) fn resume(
-        &mut self,
-        state: &jim_router::InboxState,
-        since: Option<&Position>,
-    ) -> InboxHead {
+    pub(super) fn resume(&mut self, state: &jim_router::InboxState, since: Option<&Position>) -> InboxHead {
         // The contract's rule, as every client reads it (jim_model::position).
         let (start, recovered) = jim_model::position::start(since, &state.epoch, state.oldest, state.head);
         if since.is_some() {

@@ -1,15 +1,14 @@
-//! The two halves of an upgraded WebSocket: the frames of `jim1` in binary
-//! messages, on the socket the HTTP connection upgraded.
+//! An upgraded WebSocket's link: the frames of `jim1` in binary messages,
+//! on the socket the HTTP connection upgraded.
 
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use jim_protocol::{Frame, FrameCodec, HEADER_LEN, ProtocolError};
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::frames::{self, DataKind, Violation, WsFrame};
@@ -20,13 +19,18 @@ use crate::{Incoming, TransportError};
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-/// What the WebSocket layer owes the client besides the frames the session
-/// writes: the pong to its latest ping (a newer ping replaces it, so a
-/// client that does not read cannot make it grow), or the echo of its close.
-///
-/// Boxed: it is rarely there, and every connection carries the slot.
+/// What a WebSocket connection rarely holds, in one box: every connection
+/// carries the slot.
 #[derive(Debug, Default)]
-pub(crate) struct Owed(Mutex<Option<Box<Control>>>);
+struct Rare {
+    /// A binary message arriving in fragments, so far.
+    partial: Option<BytesMut>,
+    /// What the WebSocket layer owes the client besides the frames the
+    /// session writes: the pong to its latest ping (a newer ping replaces
+    /// it, so a client that does not read cannot make it grow), or the
+    /// echo of its close.
+    owed: Option<Control>,
+}
 
 #[derive(Debug)]
 enum Control {
@@ -34,134 +38,19 @@ enum Control {
     CloseEcho(Bytes),
 }
 
-impl Owed {
-    fn pong(&self, frame: Bytes) {
-        let mut owed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // Once the client closed, only the echo of its close is owed.
-        if !matches!(owed.as_deref(), Some(Control::CloseEcho(_))) {
-            *owed = Some(Box::new(Control::Pong(frame)));
-        }
-    }
-
-    fn close_echo(&self, frame: Bytes) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Control::CloseEcho(frame)));
-    }
-
-    fn take_pong(&self) -> Option<Bytes> {
-        let mut owed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // A close's echo stays for `take_close_echo`.
-        if !matches!(owed.as_deref(), Some(Control::Pong(_))) {
-            return None;
-        }
-        match owed.take().map(|control| *control) {
-            Some(Control::Pong(frame)) => Some(frame),
-            _ => None,
-        }
-    }
-
-    fn take_close_echo(&self) -> Option<Bytes> {
-        match self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .map(|control| *control)
-        {
-            Some(Control::CloseEcho(frame)) => Some(frame),
-            _ => None,
-        }
-    }
-}
-
-/// A plain TCP socket shared by both halves, with what they owe the
-/// client and the reader's limits: one allocation, as tokio's own split
-/// halves make, and a reader no larger than a TCP one.
-#[derive(Debug)]
-pub(crate) struct TcpLink {
-    stream: TcpStream,
-    owed: Owed,
-    codec: FrameCodec,
-}
-
-impl TcpLink {
-    pub(crate) fn new(stream: TcpStream, max_body: usize) -> Arc<TcpLink> {
-        Arc::new(TcpLink {
-            stream,
-            owed: Owed::default(),
-            codec: FrameCodec::with_max_body(max_body),
-        })
-    }
-}
-
-/// Where a reader's bytes come from.
-pub(crate) enum ReadLink {
+/// Where a WebSocket's bytes come from and go.
+pub(crate) enum Io {
     /// Read through readiness, so that a quiet connection holds no buffer.
-    Tcp(Arc<TcpLink>),
-    /// Boxed, so that the common case (TCP) decides the size.
-    Stream(Box<StreamReader>),
+    Tcp(TcpStream),
+    /// Any other stream (TLS): boxed, so that TCP decides the size.
+    Stream(Box<dyn Stream>),
 }
 
-/// The reading half of a stream other than plain TCP.
-pub(crate) struct StreamReader {
-    half: ReadHalf<Box<dyn Stream>>,
-    owed: Arc<Owed>,
-    codec: FrameCodec,
-}
-
-/// The writing half of a stream other than plain TCP.
-pub(crate) struct StreamWriter {
-    half: WriteHalf<Box<dyn Stream>>,
-    owed: Arc<Owed>,
-}
-
-/// Where a writer's bytes go.
-pub(crate) enum WriteLink {
-    Tcp(Arc<TcpLink>),
-    Stream(Box<StreamWriter>),
-}
-
-/// The two halves of `stream`, whose reader refuses bodies above `max_body`.
-pub(crate) fn split_stream(stream: Box<dyn Stream>, max_body: usize) -> (ReadLink, WriteLink) {
-    let owed = Arc::new(Owed::default());
-    let (read, write) = tokio::io::split(stream);
-    (
-        ReadLink::Stream(Box::new(StreamReader {
-            half: read,
-            owed: Arc::clone(&owed),
-            codec: FrameCodec::with_max_body(max_body),
-        })),
-        WriteLink::Stream(Box::new(StreamWriter { half: write, owed })),
-    )
-}
-
-impl ReadLink {
-    fn owed(&self) -> &Owed {
-        match self {
-            ReadLink::Tcp(link) => &link.owed,
-            ReadLink::Stream(stream) => &stream.owed,
-        }
-    }
-
-    fn codec(&self) -> &FrameCodec {
-        match self {
-            ReadLink::Tcp(link) => &link.codec,
-            ReadLink::Stream(stream) => &stream.codec,
-        }
-    }
-
+impl Io {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         match self {
-            ReadLink::Tcp(link) => crate::fill::tcp(&link.stream, cx, buf),
-            ReadLink::Stream(stream) => crate::fill::stream(Pin::new(&mut stream.half), cx, buf),
-        }
-    }
-}
-
-impl WriteLink {
-    fn owed(&self) -> &Owed {
-        match self {
-            WriteLink::Tcp(link) => &link.owed,
-            WriteLink::Stream(stream) => &stream.owed,
+            Io::Tcp(stream) => crate::fill::tcp(stream, cx, buf),
+            Io::Stream(stream) => crate::fill::stream(Pin::new(&mut **stream), cx, buf),
         }
     }
 
@@ -179,14 +68,14 @@ impl WriteLink {
         written: &mut usize,
     ) -> Poll<io::Result<()>> {
         match self {
-            WriteLink::Tcp(link) => crate::tcp::poll_write_all(&link.stream, cx, bytes, written),
-            WriteLink::Stream(stream) => poll_write_all(Pin::new(&mut stream.half), cx, bytes, written),
+            Io::Tcp(stream) => crate::tcp::poll_write_all(stream, cx, bytes, written),
+            Io::Stream(stream) => poll_write_all(Pin::new(&mut **stream), cx, bytes, written),
         }
     }
 }
 
 fn poll_write_all(
-    mut stream: Pin<&mut WriteHalf<Box<dyn Stream>>>,
+    mut stream: Pin<&mut dyn Stream>,
     cx: &mut Context<'_>,
     bytes: &[u8],
     written: &mut usize,
@@ -200,33 +89,96 @@ fn poll_write_all(
     stream.poll_flush(cx)
 }
 
-/// Reads frames from a WebSocket.
-pub struct WsFrameReader {
-    link: ReadLink,
+/// Frames in binary WebSocket messages.
+pub struct WsLink {
+    io: Io,
     buf: BytesMut,
-    /// A binary message arriving in fragments, so far (boxed: rare, and
-    /// every connection carries the slot).
-    partial: Option<Box<BytesMut>>,
+    codec: FrameCodec,
+    rare: Option<Box<Rare>>,
 }
 
-impl fmt::Debug for WsFrameReader {
+impl fmt::Debug for WsLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WsFrameReader")
+        f.debug_struct("WsLink")
             .field("buffered", &self.buf.len())
-            .field("partial", &self.partial.as_ref().map(|partial| partial.len()))
+            .field("partial", &self.partial_len())
             .finish_non_exhaustive()
     }
 }
 
-impl WsFrameReader {
-    /// A reader of `link`; `buf` holds what was read before the upgrade
-    /// completed.
-    pub(crate) fn new(link: ReadLink, buf: BytesMut) -> WsFrameReader {
-        WsFrameReader {
-            link,
+impl WsLink {
+    /// A link on `io` that refuses bodies above `max_body`; `buf` holds
+    /// what was read before the upgrade completed.
+    pub(crate) fn new(io: Io, max_body: usize, buf: BytesMut) -> WsLink {
+        WsLink {
+            io,
             buf,
-            partial: None,
+            codec: FrameCodec::with_max_body(max_body),
+            rare: None,
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Gives the box back once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|rare| rare.partial.is_none() && rare.owed.is_none())
+        {
+            self.rare = None;
+        }
+    }
+
+    fn partial_len(&self) -> usize {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.partial.as_ref())
+            .map_or(0, BytesMut::len)
+    }
+
+    fn take_partial(&mut self) -> Option<BytesMut> {
+        let partial = self.rare.as_mut()?.partial.take();
+        self.tidy();
+        partial
+    }
+
+    fn owe_pong(&mut self, frame: Bytes) {
+        let owed = &mut self.rare().owed;
+        // Once the client closed, only the echo of its close is owed.
+        if !matches!(owed, Some(Control::CloseEcho(_))) {
+            *owed = Some(Control::Pong(frame));
+        }
+    }
+
+    fn owe_close_echo(&mut self, frame: Bytes) {
+        self.rare().owed = Some(Control::CloseEcho(frame));
+    }
+
+    fn take_pong(&mut self) -> Option<Bytes> {
+        let owed = &mut self.rare.as_mut()?.owed;
+        // A close's echo stays for `take_close_echo`.
+        let pong = match owed.take() {
+            Some(Control::Pong(frame)) => Some(frame),
+            other => {
+                *owed = other;
+                None
+            }
+        };
+        self.tidy();
+        pong
+    }
+
+    fn take_close_echo(&mut self) -> Option<Bytes> {
+        let echo = match self.rare.as_mut()?.owed.take() {
+            Some(Control::CloseEcho(frame)) => Some(frame),
+            _ => None,
+        };
+        self.tidy();
+        echo
     }
 
     /// The next frame, [`Incoming::ControlReply`] when the client's ping
@@ -253,12 +205,13 @@ impl WsFrameReader {
             if let Some(incoming) = self.decode()? {
                 return Poll::Ready(Ok(incoming));
             }
-            if ready!(self.link.poll_fill(cx, &mut self.buf))? == 0 {
-                return Poll::Ready(Err(if self.buf.is_empty() && self.partial.is_none() {
+            if ready!(self.io.poll_fill(cx, &mut self.buf))? == 0 {
+                let partial = self.rare.as_ref().is_some_and(|rare| rare.partial.is_some());
+                return Poll::Ready(Err(if self.buf.is_empty() && !partial {
                     TransportError::WebSocket("the connection ended without a close frame".into())
                 } else {
                     TransportError::Truncated {
-                        buffered: self.buf.len() + self.partial.as_ref().map_or(0, |partial| partial.len()),
+                        buffered: self.buf.len() + self.partial_len(),
                     }
                 }));
             }
@@ -276,7 +229,7 @@ impl WsFrameReader {
     /// Reads and drops what the client sends until it closes: its close
     /// frame, the end of the stream or an error.
     pub async fn discard(&mut self) {
-        self.partial = None;
+        self.take_partial();
         loop {
             loop {
                 match frames::decode(&mut self.buf, usize::MAX) {
@@ -285,7 +238,7 @@ impl WsFrameReader {
                     Ok(None) => break,
                 }
             }
-            let filled = std::future::poll_fn(|cx| self.link.poll_fill(cx, &mut self.buf)).await;
+            let filled = std::future::poll_fn(|cx| self.io.poll_fill(cx, &mut self.buf)).await;
             if !matches!(filled, Ok(n) if n > 0) {
                 return;
             }
@@ -295,9 +248,9 @@ impl WsFrameReader {
     /// The next whole message among the buffered frames, answering control
     /// frames on the way.
     fn decode(&mut self) -> Result<Option<Incoming>, TransportError> {
-        let max_message = HEADER_LEN + self.link.codec().max_body();
+        let max_message = HEADER_LEN + self.codec.max_body();
         loop {
-            let so_far = self.partial.as_ref().map_or(0, |partial| partial.len());
+            let so_far = self.partial_len();
             let frame = match frames::decode(&mut self.buf, max_message - so_far) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(None),
@@ -305,19 +258,19 @@ impl WsFrameReader {
                     let message = so_far as u64 + len;
                     return Err(TransportError::Protocol(ProtocolError::BodyTooLarge {
                         len: message.saturating_sub(HEADER_LEN as u64),
-                        max: self.link.codec().max_body(),
+                        max: self.codec.max_body(),
                     }));
                 }
                 Err(Violation::Protocol(why)) => return Err(TransportError::WebSocketProtocol(why.into())),
             };
             match frame {
                 WsFrame::Data { kind, fin, payload } => {
-                    let message = match (kind, self.partial.take()) {
+                    let message = match (kind, self.take_partial()) {
                         (DataKind::Text, None) => return Err(TransportError::TextMessage),
                         (DataKind::Binary, None) => payload,
                         (DataKind::Continuation, Some(mut partial)) => {
                             partial.unsplit(payload);
-                            *partial
+                            partial
                         }
                         (DataKind::Continuation, None) => {
                             return Err(TransportError::WebSocketProtocol(
@@ -331,19 +284,19 @@ impl WsFrameReader {
                         }
                     };
                     if !fin {
-                        self.partial = Some(Box::new(message));
+                        self.rare().partial = Some(message);
                         continue;
                     }
-                    let frame = self.link.codec().decode_message(message.freeze())?;
+                    let frame = self.codec.decode_message(message.freeze())?;
                     return Ok(Some(Incoming::Frame(frame)));
                 }
                 WsFrame::Ping(payload) => {
-                    self.link.owed().pong(frames::pong(&payload));
+                    self.owe_pong(frames::pong(&payload));
                     return Ok(Some(Incoming::ControlReply));
                 }
                 WsFrame::Pong => {}
                 WsFrame::Close(reply) => {
-                    self.link.owed().close_echo(reply);
+                    self.owe_close_echo(reply);
                     return Ok(Some(Incoming::Closed));
                 }
             }
@@ -351,22 +304,7 @@ impl WsFrameReader {
     }
 }
 
-/// Writes frames to a WebSocket.
-pub struct WsFrameWriter {
-    link: WriteLink,
-}
-
-impl fmt::Debug for WsFrameWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WsFrameWriter").finish_non_exhaustive()
-    }
-}
-
-impl WsFrameWriter {
-    pub(crate) fn new(link: WriteLink) -> WsFrameWriter {
-        WsFrameWriter { link }
-    }
-
+impl WsLink {
     /// Writes each frame as one binary message, and the pong owed to the
     /// client if any, with one write.
     ///
@@ -379,15 +317,15 @@ impl WsFrameWriter {
         let Some(batch) = self.batch(frames)? else {
             return Ok(());
         };
-        self.link.write_all(&batch).await?;
+        self.io.write_all(&batch).await?;
         Ok(())
     }
 
     /// The owed pong and `frames`, in one buffer; `None` when there is
     /// nothing to write. (Apart from the write, so that the write's future
     /// carries none of this.)
-    fn batch(&self, frames: &[Frame]) -> Result<Option<BytesMut>, TransportError> {
-        let pong = self.link.owed().take_pong();
+    fn batch(&mut self, frames: &[Frame]) -> Result<Option<BytesMut>, TransportError> {
+        let pong = self.take_pong();
         if frames.is_empty() && pong.is_none() {
             return Ok(None);
         }
@@ -415,11 +353,11 @@ impl WsFrameWriter {
     /// # Errors
     /// The link failed.
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
-        let frame = match self.link.owed().take_close_echo() {
+        let frame = match self.take_close_echo() {
             Some(echo) => echo,
             None => frames::close(Some((code, reason))),
         };
-        self.link.write_all(&frame).await?;
+        self.io.write_all(&frame).await?;
         Ok(())
     }
 }

@@ -31,9 +31,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub use self::handshake::{Head, MAX_HEAD, Replay, Upgrade, accept, read_head, upgrade_request};
-use self::link::{ReadLink, TcpLink, WriteLink};
-pub use self::link::{WsFrameReader, WsFrameWriter};
-use crate::{Connection, FrameReader, FrameWriter};
+use self::link::Io;
+pub use self::link::WsLink;
+use crate::{Connection, Link};
 
 /// What to do with each upgraded WebSocket connection.
 pub trait Accept: Clone + Send + Sync + 'static {
@@ -186,29 +186,24 @@ pub fn connection(upgraded: Upgraded, peer: SocketAddr, max_body: usize) -> Conn
             read_ahead.extend_from_slice(&unread);
             on_tcp(stream, peer, max_body, read_ahead)
         }
-        Err(upgraded) => {
-            let (reader, writer) = link::split_stream(Box::new(TokioIo::new(upgraded)), max_body);
-            ws_connection(reader, writer, peer, BytesMut::new())
-        }
+        Err(upgraded) => ws_connection(
+            Io::Stream(Box::new(TokioIo::new(upgraded))),
+            peer,
+            max_body,
+            BytesMut::new(),
+        ),
     }
 }
 
 /// A WebSocket connection on a TCP socket, whose client sent `read_ahead`
 /// after its upgrade request.
 fn on_tcp(stream: TcpStream, peer: SocketAddr, max_body: usize, read_ahead: BytesMut) -> Connection {
-    let link = TcpLink::new(stream, max_body);
-    ws_connection(
-        ReadLink::Tcp(std::sync::Arc::clone(&link)),
-        WriteLink::Tcp(link),
-        peer,
-        read_ahead,
-    )
+    ws_connection(Io::Tcp(stream), peer, max_body, read_ahead)
 }
 
-fn ws_connection(reader: ReadLink, writer: WriteLink, peer: SocketAddr, read_ahead: BytesMut) -> Connection {
+fn ws_connection(io: Io, peer: SocketAddr, max_body: usize, read_ahead: BytesMut) -> Connection {
     Connection {
-        reader: FrameReader::Ws(WsFrameReader::new(reader, read_ahead)),
-        writer: FrameWriter::Ws(WsFrameWriter::new(writer)),
+        link: Link::Ws(WsLink::new(io, max_body, read_ahead)),
         peer,
         kind: jim_protocol::Transport::WebSocket,
     }
