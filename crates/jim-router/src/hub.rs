@@ -8,11 +8,93 @@ use jim_protocol::Command;
 
 use crate::{Addressees, Close, Delivery, Outbox, SessionId, SessionInfo, UserId};
 
-/// One attached session: what it is and where its frames go.
+/// One attached session: what it is and where its frames go. Its user is
+/// the map's key.
 #[derive(Debug, Clone)]
 struct Entry {
-    info: SessionInfo,
+    id: SessionId,
+    device: Option<Arc<str>>,
+    transport: crate::Transport,
+    node: u16,
+    since_ms: u64,
     outbox: Arc<Outbox>,
+}
+
+impl Entry {
+    fn new(info: SessionInfo, outbox: Arc<Outbox>) -> Entry {
+        let SessionInfo {
+            id,
+            user: _,
+            device,
+            transport,
+            node,
+            since_ms,
+        } = info;
+        Entry {
+            id,
+            device,
+            transport,
+            node,
+            since_ms,
+            outbox,
+        }
+    }
+
+    /// What is known of it, as a session of `user`.
+    fn info(&self, user: &UserId) -> SessionInfo {
+        SessionInfo {
+            id: self.id,
+            user: Arc::clone(user),
+            device: self.device.clone(),
+            transport: self.transport,
+            node: self.node,
+            since_ms: self.since_ms,
+        }
+    }
+}
+
+/// A user's sessions here. Most users have one: it is kept in the map's
+/// slot itself, where a vector would take an allocation of its own in
+/// every idle connection.
+#[derive(Debug)]
+enum Sessions {
+    One(Entry),
+    Many(Vec<Entry>),
+}
+
+impl Sessions {
+    fn iter(&self) -> std::slice::Iter<'_, Entry> {
+        match self {
+            Sessions::One(entry) => std::slice::from_ref(entry).iter(),
+            Sessions::Many(entries) => entries.iter(),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        match self {
+            Sessions::One(first) => *self = Sessions::Many(vec![first.clone(), entry]),
+            Sessions::Many(entries) => entries.push(entry),
+        }
+    }
+
+    /// Removes `session`; whether it was there, and whether none is left.
+    fn remove(&mut self, session: SessionId) -> (bool, bool) {
+        match self {
+            Sessions::One(entry) => {
+                let removed = entry.id == session;
+                (removed, removed)
+            }
+            Sessions::Many(entries) => {
+                let before = entries.len();
+                entries.retain(|e| e.id != session);
+                if let [last] = entries.as_slice() {
+                    *self = Sessions::One(last.clone());
+                    return (true, false);
+                }
+                (entries.len() != before, entries.is_empty())
+            }
+        }
+    }
 }
 
 /// The sessions held by this gateway process, by user.
@@ -24,7 +106,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Hub {
     /// Hashed with foldhash: every delivery looks its user up.
-    users: dashmap::DashMap<UserId, Vec<Entry>, foldhash::fast::RandomState>,
+    users: dashmap::DashMap<UserId, Sessions, foldhash::fast::RandomState>,
     sessions: AtomicUsize,
 }
 
@@ -52,22 +134,24 @@ impl Hub {
 
     /// Adds a session.
     pub fn attach(&self, info: SessionInfo, outbox: Arc<Outbox>) {
-        self.users
-            .entry(Arc::clone(&info.user))
-            // Most users have one session: room for one (64 B, not 256).
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push(Entry { info, outbox });
+        let user = Arc::clone(&info.user);
+        let entry = Entry::new(info, outbox);
+        match self.users.entry(user) {
+            dashmap::Entry::Occupied(mut sessions) => sessions.get_mut().push(entry),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(Sessions::One(entry));
+            }
+        }
         self.sessions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Removes a session; returns whether it was there.
     pub fn detach(&self, user: &str, session: SessionId) -> bool {
         let mut removed = false;
-        self.users.remove_if_mut(user, |_, entries| {
-            let before = entries.len();
-            entries.retain(|e| e.info.id != session);
-            removed = entries.len() != before;
-            entries.is_empty()
+        self.users.remove_if_mut(user, |_, sessions| {
+            let (was_there, none_left) = sessions.remove(session);
+            removed = was_there;
+            none_left
         });
         if removed {
             self.sessions.fetch_sub(1, Ordering::Relaxed);
@@ -89,7 +173,7 @@ impl Hub {
         let mut delivered = Delivered::default();
         if let Some(entries) = self.users.get(user) {
             for entry in entries.iter() {
-                if Some(entry.info.id) != except {
+                if Some(entry.id) != except {
                     deliver(entry, cmd, body, offset, &mut delivered);
                 } else if offset != 0 {
                     let _ = entry.outbox.skip(offset);
@@ -140,7 +224,7 @@ impl Hub {
     pub fn sessions_of(&self, user: &str) -> Vec<SessionInfo> {
         self.users
             .get(user)
-            .map(|entries| entries.iter().map(|e| e.info.clone()).collect())
+            .map(|sessions| sessions.iter().map(|e| e.info(sessions.key())).collect())
             .unwrap_or_default()
     }
 
@@ -148,7 +232,12 @@ impl Hub {
     pub fn all_sessions(&self) -> Vec<SessionInfo> {
         self.users
             .iter()
-            .flat_map(|entries| entries.iter().map(|e| e.info.clone()).collect::<Vec<_>>())
+            .flat_map(|sessions| {
+                sessions
+                    .iter()
+                    .map(|e| e.info(sessions.key()))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -175,7 +264,7 @@ impl Hub {
         self.users.get(user).is_some_and(|entries| {
             entries
                 .iter()
-                .filter(|e| e.info.id == session)
+                .filter(|e| e.id == session)
                 .any(|e| e.outbox.close(close.clone()))
         })
     }
@@ -186,7 +275,7 @@ impl Hub {
         self.users.get(user).is_some_and(|entries| {
             entries
                 .iter()
-                .filter(|e| e.info.id == session)
+                .filter(|e| e.id == session)
                 .any(|e| e.outbox.resync().is_ok())
         })
     }
@@ -288,6 +377,39 @@ mod tests {
         assert!(hub.detach("a", SessionId(2)));
         assert!(!hub.has_user("a"));
         assert_eq!((hub.session_count(), hub.user_count()), (1, 1));
+    }
+
+    /// One session in the map's slot, more in a vector, and back: what is
+    /// known of each stays as attached, and deliveries reach the ones left.
+    #[test]
+    fn a_users_sessions_are_kept_however_many_come_and_go() {
+        let hub = Hub::new();
+        let outboxes: Vec<_> = (0..3).map(|_| Arc::new(Outbox::new(8))).collect();
+        let infos: Vec<_> = (1..=3)
+            .map(|id| SessionInfo {
+                device: Some(format!("phone-{id}").into()),
+                since_ms: id * 1_000,
+                transport: Transport::WebSocket,
+                node: 7,
+                ..info(id, "a")
+            })
+            .collect();
+        for (info, outbox) in infos.iter().zip(&outboxes) {
+            hub.attach(info.clone(), Arc::clone(outbox));
+        }
+        assert_eq!(hub.sessions_of("a"), infos);
+        assert!(hub.detach("a", SessionId(2)));
+        assert_eq!(hub.sessions_of("a"), [infos[0].clone(), infos[2].clone()]);
+        assert!(hub.detach("a", SessionId(1)));
+        assert_eq!(hub.sessions_of("a"), [infos[2].clone()]);
+        assert!(!hub.detach("a", SessionId(1)), "already gone");
+        let body = Bytes::from_static(b"{}");
+        assert_eq!(hub.deliver_to_user("a", Command::C2C, &body, None, 0).sessions, 1);
+        assert_eq!(outboxes.iter().map(|o| o.len()).collect::<Vec<_>>(), [0, 0, 1]);
+        assert!(hub.detach("a", SessionId(3)));
+        assert_eq!((hub.session_count(), hub.user_count()), (0, 0));
+        // A user's one session is in the slot: no allocation of its own.
+        assert!(std::mem::size_of::<Sessions>() <= 48);
     }
 
     #[test]
