@@ -93,7 +93,6 @@ impl<R: Router, S: Send + 'static> Live<R, S> {
             outbox: Arc::new(Outbox::new(shared.config.limits.outbox_frames)),
             transport: kind,
             auth: None,
-            follow: None,
             last_activity: shared.clock.now(),
             hook_turn: None,
             span,
@@ -288,8 +287,6 @@ struct Session<R> {
     outbox: Arc<Outbox>,
     transport: Transport,
     auth: Option<Authenticated>,
-    /// The inbox position a `B001` just set, for the writer to take up.
-    follow: Option<Box<Cursor>>,
     rate: RateLimit,
     /// When the client last sent a frame, once authenticated; before, when
     /// it connected (the auth timeout counts from then).
@@ -302,6 +299,9 @@ struct Session<R> {
 /// Whether to go on reading.
 enum Flow {
     Continue,
+    /// Go on, the writer following the session's inbox from this position
+    /// (a `B001` just set it).
+    Follow(Box<Cursor>),
     Stop(CloseReason),
 }
 
@@ -447,12 +447,10 @@ impl<R: Router> Session<R> {
                                 active |= self.auth.is_some();
                                 frames_in += 1;
                                 bytes_in += frame.encoded_len() as u64;
-                                let flow = self.handle(frame, &mut routes, &shared.router).await;
-                                if let Some(cursor) = self.follow.take() {
-                                    out.follow(*cursor);
-                                }
-                                if let Flow::Stop(reason) = flow {
-                                    return Driven::Closed(reason);
+                                match self.handle(frame, &mut routes, &shared.router).await {
+                                    Flow::Continue => {}
+                                    Flow::Follow(cursor) => out.follow(*cursor),
+                                    Flow::Stop(reason) => return Driven::Closed(reason),
                                 }
                             }
                             Ok(Incoming::ControlReply) => control_reply = true,

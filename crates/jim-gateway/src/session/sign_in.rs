@@ -76,8 +76,8 @@ impl<R: Router> Session<R> {
         }
         // Attached first, then the head read: a message stored in between
         // is both live and replayed, and the cursor sends it once.
-        let inbox = match router.inbox_state(&info.user).await {
-            Ok(state) => state.map(|state| self.resume(&state, since.as_ref())),
+        let (inbox, cursor) = match router.inbox_state(&info.user).await {
+            Ok(state) => state.map(|state| self.resume(&state, since.as_ref())).unzip(),
             Err(e) => {
                 router.hub().detach(&info.user, info.id);
                 let _ = router.withdraw(&info).await;
@@ -96,7 +96,10 @@ impl<R: Router> Session<R> {
             fanout,
         });
         self.last_activity = self.shared.clock.now();
-        ok
+        match (ok, cursor) {
+            (Flow::Continue, Some(cursor)) => Flow::Follow(Box::new(cursor)),
+            (flow, _) => flow,
+        }
     }
 
     /// At `limits.sessions_per_user` sessions of `user` on this gateway:
@@ -134,24 +137,27 @@ impl<R: Router> Session<R> {
     /// Where a new session starts in its inbox, told in its `B002`: after
     /// the client's position if the inbox still holds everything after it
     /// (`recovered`), else before every retained entry (with `since`) or at
-    /// the head (without: nothing is replayed).
-    pub(super) fn resume(&mut self, state: &jim_router::InboxState, since: Option<&Position>) -> InboxHead {
+    /// the head (without: nothing is replayed); and the cursor the writer
+    /// follows from there.
+    pub(super) fn resume(
+        &self,
+        state: &jim_router::InboxState,
+        since: Option<&Position>,
+    ) -> (InboxHead, Cursor) {
         // The contract's rule, as every client reads it (jim_model::position).
         let (start, recovered) = jim_model::position::start(since, &state.epoch, state.oldest, state.head);
         if since.is_some() {
             self.shared.metrics.inbox_replays.increment(1);
         }
-        self.follow = Some(Box::new(Cursor::new(
-            Arc::clone(&state.epoch),
-            start,
-            state.head,
-            recovered,
-        )));
-        InboxHead {
+        let head = InboxHead {
             epoch: state.epoch.to_string(),
             offset: u64::from(state.head),
             recovered,
-        }
+        };
+        (
+            head,
+            Cursor::new(Arc::clone(&state.epoch), start, state.head, recovered),
+        )
     }
 
     pub(super) fn auth_ok(&self, frame: &Frame, info: &SessionInfo, inbox: Option<InboxHead>) -> Flow {
