@@ -171,7 +171,8 @@ impl<R: Router + Clone> Gateway<R> {
         warn_plaintext(&shared.config);
         if let Some(listener) = tcp {
             running.tcp = Some(listener.local_addr()?);
-            shared.tasks.spawn(accept_tcp(
+            // Among the listeners: shutdown waits for its port to be free.
+            running.listeners.spawn(accept_tcp(
                 Arc::clone(&shared),
                 Acceptor::new(listener, "tcp"),
                 shared.tls_for("tcp", &[]),
