@@ -57,15 +57,17 @@ pub(crate) struct WriteSide {
     /// The session's place in its inbox, once it has one (in line: every
     /// idle session has one).
     cursor: Option<Cursor>,
-    /// A write failed or was abandoned halfway: nothing more may be written.
-    broken: bool,
 }
 
-/// What a write is assembled in.
+/// What a write is assembled in, and whether writing failed (kept here,
+/// not beside them: a connection whose write failed closes, and every idle
+/// one would carry the flag).
 #[derive(Default)]
 struct Buffers {
     batch: VecDeque<Queued>,
     frames: Vec<Frame>,
+    /// A write failed or was abandoned halfway: nothing more may be written.
+    broken: bool,
 }
 
 impl WriteSide {
@@ -73,13 +75,22 @@ impl WriteSide {
         WriteSide {
             buffers: None,
             cursor: None,
-            broken: false,
         }
     }
 
     /// Gives back the buffers kept between writes: the session went quiet.
     pub(crate) fn shrink(&mut self) {
-        self.buffers = None;
+        // A broken write side keeps saying so (it never parks: its session
+        // closes).
+        if !self.is_broken() {
+            self.buffers = None;
+        }
+    }
+
+    /// Whether a write failed or was abandoned halfway: nothing more may
+    /// be written.
+    fn is_broken(&self) -> bool {
+        self.buffers.as_ref().is_some_and(|buffers| buffers.broken)
     }
 
     /// From now on, deliveries follow the session's place in its inbox.
@@ -103,7 +114,7 @@ impl WriteSide {
         control_reply: bool,
         inbox: Option<(&R, &SessionInfo)>,
     ) -> bool {
-        let Buffers { batch, frames } = self.buffers.get_or_insert_with(Box::default).as_mut();
+        let Buffers { batch, frames, .. } = self.buffers.get_or_insert_with(Box::default).as_mut();
         outbox.take(batch);
         if batch.is_empty() && !control_reply {
             return true;
@@ -144,7 +155,7 @@ impl WriteSide {
         } else {
             grace
         };
-        if !self.broken {
+        if !self.is_broken() {
             outbox.take(&mut self.buffers.get_or_insert_with(Box::default).batch);
             let deadline = Deadline::fixed(Instant::now() + grace);
             self.write_batch(link, Some(close), outbox, metrics, deadline)
@@ -161,7 +172,11 @@ impl WriteSide {
         metrics: &Metrics,
         deadline: Deadline,
     ) -> bool {
-        let Buffers { batch, frames } = self.buffers.get_or_insert_with(Box::default).as_mut();
+        let Buffers {
+            batch,
+            frames,
+            broken,
+        } = self.buffers.get_or_insert_with(Box::default).as_mut();
         match &mut self.cursor {
             // Closing: what is in order goes out; the rest the client gets
             // from its inbox when it comes back.
@@ -186,7 +201,7 @@ impl WriteSide {
             metrics.frames_out.increment(frames.len() as u64);
             metrics.bytes_out.increment(bytes as u64);
         } else {
-            self.broken = true;
+            *broken = true;
         }
         frames.clear();
         if frames.capacity() > KEEP_CAPACITY {

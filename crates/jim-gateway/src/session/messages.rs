@@ -319,7 +319,7 @@ impl<R: Router> Session<R> {
         // This message's turn ends when it is handed to the backend (or
         // refused): the session's next hooked message waits for it.
         let (turn_over, next_waits) = oneshot::channel::<()>();
-        let previous = self.hook_turn.replace(next_waits);
+        let previous = self.hook_turn.replace(Box::new(next_waits));
         let route: InFlightRoute<'r> = Box::pin(async move {
             let conversation = if cmd == Command::C2C {
                 Conversation::User(receiver.to_string())

@@ -293,7 +293,8 @@ struct Session<R> {
     last_activity: Moment,
     /// Ends when the last message shown to the before-send hook was
     /// handed to the backend: the next waits for it.
-    hook_turn: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// (Boxed: only sessions under a before-send hook have one.)
+    hook_turn: Option<Box<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 /// Whether to go on reading.

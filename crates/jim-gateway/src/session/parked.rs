@@ -183,15 +183,16 @@ mod tests {
     /// What every idle TCP connection holds instead of a task: its record,
     /// with its `Arc`'s two counts (the socket is in it: its link is not
     /// split into halves sharing it). This fails when a change makes it
-    /// larger than it is now.
+    /// larger than it is now: 328 B in a test build, 320 B in a release
+    /// build, jemalloc's 320-byte class (the next is 384).
     #[test]
-    fn a_parked_tcp_sessions_record_stays_within_344_bytes() {
+    fn a_parked_tcp_sessions_record_stays_within_328_bytes() {
         type TcpSlot = (
             tokio::sync::OwnedSemaphorePermit,
             Option<crate::addresses::AddressSlot>,
         );
         type Tcp = super::super::Live<jim_router::LocalRouter, TcpSlot>;
         let size = std::mem::size_of::<Record<Tcp>>() + 16;
-        assert!(size <= 344, "a parked session's record is {size} B");
+        assert!(size <= 328, "a parked session's record is {size} B");
     }
 }
