@@ -84,14 +84,14 @@ impl std::fmt::Debug for AddressSlot {
 
 impl Addresses {
     /// From the configuration; `refused` counts refusals by [`Refusal`]
-    /// (in its order).
-    pub(crate) fn new(config: &crate::Config, refused: [Counter; 3]) -> Addresses {
+    /// (in its order); rates are kept on the gateway's `clock`.
+    pub(crate) fn new(config: &crate::Config, refused: [Counter; 3], clock: Clock) -> Addresses {
         let limits = &config.limits;
         Addresses {
             trusted: config.listen.trusted_proxies.clone(),
             per_address: limits.connections_per_address,
             per_sec: limits.connections_per_address_per_sec,
-            clock: Clock::new(),
+            clock,
             prefix_v4: limits.address_prefix_v4,
             prefix_v6: limits.address_prefix_v6,
             table: DashMap::new(),
@@ -294,6 +294,7 @@ mod tests {
         Arc::new(Addresses::new(
             &config,
             [Counter::noop(), Counter::noop(), Counter::noop()],
+            Clock::new(),
         ))
     }
 

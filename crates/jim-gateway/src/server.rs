@@ -71,14 +71,15 @@ impl<R: Router + Clone> Gateway<R> {
             )),
             None => None,
         };
+        let clock = crate::clock::Clock::new();
         let addresses = Arc::new(crate::addresses::Addresses::new(
             &config,
             metrics.connections_refused.clone(),
+            clock,
         ));
         let ids = MessageIdGenerator::new(config.node_id).map_err(|e| GatewayError::Config(e.to_string()))?;
         let fanout = crate::fanout::Fanout::new(&config.limits);
         let verdicts = crate::verdicts::Verdicts::new(Duration::from_secs(config.inbox.dedupe_window_secs));
-        let clock = crate::clock::Clock::new();
         Ok(Gateway {
             shared: Arc::new(Shared {
                 connection_slots: Arc::new(Semaphore::new(config.limits.max_connections)),

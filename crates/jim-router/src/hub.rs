@@ -87,11 +87,11 @@ impl Sessions {
             Sessions::Many(entries) => {
                 let before = entries.len();
                 entries.retain(|e| e.id != session);
+                let (removed, none_left) = (entries.len() != before, entries.is_empty());
                 if let [last] = entries.as_slice() {
                     *self = Sessions::One(last.clone());
-                    return (true, false);
                 }
-                (entries.len() != before, entries.is_empty())
+                (removed, none_left)
             }
         }
     }
