@@ -28,6 +28,8 @@ pub enum HookAnswer {
     /// Waits this long for a message whose content is "slow", answers
     /// allow at once for the others.
     SlowFor(Duration),
+    /// Waits until the test calls [`Receiver::release`], then allows.
+    Held,
 }
 
 /// One request received.
@@ -51,6 +53,8 @@ struct Shared {
     badly_signed: AtomicUsize,
     events_status: AtomicU16,
     hook_calls: AtomicUsize,
+    /// Lets one held hook call answer.
+    release: tokio::sync::Notify,
     /// Batches POSTed to `/events`, taken or not: a test waits on it.
     event_posts: tokio::sync::watch::Sender<usize>,
     taken: mpsc::UnboundedSender<Received>,
@@ -72,6 +76,7 @@ impl Receiver {
             badly_signed: AtomicUsize::new(0),
             events_status: AtomicU16::new(200),
             hook_calls: AtomicUsize::new(0),
+            release: tokio::sync::Notify::new(),
             event_posts: tokio::sync::watch::Sender::new(0),
             taken: tx,
         });
@@ -110,6 +115,12 @@ impl Receiver {
     /// Requests whose signature did not check out.
     pub fn badly_signed(&self) -> usize {
         self.shared.badly_signed.load(Ordering::SeqCst)
+    }
+
+    /// Lets one call held by [`HookAnswer::Held`] answer (the next one,
+    /// when none is held yet).
+    pub fn release(&self) {
+        self.shared.release.notify_one();
     }
 
     pub fn hook_calls(&self) -> usize {
@@ -223,6 +234,10 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             if request["message"]["data"]["content"] == "slow" {
                 tokio::time::sleep(wait).await;
             }
+            (StatusCode::OK, r#"{"verdict":"allow"}"#.into())
+        }
+        HookAnswer::Held => {
+            shared.release.notified().await;
             (StatusCode::OK, r#"{"verdict":"allow"}"#.into())
         }
     }

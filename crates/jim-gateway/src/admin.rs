@@ -183,6 +183,8 @@ async fn push<R: Router + Clone>(
     State(shared): State<Arc<Shared<R>>>,
     Body(request): Body<PushRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    // At shutdown, sessions say goodbye only after what is being pushed.
+    let _routing = shared.routing.token();
     let audience = Audience::from_parts(request.users, request.group, request.everyone)?;
     let messages = push_messages(
         &audience,

@@ -98,6 +98,8 @@ impl<R: Router + Clone> Gateway<R> {
                 hooks: jim_hooks::Hooks::default(),
                 verdicts,
                 shutdown: CancellationToken::new(),
+                routing: TaskTracker::new(),
+                goodbye: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 runtime: std::sync::OnceLock::new(),
             }),
@@ -133,6 +135,8 @@ impl<R: Router + Clone> Gateway<R> {
             ws: None,
             admin: None,
             shutdown: shared.shutdown.clone(),
+            routing: shared.routing.clone(),
+            goodbye: shared.goodbye.clone(),
             tasks: shared.tasks.clone(),
             listeners: TaskTracker::new(),
             grace: shared.config.session.shutdown_grace(),
@@ -404,6 +408,10 @@ pub struct RunningGateway {
     ws: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     shutdown: CancellationToken,
+    /// What may still route (see `Shared::routing`), and the sessions' cue
+    /// to say goodbye once it is empty.
+    routing: TaskTracker,
+    goodbye: CancellationToken,
     /// Every connection's task.
     tasks: TaskTracker,
     /// The accept loops: they end (and free their ports) first at shutdown.
@@ -461,20 +469,27 @@ impl RunningGateway {
     }
 
     /// Stops the gateway: listeners stop accepting and free their ports at
-    /// once, every session gets `A999` 1001 after what was queued for it,
-    /// and this returns once all connections are closed or the shutdown
-    /// grace period is over.
+    /// once; sessions take no more messages and answer those in flight;
+    /// once all have, every session gets `A999` 1001 after what was queued
+    /// for it (a message acked to its sender is delivered first). This
+    /// returns once all connections are closed or the shutdown grace
+    /// period is over.
     /// Returns whether everything closed within the grace period.
     pub async fn shutdown(self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.grace;
         self.shutdown.cancel();
+        self.routing.close();
         // The ports are free before the connections drain: a successor can
         // bind them at once.
         self.listeners.close();
         self.listeners.wait().await;
         tracing::info!("listeners closed, their ports are free; closing the connections");
         self.tasks.close();
+        // No session says goodbye while another may still route to it.
+        let _ = tokio::time::timeout_at(deadline, self.routing.wait()).await;
+        self.goodbye.cancel();
         // Sessions get the grace period; a little more covers their writers' own timeouts.
-        let clean = tokio::time::timeout(self.grace + Duration::from_secs(1), self.tasks.wait())
+        let clean = tokio::time::timeout_at(deadline + Duration::from_secs(1), self.tasks.wait())
             .await
             .is_ok();
         (self.close_router)().await;

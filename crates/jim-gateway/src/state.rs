@@ -40,7 +40,16 @@ pub(crate) struct Shared<R> {
     pub(crate) clock: crate::clock::Clock,
     /// Parked sessions' deadlines (one sweeper, no timer per session).
     pub(crate) alarms: crate::alarms::Alarms,
+    /// Cancelled when the gateway is told to stop: sessions take no more
+    /// messages and answer those in flight.
     pub(crate) shutdown: CancellationToken,
+    /// What may still route a message: every session while it drives, and
+    /// every admin push. At shutdown, sessions say goodbye once it is
+    /// empty, so that none closes while another still routes to it.
+    pub(crate) routing: TaskTracker,
+    /// Cancelled at shutdown once nothing routes any more (or the grace
+    /// period is over): every session then writes what it has and its `A999`.
+    pub(crate) goodbye: CancellationToken,
     pub(crate) tasks: TaskTracker,
     /// Where sessions run: a parked session's socket or outbox may wake it
     /// from any thread, and it is given a task here. Set by the first.

@@ -93,3 +93,43 @@ async fn a_gateway_stopped_mid_traffic_delivers_everything_it_acked() {
     assert_eq!(lost, 0);
     assert!(shutting.await.unwrap(), "closed within the grace period");
 }
+
+/// A message still being routed when the gateway is told to stop (here,
+/// held by the before-send hook) is acked to its sender and reaches its
+/// recipient before the recipient's `A999`: no session says goodbye while
+/// another may still route to it.
+#[tokio::test]
+async fn a_message_in_flight_at_shutdown_reaches_its_recipient_before_the_goodbye() {
+    let crate::hooks::Hooked { running, receiver } = crate::hooks::Hooked::start(|config, receiver| {
+        config.hooks.before_send_url = Some(receiver.url("/hook"));
+        // Held longer than the silence below: the hook does not time out.
+        config.hooks.before_send_timeout_ms = 10_000;
+    })
+    .await;
+    receiver.answer(jim_e2e::receiver::HookAnswer::Held);
+    let connect = |user: &'static str, kind: Kind| {
+        let (tcp, ws) = (running.tcp_addr().unwrap(), running.ws_addr().unwrap());
+        async move {
+            let mut raw = match kind {
+                Kind::Tcp => Raw::tcp(tcp).await,
+                Kind::Ws => Raw::ws(&format!("ws://{ws}/ws")).await,
+            };
+            raw.auth(user).await;
+            raw
+        }
+    };
+    let mut alice = connect("alice", Kind::Tcp).await;
+    let mut bob = connect("bob", Kind::Ws).await;
+    alice.send_body(Command::C2C, 7, &text("bob", "held")).await;
+    receiver.next_hook().await;
+
+    let stopping = tokio::spawn(running.shutdown());
+    // Bob's session is stopping too, but alice's message to him is not answered yet.
+    bob.expect_silence().await;
+    receiver.release();
+    assert_ack(&alice.recv().await, Command::C2C, 7, "bob");
+    assert_eq!(json(&bob.recv().await)["data"]["content"], "held");
+    assert_eq!(bob.expect_close(1001).await, "server shutting down");
+    assert_eq!(alice.expect_close(1001).await, "server shutting down");
+    assert!(stopping.await.unwrap(), "closed within the grace period");
+}

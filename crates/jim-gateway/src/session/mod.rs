@@ -344,6 +344,28 @@ impl<R: Router> Session<R> {
         link.poll_read(cx).map(|read| Some(Box::new(read)))
     }
 
+    /// Shutdown, once the session's own messages are answered: what other
+    /// sessions still route to it goes out until every session has
+    /// answered its own (`Shared::goodbye`), then its `A999`.
+    async fn say_goodbye(&mut self, link: &mut Link, out: &mut WriteSide) -> Driven {
+        let outbox = Arc::clone(&self.outbox);
+        let shared = Arc::clone(&self.shared);
+        loop {
+            tokio::select! {
+                biased;
+                () = outbox.closed() => return Driven::Closed(closed_from_outside(&outbox)),
+                () = shared.goodbye.cancelled() => break,
+                () = outbox.ready() => {
+                    if !out.flush(link, &outbox, &shared.metrics, self.write_deadline(), false, self.inbox()).await {
+                        return Driven::Closed(closed_from_outside(&outbox));
+                    }
+                }
+            }
+        }
+        self.close(CloseCode::GoingAway, "server shutting down");
+        Driven::Closed(CloseReason::Shutdown)
+    }
+
     /// The parked wait is over.
     fn unpark(&self) {
         self.outbox.stop_waiting();
@@ -373,6 +395,9 @@ impl<R: Router> Session<R> {
         let timer = sleep_until(self.deadline().min(quiet_check));
         tokio::pin!(closed, cancelled, timer);
         let mut routes = InFlight::default();
+        // While it drives, the session may route: at shutdown, no session
+        // says goodbye before it has answered what it routes.
+        let routing = shared.routing.token();
         let most = shared.config.limits.routes_in_flight;
         // Since when reading waits for a route to be answered.
         let mut full_since: Option<Instant> = None;
@@ -385,8 +410,8 @@ impl<R: Router> Session<R> {
                     // What the backend took is acked before the goodbye.
                     // Boxed, as every rare path: a task is as large as its largest state.
                     Box::pin(self.answer_all(&mut routes, shared.config.session.shutdown_grace())).await;
-                    self.close(CloseCode::GoingAway, "server shutting down");
-                    return Driven::Closed(CloseReason::Shutdown);
+                    drop(routing);
+                    return Box::pin(self.say_goodbye(link, out)).await;
                 }
                 () = &mut timer => {
                     // The deadline moves with activity; only act once it has really passed.
