@@ -8,6 +8,7 @@
 #![allow(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod receiver;
+pub mod stopping;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -279,6 +279,25 @@ async fn wait_presence(gateway: &GrpcGateway, user: &str, count: usize) {
     deployment::wait_presence(gateway.admin, user, count, WAIT).await;
 }
 
+/// A stopped gateway delivers to its own sessions everything it acked
+/// before their `A999`: the router sends a delivery down the link before
+/// the route's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_mid_traffic_delivers_to_its_sessions_everything_it_acked() {
+    let router = RouterProcess::start(None).await;
+    let g1 = GrpcGateway::configured(&router, 1, |c| {
+        c.limits.messages_per_sec = 100_000;
+        c.limits.message_burst = 100_000;
+    })
+    .await;
+    let bob = g1.user(Kind::Ws, "bob").await;
+    wait_presence(&g1, "bob", 1).await;
+    let tcp = g1.listeners.tcp;
+    let seen = jim_e2e::stopping::stop_mid_traffic(tcp, bob, g1.shutdown()).await;
+    eprintln!("grpc, stopped mid-traffic: {seen:?}");
+    assert_eq!(seen.lost, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c2c_crosses_gateways_over_tcp_and_websocket_both_ways() {
     let router = RouterProcess::start(None).await;

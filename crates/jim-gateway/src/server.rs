@@ -141,6 +141,10 @@ impl<R: Router + Clone> Gateway<R> {
             listeners: TaskTracker::new(),
             grace: shared.config.session.shutdown_grace(),
             auth: shared.auth.describe(),
+            settle_router: {
+                let shared = Arc::clone(&shared);
+                Box::new(move || Box::pin(async move { shared.router.settle().await }))
+            },
             close_router: Box::new(move || {
                 Box::pin(async move {
                     router.router.close().await;
@@ -391,9 +395,8 @@ fn warn_plaintext(config: &Config) {
     }
 }
 
-/// Leaves the routing backend, once sessions are closed.
-type CloseRouter =
-    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+/// A step of the routing backend's at shutdown (settling, then leaving).
+type RouterStep = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
 
 /// Reads the TLS pair and the JWKS again, saying why; what was read.
 type Reload = Box<
@@ -417,7 +420,10 @@ pub struct RunningGateway {
     /// The accept loops: they end (and free their ports) first at shutdown.
     listeners: TaskTracker,
     grace: Duration,
-    close_router: CloseRouter,
+    /// Once nothing routes: the backend's own deliveries reach their sessions.
+    settle_router: RouterStep,
+    /// Once sessions are closed: the backend is left.
+    close_router: RouterStep,
     reload: Reload,
     /// What tokens are checked with, for the banner.
     auth: String,
@@ -485,8 +491,13 @@ impl RunningGateway {
         self.listeners.wait().await;
         tracing::info!("listeners closed, their ports are free; closing the connections");
         self.tasks.close();
-        // No session says goodbye while another may still route to it.
-        let _ = tokio::time::timeout_at(deadline, self.routing.wait()).await;
+        // No session says goodbye while another may still route to it, or
+        // while what was routed is still on its way back (kafka).
+        let _ = tokio::time::timeout_at(deadline, async {
+            self.routing.wait().await;
+            (self.settle_router)().await;
+        })
+        .await;
         self.goodbye.cancel();
         // Sessions get the grace period; a little more covers their writers' own timeouts.
         let clean = tokio::time::timeout_at(deadline + Duration::from_secs(1), self.tasks.wait())

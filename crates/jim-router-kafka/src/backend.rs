@@ -1148,6 +1148,22 @@ impl Router for KafkaBackend {
         self.inner.ready.load(Ordering::Acquire) && !self.inner.health.brokers_down.load(Ordering::Acquire)
     }
 
+    /// Deliveries to this gateway's own sessions come back through its
+    /// delivery partition, after the route was acked: a probe written now,
+    /// once nothing routes, is read back after every one of them.
+    async fn settle(&self) {
+        if !self.is_ready() {
+            return;
+        }
+        if let Err(e) = self
+            .inner
+            .prove_consuming(self.inner.config.produce_timeout())
+            .await
+        {
+            tracing::warn!(error = %e, "shutdown: deliveries to this gateway's sessions may come after their goodbye");
+        }
+    }
+
     /// Leaves at once: a tombstone for this gateway's heartbeat and each of
     /// its presence records.
     async fn close(&self) {

@@ -120,6 +120,15 @@ pub trait Router: Directory {
     /// Whether messages can be routed now (for `/readyz`).
     fn is_ready(&self) -> bool;
 
+    /// The gateway is shutting down and nothing routes any more: waits
+    /// until what its own routes delivered to its own sessions has reached
+    /// their outboxes, so that their goodbye comes after it. The default
+    /// waits for nothing: a backend that delivers before it answers a
+    /// route (local, grpc) is settled by then. The caller bounds the wait.
+    fn settle(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// The gateway is shutting down (its sessions are closed): leave the
     /// deployment cleanly, so that others stop routing here at once.
     fn close(&self) -> impl Future<Output = ()> + Send {

@@ -28,9 +28,6 @@ async fn shutdown_sends_a999_1001_to_every_session_after_what_was_queued() {
     );
 }
 
-/// How long traffic runs before the gateway is stopped.
-const TRAFFIC: std::time::Duration = std::time::Duration::from_millis(300);
-
 /// Local mode has one process: killed, it takes every session with it.
 /// Stopped (SIGTERM, or `shutdown`), it delivers everything it acked
 /// before the sessions close.
@@ -41,57 +38,12 @@ async fn a_gateway_stopped_mid_traffic_delivers_everything_it_acked() {
         c.limits.message_burst = 100_000;
     })
     .await;
-    let mut bob = gw.user(Kind::Ws, "bob").await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let senders: Vec<_> = (0..4)
-        .map(|i| {
-            let stopped = stopped.clone();
-            let addr = gw.tcp;
-            tokio::spawn(async move {
-                let mut raw = Raw::tcp(addr).await;
-                raw.auth(&format!("alice{i}")).await;
-                let mut acked = Vec::new();
-                for seq in 1u32.. {
-                    if *stopped.borrow() {
-                        break;
-                    }
-                    raw.send_body(Command::C2C, seq, &text("bob", "m")).await;
-                    match raw.next().await {
-                        Ok(reply) if json(&reply)["type"] == "ack" => {
-                            acked.push(json(&reply)["data"]["message_id"].as_str().unwrap().to_owned());
-                        }
-                        _ => break,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
-    tokio::time::sleep(TRAFFIC).await;
-    let shutting = tokio::spawn(gw.shutdown());
-    stop.send_replace(true);
-    let mut acked = Vec::new();
-    for sender in senders {
-        acked.extend(sender.await.unwrap());
-    }
-    // Bob gets every acked message, then his A999 1001.
-    let mut delivered = std::collections::HashSet::new();
-    loop {
-        let frame = bob.recv().await;
-        if frame.cmd == Command::ServerClose {
-            assert_eq!(jim_model::Status::from_slice(&frame.body).unwrap().code, 1001);
-            break;
-        }
-        delivered.insert(json(&frame)["data"]["message_id"].as_str().unwrap().to_owned());
-    }
-    let lost = acked.iter().filter(|id| !delivered.contains(*id)).count();
-    eprintln!(
-        "local, stopped mid-traffic: {} acked, {} delivered, {lost} lost",
-        acked.len(),
-        delivered.len()
-    );
-    assert_eq!(lost, 0);
-    assert!(shutting.await.unwrap(), "closed within the grace period");
+    let bob = gw.user(Kind::Ws, "bob").await;
+    let tcp = gw.tcp;
+    let seen = jim_e2e::stopping::stop_mid_traffic(tcp, bob, gw.shutdown()).await;
+    eprintln!("local, stopped mid-traffic: {seen:?}");
+    assert_eq!(seen.lost, 0);
+    assert!(seen.stopped, "closed within the grace period");
 }
 
 /// A message still being routed when the gateway is told to stop (here,

@@ -533,6 +533,27 @@ async fn a_stopped_gateway_leaves_at_once_and_a_killed_one_within_the_lease() {
     );
 }
 
+/// A stopped gateway (SIGTERM) delivers to its own sessions everything it
+/// acked before their `A999`, though in kafka mode a delivery comes back
+/// through the broker after its route was acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_mid_traffic_delivers_to_its_sessions_everything_it_acked() {
+    let broker = Broker::start().await;
+    let prefix = prefix();
+    let mut g1 = KafkaGateway::start_with(
+        &broker,
+        &prefix,
+        1,
+        "\n[limits]\nmessages_per_sec = 100000\nmessage_burst = 100000\n",
+    )
+    .await;
+    let bob = g1.user(Kind::Ws, "bob").await;
+    let tcp = g1.listeners.tcp;
+    let seen = jim_e2e::stopping::stop_mid_traffic(tcp, bob, g1.signal("-TERM")).await;
+    eprintln!("kafka, stopped mid-traffic: {seen:?}");
+    assert_eq!(seen.lost, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_gives_5000_then_routing_resumes_by_itself() {
     let mut broker = Broker::start().await;
