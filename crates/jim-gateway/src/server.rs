@@ -395,7 +395,7 @@ fn warn_plaintext(config: &Config) {
     }
 }
 
-/// A step of the routing backend's at shutdown (settling, then leaving).
+/// One of the routing backend's steps at shutdown (settling, then leaving).
 type RouterStep = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
 
 /// Reads the TLS pair and the JWKS again, saying why; what was read.
