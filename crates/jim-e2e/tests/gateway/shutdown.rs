@@ -52,26 +52,16 @@ async fn a_gateway_stopped_mid_traffic_delivers_everything_it_acked() {
 /// another may still route to it.
 #[tokio::test]
 async fn a_message_in_flight_at_shutdown_reaches_its_recipient_before_the_goodbye() {
-    let crate::hooks::Hooked { running, receiver } = crate::hooks::Hooked::start(|config, receiver| {
+    let gw = crate::hooks::Hooked::start(|config, receiver| {
         config.hooks.before_send_url = Some(receiver.url("/hook"));
         // Held longer than the silence below: the hook does not time out.
         config.hooks.before_send_timeout_ms = 10_000;
     })
     .await;
-    receiver.answer(jim_e2e::receiver::HookAnswer::Held);
-    let connect = |user: &'static str, kind: Kind| {
-        let (tcp, ws) = (running.tcp_addr().unwrap(), running.ws_addr().unwrap());
-        async move {
-            let mut raw = match kind {
-                Kind::Tcp => Raw::tcp(tcp).await,
-                Kind::Ws => Raw::ws(&format!("ws://{ws}/ws")).await,
-            };
-            raw.auth(user).await;
-            raw
-        }
-    };
-    let mut alice = connect("alice", Kind::Tcp).await;
-    let mut bob = connect("bob", Kind::Ws).await;
+    gw.receiver.answer(jim_e2e::receiver::HookAnswer::Held);
+    let mut alice = gw.user(Kind::Tcp, "alice").await;
+    let mut bob = gw.user(Kind::Ws, "bob").await;
+    let crate::hooks::Hooked { running, receiver } = gw;
     alice.send_body(Command::C2C, 7, &text("bob", "held")).await;
     receiver.next_hook().await;
 
